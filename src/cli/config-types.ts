@@ -1,0 +1,76 @@
+import type { ControlSocketSpec } from '../control/socket-types.ts';
+
+/** One local media address (`-l` / `-6`, protocol.md 4.6 and 9). */
+export interface LocalAddress {
+  /** Numeric address; `0.0.0.0` or `::` for the wildcard. */
+  readonly address: string;
+  readonly family: 4 | 6;
+  /** `label@ADDR`, selectable with the `l{label}` modifier. */
+  readonly label?: string;
+  /** `=ADV` or `-A`: the address written into replies instead of `address`. */
+  readonly advertised?: string;
+}
+
+/** Pino level names the daemon logs at. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** The validated, frozen daemon configuration built from the command line. */
+export interface Config {
+  readonly foreground: boolean;
+  readonly controlSockets: readonly ControlSocketSpec[];
+  /**
+   * Local media addresses. The first is the default for new sessions. In bridge mode the first two
+   * are the internal (`i`) and external (`e`) addresses.
+   */
+  readonly addresses: readonly LocalAddress[];
+  readonly bridge: boolean;
+  /** Lowest RTP port (even). */
+  readonly portMin: number;
+  /** Highest RTP port (even; its RTCP port is portMax + 1). */
+  readonly portMax: number;
+  /** `-b`: hand out ports in order instead of at random. */
+  readonly sequentialPorts: boolean;
+  /** `-T`: idle timeout of complete sessions, seconds. */
+  readonly ttl: number;
+  /** `-W`: idle timeout of sessions waiting for their second leg, seconds. */
+  readonly setupTtl: number;
+  /** `-i`: one idle counter per leg instead of one per session. */
+  readonly independentTtl: boolean;
+  /** `-t`: IP TOS for IPv4 media sockets. */
+  readonly tos: number;
+  /** `-2`: send relayed packets shorter than 128 bytes twice. */
+  readonly sendTwice: boolean;
+  readonly recordDir?: string;
+  readonly spoolDir?: string;
+  /** `-P`: pcap recording format. */
+  readonly pcap: boolean;
+  /** `-a`: record every session. */
+  readonly recordAll: boolean;
+  /** `-R`: do not record RTCP. */
+  readonly noRtcpRecord: boolean;
+  /** `-n`: timeout notification targets, as given. */
+  readonly notifyTargets: readonly string[];
+  /** `-p`: pid file, or undefined when disabled with /dev/null. */
+  readonly pidFile?: string;
+  /** `-u USER[:GROUP]`. */
+  readonly user?: string;
+  readonly group?: string;
+  /** `-w`: mode of unix control sockets. */
+  readonly socketMode?: number;
+  /** `-F`: allow running as root without `-u`. */
+  readonly allowRoot: boolean;
+  /** `-L`: wanted open-files limit. */
+  readonly fileLimit?: number;
+  readonly logLevel: LogLevel;
+  /** `-d LEVEL:FACILITY`: the syslog facility, accepted for compatibility. */
+  readonly logFacility: string;
+  /** `-D`: do not chdir to / when going to the background. */
+  readonly noChdir: boolean;
+  /** `--no_redirect`: keep stdout/stderr when going to the background. */
+  readonly noRedirect: boolean;
+  readonly forceAsymmetric: boolean;
+  readonly bridgeSymmetric: boolean;
+  readonly noResolve: boolean;
+  readonly overloadProt: boolean;
+  readonly nice?: number;
+}

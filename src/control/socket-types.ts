@@ -1,0 +1,11 @@
+/** A control socket as given with `-s` (protocol.md 1.1). */
+export type ControlSocketSpec =
+  | { readonly kind: 'unix' | 'cunix'; readonly path: string }
+  | { readonly kind: 'udp' | 'udp6' | 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
+  | { readonly kind: 'stdio' | 'stdioc' };
+
+/**
+ * Runs one command line (without cookie) and resolves with the full reply text, ending in LF.
+ * Never rejects: every input gets exactly one reply.
+ */
+export type CommandHandler = (line: string) => Promise<string>;

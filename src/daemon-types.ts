@@ -1,0 +1,22 @@
+import type { Logger } from 'pino';
+import type { Config } from './cli/config-types.ts';
+
+/** Callbacks from the daemon to its owner (cli/main.ts). */
+export interface DaemonHooks {
+  /** After SIGHUP drain began, the last session is gone: the process may exit. */
+  onDrained(): void;
+  /** `stdioc:` saw EOF on stdin: start a graceful shutdown. */
+  onStdioEof(): void;
+}
+
+/** The running relay, as seen by the command line entry point. */
+export interface DaemonHandle {
+  /** Binds every control socket; rejects (with the socket named) when one cannot be bound. */
+  start(): Promise<void>;
+  /** Stops the control listeners, destroys every session, releases every socket. Idempotent. */
+  close(): Promise<void>;
+  /** Graceful shutdown (SIGHUP): new sessions get E99; onDrained fires when none is left. */
+  drain(): void;
+}
+
+export type DaemonFactory = (config: Config, logger: Logger, hooks: DaemonHooks) => DaemonHandle;

@@ -1,0 +1,39 @@
+/**
+ * Global counters behind G, I and Q (protocol.md 5.2, 5.3). Plain numbers on one object, so the
+ * packet path pays a property increment and nothing else.
+ */
+export class GlobalStats {
+  nsessCreated = 0;
+  nsessDestroyed = 0;
+  nsessTimeout = 0;
+  nsessComplete = 0;
+  nsessNortp = 0;
+  nsessOwrtp = 0;
+  nsessNortcp = 0;
+  nsessOwrtcp = 0;
+  nplrsCreated = 0;
+  nplrsDestroyed = 0;
+  /** RTP + RTCP packets received on media sockets. */
+  npktsRcvd = 0;
+  npktsPlayed = 0;
+  /** RTP + RTCP packets relayed. */
+  npktsRelayed = 0;
+  npktsResizerIn = 0;
+  npktsResizerOut = 0;
+  npktsResizerDiscard = 0;
+  npktsDiscard = 0;
+  /** Sum of the lifetimes of destroyed sessions, in seconds. */
+  totalDuration = 0;
+  ncmdsRcvd = 0;
+  ncmdsRcvdNdups = 0;
+  ncmdsSuccd = 0;
+  ncmdsErrs = 0;
+  ncmdsRepld = 0;
+  rtpaNsent = 0;
+  rtpaNrcvd = 0;
+  rtpaNdups = 0;
+  rtpaNlost = 0;
+  rtpaPerrs = 0;
+  /** Packets received per second, recomputed once a second from npktsRcvd. */
+  ppsIn = 0;
+}
