@@ -1,7 +1,8 @@
 /** A control socket as given with `-s` (protocol.md 1.1). */
 export type ControlSocketSpec =
   | { readonly kind: 'unix' | 'cunix'; readonly path: string }
-  | { readonly kind: 'udp' | 'udp6' | 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
+  | { readonly kind: 'udp' | 'udp6'; readonly host: string; readonly port: number }
+  | { readonly kind: 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
   | { readonly kind: 'stdio' | 'stdioc' };
 
 /**

@@ -1,0 +1,312 @@
+/**
+ * The one bridge between the wire and the session manager: a parsed Command goes in, the session
+ * manager is called with domain types, and the result comes back as reply text. RelayError codes
+ * map to E-codes in one table; anything else thrown is logged and answered with the internal
+ * error code, and the daemon keeps serving.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../cli/config-types.ts';
+import { RelayError, type RelayErrorCode } from '../session/errors.ts';
+import type { FoundSession, LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
+import type { Session } from '../session/session.ts';
+import type { GlobalStats } from '../util/stats.ts';
+import { BASE_VERSION, isCapabilitySupported } from './capabilities.ts';
+import type { Command, SessionRef, SubCommand, UpdateModifiers } from './commands.ts';
+import type { ECode } from './ecodes.ts';
+import { type ParseContext, parseCommand } from './parse.ts';
+import { counterText, errorReply, infoText, MAX_REPLY, namedValues, portText } from './reply.ts';
+
+/** RelayError code -> wire E-code, for the commands whose refusal has one fixed code. */
+const RELAY_ECODES = {
+  ERR_SESSION_NOT_FOUND: 'SESUNKN',
+  ERR_NO_PORTS_NEW: 'LSTFAIL_2',
+  ERR_NO_PORTS_EXISTING: 'LSTFAIL_1',
+  ERR_SHUTTING_DOWN: 'SLOWSHTDN',
+  ERR_OVERLOADED: 'OVERLOAD',
+  ERR_NOTIFY_DISABLED: 'NSOFF',
+  ERR_NO_ROUTE: 'INVLARG_2',
+  ERR_NO_LOCAL_ADDRESS: 'INVLARG_6',
+  ERR_PLAYBACK: 'PLRFAIL',
+  ERR_NO_SESSION_CODECS: 'INVLARG_5',
+  ERR_RECORDING: 'SESUNKN',
+  ERR_COPY: 'CPYFAIL',
+} as const satisfies Record<RelayErrorCode, ECode>;
+
+/** Global counters by their G name (protocol.md 5.3); `true` marks the two floating ones. */
+const GLOBAL_COUNTERS = {
+  nsess_created: ['nsessCreated', false],
+  nsess_destroyed: ['nsessDestroyed', false],
+  nsess_timeout: ['nsessTimeout', false],
+  nsess_complete: ['nsessComplete', false],
+  nsess_nortp: ['nsessNortp', false],
+  nsess_owrtp: ['nsessOwrtp', false],
+  nsess_nortcp: ['nsessNortcp', false],
+  nsess_owrtcp: ['nsessOwrtcp', false],
+  nplrs_created: ['nplrsCreated', false],
+  nplrs_destroyed: ['nplrsDestroyed', false],
+  npkts_rcvd: ['npktsRcvd', false],
+  npkts_played: ['npktsPlayed', false],
+  npkts_relayed: ['npktsRelayed', false],
+  npkts_resizer_in: ['npktsResizerIn', false],
+  npkts_resizer_out: ['npktsResizerOut', false],
+  npkts_resizer_discard: ['npktsResizerDiscard', false],
+  npkts_discard: ['npktsDiscard', false],
+  total_duration: ['totalDuration', true],
+  ncmds_rcvd: ['ncmdsRcvd', false],
+  ncmds_rcvd_ndups: ['ncmdsRcvdNdups', false],
+  ncmds_succd: ['ncmdsSuccd', false],
+  ncmds_errs: ['ncmdsErrs', false],
+  ncmds_repld: ['ncmdsRepld', false],
+  rtpa_nsent: ['rtpaNsent', false],
+  rtpa_nrcvd: ['rtpaNrcvd', false],
+  rtpa_ndups: ['rtpaNdups', false],
+  rtpa_nlost: ['rtpaNlost', false],
+  rtpa_perrs: ['rtpaPerrs', false],
+  pps_in: ['ppsIn', true],
+} as const satisfies Record<string, readonly [keyof GlobalStats, boolean]>;
+
+/** Per-session counters by their Q name (protocol.md 5.1), seen from the leg facing T1. */
+const SESSION_COUNTERS: Readonly<Record<string, (s: Session, t1: 0 | 1, now: number) => string>> = {
+  ttl: (s, _t1, now) => String(s.ttl(now)),
+  npkts_ina: (s, t1) => String(s.legs[t1].rtp.npktsIn),
+  npkts_ino: (s, t1) => String(s.legs[t1 === 0 ? 1 : 0].rtp.npktsIn),
+  nrelayed: (s) => String(s.legs[0].rtp.nrelayed + s.legs[1].rtp.nrelayed),
+  ndropped: (s) => String(s.legs[0].rtp.ndropped + s.legs[1].rtp.ndropped),
+  longest_ipi: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.longestIpi ?? 0, true),
+  rtpa_nsent: (s, t1) => String(s.legs[t1].rtp.rtpStats?.nsent ?? 0),
+  rtpa_nrcvd: (s, t1) => String(s.legs[t1].rtp.rtpStats?.nrcvd ?? 0),
+  rtpa_ndups: (s, t1) => String(s.legs[t1].rtp.rtpStats?.ndups ?? 0),
+  rtpa_nlost: (s, t1) => String(s.legs[t1].rtp.rtpStats?.nlost ?? 0),
+  rtpa_perrs: (s, t1) => String(s.legs[t1].rtp.rtpStats?.perrs ?? 0),
+  rtpa_jlast: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.jlast ?? 0, true),
+  rtpa_jmax: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.jmax ?? 0, true),
+  rtpa_javg: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.javg ?? 0, true),
+};
+
+/** The five counters of a Q without names. */
+const DEFAULT_QUERY = ['ttl', 'npkts_ina', 'npkts_ino', 'nrelayed', 'ndropped'] as const;
+
+export interface DispatcherDeps {
+  readonly manager: SessionManager;
+  readonly stats: GlobalStats;
+  readonly config: Config;
+  readonly parseContext: ParseContext;
+  readonly now: () => number;
+  /** Average load for `Il`, 0..1. */
+  readonly load: () => number;
+  readonly logger: Logger;
+}
+
+/** Parses and executes command lines; `handle` is the CommandHandler given to the runner. */
+export class Dispatcher {
+  readonly #d: DispatcherDeps;
+
+  constructor(deps: DispatcherDeps) {
+    this.#d = deps;
+  }
+
+  /** Runs one command line; always resolves with exactly one reply ending in LF. */
+  readonly handle = async (line: string): Promise<string> => {
+    const parsed = parseCommand(line, this.#d.parseContext);
+    if (!parsed.ok) return errorReply(parsed.ecode);
+    try {
+      return await this.#execute(parsed.command);
+    } catch (error) {
+      if (error instanceof RelayError) return errorReply(RELAY_ECODES[error.code]);
+      this.#d.logger.error({ err: error, line }, 'command failed unexpectedly');
+      return errorReply('NOMEM_9');
+    }
+  };
+
+  async #execute(cmd: Command): Promise<string> {
+    const { manager, stats } = this.#d;
+    switch (cmd.op) {
+      case 'version':
+        return `${BASE_VERSION}\n`;
+      case 'version-feature':
+        return isCapabilitySupported(cmd.date, this.#d.config) ? '1\n' : '0\n';
+      case 'update':
+      case 'lookup': {
+        const req = offerRequest(cmd.ref, cmd.remote, cmd.modifiers, cmd.notify);
+        const answer = cmd.op === 'update' ? await manager.update(req) : await manager.lookup(req);
+        if (answer === undefined) return '0\n';
+        const subs = await this.#subcommands(cmd.subcommands, cmd.ref, answer.session, answer.forwardLeg);
+        return `${portText(answer)}${subs}\n`;
+      }
+      case 'delete':
+        return manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak) ? '0\n' : errorReply('SESUNKN');
+      case 'delete-all':
+        manager.deleteAll();
+        return '0\n';
+      case 'query':
+        return this.#query(cmd);
+      case 'stats':
+        return this.#globalStats(cmd.names, cmd.verbose);
+      case 'info':
+        return infoText(
+          {
+            created: stats.nsessCreated,
+            active: stats.nsessCreated - stats.nsessDestroyed,
+            streams: manager.size * 2,
+            received: stats.npktsRcvd,
+            transmitted: stats.npktsRelayed + stats.npktsPlayed,
+          },
+          cmd.load ? this.#d.load() : undefined,
+        );
+      case 'play': {
+        const found = this.#find(cmd.ref);
+        // P0 only stops what is playing; nothing plays until prompt playback lands.
+        if (cmd.count === 0) return '0\n';
+        const codecs =
+          cmd.codecs === 'session' ? found.session.legs[found.legT1].codecs : parseCodecList(cmd.codecs);
+        if (cmd.codecs === 'session' && codecs === undefined) throw new RelayError('ERR_NO_SESSION_CODECS');
+        if (codecs === undefined) throw new RelayError('ERR_PLAYBACK', 'malformed codec list');
+        throw new RelayError('ERR_PLAYBACK', 'prompt playback is not available');
+      }
+      case 'stop-play':
+        this.#find(cmd.ref);
+        return '0\n';
+      case 'record':
+      case 'stop-record':
+        // Prefix rule; no recorder can start or be running until recording lands (E50 either way).
+        throw new RelayError(cmd.op === 'record' ? 'ERR_RECORDING' : 'ERR_SESSION_NOT_FOUND');
+      case 'copy': {
+        this.#find(cmd.ref);
+        throw new RelayError('ERR_COPY', copyRefusal(cmd.target, cmd.replyPort));
+      }
+    }
+  }
+
+  #find(ref: SessionRef): FoundSession {
+    const found = this.#d.manager.find(ref.callId, ref.tag1, ref.tag2);
+    if (found === undefined) throw new RelayError('ERR_SESSION_NOT_FOUND');
+    return found;
+  }
+
+  async #query(cmd: Extract<Command, { op: 'query' }>): Promise<string> {
+    const found = this.#find(cmd.ref);
+    if (cmd.badModifier) return errorReply('PARSE_8');
+    const names = cmd.names.length > 0 ? cmd.names : DEFAULT_QUERY;
+    const now = this.#d.now();
+    const pairs: (readonly [string, string])[] = [];
+    for (const name of names) {
+      const read = SESSION_COUNTERS[name];
+      if (read === undefined) return errorReply('QRYFAIL');
+      pairs.push([name, read(found.session, found.legT1, now)]);
+    }
+    const text = namedValues(pairs, cmd.verbose);
+    const subs = await this.#subcommands(cmd.subcommands, cmd.ref, found.session, found.legT1);
+    const reply = `${text}${subs}\n`;
+    return reply.length >= MAX_REPLY ? errorReply('RTOOBIG_2') : reply;
+  }
+
+  #globalStats(names: readonly string[], verbose: boolean): string {
+    const stats = this.#d.stats;
+    const pairs: (readonly [string, string])[] = [];
+    for (const name of names) {
+      const entry = (GLOBAL_COUNTERS as Readonly<Record<string, readonly [keyof GlobalStats, boolean]>>)[name];
+      if (entry === undefined) return errorReply('STSFAIL');
+      pairs.push([name, counterText(stats[entry[0]], entry[1])]);
+    }
+    const reply = `${namedValues(pairs, verbose)}\n`;
+    return reply.length >= MAX_REPLY ? errorReply('RTOOBIG_1') : reply;
+  }
+
+  /**
+   * Runs `&&` sub-commands after a successful main command (protocol.md 2.14) and composes their
+   * part of the reply: results with text, failures as `-1`, and `0` for text-less successes that
+   * come before a later result. Processing stops at the first failure.
+   */
+  async #subcommands(
+    subs: readonly SubCommand[],
+    ref: SessionRef,
+    session: Session,
+    forwardLeg: 0 | 1,
+  ): Promise<string> {
+    const results: (string | undefined)[] = [];
+    for (const sub of subs) {
+      let result: string | undefined;
+      try {
+        result = await this.#subcommand(sub, ref, session, forwardLeg);
+      } catch (error) {
+        if (!(error instanceof RelayError)) this.#d.logger.error({ err: error }, 'sub-command failed');
+        results.push('-1');
+        break;
+      }
+      results.push(result);
+    }
+    let last = -1;
+    results.forEach((r, i) => {
+      if (r !== undefined) last = i;
+    });
+    return results
+      .slice(0, last + 1)
+      .map((r) => ` && ${r ?? '0'}`)
+      .join('');
+  }
+
+  async #subcommand(
+    sub: SubCommand,
+    ref: SessionRef,
+    session: Session,
+    forwardLeg: 0 | 1,
+  ): Promise<string | undefined> {
+    const manager = this.#d.manager;
+    switch (sub.op) {
+      case 'lookup': {
+        const answer: LegAnswer | undefined = await manager.lookup(offerRequest(ref, sub.remote, sub.modifiers));
+        if (answer === undefined) throw new RelayError('ERR_SESSION_NOT_FOUND');
+        return portText(answer);
+      }
+      case 'set-ttl': {
+        if (session.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
+        const leg = sub.reverse ? (forwardLeg === 0 ? 1 : 0) : forwardLeg;
+        manager.setLegTtl(session, leg, sub.seconds);
+        return undefined;
+      }
+      case 'delete':
+        manager.delete(session.callId, session.tag, undefined, sub.weak);
+        return undefined;
+      case 'set-tos':
+      case 'attach-recorder':
+        // Not available: Node cannot set IP_TOS on a dgram socket, and recording has not landed.
+        throw new RelayError('ERR_COPY', `${sub.op} is not available`);
+    }
+  }
+}
+
+function offerRequest(
+  ref: SessionRef,
+  remote: OfferRequest['remote'],
+  m: UpdateModifiers,
+  notify?: { readonly socket: string; readonly tag: string },
+): OfferRequest {
+  return {
+    callId: ref.callId,
+    tag1: ref.tag1,
+    ...(ref.tag2 === undefined ? {} : { tag2: ref.tag2 }),
+    remote,
+    ...(m.asymmetric === undefined ? {} : { asymmetric: m.asymmetric }),
+    weak: m.weak,
+    local: m.local,
+    ...(m.codecs === undefined ? {} : { codecs: m.codecs }),
+    ...(m.repacketizeMs === undefined ? {} : { repacketizeMs: m.repacketizeMs }),
+    newPorts: m.newPorts,
+    ...(notify === undefined ? {} : { notify }),
+  };
+}
+
+/** `0,8,101` -> [0, 8, 101]; undefined when any item is not a payload type number. */
+function parseCodecList(text: string): number[] | undefined {
+  const items = text.split(',');
+  if (!items.every((i) => /^[0-9]{1,3}$/.test(i) && Number(i) <= 127)) return undefined;
+  return items.map(Number);
+}
+
+/** Why a C target cannot start (protocol.md 2.7; every case is E65). */
+function copyRefusal(target: string, replyPort: boolean): string {
+  if (target.startsWith('udp:')) {
+    return /:[0-9]+$/.test(target.slice(4)) ? 'remote copy is not available' : 'udp: target without a port';
+  }
+  return replyPort ? 'p is only valid with a udp: target' : 'recording to a file is not available';
+}

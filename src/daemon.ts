@@ -1,0 +1,157 @@
+/**
+ * The composition root: the only module that constructs the concrete pieces and wires them from
+ * the Config. start() binds the control sockets; close() takes everything down in order.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Config } from './cli/config-types.ts';
+import { Dispatcher } from './control/dispatch.ts';
+import { StdioControlListener, StreamControlListener } from './control/listener-stream.ts';
+import { UdpControlListener } from './control/listener-udp.ts';
+import { ReplyCache } from './control/reply-cache.ts';
+import { CommandRunner, type ControlListener } from './control/runner.ts';
+import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
+import { UdpMediaPlane } from './media/plane.ts';
+import { SessionManager } from './session/manager.ts';
+import { GlobalStats } from './util/stats.ts';
+
+/** How often idle timers are re-armed from packet activity and checked for expiry. */
+const SWEEP_INTERVAL_MS = 250;
+/** How often pps_in and the load figure are recomputed. */
+const RATE_INTERVAL_MS = 1000;
+
+/** A control listener with the address it bound (tests bind port 0). */
+interface BoundListener extends ControlListener {
+  readonly port?: number;
+}
+
+export class Daemon implements DaemonHandle {
+  readonly stats = new GlobalStats();
+  readonly manager: SessionManager;
+  readonly #config: Config;
+  readonly #logger: Logger;
+  readonly #hooks: DaemonHooks;
+  readonly #runner: CommandRunner;
+  readonly #cache: ReplyCache;
+  readonly #listeners: BoundListener[] = [];
+  readonly #timers: NodeJS.Timeout[] = [];
+  #load = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(config: Config, logger: Logger, hooks: DaemonHooks) {
+    this.#config = config;
+    this.#logger = logger;
+    this.#hooks = hooks;
+    const now = (): number => performance.now();
+    const media = new UdpMediaPlane({
+      portMin: config.portMin,
+      portMax: config.portMax,
+      sequentialPorts: config.sequentialPorts,
+      sendTwice: config.sendTwice,
+      stats: this.stats,
+      now,
+    });
+    this.manager = new SessionManager(
+      {
+        addresses: config.addresses,
+        bridge: config.bridge,
+        ttl: config.ttl,
+        setupTtl: config.setupTtl,
+        independentTtl: config.independentTtl,
+        defaultAsymmetric: config.forceAsymmetric || (config.bridge && !config.bridgeSymmetric),
+        notifyEnabled: config.notifyTargets.length > 0,
+      },
+      { media, stats: this.stats, now, logger: logger.child({ mod: 'session' }), onDrained: () => hooks.onDrained() },
+    );
+    const dispatcher = new Dispatcher({
+      manager: this.manager,
+      stats: this.stats,
+      config,
+      parseContext: {
+        bridge: config.bridge,
+        hasIpv6: config.addresses.some((a) => a.family === 6),
+        labels: new Set(config.addresses.flatMap((a) => (a.label === undefined ? [] : [a.label]))),
+      },
+      now,
+      load: () => this.#load,
+      logger: logger.child({ mod: 'dispatch' }),
+    });
+    this.#runner = new CommandRunner(dispatcher.handle, this.stats, logger.child({ mod: 'control' }));
+    this.#cache = new ReplyCache({ now });
+  }
+
+  /** Bound port of the i-th control socket (network kinds), for tests that bind port 0. */
+  controlPort(index: number): number | undefined {
+    return this.#listeners[index]?.port;
+  }
+
+  async start(): Promise<void> {
+    const log = this.#logger.child({ mod: 'control' });
+    for (const spec of this.#config.controlSockets) {
+      let listener: BoundListener;
+      switch (spec.kind) {
+        case 'udp':
+        case 'udp6':
+          listener = new UdpControlListener({ spec, runner: this.#runner, cache: this.#cache, log });
+          break;
+        case 'stdio':
+        case 'stdioc':
+          listener = new StdioControlListener({
+            kind: spec.kind,
+            input: process.stdin,
+            output: process.stdout,
+            runner: this.#runner,
+            log,
+            ...(spec.kind === 'stdioc' ? { onEof: () => this.#hooks.onStdioEof() } : {}),
+          });
+          break;
+        default:
+          listener = new StreamControlListener({ spec, runner: this.#runner, log });
+      }
+      this.#listeners.push(listener);
+      await listener.listen();
+    }
+    this.#startTimers();
+  }
+
+  drain(): void {
+    this.#logger.info({ sessions: this.manager.size }, 'draining: no new sessions');
+    this.manager.drain();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    await this.#runner.drain();
+    this.#cache.close();
+    this.manager.close();
+  }
+
+  #startTimers(): void {
+    const sweep = setInterval(() => {
+      this.manager.sweep(performance.now());
+    }, SWEEP_INTERVAL_MS);
+    let lastPackets = this.stats.npktsRcvd;
+    let lastElu = performance.eventLoopUtilization();
+    const rates = setInterval(() => {
+      this.stats.ppsIn = this.stats.npktsRcvd - lastPackets;
+      lastPackets = this.stats.npktsRcvd;
+      const elu = performance.eventLoopUtilization();
+      this.#load = performance.eventLoopUtilization(elu, lastElu).utilization;
+      lastElu = elu;
+    }, RATE_INTERVAL_MS);
+    sweep.unref();
+    rates.unref();
+    this.#timers.push(sweep, rates);
+  }
+}
+
+/** The DaemonFactory cli/main.ts uses. */
+export function createDaemon(config: Config, logger: Logger, hooks: DaemonHooks): Daemon {
+  return new Daemon(config, logger, hooks);
+}

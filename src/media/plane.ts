@@ -1,0 +1,70 @@
+/**
+ * The media plane as the session manager sees it: it creates relay streams and binds port pairs
+ * for them. This is the seam behind which media can move (worker threads, a kernel fast path)
+ * without the session manager changing.
+ */
+import type { GlobalStats } from '../util/stats.ts';
+import { PortAllocator } from './port-allocator.ts';
+import { type ActivitySink, RelayStream, type RelaySettings } from './relay.ts';
+import { routeSource, tryBindPair } from './udp-pair.ts';
+
+/** Port range and behaviour of the media plane. */
+export interface MediaPlaneOptions {
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly sequentialPorts: boolean;
+  readonly sendTwice: boolean;
+  readonly stats: GlobalStats;
+  readonly now: () => number;
+}
+
+/** What the session manager needs from the media plane. */
+export interface MediaPlane {
+  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream;
+  /**
+   * Binds a fresh RTP/RTCP pair on `address` and attaches it to the two streams (closing any
+   * previous sockets). Resolves false when no pair could be bound.
+   */
+  bindPair(address: string, family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean>;
+  /** The local address the kernel would use to reach `remote`. */
+  routeSource(remote: string, family: 4 | 6): Promise<string | undefined>;
+  /** Port pairs the range holds. */
+  readonly capacity: number;
+}
+
+/** The in-process media plane: node:dgram sockets on the main event loop. */
+export class UdpMediaPlane implements MediaPlane {
+  readonly #settings: RelaySettings;
+  readonly #allocators: { readonly 4: PortAllocator; readonly 6: PortAllocator };
+
+  constructor(options: MediaPlaneOptions) {
+    this.#settings = { stats: options.stats, now: options.now, sendTwice: options.sendTwice };
+    const make = (): PortAllocator =>
+      new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
+    // IPv4 and IPv6 walk separate tables over the same range, as in the reference.
+    this.#allocators = { 4: make(), 6: make() };
+  }
+
+  get capacity(): number {
+    return this.#allocators[4].capacity;
+  }
+
+  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
+    return new RelayStream(leg, isRtp, this.#settings, activity);
+  }
+
+  async bindPair(address: string, family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
+    const port = await this.#allocators[family].allocate(async (candidate) => {
+      const result = await tryBindPair(family, address, candidate, (pair) => {
+        rtp.attach(pair.rtp, pair.port);
+        rtcp.attach(pair.rtcp, pair.port + 1);
+      });
+      return result.outcome;
+    });
+    return port !== undefined;
+  }
+
+  routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
+    return routeSource(remote, family);
+  }
+}

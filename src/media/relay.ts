@@ -1,0 +1,207 @@
+/**
+ * One direction-agnostic relay endpoint: a leg's RTP or RTCP socket, the remote address it learnt,
+ * and the latching state machine of the reference (sippy/rtpproxy src/rtpp_stream.c;
+ * protocol.md 4.4). Packets that arrive here come from the party the leg faces and leave through
+ * the peer stream (the same component of the other leg), towards the peer's remote address.
+ *
+ * The packet path forwards the Buffer dgram handed over untouched, reads at most the RTP SSRC and
+ * sequence number, bumps plain-number counters and logs nothing.
+ */
+import type dgram from 'node:dgram';
+import type { GlobalStats } from '../util/stats.ts';
+import { rtpSequence, rtpSsrc } from './rtp.ts';
+import { RtpStats } from './rtp-stats.ts';
+
+/** Re-latch window after a pre-fill from signalling (the reference's 10 s). */
+const RELATCH_WINDOW_MS = 10_000;
+/** A packet of the latched SSRC may move the leg when its sequence is this close. */
+const RELATCH_SEQ_DISTANCE = 536;
+/** `-2`: relayed packets shorter than this are sent twice. */
+const SEND_TWICE_BELOW = 128;
+
+/** Told when a packet reaches the relay stage, to re-arm the idle timer of the leg. */
+export interface ActivitySink {
+  touch(leg: 0 | 1): void;
+}
+
+/** Shared, read-mostly settings of every stream of the daemon. */
+export interface RelaySettings {
+  readonly stats: GlobalStats;
+  /** Monotonic milliseconds. */
+  readonly now: () => number;
+  readonly sendTwice: boolean;
+}
+
+export class RelayStream {
+  readonly leg: 0 | 1;
+  readonly isRtp: boolean;
+  /** Per-direction RTP analysis (RTP streams only). */
+  readonly rtpStats: RtpStats | undefined;
+  /** The stream packets received here are relayed out of. Set once by the session. */
+  peer: RelayStream | undefined;
+  /** The RTCP stream of the same leg, learnt along with RTP (RTP streams only). */
+  rtcpSibling: RelayStream | undefined;
+  /** False until the session is complete: packets are then read and discarded. */
+  complete = false;
+  /** Asymmetric leg: the remote comes from signalling; packets are checked by IP only. */
+  asymmetric = false;
+  remoteAddress: string | undefined;
+  remotePort = 0;
+  socket: dgram.Socket | undefined;
+  localPort = 0;
+
+  /** Packets accepted from the party this leg faces. */
+  npktsIn = 0;
+  /** Accepted packets relayed out of the peer. */
+  nrelayed = 0;
+  /** Accepted packets that could not be relayed (the peer has no address yet, send error). */
+  ndropped = 0;
+  /** Packets refused by the source check. */
+  nignored = 0;
+  /** Send errors on this stream's socket. */
+  nsendErrors = 0;
+
+  readonly #settings: RelaySettings;
+  readonly #activity: ActivitySink;
+  #latched = false;
+  /** The address was taken from a packet source: later signalling no longer moves it. */
+  #untrusted = false;
+  #lastPrefill = Number.NEGATIVE_INFINITY;
+  #ssrc = -1;
+  #seq = 0;
+
+  constructor(leg: 0 | 1, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
+    this.leg = leg;
+    this.isRtp = isRtp;
+    this.#settings = settings;
+    this.#activity = activity;
+    this.rtpStats = isRtp ? new RtpStats() : undefined;
+  }
+
+  /** True once a packet has latched the remote address. */
+  get latched(): boolean {
+    return this.#latched;
+  }
+
+  /** Takes ownership of a bound socket; a previous one is closed. */
+  attach(socket: dgram.Socket, port: number): void {
+    this.detach();
+    this.socket = socket;
+    this.localPort = port;
+    socket.on('message', this.#onMessage);
+    socket.on('error', this.#onError);
+  }
+
+  /** Closes the socket, if any. Idempotent. */
+  detach(): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    this.socket = undefined;
+    socket.removeListener('message', this.#onMessage);
+    try {
+      socket.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
+  prefill(address: string, port: number): void {
+    if (this.remoteAddress !== undefined) this.#lastPrefill = this.#settings.now();
+    if (this.#untrusted) return;
+    if (address === this.remoteAddress && port === this.remotePort) return;
+    this.remoteAddress = address;
+    this.remotePort = port;
+  }
+
+  #onError = (): void => {
+    this.nsendErrors += 1;
+  };
+
+  #onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    const stats = this.#settings.stats;
+    stats.npktsRcvd += 1;
+    if (!this.complete) {
+      stats.npktsDiscard += 1;
+      return;
+    }
+    const address = rinfo.address;
+    const port = rinfo.port;
+    if (this.remoteAddress === undefined) {
+      this.#learn(address, port, msg);
+    } else if (address === this.remoteAddress && (port === this.remotePort || this.asymmetric)) {
+      if (!this.#latched) this.#latch(msg);
+      else if (this.isRtp) this.#followSsrc(msg);
+    } else if (this.asymmetric || !this.#mayMove(msg)) {
+      this.nignored += 1;
+      stats.npktsDiscard += 1;
+      return;
+    } else {
+      this.remoteAddress = address;
+      this.remotePort = port;
+      this.#untrusted = true;
+      this.#latch(msg);
+    }
+    this.npktsIn += 1;
+    this.#activity.touch(this.leg);
+    if (this.rtpStats !== undefined) this.rtpStats.update(msg, this.#settings.now());
+    const out = this.peer;
+    const socket = out?.socket;
+    if (out === undefined || socket === undefined || out.remoteAddress === undefined) {
+      this.ndropped += 1;
+      stats.npktsDiscard += 1;
+      return;
+    }
+    socket.send(msg, out.remotePort, out.remoteAddress);
+    if (this.#settings.sendTwice && msg.length < SEND_TWICE_BELOW) {
+      socket.send(msg, out.remotePort, out.remoteAddress);
+    }
+    this.nrelayed += 1;
+    stats.npktsRelayed += 1;
+  };
+
+  /** First packet on a leg without any address: take its source (protocol.md 4.4). */
+  #learn(address: string, port: number, msg: Buffer): void {
+    this.remoteAddress = address;
+    this.remotePort = port;
+    this.#untrusted = true;
+    this.#latch(msg);
+    const rtcp = this.rtcpSibling;
+    if (rtcp !== undefined && rtcp.remoteAddress !== address) {
+      rtcp.remoteAddress = address;
+      rtcp.remotePort = port + 1;
+      rtcp.#untrusted = true;
+    }
+  }
+
+  /** Latches unless a re-pre-fill opened the window; records the SSRC of RTP packets. */
+  #latch(msg: Buffer): void {
+    if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return;
+    this.#latched = true;
+    if (this.isRtp) {
+      this.#ssrc = rtpSsrc(msg);
+      this.#seq = rtpSequence(msg);
+    }
+  }
+
+  /** Keeps the latched SSRC and sequence current; a new SSRC from the same source re-latches. */
+  #followSsrc(msg: Buffer): void {
+    const ssrc = rtpSsrc(msg);
+    if (ssrc < 0) return;
+    if (ssrc === this.#ssrc) this.#seq = rtpSequence(msg);
+    else if (this.#settings.now() - this.#lastPrefill >= RELATCH_WINDOW_MS) {
+      this.#ssrc = ssrc;
+      this.#seq = rtpSequence(msg);
+    }
+  }
+
+  /** A latched symmetric leg moves to a new source only on the reference's conditions. */
+  #mayMove(msg: Buffer): boolean {
+    if (!this.#latched) return true;
+    if (!this.isRtp || this.#ssrc < 0) return false;
+    if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return true;
+    if (rtpSsrc(msg) !== this.#ssrc) return false;
+    const distance = Math.abs(((rtpSequence(msg) - this.#seq + 32768) & 0xffff) - 32768);
+    return distance <= RELATCH_SEQ_DISTANCE;
+  }
+}

@@ -1,0 +1,413 @@
+/**
+ * The session manager: creates, finds, updates and destroys sessions, and runs the idle sweep
+ * (protocol.md section 4). It speaks domain types only: no wire strings, no E-codes; refusals are
+ * RelayErrors that dispatch maps to the wire.
+ */
+import type { Logger } from 'pino';
+import type { MediaPlane } from '../media/plane.ts';
+import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
+import { isWildcard } from '../util/net.ts';
+import type { GlobalStats } from '../util/stats.ts';
+import { RelayError } from './errors.ts';
+import { matchSingle, prefixMatch } from './keys.ts';
+import { Leg, type LegLocal, Session } from './session.ts';
+
+/** A configured local address (`-l` / `-6`). */
+export interface ConfiguredAddress extends LegLocal {
+  readonly label?: string;
+}
+
+export interface ManagerOptions {
+  /** Local addresses; the first is the default, the first two are `i` and `e` in bridge mode. */
+  readonly addresses: readonly ConfiguredAddress[];
+  readonly bridge: boolean;
+  /** `-T`, seconds. */
+  readonly ttl: number;
+  /** `-W`, seconds. */
+  readonly setupTtl: number;
+  /** `-i`: one idle timer per leg. */
+  readonly independentTtl: boolean;
+  /** Legs are asymmetric unless `s` says otherwise (bridge mode, `--force_asymmetric`). */
+  readonly defaultAsymmetric: boolean;
+  /** At least one `-n` target is configured. */
+  readonly notifyEnabled: boolean;
+}
+
+export interface ManagerDeps {
+  readonly media: MediaPlane;
+  readonly stats: GlobalStats;
+  readonly now: () => number;
+  readonly logger: Logger;
+  /** After drain() began, the last session is gone. */
+  readonly onDrained: () => void;
+}
+
+/** A U or L request (and the L sub-command), in domain terms. */
+export interface OfferRequest {
+  readonly callId: string;
+  readonly tag1: string;
+  readonly tag2?: string;
+  readonly remote: RemoteSpec;
+  /** undefined: the daemon's default. */
+  readonly asymmetric?: boolean;
+  readonly weak: boolean;
+  readonly local: LocalChoice;
+  readonly codecs?: readonly number[];
+  readonly repacketizeMs?: number;
+  readonly newPorts: boolean;
+  readonly notify?: { readonly socket: string; readonly tag: string };
+}
+
+/** The reply leg of a U or L: where the other party must send. */
+export interface LegAnswer {
+  readonly session: Session;
+  /** The leg that received the remote address (U: facing T1; L: facing T2). */
+  readonly forwardLeg: 0 | 1;
+  readonly port: number;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly advertised?: string;
+  readonly wildcard: boolean;
+}
+
+/** A session found by the single-session rule, with the leg facing T1. */
+export interface FoundSession {
+  readonly session: Session;
+  readonly legT1: 0 | 1;
+}
+
+export class SessionManager {
+  readonly #opts: ManagerOptions;
+  readonly #deps: ManagerDeps;
+  readonly #byCall = new Map<string, Session[]>();
+  #count = 0;
+  #draining = false;
+  #closed = false;
+
+  constructor(options: ManagerOptions, deps: ManagerDeps) {
+    this.#opts = options;
+    this.#deps = deps;
+  }
+
+  /** Number of live sessions. */
+  get size(): number {
+    return this.#count;
+  }
+
+  /** Every live session. */
+  *sessions(): IterableIterator<Session> {
+    for (const list of this.#byCall.values()) yield* list;
+  }
+
+  /** Single-session rule lookup (P, S, Q, C). */
+  find(callId: string, tag1: string, tag2: string | undefined): FoundSession | undefined {
+    const match = matchSingle(this.#byCall.get(callId) ?? [], tag1, tag2);
+    return match === undefined ? undefined : { session: match.session, legT1: match.m === 0 ? 1 : 0 };
+  }
+
+  /** U: update or create a session (protocol.md 2.1). */
+  async update(req: OfferRequest): Promise<LegAnswer> {
+    if (req.notify !== undefined && !this.#opts.notifyEnabled) {
+      throw new RelayError('ERR_NOTIFY_DISABLED');
+    }
+    const match = matchSingle(this.#byCall.get(req.callId) ?? [], req.tag1, req.tag2);
+    if (match === undefined) return this.#create(req);
+    const { session, m } = match;
+    const reply = session.legs[m];
+    const now = this.#deps.now();
+    session.rearm(now);
+    await this.#ensurePorts(session, reply, req);
+    if (req.weak) reply.weak = true;
+    else session.strong = true;
+    session.notify = req.notify;
+    const forward = m === 0 ? 1 : 0;
+    this.#applyParty(session.legs[forward], reply, req);
+    return this.#answer(session, reply, forward);
+  }
+
+  /** L: look up a session (protocol.md 2.2); undefined when none matches (the wire says `0`). */
+  async lookup(req: OfferRequest): Promise<LegAnswer | undefined> {
+    const match = matchSingle(this.#byCall.get(req.callId) ?? [], req.tag1, req.tag2);
+    if (match === undefined) return undefined;
+    const { session, m } = match;
+    const reply = session.legs[m === 0 ? 1 : 0];
+    session.rearm(this.#deps.now());
+    await this.#ensurePorts(session, reply, req);
+    if (req.weak) reply.weak = true;
+    this.#applyParty(session.legs[m], reply, req);
+    return this.#answer(session, reply, m);
+  }
+
+  /**
+   * D (and the D sub-command): prefix rule over the call's sessions; clears the strong flag, or a
+   * weak flag with `w`, and destroys sessions left without references. True if any was handled.
+   */
+  delete(callId: string, tag1: string, tag2: string | undefined, weak: boolean): boolean {
+    const list = this.#byCall.get(callId);
+    if (list === undefined) return false;
+    let handled = false;
+    for (const session of [...list]) {
+      let kind = prefixMatch(session.tag, tag1);
+      let leg: 0 | 1 = 1;
+      if (kind === undefined && tag2 !== undefined) {
+        kind = prefixMatch(session.tag, tag2);
+        leg = 0;
+      }
+      if (kind === undefined) continue;
+      handled = true;
+      if (weak) session.legs[leg].weak = false;
+      else session.strong = false;
+      if (session.unreferenced) this.destroy(session, 'delete');
+      if (kind === 'exact') break;
+    }
+    return handled;
+  }
+
+  /** X: destroy every session. */
+  deleteAll(): void {
+    for (const session of [...this.sessions()]) this.destroy(session, 'delete-all');
+  }
+
+  /** `S ttl=N` sub-command: a leg's idle timeout, re-armed. */
+  setLegTtl(session: Session, leg: 0 | 1, seconds: number): void {
+    const target = session.legs[leg];
+    target.ttlMax = seconds;
+    target.rearm(this.#deps.now());
+  }
+
+  /** Destroys a session: sockets closed, counters folded into the global ones, logged once. */
+  destroy(session: Session, reason: 'delete' | 'delete-all' | 'timeout' | 'shutdown'): void {
+    if (session.closed) return;
+    this.#unregister(session);
+    session.close();
+    const stats = this.#deps.stats;
+    const now = this.#deps.now();
+    const duration = (now - session.createdAt) / 1000;
+    stats.nsessDestroyed += 1;
+    stats.totalDuration += duration;
+    if (reason === 'timeout') stats.nsessTimeout += 1;
+    const [l0, l1] = session.legs;
+    if (session.complete) {
+      const rtpDirs = Number(l0.rtp.npktsIn > 0) + Number(l1.rtp.npktsIn > 0);
+      const rtcpDirs = Number(l0.rtcp.npktsIn > 0) + Number(l1.rtcp.npktsIn > 0);
+      if (rtpDirs === 0) stats.nsessNortp += 1;
+      else if (rtpDirs === 1) stats.nsessOwrtp += 1;
+      if (rtcpDirs === 0) stats.nsessNortcp += 1;
+      else if (rtcpDirs === 1) stats.nsessOwrtcp += 1;
+    }
+    for (const leg of session.legs) {
+      const a = leg.rtp.rtpStats;
+      if (a === undefined) continue;
+      stats.rtpaNsent += a.nsent;
+      stats.rtpaNrcvd += a.nrcvd;
+      stats.rtpaNdups += a.ndups;
+      stats.rtpaNlost += a.nlost;
+      stats.rtpaPerrs += a.perrs;
+    }
+    this.#deps.logger.info(
+      {
+        callId: session.callId,
+        tag: session.tag,
+        reason,
+        duration: Number(duration.toFixed(3)),
+        complete: session.complete,
+        // "caller" is leg 1 (faces the session-tag party), "callee" leg 0, as the reference logs.
+        callerPkts: l1.rtp.npktsIn,
+        calleePkts: l0.rtp.npktsIn,
+        relayed: l0.rtp.nrelayed + l1.rtp.nrelayed + l0.rtcp.nrelayed + l1.rtcp.nrelayed,
+        dropped: l0.rtp.ndropped + l1.rtp.ndropped + l0.rtcp.ndropped + l1.rtcp.ndropped,
+        ignored: l0.rtp.nignored + l1.rtp.nignored + l0.rtcp.nignored + l1.rtcp.nignored,
+      },
+      'session ended',
+    );
+    if (this.#draining && this.#count === 0) this.#deps.onDrained();
+  }
+
+  /**
+   * The idle sweep (protocol.md 4.7), run a few times a second: legs that saw packets are
+   * re-armed, sessions whose smallest timer ran out expire.
+   */
+  sweep(now: number): void {
+    const expired: Session[] = [];
+    for (const session of this.sessions()) {
+      for (const leg of session.legs) if (leg.active) leg.rearm(now);
+      if (Math.min(session.legs[0].remaining(now), session.legs[1].remaining(now)) < 0) {
+        expired.push(session);
+      }
+    }
+    for (const session of expired) this.destroy(session, 'timeout');
+  }
+
+  /** Graceful shutdown: refuse new sessions; onDrained fires once none is left. */
+  drain(): void {
+    this.#draining = true;
+    if (this.#count === 0) this.#deps.onDrained();
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Destroys every session; the manager refuses new ones afterwards. */
+  close(): void {
+    this.#closed = true;
+    for (const session of [...this.sessions()]) this.destroy(session, 'shutdown');
+  }
+
+  async #create(req: OfferRequest): Promise<LegAnswer> {
+    if (this.#draining || this.#closed) throw new RelayError('ERR_SHUTTING_DOWN');
+    const [forwardLocal, replyLocal] = await this.#localsForNewSession(req.local);
+    const now = this.#deps.now();
+    const media = this.#deps.media;
+    const ttl = this.#opts.setupTtl;
+    let session: Session | undefined;
+    const sink = { touch: (leg: 0 | 1): void => session?.touch(leg) };
+    const makeLeg = (index: 0 | 1, local: LegLocal): Leg =>
+      new Leg(index, media.createStream(index, true, sink), media.createStream(index, false, sink), local, ttl, now);
+    // Leg 1 faces T1 (the party that sent this offer); leg 0 is the reply leg.
+    const legs = [makeLeg(0, replyLocal), makeLeg(1, forwardLocal)] as const;
+    session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
+    for (const leg of legs) {
+      leg.rtp.peer = legs[1 - leg.index]?.rtp;
+      leg.rtcp.peer = legs[1 - leg.index]?.rtcp;
+      leg.rtp.rtcpSibling = leg.rtcp;
+    }
+    // Registered before the bind is awaited, so a second U for the same call finds it.
+    this.#register(session);
+    const bound = await media.bindPair(legs[0].local.address, legs[0].local.family, legs[0].rtp, legs[0].rtcp);
+    if (!bound || session.closed) {
+      this.#unregister(session);
+      session.close();
+      throw new RelayError('ERR_NO_PORTS_NEW');
+    }
+    legs[0].bound = true;
+    this.#deps.stats.nsessCreated += 1;
+    if (req.weak) legs[0].weak = true;
+    else session.strong = true;
+    session.notify = req.notify;
+    this.#applyParty(legs[1], legs[0], req);
+    return this.#answer(session, legs[0], 1);
+  }
+
+  /** Binds the reply leg if it has no pair yet or `n` asked for a fresh one; completes the session. */
+  async #ensurePorts(session: Session, reply: Leg, req: OfferRequest): Promise<void> {
+    if (reply.bound && !req.newPorts) return;
+    const local = await this.#localForExistingLeg(reply, req.local, req.newPorts);
+    const bound = await this.#deps.media.bindPair(local.address, local.family, reply.rtp, reply.rtcp);
+    if (!bound || session.closed) throw new RelayError('ERR_NO_PORTS_EXISTING');
+    reply.local = local;
+    reply.bound = true;
+    if (!session.complete) {
+      session.markComplete();
+      this.#deps.stats.nsessComplete += 1;
+      const now = this.#deps.now();
+      for (const leg of session.legs) {
+        leg.ttlMax = this.#opts.ttl;
+        leg.rearm(now);
+      }
+    }
+  }
+
+  /** Per-party settings go to the leg facing the SDP owner (protocol.md 2.1 step 6). */
+  #applyParty(forward: Leg, reply: Leg, req: OfferRequest): void {
+    const remote = req.remote;
+    if (remote.kind === 'hold') forward.onHold = true;
+    else if (remote.kind === 'address') {
+      forward.onHold = false;
+      forward.rtp.prefill(remote.address, remote.port);
+      forward.rtcp.prefill(remote.address, remote.port + 1);
+    }
+    const asymmetric = req.asymmetric ?? this.#opts.defaultAsymmetric;
+    forward.rtp.asymmetric = asymmetric;
+    forward.rtcp.asymmetric = asymmetric;
+    forward.codecs = req.codecs;
+    reply.packetTimeMs = req.repacketizeMs ?? -1;
+  }
+
+  #answer(session: Session, reply: Leg, forwardLeg: 0 | 1): LegAnswer {
+    const local = reply.local;
+    return {
+      session,
+      forwardLeg,
+      port: reply.port,
+      address: local.address,
+      family: local.family,
+      ...(local.advertised === undefined ? {} : { advertised: local.advertised }),
+      wildcard: isWildcard(local.address),
+    };
+  }
+
+  #default(): ConfiguredAddress {
+    const first = this.#opts.addresses[0];
+    if (first === undefined) return { address: '0.0.0.0', family: 4 };
+    return first;
+  }
+
+  async #resolveChoice(choice: LocalChoice): Promise<ConfiguredAddress> {
+    const addresses = this.#opts.addresses;
+    switch (choice.kind) {
+      case 'default':
+      case 'interfaces':
+        return this.#default();
+      case 'ipv6': {
+        const first = this.#default();
+        if (first.family === 6) return first;
+        const v6 = addresses.filter((a) => a.family === 6).at(-1);
+        if (v6 === undefined) throw new RelayError('ERR_NO_LOCAL_ADDRESS');
+        return v6;
+      }
+      case 'label': {
+        const labelled = addresses.find((a) => a.label === choice.label);
+        if (labelled === undefined) throw new RelayError('ERR_NO_LOCAL_ADDRESS');
+        return labelled;
+      }
+      case 'address':
+        return addresses.find((a) => a.address === choice.address) ?? { address: choice.address, family: choice.family };
+      case 'route': {
+        const source = await this.#deps.media.routeSource(choice.address, choice.family);
+        if (source === undefined) throw new RelayError('ERR_NO_ROUTE');
+        return addresses.find((a) => a.address === source) ?? { address: source, family: choice.family };
+      }
+    }
+  }
+
+  #interface(letter: 'i' | 'e'): ConfiguredAddress {
+    const a = this.#opts.addresses[letter === 'i' ? 0 : 1];
+    return a ?? this.#default();
+  }
+
+  /** [leg facing T1, reply leg] local addresses of a new session. */
+  async #localsForNewSession(choice: LocalChoice): Promise<[LegLocal, LegLocal]> {
+    if (choice.kind === 'interfaces') {
+      const forward = this.#interface(choice.first);
+      return [forward, choice.second === undefined ? forward : this.#interface(choice.second)];
+    }
+    const local = await this.#resolveChoice(choice);
+    return [local, local];
+  }
+
+  async #localForExistingLeg(leg: Leg, choice: LocalChoice, fresh: boolean): Promise<LegLocal> {
+    if (choice.kind === 'default') return leg.local;
+    if (choice.kind === 'interfaces') {
+      return fresh && choice.second !== undefined ? this.#interface(choice.second) : leg.local;
+    }
+    return this.#resolveChoice(choice);
+  }
+
+  #register(session: Session): void {
+    const list = this.#byCall.get(session.callId);
+    if (list === undefined) this.#byCall.set(session.callId, [session]);
+    else list.push(session);
+    this.#count += 1;
+  }
+
+  #unregister(session: Session): void {
+    const list = this.#byCall.get(session.callId);
+    if (list === undefined) return;
+    const i = list.indexOf(session);
+    if (i < 0) return;
+    list.splice(i, 1);
+    if (list.length === 0) this.#byCall.delete(session.callId);
+    this.#count -= 1;
+  }
+}

@@ -1,0 +1,20 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** Address family of a numeric address, or undefined when the text is not one. */
+export function addressFamily(text: string): 4 | 6 | undefined {
+  if (isIPv4(text)) return 4;
+  if (isIPv6(text)) return 6;
+  return undefined;
+}
+
+/** True for the IPv4 and IPv6 wildcard (and other all-zero) addresses. */
+export function isWildcard(address: string): boolean {
+  if (isIPv4(address)) return address === '0.0.0.0';
+  if (isIPv6(address)) return /^[0:]+$/.test(address.replace(/^::ffff:0\.0\.0\.0$/i, '::'));
+  return false;
+}
+
+/** `host:port` with brackets around IPv6 hosts, for logs and error messages. */
+export function formatEndpoint(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${String(port)}` : `${address}:${String(port)}`;
+}

@@ -1,0 +1,65 @@
+/**
+ * Starts the real daemon in-process from a command line, the way an operator would write it, with
+ * a control socket on a free loopback port. Teardown closes it and every socket it owned.
+ */
+import pino from 'pino';
+import { buildConfig, isConfigErrors } from '../../src/cli/config.ts';
+import { parseOptions } from '../../src/cli/options.ts';
+import { Daemon } from '../../src/daemon.ts';
+import { UdpControlClient } from './control.ts';
+
+/** The part of tap's Test these helpers use. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface RunningDaemon {
+  readonly daemon: Daemon;
+  readonly controlPort: number;
+  /** One command over the UDP control socket; resolves with the reply text (LF included). */
+  command(line: string): Promise<string>;
+  /** The port of a U/L reply (`PORT ADDR` or `PORT`); throws on anything else. */
+  port(line: string): Promise<number>;
+  close(): Promise<void>;
+  drained: Promise<void>;
+}
+
+/**
+ * Starts a daemon with `-f -F -s udp:127.0.0.1:0` plus `args` (for example
+ * `['-l', '127.0.0.1', '-m', '41000', '-M', '41099', '-b']`).
+ */
+export async function startDaemon(t: Teardown, args: readonly string[]): Promise<RunningDaemon> {
+  const parsed = parseOptions(['-f', '-F', '-s', 'udp:127.0.0.1:0', '-d', 'CRIT', ...args]);
+  if (!parsed.ok) throw new Error(`bad test arguments: ${parsed.message}`);
+  const config = buildConfig(parsed.options);
+  if (isConfigErrors(config)) throw new Error(`bad test config: ${JSON.stringify(config)}`);
+  let onDrained: () => void = () => undefined;
+  const drained = new Promise<void>((resolve) => {
+    onDrained = resolve;
+  });
+  const daemon = new Daemon(config, pino({ level: 'silent' }), {
+    onDrained: () => onDrained(),
+    onStdioEof: () => undefined,
+  });
+  await daemon.start();
+  const controlPort = daemon.controlPort(0) ?? 0;
+  const client = await UdpControlClient.open(controlPort, '127.0.0.1');
+  const close = async (): Promise<void> => {
+    await client.close();
+    await daemon.close();
+  };
+  t.teardown(close);
+  return {
+    daemon,
+    controlPort,
+    command: (line) => client.command(line),
+    port: async (line) => {
+      const reply = await client.command(line);
+      const m = /^([0-9]+)( |\n)/.exec(reply);
+      if (m === null || m[1] === undefined) throw new Error(`${line} -> ${JSON.stringify(reply)}`);
+      return Number(m[1]);
+    },
+    close,
+    drained,
+  };
+}
