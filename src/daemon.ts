@@ -82,7 +82,8 @@ export class Daemon implements DaemonHandle {
 
   /** Bound port of the i-th control socket (network kinds), for tests that bind port 0. */
   controlPort(index: number): number | undefined {
-    return this.#listeners[index]?.port;
+    const spec = this.#config.controlSockets[index];
+    return spec !== undefined && 'port' in spec ? this.#listeners[index]?.port : undefined;
   }
 
   async start(): Promise<void> {
