@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import { once } from 'node:events';
@@ -479,6 +480,27 @@ t.test('unix', async (t) => {
     await withTimeout(once(socket, 'close'), 5000, 'daemon closes');
     t.equal(Buffer.concat(chunks).toString('latin1'), '0\n');
     t.strictSame(f.calls, ['slow']);
+  });
+
+  t.test('a stale socket file left by a killed process is replaced', async (t) => {
+    const f = fixture(t);
+    const socketPath = path.join(tempDir(t), 'stale.sock');
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    t.teardown(() => child.kill('SIGKILL'));
+    await withTimeout(once(child.stdout, 'data'), 5000, 'child listening');
+    child.kill('SIGKILL'); // no chance to unlink its socket file
+    await withTimeout(once(child, 'exit'), 5000, 'child killed');
+    t.ok(fs.statSync(socketPath).isSocket(), 'stale socket file left behind');
+    await streamListener(t, f, { kind: 'cunix', path: socketPath });
+    const client = await streamClient(t, { path: socketPath });
+    t.equal(await client.command('V'), 'got:"V"\n');
   });
 
   t.test(

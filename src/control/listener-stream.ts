@@ -1,0 +1,407 @@
+import { lookup } from 'node:dns/promises';
+import { lstat, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { CommandRunner, ControlListener } from './runner.ts';
+import { formatSocketSpec } from './socket-spec.ts';
+
+/** Input buffer of a line-framed stream connection; a line (with its LF) must fit (protocol.md 1.7). */
+export const STREAM_LINE_BUFFER = 8192;
+
+/** Bytes of the single read that makes a `unix:` command. */
+export const MAX_UNIX_COMMAND = 8191;
+
+/** Accepted connections served at once per stream listener; extra ones are closed at once. */
+export const MAX_STREAM_CONNECTIONS = 100;
+
+// Commands of one connection queued in the runner before we stop reading from it, so a client
+// that writes without reading cannot grow our memory without bound.
+const MAX_PENDING_PER_CONNECTION = 64;
+
+/** A stream control socket spec served by {@link StreamControlListener}. */
+export type StreamControlSpec =
+  | { readonly kind: 'unix' | 'cunix'; readonly path: string }
+  | { readonly kind: 'tcp' | 'tcp6'; readonly host: string; readonly port: number };
+
+/** Collaborators of {@link StreamControlListener}. */
+export interface StreamControlListenerOptions {
+  readonly spec: StreamControlSpec;
+  readonly runner: CommandRunner;
+  readonly log: Logger;
+}
+
+type FinishReason = 'eof' | 'overflow';
+
+/**
+ * LF-framed commands from one input, replies in command order on one output. Used for cunix,
+ * tcp and stdio; a net.Socket is both its input and its output.
+ */
+class LineChannel {
+  readonly #input: Readable;
+  readonly #output: Writable;
+  readonly #runner: CommandRunner;
+  readonly #onFinished: (reason: FinishReason) => void;
+  #parts: Buffer[] = [];
+  #partLength = 0;
+  #pending = 0;
+  #writes: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #disposed = false;
+
+  constructor(
+    input: Readable,
+    output: Writable,
+    runner: CommandRunner,
+    onFinished: (reason: FinishReason) => void,
+  ) {
+    this.#input = input;
+    this.#output = output;
+    this.#runner = runner;
+    this.#onFinished = onFinished;
+  }
+
+  start(): void {
+    this.#input.on('data', this.#onData);
+    this.#input.on('end', this.#onEnd);
+    this.#input.resume();
+  }
+
+  /** Stops reading and drops replies not yet written. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#detach();
+  }
+
+  readonly #onData = (chunk: Buffer | string): void => {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    let from = 0;
+    while (!this.#stopped) {
+      const lf = data.indexOf(0x0a, from);
+      if (lf < 0) break;
+      const piece = data.subarray(from, lf);
+      from = lf + 1;
+      let line = piece;
+      if (this.#partLength > 0) {
+        this.#parts.push(piece);
+        line = Buffer.concat(this.#parts);
+        this.#parts = [];
+        this.#partLength = 0;
+      }
+      // The line and its LF did not fit the reference's 8192-byte buffer: it drops the connection.
+      if (line.length >= STREAM_LINE_BUFFER) {
+        this.#stop('overflow');
+        return;
+      }
+      this.#submit(line.toString('latin1'));
+    }
+    if (this.#stopped || from >= data.length) return;
+    const rest = data.subarray(from);
+    this.#partLength += rest.length;
+    if (this.#partLength >= STREAM_LINE_BUFFER) {
+      this.#stop('overflow');
+      return;
+    }
+    this.#parts.push(rest);
+  };
+
+  // A partial last line without LF is dropped at EOF, as the reference does.
+  readonly #onEnd = (): void => {
+    this.#stop('eof');
+  };
+
+  #submit(line: string): void {
+    // Submitted at once, so the runner sees commands in arrival order across all sockets; the
+    // write chain keeps this connection's replies in command order.
+    const reply = this.#runner.run(line);
+    this.#pending++;
+    if (this.#pending >= MAX_PENDING_PER_CONNECTION) this.#input.pause();
+    this.#writes = this.#writes.then(async () => {
+      const text = await reply;
+      this.#pending--;
+      if (this.#disposed) return;
+      try {
+        if (this.#output.writable) this.#output.write(Buffer.from(text, 'latin1'));
+      } catch {
+        // A stream torn down under us reports through its 'error' event; the reply is lost.
+      }
+      if (!this.#stopped && this.#pending < MAX_PENDING_PER_CONNECTION / 2) this.#input.resume();
+    });
+  }
+
+  #stop(reason: FinishReason): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#detach();
+    void this.#writes.then(() => {
+      if (!this.#disposed) this.#onFinished(reason);
+    });
+  }
+
+  #detach(): void {
+    this.#stopped = true;
+    this.#input.off('data', this.#onData);
+    this.#input.off('end', this.#onEnd);
+    this.#input.pause();
+    this.#parts = [];
+    this.#partLength = 0;
+  }
+}
+
+/**
+ * A stream control socket: `unix:` (one command per connection), `cunix:`, `tcp:` and `tcp6:`
+ * (LF-framed lines, many per connection). Cookies are never used on these (protocol.md 1.2).
+ */
+export class StreamControlListener implements ControlListener {
+  readonly #spec: StreamControlSpec;
+  readonly #runner: CommandRunner;
+  readonly #log: Logger;
+  readonly #server: net.Server;
+  readonly #connections = new Set<net.Socket>();
+  #listening = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: StreamControlListenerOptions) {
+    this.#spec = options.spec;
+    this.#runner = options.runner;
+    this.#log = options.log;
+    // Half-open: a client may shut down its side after the last command and still read replies.
+    this.#server = net.createServer({ allowHalfOpen: true });
+    this.#server.on('error', (err) => {
+      if (this.#listening) this.#log.error({ err, socket: this.#name() }, 'control socket error');
+    });
+    this.#server.on('connection', (socket) => {
+      this.#onConnection(socket);
+    });
+  }
+
+  /** Number of connections being served now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Binds and listens; rejects with an Error naming the spec. */
+  async listen(): Promise<void> {
+    if (this.#closed) throw new Error(`control socket ${this.#name()} is closed`);
+    const spec = this.#spec;
+    try {
+      if ('path' in spec) {
+        await removeStaleSocket(spec.path);
+        await this.#listenOn({ path: spec.path });
+      } else {
+        const family = spec.kind === 'tcp6' ? 6 : 4;
+        const host =
+          net.isIP(spec.host) === 0 ? (await lookup(spec.host, { family })).address : spec.host;
+        await this.#listenOn({ host, port: spec.port });
+      }
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new Error(`cannot listen on control socket ${this.#name()}: ${message}`, {
+        cause: err,
+      });
+    }
+    this.#listening = true;
+  }
+
+  /** The bound address: an AddressInfo for tcp/tcp6, the path for unix/cunix. */
+  address(): AddressInfo | string {
+    const address = this.#server.address();
+    if (address === null) throw new Error(`control socket ${this.#name()} is not listening`);
+    return address;
+  }
+
+  /** The bound port of a tcp/tcp6 listener (the kernel's choice when the spec gave port 0). */
+  get port(): number {
+    const address = this.address();
+    if (typeof address === 'string') throw new Error(`control socket ${this.#name()} has no port`);
+    return address.port;
+  }
+
+  /** Stops accepting, drops every connection and removes the socket file. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closed = true;
+    this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => {
+      // The callback fires once every connection is gone; with an error if never listening.
+      this.#server.close(() => {
+        resolve();
+      });
+    });
+    for (const socket of this.#connections) socket.destroy();
+    await stopped;
+    if (this.#listening && 'path' in this.#spec) {
+      try {
+        await unlink(this.#spec.path);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) {
+          this.#log.warn({ err, socket: this.#name() }, 'cannot remove control socket file');
+        }
+      }
+    }
+  }
+
+  #listenOn(options: net.ListenOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        this.#server.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = (): void => {
+        this.#server.off('error', onError);
+        resolve();
+      };
+      this.#server.once('error', onError);
+      this.#server.once('listening', onListening);
+      this.#server.listen(options);
+    });
+  }
+
+  #name(): string {
+    return formatSocketSpec(this.#spec);
+  }
+
+  #onConnection(socket: net.Socket): void {
+    // One connection's failures (ECONNRESET, EPIPE) are its own business: log, never throw.
+    socket.on('error', (err) => {
+      this.#log.debug({ err, socket: this.#name() }, 'control connection error');
+    });
+    if (this.#closed || this.#connections.size >= MAX_STREAM_CONNECTIONS) {
+      this.#log.warn(
+        { socket: this.#name(), limit: MAX_STREAM_CONNECTIONS },
+        'too many control connections, closing new one',
+      );
+      socket.destroy();
+      return;
+    }
+    this.#connections.add(socket);
+    socket.on('close', () => {
+      this.#connections.delete(socket);
+    });
+    if (this.#spec.kind === 'unix') {
+      this.#serveSingleCommand(socket);
+      return;
+    }
+    const channel = new LineChannel(socket, socket, this.#runner, (reason) => {
+      if (reason === 'overflow') {
+        this.#log.warn(
+          { socket: this.#name() },
+          'control command line too long, closing connection',
+        );
+        // Nothing more will be read, so do not wait for the peer to close its side.
+        socket.end(() => socket.destroy());
+      } else {
+        socket.end();
+      }
+    });
+    channel.start();
+  }
+
+  // unix: mirrors the reference, which reads once, answers and closes: the first chunk is the
+  // whole command even when it holds several lines or no LF (Kamailio and OpenSIPS send none).
+  #serveSingleCommand(socket: net.Socket): void {
+    const onEnd = (): void => {
+      socket.destroy();
+    };
+    socket.once('end', onEnd);
+    socket.once('data', (chunk: Buffer) => {
+      socket.off('end', onEnd);
+      // Any further data is read and discarded: no 'data' listener is left.
+      const command = chunk.subarray(0, MAX_UNIX_COMMAND).toString('latin1');
+      void this.#runner.run(command).then((reply) => {
+        if (!socket.writable) return;
+        socket.end(Buffer.from(reply, 'latin1'), () => socket.destroy());
+      });
+    });
+  }
+}
+
+/** Collaborators of {@link StdioControlListener}; the streams are injected so tests need no child process. */
+export interface StdioControlListenerOptions {
+  readonly kind: 'stdio' | 'stdioc';
+  /** Normally process.stdin. */
+  readonly input: Readable;
+  /** Normally process.stdout. */
+  readonly output: Writable;
+  readonly runner: CommandRunner;
+  readonly log: Logger;
+  /** `stdioc:` only: called once stdin ended and the replies to every command read were written. */
+  readonly onEof?: () => void;
+}
+
+/** `stdio:` and `stdioc:`: LF-framed commands on stdin, replies on stdout. */
+export class StdioControlListener implements ControlListener {
+  readonly #options: StdioControlListenerOptions;
+  readonly #channel: LineChannel;
+  #started = false;
+  #closed = false;
+
+  constructor(options: StdioControlListenerOptions) {
+    this.#options = options;
+    this.#channel = new LineChannel(options.input, options.output, options.runner, (reason) => {
+      this.#finished(reason);
+    });
+  }
+
+  /** Starts reading stdin. */
+  listen(): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(new Error(`control socket ${this.#options.kind}: is closed`));
+    if (!this.#started) {
+      this.#started = true;
+      this.#options.input.on('error', this.#onError);
+      this.#options.output.on('error', this.#onError);
+      this.#channel.start();
+    }
+    return Promise.resolve();
+  }
+
+  /** Stops reading; leaves the streams themselves open (they belong to the process). Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#channel.dispose();
+    this.#options.input.off('error', this.#onError);
+    this.#options.output.off('error', this.#onError);
+    return Promise.resolve();
+  }
+
+  readonly #onError = (err: Error): void => {
+    this.#options.log.warn({ err, socket: `${this.#options.kind}:` }, 'control stream error');
+  };
+
+  #finished(reason: FinishReason): void {
+    if (this.#closed) return;
+    if (reason === 'overflow') {
+      this.#options.log.warn(
+        { socket: `${this.#options.kind}:` },
+        'control command line too long, input closed',
+      );
+    } else {
+      this.#options.log.info({ socket: `${this.#options.kind}:` }, 'control input ended');
+    }
+    // The reference sees a full buffer and EOF alike (read() returns 0): both end stdioc.
+    if (this.#options.kind === 'stdioc') this.#options.onEof?.();
+  }
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    const stats = await lstat(path);
+    // Only a socket is removed: the reference unlinks whatever is there, but a typo in -s
+    // should not delete a regular file; bind then fails with EADDRINUSE instead.
+    if (stats.isSocket()) await unlink(path);
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
+}

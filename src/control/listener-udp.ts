@@ -1,0 +1,192 @@
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { ReplyCache } from './reply-cache.ts';
+import type { CommandRunner, ControlListener } from './runner.ts';
+import { formatSocketSpec } from './socket-spec.ts';
+
+/** Bytes of a datagram that are read as the command; the rest is dropped (protocol.md 1.7). */
+export const MAX_DATAGRAM_COMMAND = 8191;
+
+/** SO_RCVBUF of a datagram control socket, as the reference sets it. */
+export const CONTROL_RCVBUF = 16 * 1024;
+
+/** A `udp:` or `udp6:` control socket spec. */
+export interface UdpControlSpec {
+  readonly kind: 'udp' | 'udp6';
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Collaborators of {@link UdpControlListener}. */
+export interface UdpControlListenerOptions {
+  readonly spec: UdpControlSpec;
+  readonly runner: CommandRunner;
+  /** Shared by all datagram listeners of the daemon (protocol.md 1.6). */
+  readonly cache: ReplyCache;
+  readonly log: Logger;
+}
+
+// Separator bytes of the tokenizer (protocol.md 1.3), as latin1 characters.
+const SEPARATORS = ' \t\r\n';
+
+/**
+ * Splits a datagram into its cookie (first token) and the command text after it, with the
+ * separators between them removed. `undefined` when the datagram holds no token at all.
+ */
+export function splitCookie(text: string): { cookie: string; line: string } | undefined {
+  let start = 0;
+  while (start < text.length && SEPARATORS.includes(text.charAt(start))) start++;
+  if (start === text.length) return undefined;
+  let end = start;
+  while (end < text.length && !SEPARATORS.includes(text.charAt(end))) end++;
+  let rest = end;
+  while (rest < text.length && SEPARATORS.includes(text.charAt(rest))) rest++;
+  return { cookie: text.slice(start, end), line: text.slice(rest) };
+}
+
+/**
+ * A datagram control socket: one datagram is one command, prefixed by a cookie that the reply
+ * echoes. Retransmissions are answered from the shared reply cache.
+ */
+export class UdpControlListener implements ControlListener {
+  readonly #spec: UdpControlSpec;
+  readonly #runner: CommandRunner;
+  readonly #cache: ReplyCache;
+  readonly #log: Logger;
+  readonly #socket: dgram.Socket;
+  #listening = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: UdpControlListenerOptions) {
+    this.#spec = options.spec;
+    this.#runner = options.runner;
+    this.#cache = options.cache;
+    this.#log = options.log;
+    this.#socket = dgram.createSocket(options.spec.kind === 'udp6' ? 'udp6' : 'udp4');
+    // Attached before bind: an unhandled 'error' would crash the daemon.
+    this.#socket.on('error', (err) => {
+      if (this.#listening) this.#log.error({ err, socket: this.#name() }, 'control socket error');
+    });
+    this.#socket.on('message', (msg, rinfo) => {
+      this.#onMessage(msg, rinfo);
+    });
+  }
+
+  /** Binds the socket; rejects with an Error naming the spec. */
+  listen(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`control socket ${this.#name()} is closed`));
+    return new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        this.#socket.off('listening', onListening);
+        reject(
+          new Error(`cannot bind control socket ${this.#name()}: ${err.message}`, { cause: err }),
+        );
+      };
+      const onListening = (): void => {
+        this.#socket.off('error', onError);
+        this.#listening = true;
+        try {
+          this.#socket.setRecvBufferSize(CONTROL_RCVBUF);
+        } catch (err) {
+          // The reference ignores this failure too; the default buffer is larger anyway.
+          this.#log.debug(
+            { err, socket: this.#name() },
+            'cannot set control socket receive buffer',
+          );
+        }
+        resolve();
+      };
+      this.#socket.once('error', onError);
+      this.#socket.once('listening', onListening);
+      this.#socket.bind({ address: this.#spec.host, port: this.#spec.port });
+    });
+  }
+
+  /** The bound address; throws before `listen()` resolved. */
+  address(): AddressInfo {
+    return this.#socket.address();
+  }
+
+  /** The bound port (the kernel's choice when the spec gave port 0). */
+  get port(): number {
+    return this.address().port;
+  }
+
+  /** Closes the socket; replies of commands still running are dropped. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    this.#closed = true;
+    this.#closing = new Promise<void>((resolve) => {
+      try {
+        this.#socket.close(() => {
+          resolve();
+        });
+      } catch {
+        // Never bound (or already closed by a failed bind): nothing left to release.
+        resolve();
+      }
+    });
+    return this.#closing;
+  }
+
+  #name(): string {
+    return formatSocketSpec(this.#spec);
+  }
+
+  #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.#closed) return;
+    const data = msg.length > MAX_DATAGRAM_COMMAND ? msg.subarray(0, MAX_DATAGRAM_COMMAND) : msg;
+    // latin1 maps each byte to one char, so NUL and high bytes reach the parser unchanged.
+    const parts = splitCookie(data.toString('latin1'));
+    if (parts === undefined) {
+      // No token, so no cookie to echo: the parser answers E5 to the empty line.
+      void this.#runner.run('').then((reply) => {
+        this.#send(Buffer.from(reply, 'latin1'), rinfo);
+      });
+      return;
+    }
+    const { cookie, line } = parts;
+    const claim = this.#cache.claim(cookie);
+    switch (claim.kind) {
+      case 'hit':
+        this.#runner.noteDuplicate();
+        this.#send(claim.reply, rinfo);
+        return;
+      case 'pending':
+        this.#runner.noteDuplicate();
+        void claim.reply.then((reply) => {
+          this.#send(reply, rinfo);
+        });
+        return;
+      case 'miss':
+        void this.#runner.run(line).then((reply) => {
+          const bytes = Buffer.from(`${cookie} ${reply}`, 'latin1');
+          this.#cache.complete(cookie, bytes);
+          this.#send(bytes, rinfo);
+        });
+        return;
+    }
+  }
+
+  #send(bytes: Buffer, to: dgram.RemoteInfo): void {
+    if (this.#closed) {
+      this.#log.debug({ socket: this.#name() }, 'control socket closed, reply dropped');
+      return;
+    }
+    const onSent = (err: Error | null): void => {
+      if (err !== null) {
+        this.#log.warn(
+          { err, socket: this.#name(), to: to.address, port: to.port },
+          'cannot send control reply',
+        );
+      }
+    };
+    try {
+      this.#socket.send(bytes, to.port, to.address, onSent);
+    } catch (err) {
+      onSent(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
