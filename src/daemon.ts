@@ -127,8 +127,9 @@ export class Daemon implements DaemonHandle {
 
   async #close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    // Commands already received are answered before the sockets they came from close.
     await this.#runner.drain();
+    await Promise.all(this.#listeners.map((l) => l.close()));
     this.#cache.close();
     this.manager.close();
   }

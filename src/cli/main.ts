@@ -1,0 +1,514 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, setPriority } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { BASE_VERSION, supportedCapabilities } from '../control/capabilities.ts';
+import { formatSocketSpec } from '../control/socket-spec.ts';
+import type { DaemonHandle } from '../daemon-types.ts';
+import { createLogger } from '../util/logger.ts';
+import { buildConfig, isConfigErrors, needsResolution } from './config.ts';
+import type { Config, LocalAddress } from './config-types.ts';
+import { parseOptions, USAGE, type RawOptions } from './options.ts';
+
+/**
+ * Entry point: the only module that touches `process` (argv, env, signals, exit, uid, cwd).
+ * Exit statuses follow the reference: 0 clean stop or -v/-V/-C, 1 usage/config/start-up/runtime
+ * failure, 128+signal when a second stop signal arrives while stopping.
+ */
+
+/** Set in the environment of the re-spawned background process (Node cannot fork). */
+const DAEMON_CHILD_ENV = 'RTPPROXY_DAEMON_CHILD';
+/** How long the foreground parent waits for the background process to serve. */
+const READY_DEADLINE_MS = 10_000;
+/** How long a stop may take before the process gives up and exits 1. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+/** Signals that stop at once (the reference's `fatsignal`). */
+const STOP_SIGNALS = [
+  'SIGTERM',
+  'SIGINT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGXCPU',
+  'SIGXFSZ',
+  'SIGVTALRM',
+  'SIGPROF',
+] as const satisfies readonly NodeJS.Signals[];
+
+/** Name of the monotonic clock printed by `-C` (Node's timers and performance.now() use it). */
+const CLOCK_NAME = 'CLOCK_MONOTONIC';
+
+/** Messages from the background process to the parent waiting for it, over the IPC channel. */
+type ChildMessage = { readonly type: 'ready' } | { readonly type: 'error'; readonly message: string };
+
+/** Runs rtpproxy with the arguments after the program name; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const parsed = parseOptions(argv);
+  if (!parsed.ok) {
+    await writeStderr(`rtpproxy: ${parsed.message}\n${USAGE}\n`);
+    return 1;
+  }
+  const raw = parsed.options;
+  if (raw.info !== undefined) return printInfo(raw);
+
+  const built = buildConfig(raw);
+  if (isConfigErrors(built)) {
+    await writeStderr(built.map((e) => `rtpproxy: ${e.flag}: ${e.message}\n`).join(''));
+    return 1;
+  }
+
+  const isDaemonChild = process.env[DAEMON_CHILD_ENV] === '1' && typeof process.send === 'function';
+  delete process.env[DAEMON_CHILD_ENV];
+
+  const root = checkRoot(built, process.getuid?.());
+  if (root.refuse !== undefined) {
+    await writeStderr(`rtpproxy: ${root.refuse}\n`);
+    return 1;
+  }
+  if (root.warn !== undefined && !isDaemonChild) await writeStderr(`rtpproxy: WARNING: ${root.warn}\n`);
+
+  const resolved = await resolveAddresses(built);
+  if (typeof resolved === 'string') {
+    await writeStderr(`rtpproxy: ${resolved}\n`);
+    return 1;
+  }
+
+  if (!resolved.foreground && !isDaemonChild) return daemonize(argv, resolved);
+  return runDaemon(resolved, raw, isDaemonChild);
+}
+
+async function printInfo(raw: RawOptions): Promise<number> {
+  switch (raw.info) {
+    case 'capabilities': {
+      const built = buildConfig(raw);
+      const caps = supportedCapabilities(isConfigErrors(built) ? undefined : built);
+      await writeStdout(
+        `Basic version: ${BASE_VERSION}\n` + caps.map((c) => `Extension ${c.date}: ${c.description}\n`).join(''),
+      );
+      return 0;
+    }
+    case 'version':
+      await writeStdout(`rtpproxy ${packageVersion()}\n`);
+      return 0;
+    case 'clock':
+      await writeStdout(`${CLOCK_NAME}\n`);
+      return 0;
+    case undefined:
+      return 1;
+  }
+  return 1;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') {
+      return pkg.version;
+    }
+  } catch {
+    // fall through
+  }
+  return 'unknown';
+}
+
+/**
+ * The reference's superuser check: as root without `-u USER` (a group alone does not count) it
+ * refuses a udp:/udp6: control socket and warns otherwise, unless `-F`.
+ */
+function checkRoot(config: Config, uid: number | undefined): { refuse?: string; warn?: string } {
+  if (config.allowRoot || uid !== 0 || config.user !== undefined) return {};
+  const remote = config.controlSockets.some((s) => s.kind === 'udp' || s.kind === 'udp6');
+  if (remote) {
+    return {
+      refuse:
+        'refusing to run as root with a udp:/udp6: control socket: anybody who can reach it could control the ' +
+        'daemon. Use -u USER[:GROUP] to run as an unprivileged user, or -F to run as root anyway.',
+    };
+  }
+  return {
+    warn: 'running as root is not recommended. Use -u USER[:GROUP] to run as an unprivileged user, or -F to silence this warning.',
+  };
+}
+
+/** Resolves host names given with -l/-6 (dns.lookup in the option's family); message on failure. */
+async function resolveAddresses(config: Config): Promise<Config | string> {
+  if (!config.addresses.some(needsResolution)) return config;
+  const addresses: LocalAddress[] = [];
+  for (const a of config.addresses) {
+    if (!needsResolution(a)) {
+      addresses.push(a);
+      continue;
+    }
+    const flag = a.family === 4 ? '-l' : '-6';
+    if (config.noResolve) return `${flag}: ${JSON.stringify(a.address)} is not numeric and --no_resolve is set`;
+    try {
+      const found = await lookup(a.address, { family: a.family });
+      addresses.push(Object.freeze({ ...a, address: found.address }));
+    } catch (err) {
+      const code = err instanceof Error && 'code' in err ? String(err.code) : String(err);
+      return `${flag}: cannot resolve ${JSON.stringify(a.address)} to an IPv${String(a.family)} address (${code})`;
+    }
+  }
+  return Object.freeze({ ...config, addresses: Object.freeze(addresses) });
+}
+
+/**
+ * Goes to the background. Node cannot fork, so the same program is started again, detached (its
+ * own session), with an IPC channel; it runs the foreground code path, and says 'ready' once its
+ * control sockets serve (the reference's parent also waits for that: `rtpp_daemon_rel_parent`).
+ * It is started in the current directory so that relative -s/-r paths and the loader (tsx) resolve
+ * as they did here; it changes to / itself after binding its control sockets, like the reference.
+ */
+function daemonize(argv: readonly string[], config: Config): Promise<number> {
+  const script = process.argv[1] ?? fileURLToPath(import.meta.url);
+  const output = config.noRedirect ? 'inherit' : 'ignore';
+  const child = spawn(process.execPath, [...process.execArgv, script, ...argv], {
+    detached: true,
+    stdio: ['ignore', output, output, 'ipc'],
+    env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },
+  });
+  return new Promise<number>((resolve) => {
+    let childError: string | undefined;
+    let settled = false;
+    const finish = (code: number, message?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.removeAllListeners();
+      if (child.connected) child.disconnect();
+      child.unref();
+      if (message === undefined) {
+        resolve(code);
+      } else {
+        writeStderr(`rtpproxy: ${message}\n`).then(
+          () => resolve(code),
+          () => resolve(code),
+        );
+      }
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      finish(1, `the background process did not become ready within ${String(READY_DEADLINE_MS / 1000)} s; stopped it`);
+    }, READY_DEADLINE_MS);
+    child.on('message', (msg: unknown) => {
+      if (!isChildMessage(msg)) return;
+      if (msg.type === 'ready') finish(0);
+      else childError = msg.message;
+    });
+    child.on('error', (err) => {
+      finish(1, `cannot start the background process: ${err.message}`);
+    });
+    // 'close' comes after 'exit' and after the IPC channel is drained, so an error message sent
+    // just before exiting has arrived by then.
+    child.on('close', (code, signal) => {
+      const how = signal === null ? `exit status ${String(code)}` : `signal ${signal}`;
+      finish(1, childError ?? `the background process ended during start-up (${how})`);
+    });
+  });
+}
+
+function isChildMessage(msg: unknown): msg is ChildMessage {
+  if (typeof msg !== 'object' || msg === null || !('type' in msg)) return false;
+  if (msg.type === 'ready') return true;
+  return msg.type === 'error' && 'message' in msg && typeof msg.message === 'string';
+}
+
+function sendToParent(msg: ChildMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.send === undefined || !process.connected) {
+      resolve();
+      return;
+    }
+    process.send(msg, undefined, {}, () => {
+      resolve();
+    });
+  });
+}
+
+/**
+ * The foreground code path (also run by the background process): start the daemon, write the pid
+ * file, serve until a signal or the end of a graceful drain.
+ */
+async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean): Promise<number> {
+  const logger = createLogger(config.logLevel);
+  let pidFileWritten = false;
+  const removePidFile = (): void => {
+    if (!pidFileWritten || config.pidFile === undefined) return;
+    pidFileWritten = false;
+    try {
+      unlinkSync(config.pidFile);
+    } catch (err) {
+      if (!isErrnoException(err) || err.code !== 'ENOENT') {
+        logger.warn({ err, pidFile: config.pidFile }, 'cannot remove the pid file');
+      }
+    }
+  };
+
+  const fatalExit = (err: unknown, msg: string): never => {
+    logger.fatal({ err }, msg);
+    removePidFile();
+    process.exit(1);
+  };
+  process.on('uncaughtException', (err) => fatalExit(err, 'uncaught exception'));
+  process.on('unhandledRejection', (reason) => fatalExit(reason, 'unhandled promise rejection'));
+  process.on('SIGPIPE', () => undefined);
+
+  logUnappliedOptions(logger, raw, config);
+
+  let finish: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+
+  let daemon: DaemonHandle | undefined;
+  let stopping = false;
+  let draining = false;
+
+  const stop = async (reason: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'stopping');
+    const deadline = setTimeout(() => {
+      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed, exiting');
+      removePidFile();
+      finish(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    let code = 0;
+    try {
+      await daemon?.close();
+    } catch (err) {
+      code = 1;
+      logger.error({ err }, 'error while stopping');
+    }
+    clearTimeout(deadline);
+    removePidFile();
+    logger.info('stopped');
+    finish(code);
+  };
+  const drain = (reason: string): void => {
+    if (stopping || draining) return;
+    draining = true;
+    logger.info({ reason }, 'graceful shutdown: refusing new sessions, exiting when the last one is gone');
+    daemon?.drain();
+  };
+
+  for (const signal of STOP_SIGNALS) {
+    process.on(signal, () => {
+      if (stopping) {
+        logger.warn({ signal }, 'second stop signal while stopping, exiting at once');
+        removePidFile();
+        process.exit(128 + (osConstants.signals[signal] ?? 0));
+      }
+      logger.info({ signal }, 'got signal');
+      void stop(signal);
+    });
+  }
+  process.on('SIGHUP', () => {
+    drain('SIGHUP');
+  });
+
+  const { createDaemon } = await import('../daemon.ts');
+  const handle: DaemonHandle = createDaemon(config, logger, {
+    onDrained: () => {
+      logger.info('the last session is gone');
+      // Called from inside the command that removed the last session (D, or an expiry): let its
+      // reply leave before the control sockets close, as the reference checks only in its main loop.
+      setImmediate(() => void stop('drained'));
+    },
+    onStdioEof: () => {
+      drain('end of input on the stdioc: control socket');
+    },
+  });
+
+  daemon = handle;
+  try {
+    await handle.start();
+  } catch (err) {
+    logger.fatal({ err }, 'cannot start');
+    if (isDaemonChild) {
+      await sendToParent({ type: 'error', message: `cannot start: ${errorMessage(err)}` });
+    }
+    await handle.close().catch(() => undefined);
+    return 1;
+  }
+  if (stopping) return finished;
+  // A SIGHUP that came while the daemon was being created.
+  if (draining) handle.drain();
+
+  if (isDaemonChild && !config.noChdir) {
+    try {
+      process.chdir('/');
+    } catch (err) {
+      logger.warn({ err }, 'cannot change directory to /');
+    }
+  }
+
+  if (config.nice !== undefined) {
+    try {
+      setPriority(config.nice);
+    } catch (err) {
+      // The reference exits when it cannot set the priority.
+      return failStart(`cannot set the process priority to ${String(config.nice)}: ${errorMessage(err)}`);
+    }
+  }
+
+  if (config.pidFile !== undefined) {
+    try {
+      writeFileSync(config.pidFile, `${String(process.pid)}\n`);
+      pidFileWritten = true;
+    } catch (err) {
+      logger.warn({ err, pidFile: config.pidFile }, 'cannot write the pid file');
+    }
+  }
+
+  const dropped = dropPrivileges(config);
+  if (dropped !== undefined) return failStart(dropped);
+
+  checkFileLimit(logger, config);
+
+  logger.info(
+    {
+      controlSockets: config.controlSockets.map(formatSocketSpec),
+      addresses: config.addresses,
+      bridge: config.bridge,
+      portMin: config.portMin,
+      portMax: config.portMax,
+    },
+    'ready',
+  );
+  if (isDaemonChild) {
+    await sendToParent({ type: 'ready' });
+    if (process.connected) process.disconnect();
+  }
+  return finished;
+
+  async function failStart(message: string): Promise<number> {
+    logger.fatal(message);
+    if (isDaemonChild) await sendToParent({ type: 'error', message });
+    await daemon?.close().catch(() => undefined);
+    removePidFile();
+    return 1;
+  }
+}
+
+/** -u: switch group then user, after binding the control sockets; a message on failure. */
+function dropPrivileges(config: Config): string | undefined {
+  if (config.user === undefined && config.group === undefined) return undefined;
+  try {
+    let gid: number | string | undefined = config.group;
+    if (gid === undefined && config.user !== undefined) {
+      // The user's primary group, as getpwnam() gives it (via NSS, so `id` rather than /etc/passwd).
+      gid = Number(execFileSync('id', ['-g', config.user], { encoding: 'utf8' }).trim());
+    }
+    if (gid !== undefined) {
+      if (process.getuid?.() === 0) process.setgroups?.([gid]);
+      process.setgid?.(gid);
+    }
+    if (config.user !== undefined) process.setuid?.(config.user);
+  } catch (err) {
+    return `cannot switch to user ${JSON.stringify(config.user ?? '')} group ${JSON.stringify(config.group ?? '')}: ${errorMessage(err)}`;
+  }
+  return undefined;
+}
+
+/** -L: Node cannot call setrlimit(), so compare with the current soft limit and warn. */
+function checkFileLimit(logger: Logger, config: Config): void {
+  if (config.fileLimit === undefined) return;
+  let soft: number | undefined;
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const field = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    if (field === 'unlimited') return;
+    if (field !== undefined && /^[0-9]+$/.test(field)) soft = Number(field);
+  } catch {
+    // not Linux: fall through
+  }
+  if (soft === undefined) {
+    logger.warn({ wanted: config.fileLimit }, '-L: cannot read the open-files limit, and Node cannot set it');
+  } else if (soft < config.fileLimit) {
+    logger.warn(
+      { wanted: config.fileLimit, current: soft },
+      '-L: the open-files limit is lower than asked and Node cannot raise it; set it with ulimit -n or LimitNOFILE=',
+    );
+  }
+}
+
+/** One line for each option that is accepted for compatibility but has no effect here. */
+function logUnappliedOptions(logger: Logger, raw: RawOptions, config: Config): void {
+  if (raw.schedPolicy !== undefined) {
+    logger.warn({ policy: raw.schedPolicy }, '-c: real-time scheduling is accepted but not applied');
+  }
+  if (raw.tos !== undefined) {
+    logger.info({ tos: config.tos }, '-t: Node cannot set IP TOS on UDP sockets; accepted but not applied');
+  }
+  if (raw.configFile !== undefined) {
+    logger.warn({ file: raw.configFile }, '--config: module configuration is accepted but not applied');
+  }
+  for (const file of raw.dso) {
+    logger.warn({ file }, '--dso: module loading is accepted but not applied');
+  }
+}
+
+function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && 'code' in err;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function writeStream(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    stream.write(text, () => {
+      resolve();
+    });
+  });
+}
+
+function writeStdout(text: string): Promise<void> {
+  return writeStream(process.stdout, text);
+}
+
+function writeStderr(text: string): Promise<void> {
+  return writeStream(process.stderr, text);
+}
+
+/** Runs {@link main} on this process's arguments and exits with its status. */
+export async function run(): Promise<never> {
+  let code: number;
+  try {
+    code = await main(process.argv.slice(2));
+  } catch (err) {
+    await writeStderr(`rtpproxy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    code = 1;
+  }
+  process.exit(code);
+}
+
+/** True when this module (directly, or through bin/rtpproxy.js) is the program being run. */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  let real: string;
+  try {
+    real = realpathSync(script);
+  } catch {
+    return false;
+  }
+  const candidates = [
+    fileURLToPath(import.meta.url),
+    fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url)),
+  ];
+  return candidates.some((c) => {
+    try {
+      return realpathSync(c) === real;
+    } catch {
+      return false;
+    }
+  });
+}
+
+if (isEntryPoint()) void run();

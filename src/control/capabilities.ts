@@ -1,0 +1,94 @@
+import type { Config } from '../cli/config-types.ts';
+
+/** One `VF` capability date (protocol.md section 3). */
+export interface Capability {
+  /** The date string clients send with `VF`; compared exactly. */
+  readonly date: string;
+  /** The reference's description, printed by `rtpproxy -v` as `Extension DATE: text`. */
+  readonly description: string;
+  /**
+   * Whether we answer `1` for it. Clients change what they send based on these answers, so only
+   * what is really implemented may be true (protocol.md 3, "Rule for us").
+   */
+  readonly supported: boolean | ((config: Config) => boolean);
+}
+
+/** The base protocol version answered by `V` (Kamailio and OpenSIPS refuse anything else). */
+export const BASE_VERSION = '20040107';
+
+/**
+ * Every capability date the reference knows, in its order (`proto_caps[]` in
+ * `src/commands/rpcpv1_ver.c`, descriptions kept verbatim, typos included), then the newer ones
+ * of protocol.md 3. `supported: false` marks what is not implemented yet; flip it when it is.
+ */
+export const CAPABILITIES: readonly Capability[] = [
+  { date: '20040107', description: 'Basic RTP proxy functionality', supported: true },
+  // Not yet: needs P/S (playback). Kamailio and OpenSIPS disable a proxy answering 0 here.
+  { date: '20050322', description: 'Support for multiple RTP streams and MOH', supported: false },
+  { date: '20060704', description: 'Support for extra parameter in the V command', supported: true },
+  // Not yet: the `z` modifier (re-packetization).
+  { date: '20071116', description: 'Support for RTP re-packetization', supported: false },
+  // Not yet: C (copy/fork).
+  { date: '20071218', description: 'Support for forking (copying) RTP stream', supported: false },
+  { date: '20080403', description: 'Support for RTP statistics querying', supported: true },
+  // Not yet: the `c` codec-list modifier.
+  { date: '20081102', description: 'Support for setting codecs in the update/lookup command', supported: false },
+  // Not yet: timeout notifications. Once implemented: (c) => c.notifyTargets.length > 0, since the
+  // reference answers 1 only when at least one -n target is configured.
+  { date: '20081224', description: 'Support for session timeout notifications', supported: false },
+  // Not yet: automatic bridging (`r` modifier).
+  { date: '20090810', description: 'Support for automatic bridging', supported: false },
+  { date: '20140323', description: 'Support for tracking/reporting load', supported: true },
+  // Not yet.
+  { date: '20140617', description: 'Support for anchoring session connect time', supported: false },
+  { date: '20141004', description: 'Support for extendable performance counters', supported: true },
+  { date: '20150330', description: 'Support for allocating a new port ("Un"/"Ln" commands)', supported: true },
+  {
+    date: '20150420',
+    description: 'Support for SEQ tracking and new rtpa_ counters; Q command extended',
+    supported: true,
+  },
+  // Not yet: needs notifications.
+  {
+    date: '20150617',
+    description: 'Support for the wildcard %%CC_SELF%% as a disconnect notify target',
+    supported: false,
+  },
+  { date: '20191015', description: 'Support for the && sub-command specifier', supported: true },
+  // Not yet: N (stop recording).
+  { date: '20200226', description: 'Support for the N command to stop recording', supported: false },
+  {
+    date: '20230205',
+    description: 'Support for "rtpa_nlost" counter; extend catch_dtmf module with "h" modifier',
+    supported: true,
+  },
+  { date: '20230314', description: 'Support for for "fusing" G and D commands', supported: true },
+  {
+    date: '20230424',
+    description: 'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
+    supported: true,
+  },
+  // Newer dates of protocol.md 3; none implemented yet.
+  { date: '20250523', description: 'Support for the "p" modifier of the C command', supported: false },
+  { date: '20251015', description: 'Support for the "ttl=" and "tos=" S sub-commands', supported: false },
+  { date: '20260306', description: 'Support for address labels in "l{label}"', supported: false },
+  { date: '20260308', description: 'Support for "U ... && L ..." in one command', supported: false },
+  { date: '20260309', description: 'Support for C as a sub-command', supported: false },
+];
+
+/** Whether `VF date` answers 1 with this configuration (exact string match; unknown dates: false). */
+export function isCapabilitySupported(date: string, config: Config): boolean {
+  const cap = CAPABILITIES.find((c) => c.date === date);
+  if (cap === undefined) return false;
+  return typeof cap.supported === 'boolean' ? cap.supported : cap.supported(config);
+}
+
+/**
+ * The capabilities to list (`rtpproxy -v`): the supported ones. Without a valid config (the
+ * command line had errors), capabilities that depend on the config are left out.
+ */
+export function supportedCapabilities(config?: Config): readonly Capability[] {
+  return CAPABILITIES.filter((c) =>
+    typeof c.supported === 'boolean' ? c.supported : config !== undefined && c.supported(config),
+  );
+}
