@@ -23,16 +23,17 @@ export const BASE_VERSION = '20040107';
  */
 export const CAPABILITIES: readonly Capability[] = [
   { date: '20040107', description: 'Basic RTP proxy functionality', supported: true },
-  // Not yet: needs P/S (playback). Kamailio and OpenSIPS disable a proxy answering 0 here.
-  { date: '20050322', description: 'Support for multiple RTP streams and MOH', supported: false },
+  // Several streams per call work. Kamailio and OpenSIPS disable a proxy that answers 0 here, so
+  // this is the base requirement of every client; P answers E60 until playback lands.
+  { date: '20050322', description: 'Support for multiple RTP streams and MOH', supported: true },
   { date: '20060704', description: 'Support for extra parameter in the V command', supported: true },
   // Not yet: the `z` modifier (re-packetization).
   { date: '20071116', description: 'Support for RTP re-packetization', supported: false },
   // Not yet: C (copy/fork).
   { date: '20071218', description: 'Support for forking (copying) RTP stream', supported: false },
   { date: '20080403', description: 'Support for RTP statistics querying', supported: true },
-  // Not yet: the `c` codec-list modifier.
-  { date: '20081102', description: 'Support for setting codecs in the update/lookup command', supported: false },
+  // The `c` list is parsed and stored on the leg for `P ... session`.
+  { date: '20081102', description: 'Support for setting codecs in the update/lookup command', supported: true },
   // Not yet: timeout notifications. Once implemented: (c) => c.notifyTargets.length > 0, since the
   // reference answers 1 only when at least one -n target is configured.
   { date: '20081224', description: 'Support for session timeout notifications', supported: false },
@@ -68,11 +69,11 @@ export const CAPABILITIES: readonly Capability[] = [
     description: 'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
     supported: true,
   },
-  // Newer dates of protocol.md 3; none implemented yet.
+  // Newer dates of protocol.md 3.
   { date: '20250523', description: 'Support for the "p" modifier of the C command', supported: false },
   { date: '20251015', description: 'Support for the "ttl=" and "tos=" S sub-commands', supported: false },
-  { date: '20260306', description: 'Support for address labels in "l{label}"', supported: false },
-  { date: '20260308', description: 'Support for "U ... && L ..." in one command', supported: false },
+  { date: '20260306', description: 'Support for address labels in "l{label}"', supported: true },
+  { date: '20260308', description: 'Support for "U ... && L ..." in one command', supported: true },
   { date: '20260309', description: 'Support for C as a sub-command', supported: false },
 ];
 

@@ -1,0 +1,37 @@
+import t from 'tap';
+import { buildConfig, isConfigErrors } from '../../../src/cli/config.ts';
+import { parseOptions } from '../../../src/cli/options.ts';
+import { isCapabilitySupported } from '../../../src/control/capabilities.ts';
+
+const parsed = parseOptions(['-f', '-s', 'udp:127.0.0.1:22222']);
+if (!parsed.ok) throw new Error(parsed.message);
+const config = buildConfig(parsed.options);
+if (isConfigErrors(config)) throw new Error('config');
+
+// What Kamailio and OpenSIPS probe at start-up (protocol.md 10.3), and what we really do.
+const answers: readonly (readonly [string, boolean])[] = [
+  ['20040107', true],
+  ['20050322', true],
+  ['20060704', true],
+  ['20071116', false],
+  ['20071218', false],
+  ['20080403', true],
+  ['20081102', true],
+  ['20081224', false],
+  ['20090810', false],
+  ['20150420', true],
+  ['20150617', false],
+  ['20170313', false],
+  ['20191015', true],
+  ['20200226', false],
+  ['20230314', true],
+  ['20260308', true],
+  ['19700101', false],
+  ['', false],
+];
+
+for (const [date, want] of answers) {
+  t.test(`isCapabilitySupported(${JSON.stringify(date)}) is ${String(want)}`, async (t) => {
+    t.equal(isCapabilitySupported(date, config), want);
+  });
+}
