@@ -12,6 +12,7 @@ import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
 import { UdpMediaPlane } from './media/plane.ts';
+import { RecorderFactory } from './record/recorder.ts';
 import { SessionManager } from './session/manager.ts';
 import { GlobalStats } from './util/stats.ts';
 
@@ -51,6 +52,19 @@ export class Daemon implements DaemonHandle {
       stats: this.stats,
       now,
     });
+    const recordLog = logger.child({ mod: 'record' });
+    const recorders =
+      config.recordDir === undefined
+        ? undefined
+        : new RecorderFactory({
+            recordDir: config.recordDir,
+            spoolDir: config.spoolDir,
+            pcap: config.pcap,
+            noRtcp: config.noRtcpRecord,
+            onError: (err) => {
+              recordLog.warn({ err, code: err.code, path: err.path }, 'recording stopped');
+            },
+          });
     this.manager = new SessionManager(
       {
         addresses: config.addresses,
@@ -60,8 +74,19 @@ export class Daemon implements DaemonHandle {
         independentTtl: config.independentTtl,
         defaultAsymmetric: config.forceAsymmetric || (config.bridge && !config.bridgeSymmetric),
         notifyEnabled: config.notifyTargets.length > 0,
+        recordAll: config.recordAll,
+        pcap: config.pcap,
       },
-      { media, stats: this.stats, now, logger: logger.child({ mod: 'session' }), onDrained: () => hooks.onDrained() },
+      {
+        media,
+        stats: this.stats,
+        now,
+        logger: logger.child({ mod: 'session' }),
+        recorders,
+        onDrained: () => {
+          hooks.onDrained();
+        },
+      },
     );
     const dispatcher = new Dispatcher({
       manager: this.manager,
@@ -131,7 +156,7 @@ export class Daemon implements DaemonHandle {
     await this.#runner.drain();
     await Promise.all(this.#listeners.map((l) => l.close()));
     this.#cache.close();
-    this.manager.close();
+    await this.manager.close();
   }
 
   #startTimers(): void {

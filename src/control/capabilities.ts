@@ -56,8 +56,7 @@ export const CAPABILITIES: readonly Capability[] = [
     supported: false,
   },
   { date: '20191015', description: 'Support for the && sub-command specifier', supported: true },
-  // Not yet: N (stop recording).
-  { date: '20200226', description: 'Support for the N command to stop recording', supported: false },
+  { date: '20200226', description: 'Support for the N command to stop recording', supported: true },
   {
     date: '20230205',
     description: 'Support for "rtpa_nlost" counter; extend catch_dtmf module with "h" modifier',

@@ -167,12 +167,22 @@ export class Dispatcher {
         this.#find(cmd.ref);
         return '0\n';
       case 'record':
+        return manager.record(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.single) > 0
+          ? '0\n'
+          : errorReply('SESUNKN');
       case 'stop-record':
-        // Prefix rule; no recorder can start or be running until recording lands (E50 either way).
-        throw new RelayError(cmd.op === 'record' ? 'ERR_RECORDING' : 'ERR_SESSION_NOT_FOUND');
+        return manager.stopRecording(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.bothLegs) > 0
+          ? '0\n'
+          : errorReply('SESUNKN');
       case 'copy': {
-        this.#find(cmd.ref);
-        throw new RelayError('ERR_COPY', copyRefusal(cmd.target, cmd.replyPort));
+        const found = this.#find(cmd.ref);
+        if (cmd.target.startsWith('udp:')) {
+          const refusal = /:[0-9]+$/.test(cmd.target.slice(4)) ? 'remote copy is not available' : 'udp: target without a port';
+          throw new RelayError('ERR_COPY', refusal);
+        }
+        if (cmd.replyPort) throw new RelayError('ERR_COPY', 'p is only valid with a udp: target');
+        manager.copyToFile(found, cmd.target, cmd.single);
+        return '0\n';
       }
     }
   }
@@ -301,12 +311,4 @@ function parseCodecList(text: string): number[] | undefined {
   const items = text.split(',');
   if (!items.every((i) => /^[0-9]{1,3}$/.test(i) && Number(i) <= 127)) return undefined;
   return items.map(Number);
-}
-
-/** Why a C target cannot start (protocol.md 2.7; every case is E65). */
-function copyRefusal(target: string, replyPort: boolean): string {
-  if (target.startsWith('udp:')) {
-    return /:[0-9]+$/.test(target.slice(4)) ? 'remote copy is not available' : 'udp: target without a port';
-  }
-  return replyPort ? 'p is only valid with a udp: target' : 'recording to a file is not available';
 }

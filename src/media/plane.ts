@@ -56,8 +56,8 @@ export class UdpMediaPlane implements MediaPlane {
   async bindPair(address: string, family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
     const port = await this.#allocators[family].allocate(async (candidate) => {
       const result = await tryBindPair(family, address, candidate, (pair) => {
-        rtp.attach(pair.rtp, pair.port);
-        rtcp.attach(pair.rtcp, pair.port + 1);
+        rtp.attach(pair.rtp, pair.address, pair.port, family);
+        rtcp.attach(pair.rtcp, pair.address, pair.port + 1, family);
       });
       return result.outcome;
     });

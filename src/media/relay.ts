@@ -24,6 +24,18 @@ export interface ActivitySink {
   touch(leg: 0 | 1): void;
 }
 
+/** Where a leg's recorder receives the packets that arrive on the leg (protocol.md 6.1). */
+export interface PacketTap {
+  record(
+    packet: Buffer,
+    isRtp: boolean,
+    from: { readonly address: string; readonly port: number },
+    to: { readonly address: string; readonly port: number },
+    family: 4 | 6,
+    wallMs: number,
+  ): void;
+}
+
 /** Shared, read-mostly settings of every stream of the daemon. */
 export interface RelaySettings {
   readonly stats: GlobalStats;
@@ -49,6 +61,11 @@ export class RelayStream {
   remotePort = 0;
   socket: dgram.Socket | undefined;
   localPort = 0;
+  /** The local address and port packets arrive on, as the recorder writes them. */
+  local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
+  family: 4 | 6 = 4;
+  /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
+  tap: PacketTap | undefined;
 
   /** Packets accepted from the party this leg faces. */
   npktsIn = 0;
@@ -84,10 +101,12 @@ export class RelayStream {
   }
 
   /** Takes ownership of a bound socket; a previous one is closed. */
-  attach(socket: dgram.Socket, port: number): void {
+  attach(socket: dgram.Socket, address: string, port: number, family: 4 | 6): void {
     this.detach();
     this.socket = socket;
     this.localPort = port;
+    this.local = { address, port };
+    this.family = family;
     socket.on('message', this.#onMessage);
     socket.on('error', this.#onError);
   }
@@ -145,6 +164,7 @@ export class RelayStream {
     this.npktsIn += 1;
     this.#activity.touch(this.leg);
     if (this.rtpStats !== undefined) this.rtpStats.update(msg, this.#settings.now());
+    if (this.tap !== undefined) this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
     const out = this.peer;
     const socket = out?.socket;
     if (out === undefined || socket === undefined || out.remoteAddress === undefined) {

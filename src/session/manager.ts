@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { MediaPlane } from '../media/plane.ts';
+import type { RecorderFactory } from '../record/recorder.ts';
 import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
 import { isWildcard } from '../util/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
@@ -31,6 +32,10 @@ export interface ManagerOptions {
   readonly defaultAsymmetric: boolean;
   /** At least one `-n` target is configured. */
   readonly notifyEnabled: boolean;
+  /** `-a`: record both legs of every session from its creation. */
+  readonly recordAll: boolean;
+  /** `-P`: pcap files; makes the `s` modifier (one file per session) effective. */
+  readonly pcap: boolean;
 }
 
 export interface ManagerDeps {
@@ -38,6 +43,8 @@ export interface ManagerDeps {
   readonly stats: GlobalStats;
   readonly now: () => number;
   readonly logger: Logger;
+  /** Opens recording files; undefined without `-r`. */
+  readonly recorders: RecorderFactory | undefined;
   /** After drain() began, the last session is gone. */
   readonly onDrained: () => void;
 }
@@ -83,6 +90,8 @@ export class SessionManager {
   #count = 0;
   #draining = false;
   #closed = false;
+  /** Recordings being flushed and moved after their session or recorder ended. */
+  readonly #finishing = new Set<Promise<void>>();
 
   constructor(options: ManagerOptions, deps: ManagerDeps) {
     this.#opts = options;
@@ -180,6 +189,7 @@ export class SessionManager {
     if (session.closed) return;
     this.#unregister(session);
     session.close();
+    for (const leg of session.legs) this.#track(leg.stopRecording());
     const stats = this.#deps.stats;
     const now = this.#deps.now();
     const duration = (now - session.createdAt) / 1000;
@@ -248,10 +258,97 @@ export class SessionManager {
     return this.#draining;
   }
 
-  /** Destroys every session; the manager refuses new ones afterwards. */
-  close(): void {
+  /**
+   * Destroys every session and refuses new ones afterwards; resolves once every recording is
+   * flushed, closed and moved out of the spool directory.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
     for (const session of [...this.sessions()]) this.destroy(session, 'shutdown');
+    await Promise.all(this.#finishing);
+    await this.#deps.recorders?.close();
+  }
+
+  /**
+   * R: start recording the leg facing T1 of every session the prefix rule selects (protocol.md
+   * 2.6, 6). Returns how many sessions record that leg now; a leg that already records counts in
+   * separate-file mode, not in single-file mode.
+   */
+  record(callId: string, tag1: string, tag2: string | undefined, single: boolean): number {
+    const factory = this.#deps.recorders;
+    if (factory === undefined) return 0;
+    const combined = single && this.#opts.pcap;
+    let count = 0;
+    for (const { session, leg } of this.#prefixLegs(callId, tag1, tag2)) {
+      const target = session.legs[leg];
+      if (target.recorder !== undefined) {
+        if (!combined) count += 1;
+        continue;
+      }
+      try {
+        target.startRecording(factory.forLeg(session.callId, session.tag, leg, single));
+        count += 1;
+      } catch (error) {
+        this.#deps.logger.warn({ err: error, callId, leg }, 'recording could not start');
+      }
+    }
+    return count;
+  }
+
+  /** C with a file name: record the leg facing T1 into `name` under the recording directory. */
+  copyToFile(found: FoundSession, name: string, single: boolean): void {
+    const factory = this.#deps.recorders;
+    if (factory === undefined) throw new RelayError('ERR_COPY', 'no recording directory (-r)');
+    const leg = found.session.legs[found.legT1];
+    if (leg.recorder !== undefined) {
+      // One slot per leg: a second recorder is silently ignored, except in single-file mode.
+      if (single && this.#opts.pcap) throw new RelayError('ERR_COPY', 'the leg already records');
+      return;
+    }
+    try {
+      leg.startRecording(factory.forName(name, single));
+    } catch (error) {
+      throw new RelayError('ERR_COPY', 'recording file could not be opened', { cause: error });
+    }
+  }
+
+  /** N: stop the recorder of the leg facing T1 (both legs with `a`); returns how many stopped. */
+  stopRecording(callId: string, tag1: string, tag2: string | undefined, bothLegs: boolean): number {
+    let count = 0;
+    for (const { session, leg } of this.#prefixLegs(callId, tag1, tag2)) {
+      for (const target of bothLegs ? session.legs : [session.legs[leg]]) {
+        if (target.recorder === undefined) continue;
+        this.#track(target.stopRecording());
+        count += 1;
+      }
+    }
+    return count;
+  }
+
+  /** Sessions of the call selected by the prefix rule, with the leg facing T1 (1 via T1, 0 via T2). */
+  *#prefixLegs(callId: string, tag1: string, tag2: string | undefined): Generator<{ session: Session; leg: 0 | 1 }> {
+    for (const session of [...(this.#byCall.get(callId) ?? [])]) {
+      if (prefixMatch(session.tag, tag1) !== undefined) yield { session, leg: 1 };
+      else if (tag2 !== undefined && prefixMatch(session.tag, tag2) !== undefined) yield { session, leg: 0 };
+    }
+  }
+
+  /** `-a`: both legs, as if R (with `s` under `-P`) had been sent for each. */
+  #recordBothLegs(session: Session): void {
+    const factory = this.#deps.recorders;
+    if (factory === undefined) return;
+    for (const leg of session.legs) {
+      try {
+        leg.startRecording(factory.forLeg(session.callId, session.tag, leg.index, true));
+      } catch (error) {
+        this.#deps.logger.warn({ err: error, callId: session.callId, leg: leg.index }, 'recording could not start');
+      }
+    }
+  }
+
+  #track(done: Promise<void>): void {
+    this.#finishing.add(done);
+    void done.finally(() => this.#finishing.delete(done));
   }
 
   async #create(req: OfferRequest): Promise<LegAnswer> {
@@ -282,6 +379,7 @@ export class SessionManager {
     }
     legs[0].bound = true;
     this.#deps.stats.nsessCreated += 1;
+    if (this.#opts.recordAll) this.#recordBothLegs(session);
     if (req.weak) legs[0].weak = true;
     else session.strong = true;
     session.notify = req.notify;

@@ -4,6 +4,7 @@
  * an RTP and an RTCP relay stream; the session owns the legs and closes them.
  */
 import type { ActivitySink, RelayStream } from '../media/relay.ts';
+import type { Recorder } from '../record/recorder.ts';
 
 /** A local media address a leg binds on. */
 export interface LegLocal {
@@ -32,6 +33,8 @@ export class Leg {
   armedAt: number;
   /** A packet arrived since the last sweep: re-arm at the next one. */
   active = false;
+  /** The leg's one recorder slot, shared by R, C and -a (protocol.md 6.1). */
+  #recorder: Recorder | undefined;
 
   constructor(index: 0 | 1, rtp: RelayStream, rtcp: RelayStream, local: LegLocal, ttl: number, now: number) {
     this.index = index;
@@ -56,6 +59,27 @@ export class Leg {
   rearm(now: number): void {
     this.armedAt = now;
     this.active = false;
+  }
+
+  get recorder(): Recorder | undefined {
+    return this.#recorder;
+  }
+
+  /** Puts a recorder in the slot: packets arriving on the leg are handed to it. */
+  startRecording(recorder: Recorder): void {
+    this.#recorder = recorder;
+    this.rtp.tap = recorder;
+    this.rtcp.tap = recorder;
+  }
+
+  /** Empties the slot; resolves when the files are flushed, closed and moved. */
+  stopRecording(): Promise<void> {
+    const recorder = this.#recorder;
+    if (recorder === undefined) return Promise.resolve();
+    this.#recorder = undefined;
+    this.rtp.tap = undefined;
+    this.rtcp.tap = undefined;
+    return recorder.close();
   }
 
   /** Closes both sockets. */

@@ -23,7 +23,7 @@ const answers: readonly (readonly [string, boolean])[] = [
   ['20150617', false],
   ['20170313', false],
   ['20191015', true],
-  ['20200226', false],
+  ['20200226', true],
   ['20230314', true],
   ['20260308', true],
   ['19700101', false],

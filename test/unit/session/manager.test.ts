@@ -12,7 +12,10 @@ class FakeMedia implements MediaPlane {
   readonly capacity = 1000;
   nextPort = 30000;
   failBinds = false;
-  constructor(readonly settings: { stats: GlobalStats; now: () => number }) {}
+  readonly settings: { stats: GlobalStats; now: () => number };
+  constructor(settings: { stats: GlobalStats; now: () => number }) {
+    this.settings = settings;
+  }
   createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
     return new RelayStream(leg, isRtp, { ...this.settings, sendTwice: false }, activity);
   }
@@ -42,8 +45,17 @@ function setup(overrides: { ttl?: number; setupTtl?: number } = {}) {
       independentTtl: false,
       defaultAsymmetric: false,
       notifyEnabled: false,
+      recordAll: false,
+      pcap: false,
     },
-    { media, stats, now: () => now, logger: pino({ level: 'silent' }), onDrained: () => (drained += 1) },
+    {
+      media,
+      stats,
+      now: () => now,
+      logger: pino({ level: 'silent' }),
+      recorders: undefined,
+      onDrained: () => (drained += 1),
+    },
   );
   return {
     manager,
