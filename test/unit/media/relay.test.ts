@@ -1,0 +1,99 @@
+import { EventEmitter } from 'node:events';
+import type dgram from 'node:dgram';
+import fc from 'fast-check';
+import t from 'tap';
+import { RelayStream } from '../../../src/media/relay.ts';
+import { GlobalStats } from '../../../src/util/stats.ts';
+
+/** Just enough of a dgram socket for the relay: records what it sends. */
+class FakeSocket extends EventEmitter {
+  readonly sent: { data: Buffer; port: number; address: string }[] = [];
+  send(data: Buffer, port: number, address: string): void {
+    this.sent.push({ data, port, address });
+  }
+  close(): void {
+    this.removeAllListeners();
+  }
+}
+
+function setup(now: { ms: number }) {
+  const stats = new GlobalStats();
+  const touched: number[] = [];
+  const sink = { touch: (leg: 0 | 1) => touched.push(leg) };
+  const settings = { stats, now: () => now.ms, sendTwice: false };
+  const legs = [0, 1].map((i) => {
+    const rtp = new RelayStream(i as 0 | 1, true, settings, sink);
+    const socket = new FakeSocket();
+    rtp.attach(socket as unknown as dgram.Socket, '127.0.0.1', 30000 + i * 2, 4);
+    rtp.complete = true;
+    return { rtp, socket };
+  });
+  const [l0, l1] = legs as [(typeof legs)[0], (typeof legs)[0]];
+  l0.rtp.peer = l1.rtp;
+  l1.rtp.peer = l0.rtp;
+  return { stats, l0, l1, touched };
+}
+
+const rinfo = (address: string, port: number): dgram.RemoteInfo => ({ address, port, family: 'IPv4', size: 0 });
+const rtp = (ssrc: number, seq: number): Buffer => {
+  const b = Buffer.alloc(20);
+  b[0] = 0x80;
+  b.writeUInt16BE(seq, 2);
+  b.writeUInt32BE(ssrc, 8);
+  return b;
+};
+
+t.test('relayStream latches on the first source and relays out of the peer', async (t) => {
+  const now = { ms: 0 };
+  const { l0, l1, stats } = setup(now);
+  l0.rtp.prefill('10.0.0.2', 4000);
+  l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5000));
+  t.same(l0.socket.sent.map((s) => [s.address, s.port]), [['10.0.0.2', 4000]], 'sent from leg 0 to its peer');
+  t.equal(l1.rtp.remoteAddress, '10.0.0.1');
+  t.ok(l1.rtp.latched);
+  l1.socket.emit('message', rtp(2, 5000), rinfo('10.0.0.9', 5000));
+  t.equal(l1.rtp.nignored, 1, 'another SSRC from another source is refused');
+  l1.socket.emit('message', rtp(1, 2), rinfo('10.0.0.7', 6000));
+  t.equal(l1.rtp.remoteAddress, '10.0.0.7', 'same SSRC, next sequence: re-latched');
+  t.equal(stats.npktsRelayed, 2);
+});
+
+t.test('relayStream: a pre-fill opens a 10 s window in which a new source may take over', async (t) => {
+  const now = { ms: 100_000 };
+  const { l1 } = setup(now);
+  l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5000));
+  l1.rtp.prefill('10.0.0.1', 5002);
+  t.equal(l1.rtp.remoteAddress, '10.0.0.1');
+  t.equal(l1.rtp.remotePort, 5000, 'an address learnt from packets is not moved by signalling');
+  now.ms += 5000;
+  l1.socket.emit('message', rtp(3, 900), rinfo('10.0.0.3', 7000));
+  t.equal(l1.rtp.remotePort, 7000, 'accepted within the window');
+  now.ms += 20_000;
+  l1.socket.emit('message', rtp(4, 1), rinfo('10.0.0.4', 7000));
+  t.equal(l1.rtp.remotePort, 7000, 'refused after the window');
+});
+
+t.test('relayStream: random packets from random sources never throw and the counters add up', async (t) => {
+  const packet = fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a));
+  const source = fc.record({ address: fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'), port: fc.integer({ min: 1, max: 4 }) });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.boolean(), packet, source, fc.integer({ min: 0, max: 20_000 })), { maxLength: 60 }), (events) => {
+      const now = { ms: 0 };
+      const { l0, l1, stats } = setup(now);
+      for (const [toLeg1, data, src, dt] of events) {
+        now.ms += dt;
+        (toLeg1 ? l1 : l0).socket.emit('message', data, rinfo(src.address, src.port));
+      }
+      const accepted = l0.rtp.npktsIn + l1.rtp.npktsIn;
+      const refused = l0.rtp.nignored + l1.rtp.nignored;
+      return (
+        stats.npktsRcvd === events.length &&
+        accepted + refused === events.length &&
+        stats.npktsRelayed + l0.rtp.ndropped + l1.rtp.ndropped === accepted &&
+        stats.npktsRelayed === l0.socket.sent.length + l1.socket.sent.length
+      );
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 random packet sequences');
+});
