@@ -12,8 +12,13 @@ import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
 import { UdpMediaPlane } from './media/plane.ts';
+import { TimeoutNotifier } from './notify/notifier.ts';
+import { parseNotifyTargets } from './notify/targets.ts';
+import { PromptCache } from './play/prompts.ts';
+import { PlaybackScheduler } from './play/scheduler.ts';
 import { RecorderFactory } from './record/recorder.ts';
 import { SessionManager } from './session/manager.ts';
+import { OverloadMonitor } from './util/overload.ts';
 import { GlobalStats } from './util/stats.ts';
 
 /** How often idle timers are re-armed from packet activity and checked for expiry. */
@@ -36,6 +41,11 @@ export class Daemon implements DaemonHandle {
   readonly #cache: ReplyCache;
   readonly #listeners: BoundListener[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #players: PlaybackScheduler;
+  /** The timeout notification client; undefined without `-n`. */
+  readonly notifier: TimeoutNotifier | undefined;
+  /** `--overload_prot`'s detector; undefined without it. */
+  readonly #overload: OverloadMonitor | undefined;
   #load = 0;
   #closing: Promise<void> | undefined;
 
@@ -65,6 +75,18 @@ export class Daemon implements DaemonHandle {
               recordLog.warn({ err, code: err.code, path: err.path }, 'recording stopped');
             },
           });
+    this.#players = new PlaybackScheduler({ prompts: new PromptCache(), stats: this.stats, now });
+    this.notifier = this.#createNotifier(now);
+    const overloadLog = logger.child({ mod: 'overload' });
+    this.#overload = config.overloadProt
+      ? new OverloadMonitor({
+          onChange: (overloaded, lateMs) => {
+            const fields = { lateMs: Math.round(lateMs) };
+            if (overloaded) overloadLog.warn(fields, 'overloaded: new sessions are refused (E98)');
+            else overloadLog.info(fields, 'no longer overloaded: new sessions are accepted');
+          },
+        })
+      : undefined;
     this.manager = new SessionManager(
       {
         addresses: config.addresses,
@@ -73,7 +95,6 @@ export class Daemon implements DaemonHandle {
         setupTtl: config.setupTtl,
         independentTtl: config.independentTtl,
         defaultAsymmetric: config.forceAsymmetric || (config.bridge && !config.bridgeSymmetric),
-        notifyEnabled: config.notifyTargets.length > 0,
         recordAll: config.recordAll,
         pcap: config.pcap,
       },
@@ -83,6 +104,9 @@ export class Daemon implements DaemonHandle {
         now,
         logger: logger.child({ mod: 'session' }),
         recorders,
+        players: this.#players,
+        ...(this.notifier === undefined ? {} : { notifier: this.notifier }),
+        ...(this.#overload === undefined ? {} : { overloaded: () => this.#overload?.overloaded === true }),
         onDrained: () => {
           hooks.onDrained();
         },
@@ -95,7 +119,12 @@ export class Daemon implements DaemonHandle {
       parseContext: {
         bridge: config.bridge,
         hasIpv6: config.addresses.some((a) => a.family === 6),
+        defaultFamily: config.addresses[0]?.family ?? 4,
+        hasFamily: (family) => this.manager.hasLocalFamily(family),
         labels: new Set(config.addresses.flatMap((a) => (a.label === undefined ? [] : [a.label]))),
+        ...(config.kamailioNotify && this.notifier !== undefined
+          ? { kamailioNotify: this.notifier.knows.bind(this.notifier) }
+          : {}),
       },
       now,
       load: () => this.#load,
@@ -132,12 +161,25 @@ export class Daemon implements DaemonHandle {
           });
           break;
         default:
-          listener = new StreamControlListener({ spec, runner: this.#runner, log });
+          listener = new StreamControlListener({ spec, runner: this.#runner, log, ...this.#unixOwnership(spec) });
       }
       this.#listeners.push(listener);
       await listener.listen();
     }
     this.#startTimers();
+  }
+
+  /** `-u`/`-w` for unix control sockets: chown when a user or group is given, chmod with a group. */
+  #unixOwnership(spec: Config['controlSockets'][number]): {
+    owner?: { uid: number; gid: number };
+    mode?: number;
+  } {
+    const c = this.#config;
+    if (spec.kind !== 'unix' && spec.kind !== 'cunix') return {};
+    return {
+      ...(c.uid === undefined && c.gid === undefined ? {} : { owner: { uid: c.uid ?? -1, gid: c.gid ?? -1 } }),
+      ...(c.socketMode === undefined ? {} : { mode: c.socketMode }),
+    };
   }
 
   drain(): void {
@@ -157,6 +199,18 @@ export class Daemon implements DaemonHandle {
     await Promise.all(this.#listeners.map((l) => l.close()));
     this.#cache.close();
     await this.manager.close();
+    this.#players.close();
+    this.#overload?.close();
+    await this.notifier?.close();
+  }
+
+  /** The `-n` client (protocol.md 8), or undefined without any target. */
+  #createNotifier(now: () => number): TimeoutNotifier | undefined {
+    if (this.#config.notifyTargets.length === 0) return undefined;
+    const { specs, errors } = parseNotifyTargets(this.#config.notifyTargets, this.#config.noResolve);
+    // buildConfig() refused these already; a Config built by hand gets the same message.
+    if (errors.length > 0) throw new Error(`bad -n target: ${errors.join('; ')}`);
+    return new TimeoutNotifier({ targets: specs, logger: this.#logger.child({ mod: 'notify' }), now });
   }
 
   #startTimers(): void {
@@ -171,6 +225,7 @@ export class Daemon implements DaemonHandle {
       const elu = performance.eventLoopUtilization();
       this.#load = performance.eventLoopUtilization(elu, lastElu).utilization;
       lastElu = elu;
+      this.#overload?.sample();
     }, RATE_INTERVAL_MS);
     sweep.unref();
     rates.unref();

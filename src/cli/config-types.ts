@@ -48,14 +48,26 @@ export interface Config {
   readonly recordAll: boolean;
   /** `-R`: do not record RTCP. */
   readonly noRtcpRecord: boolean;
-  /** `-n`: timeout notification targets, as given. */
+  /** `-n`: timeout notification targets, as given (validated; protocol.md 8.1). */
   readonly notifyTargets: readonly string[];
+  /**
+   * `--kamailio_notify`: also read the notify forms Kamailio's `timeout_socket` sends (protocol.md
+   * 10.1) as a notify pair. Needs a `-n` target.
+   */
+  readonly kamailioNotify: boolean;
   /** `-p`: pid file, or undefined when disabled with /dev/null. */
   readonly pidFile?: string;
   /** `-u USER[:GROUP]`. */
   readonly user?: string;
   readonly group?: string;
-  /** `-w`: mode of unix control sockets. */
+  /**
+   * Numeric ids of `-u`, filled in by cli/main.ts before the daemon starts (user and group names
+   * are looked up there, never here): `uid` with a user, `gid` with a group or the user's primary
+   * group. Owner of unix control sockets, and what the process switches to.
+   */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** `-w`: mode of unix control sockets (only with a group; undefined: left as created). */
   readonly socketMode?: number;
   /** `-F`: allow running as root without `-u`. */
   readonly allowRoot: boolean;
@@ -71,6 +83,7 @@ export interface Config {
   readonly forceAsymmetric: boolean;
   readonly bridgeSymmetric: boolean;
   readonly noResolve: boolean;
+  /** `--overload_prot`: refuse new sessions (E98) while the event loop runs late. */
   readonly overloadProt: boolean;
   readonly nice?: number;
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseSocketSpec } from '../control/socket-spec.ts';
+import { parseNotifyTargets } from '../notify/targets.ts';
 import type { ControlSocketSpec } from '../control/socket-types.ts';
 import type { Config, LocalAddress, LogLevel } from './config-types.ts';
 import type { ListenArg, RawOptions } from './options.ts';
@@ -106,6 +107,12 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
   for (const target of raw.notify) {
     if (target === '') fail('-n', 'the timeout notification socket name is empty');
   }
+  for (const error of parseNotifyTargets(raw.notify.filter((n) => n !== ''), raw.noResolve).errors) {
+    fail('-n', error);
+  }
+  if (raw.kamailioNotify && raw.notify.length === 0) {
+    fail('--kamailio_notify', 'needs a timeout notification target: add -n unix:PATH or -n tcp:HOST:PORT');
+  }
 
   let pidFile: string | undefined = raw.pidFile ?? DEFAULTS.pidFile;
   if (pidFile === '') {
@@ -120,8 +127,10 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
   if (raw.socketMode !== undefined && (raw.socketMode < 0 || raw.socketMode > 4095)) {
     fail('-w', `the socket mode must be a decimal number from 0 to 4095 (octal 0660 is 432), got ${String(raw.socketMode)}`);
   } else if (creds.group !== undefined) {
-    // The mode is applied only together with a group (`-u USER:GROUP` or `-u :GROUP`).
-    socketMode = raw.socketMode ?? DEFAULTS.socketModeWithGroup;
+    // The mode is applied only together with a group (`-u USER:GROUP` or `-u :GROUP`), and a mode
+    // of 0 is not applied at all (the reference skips chmod for 0).
+    const mode = raw.socketMode ?? DEFAULTS.socketModeWithGroup;
+    if (mode !== 0) socketMode = mode;
   }
 
   if (raw.fileLimit !== undefined && raw.fileLimit < 1) {
@@ -166,6 +175,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     recordAll: raw.recordAll,
     noRtcpRecord: raw.noRtcpRecord,
     notifyTargets: Object.freeze([...raw.notify]),
+    kamailioNotify: raw.kamailioNotify,
     ...(pidFile === undefined ? {} : { pidFile }),
     ...(creds.user === undefined ? {} : { user: creds.user }),
     ...(creds.group === undefined ? {} : { group: creds.group }),

@@ -8,6 +8,7 @@ import { BASE_VERSION, supportedCapabilities } from '../control/capabilities.ts'
 import { formatSocketSpec } from '../control/socket-spec.ts';
 import type { DaemonHandle } from '../daemon-types.ts';
 import { createLogger } from '../util/logger.ts';
+import { computeCapacity } from './capacity.ts';
 import { buildConfig, isConfigErrors, needsResolution } from './config.ts';
 import type { Config, LocalAddress } from './config-types.ts';
 import { parseOptions, USAGE, type RawOptions } from './options.ts';
@@ -68,7 +69,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (root.warn !== undefined && !isDaemonChild) await writeStderr(`rtpproxy: WARNING: ${root.warn}\n`);
 
-  const resolved = await resolveAddresses(built);
+  const withCreds = resolveCredentials(built);
+  if (typeof withCreds === 'string') {
+    await writeStderr(`rtpproxy: -u: ${withCreds}\n`);
+    return 1;
+  }
+
+  const resolved = await resolveAddresses(withCreds);
   if (typeof resolved === 'string') {
     await writeStderr(`rtpproxy: ${resolved}\n`);
     return 1;
@@ -129,6 +136,57 @@ function checkRoot(config: Config, uid: number | undefined): { refuse?: string; 
   return {
     warn: 'running as root is not recommended. Use -u USER[:GROUP] to run as an unprivileged user, or -F to silence this warning.',
   };
+}
+
+/**
+ * -u: looks the user and group up now, as the reference does while parsing its options, so an
+ * unknown name stops the start before anything is bound. Names go through NSS (`getent`), like
+ * getpwnam()/getgrnam(); without getent, /etc/passwd and /etc/group are read.
+ */
+function resolveCredentials(config: Config): Config | string {
+  if (config.user === undefined && config.group === undefined) return config;
+  let uid: number | undefined;
+  let gid: number | undefined;
+  if (config.user !== undefined) {
+    const entry = lookupDatabase('passwd', config.user);
+    const id = Number(entry?.[2]);
+    if (entry === undefined || !Number.isInteger(id)) return `cannot find the user ${JSON.stringify(config.user)}`;
+    uid = id;
+    // Without a group, the user's primary group.
+    if (config.group === undefined) gid = Number(entry[3]);
+  }
+  if (config.group !== undefined) {
+    const entry = lookupDatabase('group', config.group);
+    const id = Number(entry?.[2]);
+    if (entry === undefined || !Number.isInteger(id)) return `cannot find the group ${JSON.stringify(config.group)}`;
+    gid = id;
+  }
+  return Object.freeze({
+    ...config,
+    ...(uid === undefined ? {} : { uid }),
+    ...(gid === undefined || !Number.isInteger(gid) ? {} : { gid }),
+  });
+}
+
+/** One passwd or group entry split at ':', or undefined when there is none. */
+function lookupDatabase(database: 'passwd' | 'group', name: string): string[] | undefined {
+  if (name.includes(':') || name.includes('\n')) return undefined;
+  try {
+    const line = execFileSync('getent', [database, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return line.split('\n')[0]?.split(':');
+  } catch (err) {
+    // getent exits 2 for "not found"; only a missing getent falls back to the files.
+    if (!isErrnoException(err) || err.code !== 'ENOENT') return undefined;
+  }
+  try {
+    const file = readFileSync(database === 'passwd' ? '/etc/passwd' : '/etc/group', 'utf8');
+    return file
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[0] === name || (/^[0-9]+$/.test(name) && f[2] === name));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Resolves host names given with -l/-6 (dns.lookup in the option's family); message on failure. */
@@ -255,6 +313,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   process.on('SIGPIPE', () => undefined);
 
   logUnappliedOptions(logger, raw, config);
+  const fileLimitProblem = config.fileLimit === undefined ? undefined : setFileLimit(config.fileLimit);
 
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => {
@@ -326,8 +385,12 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     await handle.start();
   } catch (err) {
     logger.fatal({ err }, 'cannot start');
+    // The reason in plain words too, as the reference's err(3) prints it; a background process
+    // hands it to the waiting parent, which prints it.
     if (isDaemonChild) {
       await sendToParent({ type: 'error', message: `cannot start: ${errorMessage(err)}` });
+    } else {
+      await writeStderr(`rtpproxy: cannot start: ${errorMessage(err)}\n`);
     }
     await handle.close().catch(() => undefined);
     return 1;
@@ -365,7 +428,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   const dropped = dropPrivileges(config);
   if (dropped !== undefined) return failStart(dropped);
 
-  checkFileLimit(logger, config);
+  reportCapacity(logger, config, fileLimitProblem);
 
   logger.info(
     {
@@ -386,52 +449,94 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   async function failStart(message: string): Promise<number> {
     logger.fatal(message);
     if (isDaemonChild) await sendToParent({ type: 'error', message });
+    else await writeStderr(`rtpproxy: ${message}\n`);
     await daemon?.close().catch(() => undefined);
     removePidFile();
     return 1;
   }
 }
 
-/** -u: switch group then user, after binding the control sockets; a message on failure. */
+/**
+ * -u: switch group then user, after binding the control sockets and writing the pid file; a
+ * message on failure. The ids were looked up before the start (resolveCredentials). As root the
+ * supplementary groups are dropped too, so none of root's groups is kept.
+ */
 function dropPrivileges(config: Config): string | undefined {
-  if (config.user === undefined && config.group === undefined) return undefined;
+  if (config.uid === undefined && config.gid === undefined) return undefined;
   try {
-    let gid: number | string | undefined = config.group;
-    if (gid === undefined && config.user !== undefined) {
-      // The user's primary group, as getpwnam() gives it (via NSS, so `id` rather than /etc/passwd).
-      gid = Number(execFileSync('id', ['-g', config.user], { encoding: 'utf8' }).trim());
+    if (config.gid !== undefined) {
+      if (process.getuid?.() === 0) process.setgroups?.([config.gid]);
+      process.setgid?.(config.gid);
     }
-    if (gid !== undefined) {
-      if (process.getuid?.() === 0) process.setgroups?.([gid]);
-      process.setgid?.(gid);
-    }
-    if (config.user !== undefined) process.setuid?.(config.user);
+    if (config.uid !== undefined) process.setuid?.(config.uid);
   } catch (err) {
     return `cannot switch to user ${JSON.stringify(config.user ?? '')} group ${JSON.stringify(config.group ?? '')}: ${errorMessage(err)}`;
   }
   return undefined;
 }
 
-/** -L: Node cannot call setrlimit(), so compare with the current soft limit and warn. */
-function checkFileLimit(logger: Logger, config: Config): void {
-  if (config.fileLimit === undefined) return;
-  let soft: number | undefined;
+/**
+ * -L: Node has no setrlimit(), so the limit is set with prlimit(1) on this process, soft and hard
+ * to N as the reference does (raising the hard limit needs root, so this runs before -u). Returns
+ * a problem to log, or undefined.
+ */
+function setFileLimit(limit: number): string | undefined {
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${String(limit)}:${String(limit)}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    });
+    return undefined;
+  } catch (err) {
+    const stderr =
+      typeof err === 'object' && err !== null && 'stderr' in err && typeof err.stderr === 'string' ? err.stderr.trim() : '';
+    return stderr !== '' ? stderr : errorMessage(err);
+  }
+}
+
+/** The soft open-files limit of this process (Linux), undefined when unknown or unlimited. */
+function currentFileLimit(): number | undefined {
   try {
     const line = readFileSync('/proc/self/limits', 'utf8')
       .split('\n')
       .find((l) => l.startsWith('Max open files'));
     const field = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
-    if (field === 'unlimited') return;
-    if (field !== undefined && /^[0-9]+$/.test(field)) soft = Number(field);
+    if (field !== undefined && /^[0-9]+$/.test(field)) return Number(field);
   } catch {
-    // not Linux: fall through
+    // not Linux
   }
-  if (soft === undefined) {
-    logger.warn({ wanted: config.fileLimit }, '-L: cannot read the open-files limit, and Node cannot set it');
-  } else if (soft < config.fileLimit) {
+  return undefined;
+}
+
+/**
+ * Logs once at start how many calls the daemon can really hold: by port range and by open-files
+ * limit, warning when the limit is the smaller one (or -L could not be applied).
+ */
+function reportCapacity(logger: Logger, config: Config, fileLimitProblem: string | undefined): void {
+  const fileLimit = currentFileLimit();
+  const c = computeCapacity(config, fileLimit);
+  if (config.fileLimit !== undefined && fileLimitProblem !== undefined) {
     logger.warn(
-      { wanted: config.fileLimit, current: soft },
-      '-L: the open-files limit is lower than asked and Node cannot raise it; set it with ulimit -n or LimitNOFILE=',
+      { wanted: config.fileLimit, current: fileLimit, problem: fileLimitProblem },
+      '-L: cannot set the open-files limit; set it with LimitNOFILE= or ulimit -n',
+    );
+  } else if (config.fileLimit !== undefined && fileLimit !== undefined && fileLimit < config.fileLimit) {
+    logger.warn({ wanted: config.fileLimit, current: fileLimit }, '-L: the open-files limit is lower than asked');
+  }
+  logger.info(
+    {
+      portPairs: c.portPairs,
+      sessionsByPorts: c.sessionsByPorts,
+      fileLimit: c.fileLimit ?? 'unknown',
+      filesPerSession: c.filesPerSession,
+      sessionsByFiles: c.sessionsByFiles ?? 'unknown',
+    },
+    'capacity',
+  );
+  if (c.sessionsByFiles !== undefined && c.sessionsByFiles < c.sessionsByPorts) {
+    logger.warn(
+      { sessionsByFiles: c.sessionsByFiles, sessionsByPorts: c.sessionsByPorts, filesNeeded: c.filesNeeded },
+      `the open-files limit allows ${String(c.sessionsByFiles)} sessions but the port range ${String(c.sessionsByPorts)}; raise it to ${String(c.filesNeeded)} (-L, LimitNOFILE= or ulimit -n) or narrow -m/-M`,
     );
   }
 }
@@ -442,7 +547,16 @@ function logUnappliedOptions(logger: Logger, raw: RawOptions, config: Config): v
     logger.warn({ policy: raw.schedPolicy }, '-c: real-time scheduling is accepted but not applied');
   }
   if (raw.tos !== undefined) {
-    logger.info({ tos: config.tos }, '-t: Node cannot set IP TOS on UDP sockets; accepted but not applied');
+    logger.warn(
+      { tos: config.tos },
+      '-t: Node cannot set IP TOS on UDP sockets; accepted but not applied (mark DSCP with nftables instead, see operations.md)',
+    );
+  }
+  if (raw.advertised !== undefined && !config.bridge) {
+    logger.warn(
+      { advertised: raw.advertised },
+      '-A: ignored outside bridge mode (as in the reference); give the advertised address as -l ADDR=ADV',
+    );
   }
   if (raw.configFile !== undefined) {
     logger.warn({ file: raw.configFile }, '--config: module configuration is accepted but not applied');

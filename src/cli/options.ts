@@ -72,6 +72,8 @@ export interface RawOptions {
   readonly noRedirect: boolean;
   /** `--overload_prot[=value]` (the value is ignored, as in the reference). */
   readonly overloadProt: boolean;
+  /** `--kamailio_notify` (ours: read Kamailio's timeout_socket forms, protocol.md 10.1). */
+  readonly kamailioNotify: boolean;
   /** `--config` */
   readonly configFile?: string;
   /** `--dso`, in command-line order. */
@@ -97,7 +99,7 @@ export const USAGE = [
   '\t  [-d log_level[:log_facility]] [-p pid_file] [-c fifo|rr]',
   '\t  [-A addr1[/addr2]] [-W setup_ttl] [--nice N] [--force_asymmetric]',
   '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
-  '\t  [--config file] [--dso file]',
+  '\t  [--kamailio_notify] [--config file] [--dso file]',
   '\trtpproxy -v | -V | -C',
 ].join('\n');
 
@@ -117,6 +119,7 @@ const LONG_OPTIONS = {
   force_asymmetric: 'none',
   no_resolve: 'none',
   no_redirect: 'none',
+  kamailio_notify: 'none',
 } as const satisfies Readonly<Record<string, 'none' | 'required' | 'optional'>>;
 
 type LongName = keyof typeof LONG_OPTIONS;
@@ -284,7 +287,8 @@ function buildProgram(listen: ListenArg[]): Command {
     .option('--bridge_symmetric', 'legs symmetric in bridge mode')
     .option('--no_resolve', 'numeric addresses only')
     .option('--no_redirect', 'keep stdout/stderr when daemonizing')
-    .option('--overload_prot', 'overload protection (inactive)')
+    .option('--overload_prot', 'refuse new sessions (E98) while the event loop runs late')
+    .option('--kamailio_notify', "read Kamailio's timeout_socket forms as a notify pair")
     .option('--config <file>', 'configuration file')
     .option('--dso <file>', 'module to load (repeatable)', collect, []);
   return program;
@@ -373,6 +377,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     noResolve: flag(o, 'no_resolve'),
     noRedirect: flag(o, 'no_redirect'),
     overloadProt: flag(o, 'overload_prot'),
+    kamailioNotify: flag(o, 'kamailio_notify'),
     configFile: str(o, 'config'),
     dso: list(o, 'dso'),
   });

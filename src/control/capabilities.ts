@@ -23,8 +23,8 @@ export const BASE_VERSION = '20040107';
  */
 export const CAPABILITIES: readonly Capability[] = [
   { date: '20040107', description: 'Basic RTP proxy functionality', supported: true },
-  // Several streams per call work. Kamailio and OpenSIPS disable a proxy that answers 0 here, so
-  // this is the base requirement of every client; P answers E60 until playback lands.
+  // Several streams per call and music on hold (P/S) work. Kamailio and OpenSIPS disable a proxy
+  // that answers 0 here, so this is the base requirement of every client.
   { date: '20050322', description: 'Support for multiple RTP streams and MOH', supported: true },
   { date: '20060704', description: 'Support for extra parameter in the V command', supported: true },
   // Not yet: the `z` modifier (re-packetization).
@@ -34,11 +34,16 @@ export const CAPABILITIES: readonly Capability[] = [
   { date: '20080403', description: 'Support for RTP statistics querying', supported: true },
   // The `c` list is parsed and stored on the leg for `P ... session`.
   { date: '20081102', description: 'Support for setting codecs in the update/lookup command', supported: true },
-  // Not yet: timeout notifications. Once implemented: (c) => c.notifyTargets.length > 0, since the
-  // reference answers 1 only when at least one -n target is configured.
-  { date: '20081224', description: 'Support for session timeout notifications', supported: false },
-  // Not yet: automatic bridging (`r` modifier).
-  { date: '20090810', description: 'Support for automatic bridging', supported: false },
+  // Timeout notifications: like the reference, 1 only when at least one -n target is configured
+  // (OpenSIPS sends its notify pair only after a 1 here).
+  {
+    date: '20081224',
+    description: 'Support for session timeout notifications',
+    supported: (c) => c.notifyTargets.length > 0,
+  },
+  // The `r` modifier (the local address that routes to the remote; OpenSIPS' rtpproxy_autobridge
+  // sends it only after a 1 here) and the choice of a local address by the remote's family (`6`).
+  { date: '20090810', description: 'Support for automatic bridging', supported: true },
   { date: '20140323', description: 'Support for tracking/reporting load', supported: true },
   // Not yet.
   { date: '20140617', description: 'Support for anchoring session connect time', supported: false },
@@ -49,11 +54,12 @@ export const CAPABILITIES: readonly Capability[] = [
     description: 'Support for SEQ tracking and new rtpa_ counters; Q command extended',
     supported: true,
   },
-  // Not yet: needs notifications.
+  // `-n tcp:%%CC_SELF%%:PORT`. Always 1, as in the reference: OpenSIPS strips `tcp:` from its
+  // notify socket after a 0 here, and the stripped name would match no target.
   {
     date: '20150617',
     description: 'Support for the wildcard %%CC_SELF%% as a disconnect notify target',
-    supported: false,
+    supported: true,
   },
   { date: '20191015', description: 'Support for the && sub-command specifier', supported: true },
   { date: '20200226', description: 'Support for the N command to stop recording', supported: true },

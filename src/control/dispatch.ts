@@ -9,6 +9,7 @@ import type { Config } from '../cli/config-types.ts';
 import { RelayError, type RelayErrorCode } from '../session/errors.ts';
 import type { FoundSession, LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
 import type { Session } from '../session/session.ts';
+import type { CommandOrigin } from '../util/origin-types.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { BASE_VERSION, isCapabilitySupported } from './capabilities.ts';
 import type { Command, SessionRef, SubCommand, UpdateModifiers } from './commands.ts';
@@ -106,11 +107,11 @@ export class Dispatcher {
   }
 
   /** Runs one command line; always resolves with exactly one reply ending in LF. */
-  readonly handle = async (line: string): Promise<string> => {
+  readonly handle = async (line: string, origin?: CommandOrigin): Promise<string> => {
     const parsed = parseCommand(line, this.#d.parseContext);
     if (!parsed.ok) return errorReply(parsed.ecode);
     try {
-      return await this.#execute(parsed.command);
+      return await this.#execute(parsed.command, origin);
     } catch (error) {
       if (error instanceof RelayError) return errorReply(RELAY_ECODES[error.code]);
       this.#d.logger.error({ err: error, line }, 'command failed unexpectedly');
@@ -118,7 +119,7 @@ export class Dispatcher {
     }
   };
 
-  async #execute(cmd: Command): Promise<string> {
+  async #execute(cmd: Command, origin: CommandOrigin | undefined): Promise<string> {
     const { manager, stats } = this.#d;
     switch (cmd.op) {
       case 'version':
@@ -127,7 +128,7 @@ export class Dispatcher {
         return isCapabilitySupported(cmd.date, this.#d.config) ? '1\n' : '0\n';
       case 'update':
       case 'lookup': {
-        const req = offerRequest(cmd.ref, cmd.remote, cmd.modifiers, cmd.notify);
+        const req = offerRequest(cmd.ref, cmd.remote, cmd.modifiers, cmd.notify, origin);
         const answer = cmd.op === 'update' ? await manager.update(req) : await manager.lookup(req);
         if (answer === undefined) return '0\n';
         const subs = await this.#subcommands(cmd.subcommands, cmd.ref, answer.session, answer.forwardLeg);
@@ -155,16 +156,13 @@ export class Dispatcher {
         );
       case 'play': {
         const found = this.#find(cmd.ref);
-        // P0 only stops what is playing; nothing plays until prompt playback lands.
-        if (cmd.count === 0) return '0\n';
-        const codecs =
-          cmd.codecs === 'session' ? found.session.legs[found.legT1].codecs : parseCodecList(cmd.codecs);
-        if (cmd.codecs === 'session' && codecs === undefined) throw new RelayError('ERR_NO_SESSION_CODECS');
-        if (codecs === undefined) throw new RelayError('ERR_PLAYBACK', 'malformed codec list');
-        throw new RelayError('ERR_PLAYBACK', 'prompt playback is not available');
+        // `session` is matched exactly, as the reference's strcmp() does.
+        const codecs = cmd.codecs === 'session' ? 'session' : codecScan(cmd.codecs);
+        await manager.play(found, cmd.prompt, codecs, cmd.count);
+        return '0\n';
       }
       case 'stop-play':
-        this.#find(cmd.ref);
+        manager.stopPlayback(this.#find(cmd.ref));
         return '0\n';
       case 'record':
         return manager.record(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.single) > 0
@@ -290,6 +288,7 @@ function offerRequest(
   remote: OfferRequest['remote'],
   m: UpdateModifiers,
   notify?: { readonly socket: string; readonly tag: string },
+  origin?: CommandOrigin,
 ): OfferRequest {
   return {
     callId: ref.callId,
@@ -303,12 +302,20 @@ function offerRequest(
     ...(m.repacketizeMs === undefined ? {} : { repacketizeMs: m.repacketizeMs }),
     newPorts: m.newPorts,
     ...(notify === undefined ? {} : { notify }),
+    ...(notify === undefined || origin === undefined ? {} : { origin }),
   };
 }
 
-/** `0,8,101` -> [0, 8, 101]; undefined when any item is not a payload type number. */
-function parseCodecList(text: string): number[] | undefined {
-  const items = text.split(',');
-  if (!items.every((i) => /^[0-9]{1,3}$/.test(i) && Number(i) <= 127)) return undefined;
-  return items.map(Number);
+/**
+ * The payload types of a P codec list, in order, up to the first item that is not a number: the
+ * reference tries `NAME.PT` for each number and stops the scan with E60 at the first bad item
+ * (protocol.md 7.1), so `8,x` still plays `NAME.8` when it exists and `x,8` never does.
+ */
+function codecScan(text: string): number[] {
+  const types: number[] = [];
+  for (const item of text.split(',')) {
+    if (!/^[0-9]{1,9}$/.test(item)) break;
+    types.push(Number(item));
+  }
+  return types;
 }

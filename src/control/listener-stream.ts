@@ -1,9 +1,10 @@
 import { lookup } from 'node:dns/promises';
-import { lstat, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { CommandOrigin } from '../util/origin-types.ts';
 import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
 
@@ -30,6 +31,13 @@ export interface StreamControlListenerOptions {
   readonly spec: StreamControlSpec;
   readonly runner: CommandRunner;
   readonly log: Logger;
+  /**
+   * unix/cunix: owner given to the socket file right after bind (`-u`); -1 keeps that id. The
+   * reference fails to start when it cannot (protocol.md 1.1).
+   */
+  readonly owner?: { readonly uid: number; readonly gid: number };
+  /** unix/cunix: permission bits set right after bind (`-w`, applied with a group only). */
+  readonly mode?: number;
 }
 
 type FinishReason = 'eof' | 'overflow';
@@ -43,6 +51,7 @@ class LineChannel {
   readonly #output: Writable;
   readonly #runner: CommandRunner;
   readonly #onFinished: (reason: FinishReason) => void;
+  readonly #origin: CommandOrigin | undefined;
   #parts: Buffer[] = [];
   #partLength = 0;
   #pending = 0;
@@ -55,11 +64,13 @@ class LineChannel {
     output: Writable,
     runner: CommandRunner,
     onFinished: (reason: FinishReason) => void,
+    origin?: CommandOrigin,
   ) {
     this.#input = input;
     this.#output = output;
     this.#runner = runner;
     this.#onFinished = onFinished;
+    this.#origin = origin;
   }
 
   start(): void {
@@ -114,7 +125,7 @@ class LineChannel {
   #submit(line: string): void {
     // Submitted at once, so the runner sees commands in arrival order across all sockets; the
     // write chain keeps this connection's replies in command order.
-    const reply = this.#runner.run(line);
+    const reply = this.#runner.run(line, this.#origin);
     this.#pending++;
     if (this.#pending >= MAX_PENDING_PER_CONNECTION) this.#input.pause();
     this.#writes = this.#writes.then(async () => {
@@ -157,6 +168,8 @@ export class StreamControlListener implements ControlListener {
   readonly #spec: StreamControlSpec;
   readonly #runner: CommandRunner;
   readonly #log: Logger;
+  readonly #owner: StreamControlListenerOptions['owner'];
+  readonly #mode: number | undefined;
   readonly #server: net.Server;
   readonly #connections = new Set<net.Socket>();
   #listening = false;
@@ -167,6 +180,8 @@ export class StreamControlListener implements ControlListener {
     this.#spec = options.spec;
     this.#runner = options.runner;
     this.#log = options.log;
+    this.#owner = options.owner;
+    this.#mode = options.mode;
     // Half-open: a client may shut down its side after the last command and still read replies.
     this.#server = net.createServer({ allowHalfOpen: true });
     this.#server.on('error', (err) => {
@@ -202,7 +217,31 @@ export class StreamControlListener implements ControlListener {
         cause: err,
       });
     }
+    // Listening from here on, so close() removes the file even when chown/chmod fail.
     this.#listening = true;
+    if ('path' in spec) await this.#setOwnerAndMode(spec.path);
+  }
+
+  async #setOwnerAndMode(path: string): Promise<void> {
+    const owner = this.#owner;
+    try {
+      if (owner !== undefined) await chown(path, owner.uid, owner.gid);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new Error(
+        `cannot set the owner of control socket ${this.#name()} to uid ${String(owner?.uid)} gid ${String(owner?.gid)}: ${message}`,
+        { cause: err },
+      );
+    }
+    try {
+      if (this.#mode !== undefined) await chmod(path, this.#mode);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new Error(
+        `cannot set the mode of control socket ${this.#name()} to ${(this.#mode ?? 0).toString(8)}: ${message}`,
+        { cause: err },
+      );
+    }
   }
 
   /** The bound address: an AddressInfo for tcp/tcp6, the path for unix/cunix. */
@@ -288,19 +327,36 @@ export class StreamControlListener implements ControlListener {
       this.#serveSingleCommand(socket);
       return;
     }
-    const channel = new LineChannel(socket, socket, this.#runner, (reason) => {
-      if (reason === 'overflow') {
-        this.#log.warn(
-          { socket: this.#name() },
-          'control command line too long, closing connection',
-        );
-        // Nothing more will be read, so do not wait for the peer to close its side.
-        socket.end(() => socket.destroy());
-      } else {
-        socket.end();
-      }
-    });
+    const channel = new LineChannel(
+      socket,
+      socket,
+      this.#runner,
+      (reason) => {
+        if (reason === 'overflow') {
+          this.#log.warn(
+            { socket: this.#name() },
+            'control command line too long, closing connection',
+          );
+          // Nothing more will be read, so do not wait for the peer to close its side.
+          socket.end(() => socket.destroy());
+        } else {
+          socket.end();
+        }
+      },
+      this.#originOf(socket),
+    );
     channel.start();
+  }
+
+  /** tcp/tcp6: the peer's address and the listening address, for the `%%CC_SELF%%` notify target. */
+  #originOf(socket: net.Socket): CommandOrigin | undefined {
+    if ('path' in this.#spec) return undefined;
+    const bound = this.#server.address();
+    const local = bound !== null && typeof bound !== 'string' ? bound.address : undefined;
+    return {
+      ...(socket.remoteAddress === undefined ? {} : { remote: socket.remoteAddress }),
+      ...(local === undefined ? {} : { local }),
+    };
   }
 
   // unix: mirrors the reference, which reads once, answers and closes: the first chunk is the

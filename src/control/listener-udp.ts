@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { CommandOrigin } from '../util/origin-types.ts';
 import type { ReplyCache } from './reply-cache.ts';
 import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
@@ -135,6 +136,14 @@ export class UdpControlListener implements ControlListener {
     return formatSocketSpec(this.#spec);
   }
 
+  #origin(rinfo: dgram.RemoteInfo): CommandOrigin {
+    try {
+      return { remote: rinfo.address, local: this.#socket.address().address };
+    } catch {
+      return { remote: rinfo.address };
+    }
+  }
+
   #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return;
     const data = msg.length > MAX_DATAGRAM_COMMAND ? msg.subarray(0, MAX_DATAGRAM_COMMAND) : msg;
@@ -161,7 +170,8 @@ export class UdpControlListener implements ControlListener {
         });
         return;
       case 'miss':
-        void this.#runner.run(line).then((reply) => {
+        // The source address is where a `%%CC_SELF%%` notify target connects back to (8.3).
+        void this.#runner.run(line, this.#origin(rinfo)).then((reply) => {
           const bytes = Buffer.from(`${cookie} ${reply}`, 'latin1');
           this.#cache.complete(cookie, bytes);
           this.#send(bytes, rinfo);

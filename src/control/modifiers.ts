@@ -12,8 +12,20 @@ export interface ParseContext {
   readonly bridge: boolean;
   /** At least one IPv6 local address is configured (`U6` without one gives E36). */
   readonly hasIpv6: boolean;
+  /** Family of the default (first) local address; 4 when absent. */
+  readonly defaultFamily?: 4 | 6;
+  /**
+   * Whether a local address of this family is known now, configured or learnt by `l`/`r` (the
+   * reference's `foraf()` walks its live address list). Absent: IPv4 always, IPv6 per `hasIpv6`.
+   */
+  readonly hasFamily?: (family: 4 | 6) => boolean;
   /** Labels of `label@ADDR` local addresses, for `l{label}`. */
   readonly labels: ReadonlySet<string>;
+  /**
+   * `--kamailio_notify`: the forms Kamailio's `timeout_socket` sends are read as a notify pair
+   * (protocol.md 10.1). Answers whether a NOTIFY_SOCKET names a `-n` target. Absent: off.
+   */
+  readonly kamailioNotify?: (socket: string) => boolean;
 }
 
 export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly ecode: ECode };
@@ -118,6 +130,7 @@ export function parseUpdateModifiers(mods: string, ctx: ParseContext): Parsed<Up
     }
   }
   let local: LocalChoice;
+  const family = ipv6 ? 6 : 4;
   if (chosen !== undefined) local = chosen;
   else if (interfaces.length > 0) {
     const [first, second] = interfaces;
@@ -125,9 +138,13 @@ export function parseUpdateModifiers(mods: string, ctx: ParseContext): Parsed<Up
       second === undefined
         ? { kind: 'interfaces', first: first ?? 'i' }
         : { kind: 'interfaces', first: first ?? 'i', second };
-  } else if (ipv6) local = { kind: 'ipv6' };
-  else local = { kind: 'default' };
-  if (ipv6 && local.kind === 'ipv6' && !ctx.hasIpv6) return fail('INVLARG_6');
+  } else if (family !== (ctx.defaultFamily ?? 4)) {
+    // Automatic bridging by family (rpcpv1_ul.c): without i/e/l/r, a remote whose family differs
+    // from the default local address's gets a local address of its own family, or E36.
+    const known = ctx.hasFamily?.(family) ?? (family === 4 || ctx.hasIpv6);
+    if (!known) return fail('INVLARG_6');
+    local = { kind: 'family', family };
+  } else local = { kind: 'default' };
   return {
     ok: true,
     value: {

@@ -143,7 +143,11 @@ function parseUpdateLookup(
   const [callId = '', addr = '', port = '', tag1 = ''] = args;
   let tag2: string | undefined = args[4];
   let notify: { socket: string; tag: string } | undefined;
-  if (args.length >= 6) {
+  const kamailio = verb === 'U' ? kamailioNotify(args, ctx) : undefined;
+  if (kamailio !== undefined) {
+    tag2 = kamailio.tag2;
+    notify = kamailio.notify;
+  } else if (args.length >= 6) {
     // 6 arguments: T1 plus the notify pair (no T2); 7: T1, T2 and the notify pair.
     if (args.length === 6) tag2 = undefined;
     const tagText = args[args.length - 1] ?? '';
@@ -168,6 +172,38 @@ function parseUpdateLookup(
       subcommands,
     },
   };
+}
+
+/**
+ * With `--kamailio_notify`, the two shapes Kamailio's `rtpproxy` module gives the timeout pair
+ * (protocol.md 10.1), recognised only when the socket part names a `-n` target:
+ *
+ * - 5.8 and later, no To tag yet: `T1 SOCKET;TAG` (glued into the T2 slot). The tag is
+ *   URL-decoded like NOTIFY_TAG; one that does not decode is taken as it is (never E10).
+ * - before 5.8, with a To tag: `T1 T2 SOCKET` (no tag; the reference reads T2 as the socket).
+ *   The tag sent on expiry is then `CALLID T1 T2`, as received, so the listener can find the
+ *   dialog.
+ *
+ * Anything else keeps its reference meaning.
+ */
+function kamailioNotify(
+  args: readonly string[],
+  ctx: ParseContext,
+): { tag2: string | undefined; notify: { socket: string; tag: string } } | undefined {
+  const known = ctx.kamailioNotify;
+  if (known === undefined) return undefined;
+  const [callId = '', , , tag1 = '', fifth = '', sixth = ''] = args;
+  if (args.length === 5) {
+    const semi = fifth.indexOf(';');
+    if (semi <= 0 || !known(fifth.slice(0, semi))) return undefined;
+    const raw = fifth.slice(semi + 1);
+    const decoded = decodeNotifyTag(raw);
+    return { tag2: undefined, notify: { socket: fifth.slice(0, semi), tag: decoded.ok ? decoded.value : raw } };
+  }
+  if (args.length === 6 && !known(fifth) && known(sixth)) {
+    return { tag2: fifth, notify: { socket: sixth, tag: `${callId} ${tag1} ${fifth}` } };
+  }
+  return undefined;
 }
 
 /**

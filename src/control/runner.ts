@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { CommandOrigin } from '../util/origin-types.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import type { CommandHandler } from './socket-types.ts';
 
@@ -32,9 +33,12 @@ export class CommandRunner {
     this.#log = log;
   }
 
-  /** Queues one command line (no cookie, no framing LF) and resolves with its reply. Never rejects. */
-  run(line: string): Promise<string> {
-    const result = this.#tail.then(() => this.#execute(line));
+  /**
+   * Queues one command line (no cookie, no framing LF) and resolves with its reply. Never rejects.
+   * `origin`: where it came from, handed to the handler.
+   */
+  run(line: string, origin?: CommandOrigin): Promise<string> {
+    const result = this.#tail.then(() => this.#execute(line, origin));
     this.#tail = result.then(
       () => undefined,
       () => undefined,
@@ -52,13 +56,13 @@ export class CommandRunner {
     return this.#tail;
   }
 
-  async #execute(line: string): Promise<string> {
+  async #execute(line: string, origin: CommandOrigin | undefined): Promise<string> {
     // Counted before running, so `G ncmds_rcvd` includes itself but not its own reply (5.3).
     this.#stats.ncmdsRcvd++;
     this.#log.debug({ line }, 'received command');
     let reply: string;
     try {
-      const value: unknown = await this.#handler(line);
+      const value: unknown = await this.#handler(line, origin);
       if (typeof value !== 'string') throw new TypeError(`handler resolved with ${typeof value}`);
       reply = value;
     } catch (err) {

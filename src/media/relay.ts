@@ -66,9 +66,16 @@ export class RelayStream {
   family: 4 | 6 = 4;
   /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
   tap: PacketTap | undefined;
+  /**
+   * A prompt plays out of this stream to its party (set by the player, protocol.md 7.4): packets
+   * the other party sends towards it are dropped, not recorded and not relayed.
+   */
+  playing = false;
 
   /** Packets accepted from the party this leg faces. */
   npktsIn = 0;
+  /** Bytes (UDP payload) of the accepted packets. */
+  nbytesIn = 0;
   /** Accepted packets relayed out of the peer. */
   nrelayed = 0;
   /** Accepted packets that could not be relayed (the peer has no address yet, send error). */
@@ -162,10 +169,17 @@ export class RelayStream {
       this.#latch(msg);
     }
     this.npktsIn += 1;
+    this.nbytesIn += msg.length;
     this.#activity.touch(this.leg);
     if (this.rtpStats !== undefined) this.rtpStats.update(msg, this.#settings.now());
-    if (this.tap !== undefined) this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
     const out = this.peer;
+    // The one per-packet playback check (protocol.md 4.11): muted towards a party hearing a prompt.
+    if (out?.playing === true) {
+      this.ndropped += 1;
+      stats.npktsDiscard += 1;
+      return;
+    }
+    if (this.tap !== undefined) this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
     const socket = out?.socket;
     if (out === undefined || socket === undefined || out.remoteAddress === undefined) {
       this.ndropped += 1;

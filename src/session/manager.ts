@@ -5,12 +5,16 @@
  */
 import type { Logger } from 'pino';
 import type { MediaPlane } from '../media/plane.ts';
+import type { PlaybackService } from '../play/scheduler.ts';
 import type { RecorderFactory } from '../record/recorder.ts';
+import { makeRateLimiter } from '../util/logger.ts';
 import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
-import { isWildcard } from '../util/net.ts';
+import { isWildcard, sameAddress } from '../util/net.ts';
+import type { CommandOrigin } from '../util/origin-types.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { RelayError } from './errors.ts';
 import { matchSingle, prefixMatch } from './keys.ts';
+import type { SessionNotifier, SessionNotify } from './notify-types.ts';
 import { Leg, type LegLocal, Session } from './session.ts';
 
 /** A configured local address (`-l` / `-6`). */
@@ -30,8 +34,6 @@ export interface ManagerOptions {
   readonly independentTtl: boolean;
   /** Legs are asymmetric unless `s` says otherwise (bridge mode, `--force_asymmetric`). */
   readonly defaultAsymmetric: boolean;
-  /** At least one `-n` target is configured. */
-  readonly notifyEnabled: boolean;
   /** `-a`: record both legs of every session from its creation. */
   readonly recordAll: boolean;
   /** `-P`: pcap files; makes the `s` modifier (one file per session) effective. */
@@ -47,6 +49,15 @@ export interface ManagerDeps {
   readonly recorders: RecorderFactory | undefined;
   /** After drain() began, the last session is gone. */
   readonly onDrained: () => void;
+  /** Prompt playback (P/S); without it P answers E60. */
+  readonly players?: PlaybackService;
+  /**
+   * Timeout notifications (protocol.md 8); undefined without any `-n` target, and then a U with
+   * a notify pair is refused (ERR_NOTIFY_DISABLED).
+   */
+  readonly notifier?: SessionNotifier;
+  /** `--overload_prot`: true while the daemon is overloaded; new sessions are then refused. */
+  readonly overloaded?: () => boolean;
 }
 
 /** A U or L request (and the L sub-command), in domain terms. */
@@ -62,7 +73,10 @@ export interface OfferRequest {
   readonly codecs?: readonly number[];
   readonly repacketizeMs?: number;
   readonly newPorts: boolean;
+  /** NOTIFY_SOCKET and the URL-decoded NOTIFY_TAG of a U. */
   readonly notify?: { readonly socket: string; readonly tag: string };
+  /** Where the command came from: the `%%CC_SELF%%` notify target connects back to it. */
+  readonly origin?: CommandOrigin;
 }
 
 /** The reply leg of a U or L: where the other party must send. */
@@ -87,15 +101,20 @@ export class SessionManager {
   readonly #opts: ManagerOptions;
   readonly #deps: ManagerDeps;
   readonly #byCall = new Map<string, Session[]>();
+  /** Local addresses first used by `l`/`r` that were not configured, newest first. */
+  readonly #learnt: ConfiguredAddress[] = [];
   #count = 0;
   #draining = false;
   #closed = false;
+  /** One warning per unknown notify socket name per minute. */
+  readonly #unknownNotifyLog: (socket: string) => boolean;
   /** Recordings being flushed and moved after their session or recorder ended. */
   readonly #finishing = new Set<Promise<void>>();
 
   constructor(options: ManagerOptions, deps: ManagerDeps) {
     this.#opts = options;
     this.#deps = deps;
+    this.#unknownNotifyLog = makeRateLimiter(60_000, deps.now);
   }
 
   /** Number of live sessions. */
@@ -116,7 +135,7 @@ export class SessionManager {
 
   /** U: update or create a session (protocol.md 2.1). */
   async update(req: OfferRequest): Promise<LegAnswer> {
-    if (req.notify !== undefined && !this.#opts.notifyEnabled) {
+    if (req.notify !== undefined && this.#deps.notifier === undefined) {
       throw new RelayError('ERR_NOTIFY_DISABLED');
     }
     const match = matchSingle(this.#byCall.get(req.callId) ?? [], req.tag1, req.tag2);
@@ -128,7 +147,7 @@ export class SessionManager {
     await this.#ensurePorts(session, reply, req);
     if (req.weak) reply.weak = true;
     else session.strong = true;
-    session.notify = req.notify;
+    session.notify = this.#notifyOf(req);
     const forward = m === 0 ? 1 : 0;
     this.#applyParty(session.legs[forward], reply, req);
     return this.#answer(session, reply, forward);
@@ -190,12 +209,16 @@ export class SessionManager {
     this.#unregister(session);
     session.close();
     for (const leg of session.legs) this.#track(leg.stopRecording());
+    for (const leg of session.legs) this.#deps.players?.stop(leg.rtp);
     const stats = this.#deps.stats;
     const now = this.#deps.now();
     const duration = (now - session.createdAt) / 1000;
     stats.nsessDestroyed += 1;
     stats.totalDuration += duration;
     if (reason === 'timeout') stats.nsessTimeout += 1;
+    // Only an idle timeout is reported to the controller (protocol.md 8.4), not D, X or shutdown.
+    const notify = reason === 'timeout' ? session.notify : undefined;
+    if (notify !== undefined) this.#deps.notifier?.notify(notify.target, notify.tag);
     const [l0, l1] = session.legs;
     if (session.complete) {
       const rtpDirs = Number(l0.rtp.npktsIn > 0) + Number(l1.rtp.npktsIn > 0);
@@ -224,9 +247,12 @@ export class SessionManager {
         // "caller" is leg 1 (faces the session-tag party), "callee" leg 0, as the reference logs.
         callerPkts: l1.rtp.npktsIn,
         calleePkts: l0.rtp.npktsIn,
+        callerBytes: l1.rtp.nbytesIn,
+        calleeBytes: l0.rtp.nbytesIn,
         relayed: l0.rtp.nrelayed + l1.rtp.nrelayed + l0.rtcp.nrelayed + l1.rtcp.nrelayed,
         dropped: l0.rtp.ndropped + l1.rtp.ndropped + l0.rtcp.ndropped + l1.rtcp.ndropped,
         ignored: l0.rtp.nignored + l1.rtp.nignored + l0.rtcp.nignored + l1.rtcp.nignored,
+        ...(notify === undefined ? {} : { notified: notify.target.name }),
       },
       'session ended',
     );
@@ -325,6 +351,61 @@ export class SessionManager {
     return count;
   }
 
+  /**
+   * P (protocol.md 2.4, 7): stops what plays to the T1 party, then plays the first prompt file
+   * `NAME.PT` found for the payload types (or, for `'session'`, the `c` list and packet time stored
+   * on the leg facing T1) `count` times (negative: until stopped) out of that leg. Count 0 only
+   * stops. The reference's order: stop first, then E35 for `session` without a stored list, then E60.
+   */
+  async play(found: FoundSession, prompt: string, codecs: readonly number[] | 'session', count: number): Promise<void> {
+    const { session, legT1 } = found;
+    const leg = session.legs[legT1];
+    this.stopPlayback(found);
+    let payloadTypes = codecs;
+    let packetMs = -1;
+    if (payloadTypes === 'session') {
+      if (leg.codecs === undefined) throw new RelayError('ERR_NO_SESSION_CODECS');
+      payloadTypes = leg.codecs;
+      packetMs = leg.packetTimeMs;
+    }
+    if (count === 0) return;
+    const players = this.#deps.players;
+    if (players === undefined) throw new RelayError('ERR_PLAYBACK', 'playback is not available');
+    const source = await players.findPrompt(prompt, payloadTypes, packetMs);
+    if (source === undefined) throw new RelayError('ERR_PLAYBACK', 'no playable prompt file');
+    // The session may have ended while the file was read; a P that raced it started nothing.
+    if (session.closed) throw new RelayError('ERR_PLAYBACK', 'the session ended');
+    const other = legT1 === 0 ? 1 : 0;
+    const log = this.#deps.logger;
+    const info = players.start(leg.rtp, source, count, {
+      onPacket: () => {
+        // Played packets pass the relay stage as if they came from the other leg (protocol.md 7.4).
+        session.touch(other);
+      },
+      onEnd: (reason) => {
+        log.info({ callId: session.callId, tag: session.tag, leg: legT1, reason }, 'prompt ended');
+      },
+    });
+    log.info(
+      {
+        callId: session.callId,
+        tag: session.tag,
+        leg: legT1,
+        prompt: source.path,
+        payloadType: source.framing.payloadType,
+        count,
+        ssrc: info.ssrc,
+        seq: info.sequence,
+      },
+      'prompt playing',
+    );
+  }
+
+  /** S (protocol.md 2.5), and the first step of P: stops the player of the leg facing T1, if any. */
+  stopPlayback(found: FoundSession): void {
+    this.#deps.players?.stop(found.session.legs[found.legT1].rtp);
+  }
+
   /** Sessions of the call selected by the prefix rule, with the leg facing T1 (1 via T1, 0 via T2). */
   *#prefixLegs(callId: string, tag1: string, tag2: string | undefined): Generator<{ session: Session; leg: 0 | 1 }> {
     for (const session of [...(this.#byCall.get(callId) ?? [])]) {
@@ -346,6 +427,26 @@ export class SessionManager {
     }
   }
 
+  /**
+   * The notification setting a U gives its session (protocol.md 2.1 step 5, 8.2): every U
+   * replaces it; a notify socket that names no `-n` target leaves the session without one.
+   */
+  #notifyOf(req: OfferRequest): SessionNotify | undefined {
+    const notifier = this.#deps.notifier;
+    if (req.notify === undefined || notifier === undefined) return undefined;
+    const target = notifier.resolve(req.notify.socket, req.origin);
+    if (target === undefined) {
+      if (this.#unknownNotifyLog(req.notify.socket)) {
+        this.#deps.logger.warn(
+          { callId: req.callId, socket: req.notify.socket },
+          'notify socket matches no -n target: no timeout notification for this session',
+        );
+      }
+      return undefined;
+    }
+    return { target, tag: req.notify.tag };
+  }
+
   #track(done: Promise<void>): void {
     this.#finishing.add(done);
     void done.finally(() => this.#finishing.delete(done));
@@ -353,6 +454,7 @@ export class SessionManager {
 
   async #create(req: OfferRequest): Promise<LegAnswer> {
     if (this.#draining || this.#closed) throw new RelayError('ERR_SHUTTING_DOWN');
+    if (this.#deps.overloaded?.() === true) throw new RelayError('ERR_OVERLOADED');
     const [forwardLocal, replyLocal] = await this.#localsForNewSession(req.local);
     const now = this.#deps.now();
     const media = this.#deps.media;
@@ -382,7 +484,7 @@ export class SessionManager {
     if (this.#opts.recordAll) this.#recordBothLegs(session);
     if (req.weak) legs[0].weak = true;
     else session.strong = true;
-    session.notify = req.notify;
+    session.notify = this.#notifyOf(req);
     this.#applyParty(legs[1], legs[0], req);
     return this.#answer(session, legs[0], 1);
   }
@@ -441,49 +543,88 @@ export class SessionManager {
     return first;
   }
 
+  /**
+   * Whether a local address of this family is known: configured, or learnt from `l`/`r`. The
+   * parser asks before answering E36 (the reference's `foraf()` check runs at parse time).
+   */
+  hasLocalFamily(family: 4 | 6): boolean {
+    return this.#forFamily(family) !== undefined;
+  }
+
+  /**
+   * The reference's `foraf()`: its address list is newest first, so this is the address of the
+   * family learnt last by `l`/`r`, else the one configured last.
+   */
+  #forFamily(family: 4 | 6): ConfiguredAddress | undefined {
+    const learnt = this.#learnt.find((a) => a.family === family);
+    return learnt ?? this.#opts.addresses.findLast((a) => a.family === family);
+  }
+
+  /**
+   * A numeric address named by `l` or found by `r`: the configured entry when there is one (so its
+   * label and advertised address apply), otherwise it joins the live list, as `addr2bindaddr()`
+   * adds it in the reference. Binding it may still fail later (E72/E71).
+   */
+  #known(address: string, family: 4 | 6): ConfiguredAddress {
+    const configured = this.#opts.addresses.find((a) => sameAddress(a.address, address));
+    if (configured !== undefined) return configured;
+    const learnt = this.#learnt.find((a) => sameAddress(a.address, address));
+    if (learnt !== undefined) return learnt;
+    const added: ConfiguredAddress = { address, family };
+    this.#learnt.unshift(added);
+    return added;
+  }
+
   async #resolveChoice(choice: LocalChoice): Promise<ConfiguredAddress> {
-    const addresses = this.#opts.addresses;
     switch (choice.kind) {
       case 'default':
       case 'interfaces':
         return this.#default();
-      case 'ipv6': {
-        const first = this.#default();
-        if (first.family === 6) return first;
-        const v6 = addresses.filter((a) => a.family === 6).at(-1);
-        if (v6 === undefined) throw new RelayError('ERR_NO_LOCAL_ADDRESS');
-        return v6;
+      case 'family': {
+        const found = this.#forFamily(choice.family);
+        if (found === undefined) throw new RelayError('ERR_NO_LOCAL_ADDRESS');
+        return found;
       }
       case 'label': {
-        const labelled = addresses.find((a) => a.label === choice.label);
+        const labelled = this.#opts.addresses.find((a) => a.label === choice.label);
         if (labelled === undefined) throw new RelayError('ERR_NO_LOCAL_ADDRESS');
         return labelled;
       }
       case 'address':
-        return addresses.find((a) => a.address === choice.address) ?? { address: choice.address, family: choice.family };
+        return this.#known(choice.address, choice.family);
       case 'route': {
         const source = await this.#deps.media.routeSource(choice.address, choice.family);
         if (source === undefined) throw new RelayError('ERR_NO_ROUTE');
-        return addresses.find((a) => a.address === source) ?? { address: source, family: choice.family };
+        return this.#known(source, choice.family);
       }
     }
   }
 
+  /** Bridge mode: `i` is the first (internal) address, `e` the second (external) one. */
   #interface(letter: 'i' | 'e'): ConfiguredAddress {
     const a = this.#opts.addresses[letter === 'i' ? 0 : 1];
     return a ?? this.#default();
   }
 
-  /** [leg facing T1, reply leg] local addresses of a new session. */
+  /**
+   * [leg facing T1, reply leg] local addresses of a new session. The first interface letter is
+   * the leg facing T1, the second the reply leg; a reply leg without a letter gets the first
+   * address, as in the reference (`lia[]` starts as `bindaddr[0]` for both legs).
+   */
   async #localsForNewSession(choice: LocalChoice): Promise<[LegLocal, LegLocal]> {
     if (choice.kind === 'interfaces') {
       const forward = this.#interface(choice.first);
-      return [forward, choice.second === undefined ? forward : this.#interface(choice.second)];
+      return [forward, choice.second === undefined ? this.#default() : this.#interface(choice.second)];
     }
     const local = await this.#resolveChoice(choice);
     return [local, local];
   }
 
+  /**
+   * Local address of an existing leg that gets a port pair now: `l`, `r` and the family choice
+   * move it; interface letters move it only with `n` and both letters (the second names the reply
+   * leg); otherwise it keeps the address it was given when the session was created.
+   */
   async #localForExistingLeg(leg: Leg, choice: LocalChoice, fresh: boolean): Promise<LegLocal> {
     if (choice.kind === 'default') return leg.local;
     if (choice.kind === 'interfaces') {

@@ -5,6 +5,7 @@
  */
 import type { ActivitySink, RelayStream } from '../media/relay.ts';
 import type { Recorder } from '../record/recorder.ts';
+import type { SessionNotify } from './notify-types.ts';
 
 /** A local media address a leg binds on. */
 export interface LegLocal {
@@ -101,7 +102,8 @@ export class Session implements ActivitySink {
   readonly unifiedTtl: boolean;
   strong = false;
   complete = false;
-  notify: { readonly socket: string; readonly tag: string } | undefined;
+  /** Where to send the tag when the session expires (protocol.md 8); replaced by every U. */
+  notify: SessionNotify | undefined;
   #closed = false;
 
   constructor(callId: string, tag: string, legs: readonly [Leg, Leg], unifiedTtl: boolean, now: number) {

@@ -12,7 +12,11 @@ export type RemoteSpec =
 /** Local address choice made by the `l`, `r`, `6`, `i` and `e` modifiers (protocol.md 2.1). */
 export type LocalChoice =
   | { readonly kind: 'default' }
-  | { readonly kind: 'ipv6' }
+  /**
+   * `6` (or its absence) when the remote's family differs from the default local address's: the
+   * local address of that family configured (or learnt) last, the reference's `foraf()`.
+   */
+  | { readonly kind: 'family'; readonly family: 4 | 6 }
   | { readonly kind: 'interfaces'; readonly first: 'i' | 'e'; readonly second?: 'i' | 'e' }
   | { readonly kind: 'address'; readonly address: string; readonly family: 4 | 6 }
   | { readonly kind: 'label'; readonly label: string }

@@ -18,3 +18,18 @@ export function isWildcard(address: string): boolean {
 export function formatEndpoint(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${String(port)}` : `${address}:${String(port)}`;
 }
+
+/** Canonical text of a numeric address (IPv6 compressed and lower-case); other text unchanged. */
+export function canonicalAddress(address: string): string {
+  if (!isIPv6(address)) return address;
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+}
+
+/** True when two numeric addresses are the same address, whatever their spelling. */
+export function sameAddress(a: string, b: string): boolean {
+  return a === b || canonicalAddress(a) === canonicalAddress(b);
+}

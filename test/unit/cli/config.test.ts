@@ -43,6 +43,7 @@ t.test('buildConfig() defaults', async (t) => {
     recordAll: false,
     noRtcpRecord: false,
     notifyTargets: [],
+    kamailioNotify: false,
     pidFile: '/var/run/rtpproxy.pid',
     allowRoot: false,
     logLevel: 'warn',
@@ -131,7 +132,7 @@ const okCases: ReadonlyArray<readonly [argv: readonly string[], want: Partial<Re
   [['-u', 'rtpproxy', '-w', '432'], { user: 'rtpproxy', socketMode: undefined }],
   [['-u', 'a:b'], { user: 'a', group: 'b', socketMode: 0o755 }],
   [['-u', ':b'], { user: undefined, group: 'b', socketMode: 0o755 }],
-  [['-u', ':b', '-w', '0'], { group: 'b', socketMode: 0 }],
+  [['-u', ':b', '-w', '0'], { group: 'b', socketMode: undefined }], // 0: left as created, like the reference
   [['-u', ':b', '-w', '4095'], { group: 'b', socketMode: 4095 }],
   // -d forms.
   [['-d', 'DBUG'], { logLevel: 'debug', logFacility: 'LOG_DAEMON' }],

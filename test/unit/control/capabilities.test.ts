@@ -18,9 +18,9 @@ const answers: readonly (readonly [string, boolean])[] = [
   ['20080403', true],
   ['20081102', true],
   ['20081224', false],
-  ['20090810', false],
+  ['20090810', true],
   ['20150420', true],
-  ['20150617', false],
+  ['20150617', true],
   ['20170313', false],
   ['20191015', true],
   ['20200226', true],
@@ -29,6 +29,15 @@ const answers: readonly (readonly [string, boolean])[] = [
   ['19700101', false],
   ['', false],
 ];
+
+t.test('VF 20081224 answers 1 only when a -n target is configured', async (t) => {
+  const withN = parseOptions(['-f', '-s', 'udp:127.0.0.1:22222', '-n', 'unix:/tmp/n.sock']);
+  if (!withN.ok) throw new Error(withN.message);
+  const c = buildConfig(withN.options);
+  if (isConfigErrors(c)) throw new Error('config');
+  t.equal(isCapabilitySupported('20081224', c), true, 'with -n');
+  t.equal(isCapabilitySupported('20081224', config), false, 'without -n');
+});
 
 for (const [date, want] of answers) {
   t.test(`isCapabilitySupported(${JSON.stringify(date)}) is ${String(want)}`, async (t) => {

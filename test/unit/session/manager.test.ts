@@ -44,7 +44,6 @@ function setup(overrides: { ttl?: number; setupTtl?: number } = {}) {
       setupTtl: overrides.setupTtl ?? overrides.ttl ?? 60,
       independentTtl: false,
       defaultAsymmetric: false,
-      notifyEnabled: false,
       recordAll: false,
       pcap: false,
     },
