@@ -1,0 +1,644 @@
+/**
+ * One interop rig: our daemon, Kamailio driving it (over the UDP or the unix control socket) and,
+ * per scenario, a SIPp caller and callee with tcpdump capturing everything they and the daemon
+ * exchange. `Rig.call()` runs one scenario and returns what the wire showed; `checkCalls()` holds
+ * the checks every scenario shares (SDP points at the daemon, RTP relayed both ways, no session
+ * left, Kamailio logged no error).
+ */
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import {
+  Capture,
+  deadline,
+  freePortBlock,
+  freeUdpPort,
+  isRtp,
+  Kamailio,
+  parseSip,
+  PROMPT_BYTE,
+  PROMPT_BYTES,
+  readPcap,
+  removeDir,
+  RtpproxyDaemon,
+  rtpId,
+  sleep,
+  startSipp,
+  tempDir,
+  waitBound,
+  writeTone,
+  type Exit,
+  type Packet,
+  type Proc,
+  type Sdp,
+  type SipMessage,
+} from './harness.ts';
+
+export interface RigConfig {
+  readonly name: string;
+  /** How Kamailio reaches the daemon. */
+  readonly control: 'udp' | 'unix';
+  readonly uacIp: string;
+  readonly uasIp: string;
+  /** The daemon's media window (`-m`/`-M`) on 127.0.0.1. */
+  readonly portMin: number;
+  readonly portMax: number;
+  /** Probe bridge mode (issue 3) with a second daemon on `-l 127.0.0.1/EXTERNAL`. */
+  readonly bridge?: { readonly external: string; readonly portMin: number; readonly portMax: number };
+  /** Probe playback (issue 5). */
+  readonly playback?: boolean;
+}
+
+export const DAEMON_IP = '127.0.0.1';
+
+export interface CallSpec {
+  readonly title: string;
+  /** The Request-URI user: the Kamailio variant (kamailio.cfg). */
+  readonly service: string;
+  readonly uac: string;
+  readonly uas: string;
+  readonly calls?: number;
+  /** How long media flows before the caller hangs up (or cancels). */
+  readonly holdMs?: number;
+  /** Calls started per second. */
+  readonly rate?: number;
+}
+
+/** A control command Kamailio sent and the reply it got (UDP control socket only). */
+export interface ControlExchange {
+  readonly command: string;
+  readonly verb: string;
+  readonly callId: string;
+  readonly reply: string | undefined;
+}
+
+export class Rig {
+  readonly config: RigConfig;
+  readonly dir: string;
+  readonly daemon: RtpproxyDaemon;
+  readonly kamailio: Kamailio;
+  readonly controlPort: number;
+  readonly bridgeDaemon: RtpproxyDaemon | undefined;
+  /** Why bridge mode is not tested (undefined: it is). */
+  readonly bridgeSkip: string | undefined;
+  /** Why playback is not tested (undefined: it is). */
+  readonly playbackSkip: string | undefined;
+  readonly prompt: string;
+  readonly recordDir: string;
+  #runs = 0;
+
+  private constructor(fields: {
+    config: RigConfig;
+    dir: string;
+    daemon: RtpproxyDaemon;
+    kamailio: Kamailio;
+    controlPort: number;
+    bridgeDaemon: RtpproxyDaemon | undefined;
+    bridgeSkip: string | undefined;
+    playbackSkip: string | undefined;
+    prompt: string;
+    recordDir: string;
+  }) {
+    this.config = fields.config;
+    this.dir = fields.dir;
+    this.daemon = fields.daemon;
+    this.kamailio = fields.kamailio;
+    this.controlPort = fields.controlPort;
+    this.bridgeDaemon = fields.bridgeDaemon;
+    this.bridgeSkip = fields.bridgeSkip;
+    this.playbackSkip = fields.playbackSkip;
+    this.prompt = fields.prompt;
+    this.recordDir = fields.recordDir;
+  }
+
+  static async start(t: Test, config: RigConfig): Promise<Rig> {
+    const dir = tempDir(`rtpproxy-interop-${config.name}-`);
+    // Registered first, so it runs first: stop everything in order (Kamailio talks to the
+    // daemons), keep the logs, and remove the files unless something failed.
+    const running: { kamailio?: Kamailio; daemons: RtpproxyDaemon[] } = { daemons: [] };
+    t.teardown(async () => {
+      await running.kamailio?.stop();
+      for (const d of running.daemons) await d.stop();
+      if (running.kamailio !== undefined) writeFileSync(join(dir, 'kamailio.log'), running.kamailio.proc.output());
+      for (const d of running.daemons) writeFileSync(join(dir, `${d.proc.name}.log`), d.proc.output());
+      if (t.passing()) removeDir(dir);
+      else t.comment(`interop files kept in ${dir}`);
+    });
+    const recordDir = join(dir, 'recordings');
+    mkdirSync(recordDir);
+    const controlPort = await freeUdpPort(DAEMON_IP);
+    const unixSocket = join(dir, 'rtpproxy.sock');
+    const daemon = await RtpproxyDaemon.start(t, `rtpproxy(${config.name})`, {
+      controlPort,
+      ...(config.control === 'unix' ? { unixSocket } : {}),
+      listen: DAEMON_IP,
+      portMin: config.portMin,
+      portMax: config.portMax,
+      recordDir,
+    });
+    running.daemons.push(daemon);
+
+    // Playback (issue 5): a prompt in the reference's layout (NAME.<payload type>, raw PCMU).
+    const prompt = join(dir, 'prompt');
+    writeFileSync(`${prompt}.0`, Buffer.alloc(PROMPT_BYTES, PROMPT_BYTE));
+    let playbackSkip: string | undefined = 'not probed in this file';
+    if (config.playback === true) playbackSkip = await probePlayback(daemon, prompt);
+
+    // Bridge mode (issue 3): a second daemon with an internal and an external address.
+    let bridgeDaemon: RtpproxyDaemon | undefined;
+    let bridgeSkip: string | undefined = 'not probed in this file';
+    if (config.bridge !== undefined) {
+      const bridge = config.bridge;
+      const bridgePort = await freeUdpPort(DAEMON_IP);
+      try {
+        bridgeDaemon = await RtpproxyDaemon.start(t, `rtpproxy-bridge(${config.name})`, {
+          controlPort: bridgePort,
+          listen: `${DAEMON_IP}/${bridge.external}`,
+          portMin: bridge.portMin,
+          portMax: bridge.portMax,
+          recordDir,
+        });
+        running.daemons.push(bridgeDaemon);
+        bridgeSkip = await probeBridge(bridgeDaemon, bridge.external);
+      } catch (err) {
+        const first = err instanceof Error ? err.message.split('\n')[0] : String(err);
+        bridgeSkip = `bridge mode is not available (issue 3): the daemon does not start with -l A/B: ${String(first)}`;
+      }
+      if (bridgeSkip !== undefined && bridgeDaemon !== undefined) {
+        await bridgeDaemon.stop();
+        bridgeDaemon = undefined;
+      }
+    }
+
+    const kamailio = await Kamailio.start(t, `kamailio(${config.name})`, {
+      port: await freeUdpPort(DAEMON_IP),
+      rtpproxySock: config.control === 'unix' ? `unix:${unixSocket}` : `udp:${DAEMON_IP}:${String(controlPort)}`,
+      ...(bridgeDaemon === undefined
+        ? {}
+        : { bridgeSock: `udp:${DAEMON_IP}:${String(bridgeDaemon.options.controlPort)}` }),
+      prompt,
+      workDir: join(dir, 'kamailio'),
+    });
+    running.kamailio = kamailio;
+    const rig = new Rig({
+      config,
+      dir,
+      daemon,
+      kamailio,
+      controlPort,
+      bridgeDaemon,
+      bridgeSkip,
+      playbackSkip,
+      prompt,
+      recordDir,
+    });
+    return rig;
+  }
+
+  /** Runs one scenario: capture on, callee, caller, wait for both, no session left, capture off. */
+  async call(t: Test, spec: CallSpec): Promise<CallRun> {
+    this.#runs += 1;
+    const dir = join(this.dir, `${String(this.#runs).padStart(2, '0')}-${spec.title.replace(/[^A-Za-z0-9]+/g, '-')}`);
+    mkdirSync(dir, { recursive: true });
+    writeTone(join(dir, 'tone.pcmu'));
+    const { uacIp, uasIp } = this.config;
+    const calls = spec.calls ?? 1;
+    const holdMs = spec.holdMs ?? 2000;
+    // SIP and media ports of the user agents, free right now (SIPp's rtp_stream takes one even
+    // port per call upwards from -mp, and binds -mp itself at start).
+    const uacPort = freePortBlock(uacIp, 1);
+    const uasPort = freePortBlock(uasIp, 1);
+    const uacMedia = freePortBlock(uacIp, 2 * calls + 4);
+    const uasMedia = freePortBlock(uasIp, 2 * calls + 4);
+    const daemon = spec.service.startsWith('bridge') && this.bridgeDaemon !== undefined ? this.bridgeDaemon : this.daemon;
+
+    const mark = this.kamailio.mark();
+    const before = await daemon.counters('nsess_created', 'npkts_relayed');
+    const hosts = [uacIp, uasIp, ...(this.config.bridge === undefined ? [] : [this.config.bridge.external])];
+    const filter = `udp and (${hosts.map((h) => `host ${h}`).join(' or ')} or port ${String(daemon.options.controlPort)})`;
+    const capture = await Capture.start(t, `tcpdump(${spec.title})`, join(dir, 'wire.pcap'), filter, uacIp);
+
+    const timeoutS = Math.ceil((holdMs + 3000) / 1000) + Math.ceil(calls / (spec.rate ?? calls)) + 15;
+    const uas = startSipp(t, {
+      name: 'uas',
+      scenario: spec.uas,
+      cwd: dir,
+      ip: uasIp,
+      port: uasPort,
+      mediaPort: uasMedia,
+      calls,
+      timeoutS,
+    });
+    await waitBound(uas, uasIp, uasPort);
+    const uac = startSipp(t, {
+      name: 'uac',
+      scenario: spec.uac,
+      cwd: dir,
+      ip: uacIp,
+      port: uacPort,
+      mediaPort: uacMedia,
+      calls,
+      timeoutS,
+      client: {
+        proxy: `${DAEMON_IP}:${String(this.kamailio.port)}`,
+        service: spec.service,
+        uas: `${uasIp}:${String(uasPort)}`,
+        holdMs,
+        rate: spec.rate ?? calls,
+      },
+    });
+
+    // Sample the daemon's active sessions while the calls run.
+    let maxActive = 0;
+    const sampling = (async () => {
+      while (uac.running()) {
+        try {
+          maxActive = Math.max(maxActive, await daemon.activeSessions());
+        } catch {
+          // A slow reply: the next sample will do.
+        }
+        await sleep(250);
+      }
+    })();
+    const uacExit = await waitExit(uac, (timeoutS + 10) * 1000);
+    const uasExit = await waitExit(uas, 10_000);
+    await sampling;
+    const activeAfter = await daemon.drained(3000);
+    const { packets, dropped, complete } = await capture.stop();
+    const after = await daemon.counters('nsess_created', 'npkts_relayed');
+    return new CallRun({
+      rig: this,
+      spec,
+      dir,
+      daemon,
+      uac,
+      uas,
+      uacExit,
+      uasExit,
+      uacSip: `${uacIp}:${String(uacPort)}`,
+      uasSip: `${uasIp}:${String(uasPort)}`,
+      packets,
+      dropped,
+      complete,
+      maxActive,
+      activeAfter,
+      sessionsCreated: after.nsess_created - before.nsess_created,
+      relayed: after.npkts_relayed - before.npkts_relayed,
+      problems: this.kamailio.problemsSince(mark),
+      kamailioMark: mark,
+    });
+  }
+}
+
+async function waitExit(proc: Proc, ms: number): Promise<Exit> {
+  try {
+    return await deadline(proc.exited, ms, `${proc.name} to finish`);
+  } catch {
+    return proc.stop('SIGTERM', 2000);
+  }
+}
+
+/** undefined when `P` plays a prompt; otherwise why the playback scenarios are skipped. */
+async function probePlayback(daemon: RtpproxyDaemon, prompt: string): Promise<string | undefined> {
+  const cid = `probe-playback-${String(process.pid)}`;
+  await daemon.command(`Uc0 ${cid} ${DAEMON_IP} 9 pb;1`);
+  const reply = await daemon.command(`P1 ${cid} ${prompt} session pb;1`);
+  await daemon.command(`D ${cid} pb`);
+  return reply === '0' ? undefined : `playback is not available (issue 5): P with a valid PCMU prompt answered ${reply}`;
+}
+
+/** undefined when `UIE` answers with the external address; otherwise why bridge mode is skipped. */
+async function probeBridge(daemon: RtpproxyDaemon, external: string): Promise<string | undefined> {
+  const cid = `probe-bridge-${String(process.pid)}`;
+  const reply = await daemon.command(`UIE ${cid} 127.0.0.2 9 pb;1`);
+  await daemon.command(`D ${cid} pb`);
+  return new RegExp(`^\\d+ ${external.replace(/\./g, '\\.')}$`).test(reply)
+    ? undefined
+    : `bridge mode is not available (issue 3): UIE answered ${reply}, not a port on ${external}`;
+}
+
+/** One call's view of the wire. */
+export interface CallView {
+  readonly callId: string;
+  /** SIP messages that reached the caller / the callee, and that they sent. */
+  readonly toUac: readonly SipMessage[];
+  readonly toUas: readonly SipMessage[];
+  readonly fromUac: readonly SipMessage[];
+  readonly fromUas: readonly SipMessage[];
+  /** The SDP each side received (in order) and the SDP it sent. */
+  readonly sdpToUac: readonly Sdp[];
+  readonly sdpToUas: readonly Sdp[];
+  readonly sdpFromUac: readonly Sdp[];
+  readonly sdpFromUas: readonly Sdp[];
+  /** Control commands about this call (UDP control socket only). */
+  readonly control: readonly ControlExchange[];
+}
+
+export interface Flows {
+  readonly callerToDaemon: readonly Packet[];
+  readonly daemonToCallee: readonly Packet[];
+  readonly calleeToDaemon: readonly Packet[];
+  readonly daemonToCaller: readonly Packet[];
+}
+
+const ep = (ip: string, port: number): string => `${ip}:${String(port)}`;
+
+export class CallRun {
+  readonly rig: Rig;
+  readonly spec: CallSpec;
+  readonly dir: string;
+  readonly daemon: RtpproxyDaemon;
+  readonly uac: Proc;
+  readonly uas: Proc;
+  readonly uacExit: Exit;
+  readonly uasExit: Exit;
+  readonly uacSip: string;
+  readonly uasSip: string;
+  readonly packets: readonly Packet[];
+  readonly dropped: number;
+  /** tcpdump wrote everything up to the end of the call. */
+  readonly complete: boolean;
+  readonly maxActive: number;
+  readonly activeAfter: number;
+  readonly sessionsCreated: number;
+  readonly relayed: number;
+  readonly problems: readonly string[];
+  readonly kamailioMark: number;
+  readonly sip: readonly SipMessage[];
+  readonly rtp: readonly Packet[];
+  readonly control: readonly ControlExchange[];
+
+  constructor(fields: Omit<CallRun, 'sip' | 'rtp' | 'control' | 'callIds' | 'view' | 'flows' | 'describe'>) {
+    this.rig = fields.rig;
+    this.spec = fields.spec;
+    this.dir = fields.dir;
+    this.daemon = fields.daemon;
+    this.uac = fields.uac;
+    this.uas = fields.uas;
+    this.uacExit = fields.uacExit;
+    this.uasExit = fields.uasExit;
+    this.uacSip = fields.uacSip;
+    this.uasSip = fields.uasSip;
+    this.packets = fields.packets;
+    this.dropped = fields.dropped;
+    this.complete = fields.complete;
+    this.maxActive = fields.maxActive;
+    this.activeAfter = fields.activeAfter;
+    this.sessionsCreated = fields.sessionsCreated;
+    this.relayed = fields.relayed;
+    this.problems = fields.problems;
+    this.kamailioMark = fields.kamailioMark;
+    const sip: SipMessage[] = [];
+    const rtp: Packet[] = [];
+    const ctrl = this.daemon.options.controlPort;
+    const commands = new Map<string, string>();
+    const replies = new Map<string, string>();
+    for (const p of this.packets) {
+      if (p.dport === ctrl || p.sport === ctrl) {
+        const text = p.payload.toString('latin1').trim();
+        const space = text.indexOf(' ');
+        if (space < 0) continue;
+        (p.dport === ctrl ? commands : replies).set(text.slice(0, space), text.slice(space + 1));
+        continue;
+      }
+      const msg = parseSip(p);
+      if (msg !== undefined) sip.push(msg);
+      else if (isRtp(p.payload)) rtp.push(p);
+    }
+    this.sip = sip;
+    this.rtp = rtp;
+    this.control = [...commands].map(([cookie, command]) => {
+      const tokens = command.split(/\s+/);
+      return {
+        command,
+        verb: /^VF/i.test(tokens[0] ?? '') ? 'VF' : (tokens[0] ?? '').slice(0, 1).toUpperCase(),
+        callId: tokens[1] ?? '',
+        reply: replies.get(cookie),
+      };
+    });
+  }
+
+  /** Call-IDs of the INVITEs the caller sent. */
+  callIds(): string[] {
+    return [...new Set(this.sip.filter((m) => m.from === this.uacSip && m.method === 'INVITE').map((m) => m.callId))];
+  }
+
+  view(callId: string): CallView {
+    const mine = this.sip.filter((m) => m.callId === callId);
+    const toUac = mine.filter((m) => m.to === this.uacSip);
+    const toUas = mine.filter((m) => m.to === this.uasSip);
+    const fromUac = mine.filter((m) => m.from === this.uacSip);
+    const fromUas = mine.filter((m) => m.from === this.uasSip);
+    const sdps = (list: SipMessage[]): Sdp[] => list.flatMap((m) => (m.sdp === undefined ? [] : [m.sdp]));
+    return {
+      callId,
+      toUac,
+      toUas,
+      fromUac,
+      fromUas,
+      sdpToUac: sdps(toUac),
+      sdpToUas: sdps(toUas),
+      sdpFromUac: sdps(fromUac),
+      sdpFromUas: sdps(fromUas),
+      control: this.control.filter((c) => c.callId === callId),
+    };
+  }
+
+  /** RTP of one call, by direction, from the endpoints its SDP named. */
+  flows(v: CallView): Flows {
+    const uacMedia = v.sdpFromUac[0];
+    const uasMedia = v.sdpFromUas[0];
+    const toCaller = v.sdpToUac[0];
+    const toCallee = v.sdpToUas[0];
+    const pick = (src: Sdp | undefined, dst: Sdp | undefined): Packet[] =>
+      src === undefined || dst === undefined
+        ? []
+        : this.rtp.filter(
+            (p) =>
+              ep(p.src, p.sport) === ep(src.address, src.port) && ep(p.dst, p.dport) === ep(dst.address, dst.port),
+          );
+    return {
+      callerToDaemon: pick(uacMedia, toCaller),
+      daemonToCallee: pick(toCallee, uasMedia),
+      calleeToDaemon: pick(uasMedia, toCallee),
+      daemonToCaller: pick(toCaller, uacMedia),
+    };
+  }
+
+  /** Diagnostics for a failed assertion. */
+  describe(): Record<string, unknown> {
+    return {
+      dir: this.dir,
+      uacExit: this.uacExit,
+      uasExit: this.uasExit,
+      uac: this.uac.tail(25),
+      uas: this.uas.tail(25),
+      sip: this.sip.map((m) => `${m.from} -> ${m.to} ${m.label} ${m.callId}`).slice(0, 40),
+      control: this.control.map((c) => `${c.command} => ${String(c.reply)}`).slice(0, 40),
+    };
+  }
+}
+
+export interface Expect {
+  readonly calls: number;
+  /** RTP relayed in both directions, at least this many packets each way per call. */
+  readonly minPackets: number;
+  /** The caller gets no SDP (rejected call). */
+  readonly noAnswer?: boolean;
+  /** SIP messages the callee must have received with the daemon's SDP. */
+  readonly uasSdpIn?: string;
+  /** SIP message (label) the caller must have received with the daemon's SDP. */
+  readonly uacSdpIn?: string;
+  /** Control verbs Kamailio must have sent for each call (checked on the UDP control socket). */
+  readonly verbs?: readonly string[];
+  /** Bridge mode: the addresses the caller's and the callee's SDP must carry (default: -l). */
+  readonly callerSideAddress?: string;
+  readonly calleeSideAddress?: string;
+}
+
+function inWindow(rig: Rig, port: number, bridge: boolean): boolean {
+  const w = bridge && rig.config.bridge !== undefined ? rig.config.bridge : rig.config;
+  return port >= w.portMin && port <= w.portMax;
+}
+
+/** The checks every scenario shares. Returns the per-call views for scenario-specific checks. */
+export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
+  const rig = run.rig;
+  const bridge = expect.calleeSideAddress !== undefined || expect.callerSideAddress !== undefined;
+  const callerAddress = expect.callerSideAddress ?? DAEMON_IP;
+  const diag = run.describe();
+  t.equal(run.uacExit.code, 0, 'the SIPp caller finished every call successfully', diag);
+  t.equal(run.uasExit.code, 0, 'the SIPp callee finished every call successfully', diag);
+  const ids = run.callIds();
+  t.equal(ids.length, expect.calls, `${String(expect.calls)} call(s) on the wire`, diag);
+  t.equal(run.sessionsCreated, expect.calls, 'the daemon created one session per call (G nsess_created)');
+  t.equal(run.activeAfter, 0, 'the daemon has no session left afterwards (I: active sessions: 0)');
+  t.same(run.problems, [], 'Kamailio logged no error');
+  t.ok(run.complete, 'the capture holds the whole call (tcpdump wrote the end marker)');
+  if (run.dropped > 0) t.comment(`tcpdump: ${String(run.dropped)} packets dropped by the kernel`);
+
+  const views: CallView[] = [];
+  const daemonPorts = new Set<number>();
+  for (const callId of ids) {
+    const v = run.view(callId);
+    views.push(v);
+    const label = expect.calls > 1 ? `call ${callId}: ` : '';
+    // The SDP each side receives names the daemon's address and a port of its window.
+    const calleeAddress = expect.calleeSideAddress ?? DAEMON_IP;
+    t.ok(v.sdpToUas.length > 0, `${label}the callee received SDP`, diag);
+    for (const sdp of v.sdpToUas) {
+      t.equal(sdp.address, calleeAddress, `${label}the callee's SDP points at the daemon (${calleeAddress})`);
+      t.ok(inWindow(rig, sdp.port, bridge), `${label}the callee's SDP port ${String(sdp.port)} is in the daemon's range`);
+    }
+    if (expect.uasSdpIn !== undefined) {
+      t.ok(
+        v.toUas.some((m) => m.label === expect.uasSdpIn && m.sdp !== undefined),
+        `${label}the callee got the daemon's SDP in the ${expect.uasSdpIn}`,
+      );
+    }
+    if (expect.noAnswer === true) {
+      t.equal(v.sdpToUac.length, 0, `${label}the caller received no SDP`);
+    } else {
+      t.ok(v.sdpToUac.length > 0, `${label}the caller received SDP`, diag);
+      for (const sdp of v.sdpToUac) {
+        t.equal(sdp.address, callerAddress, `${label}the caller's SDP points at the daemon (${callerAddress})`);
+        t.ok(inWindow(rig, sdp.port, bridge), `${label}the caller's SDP port ${String(sdp.port)} is in the daemon's range`);
+      }
+      if (expect.uacSdpIn !== undefined) {
+        t.ok(
+          v.toUac.some((m) => m.label === expect.uacSdpIn && m.sdp !== undefined),
+          `${label}the caller got the daemon's SDP in the ${expect.uacSdpIn}`,
+        );
+      }
+      const [a, b] = [v.sdpToUac[0]?.port, v.sdpToUas[0]?.port];
+      t.not(a, b, `${label}each side got its own daemon port`);
+      for (const p of [a, b]) if (p !== undefined) daemonPorts.add(p);
+    }
+    // The ports came from the daemon: they are what it answered to Kamailio's U and L.
+    if (rig.config.control === 'udp' && expect.verbs !== undefined) {
+      const verbs = v.control.map((c) => c.verb);
+      for (const verb of expect.verbs) t.ok(verbs.includes(verb), `${label}Kamailio sent ${verb}`, { verbs });
+      const allocated = new Set(
+        v.control.flatMap((c) => {
+          const m = /^\d+/.exec(c.reply ?? '');
+          return m === null ? [] : [Number(m[0])];
+        }),
+      );
+      for (const sdp of [...v.sdpToUas, ...v.sdpToUac]) {
+        t.ok(allocated.has(sdp.port), `${label}SDP port ${String(sdp.port)} is one the daemon answered to U/L`, {
+          control: v.control,
+        });
+      }
+    }
+    if (expect.minPackets > 0) {
+      const f = run.flows(v);
+      for (const [list, what] of [
+        [f.callerToDaemon, 'caller -> daemon'],
+        [f.daemonToCallee, 'daemon -> callee (relayed)'],
+        [f.calleeToDaemon, 'callee -> daemon'],
+        [f.daemonToCaller, 'daemon -> caller (relayed)'],
+      ] as const) {
+        t.ok(list.length >= expect.minPackets, `${label}${what}: ${String(list.length)} RTP packets`);
+      }
+      // What the daemon sent on is what it got from the other side, packet for packet. A packet
+      // tcpdump dropped (it says how many) cannot be matched, so that many may go unmatched.
+      for (const [out, inn, what] of [
+        [f.daemonToCallee, f.callerToDaemon, 'the callee got came from the caller'],
+        [f.daemonToCaller, f.calleeToDaemon, 'the caller got came from the callee'],
+      ] as const) {
+        const m = matchRelayed(out, inn);
+        t.equal(m.changed, 0, `${label}every packet ${what}, unchanged`);
+        const note = `${String(m.unmatched)} unmatched, ${String(run.dropped)} not captured`;
+        t.ok(m.unmatched <= run.dropped, `${label}every packet ${what} (${note})`);
+      }
+    }
+  }
+  if (expect.calls > 1 && expect.noAnswer !== true) {
+    t.equal(daemonPorts.size, 2 * expect.calls, 'every call got its own pair of daemon ports');
+  }
+  if (expect.minPackets > 0) {
+    const want = 2 * expect.minPackets * expect.calls;
+    t.ok(run.relayed >= want, `the daemon counted ${String(run.relayed)} relayed packets (G npkts_relayed)`);
+  }
+  return views;
+}
+
+/**
+ * Matches what the daemon sent (`out`) against what it received (`inn`) by SSRC and sequence
+ * number: `unmatched` packets of `out` have no counterpart, `changed` ones differ in their bytes.
+ */
+export function matchRelayed(
+  out: readonly { payload: Buffer }[],
+  inn: readonly { payload: Buffer }[],
+): { unmatched: number; changed: number } {
+  const sent = new Map(inn.map((p) => [rtpId(p.payload), p.payload]));
+  let unmatched = 0;
+  let changed = 0;
+  for (const p of out) {
+    const original = sent.get(rtpId(p.payload));
+    if (original === undefined) unmatched += 1;
+    else if (!original.equals(p.payload)) changed += 1;
+  }
+  return { unmatched, changed };
+}
+
+/** Recordings (files under -r) of one call, with the number of packets in each (pcap, -P). */
+export function recordingsOf(
+  rig: Rig,
+  callId: string,
+): { file: string; packets: number; bytes: number; payloads: Buffer[] }[] {
+  const prefix = `${callId.replace(/\//g, '_')}=`;
+  return readdirSync(rig.recordDir)
+    .filter((name) => name.startsWith(prefix))
+    .map((name) => {
+      const file = join(rig.recordDir, name);
+      const bytes = statSync(file).size;
+      let payloads: Buffer[] = [];
+      try {
+        payloads = readPcap(readFileSync(file)).map((p) => p.payload);
+      } catch {
+        payloads = [];
+      }
+      return { file: name, packets: payloads.length, bytes, payloads };
+    });
+}
