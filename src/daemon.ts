@@ -97,6 +97,8 @@ export class Daemon implements DaemonHandle {
         defaultAsymmetric: config.forceAsymmetric || (config.bridge && !config.bridgeSymmetric),
         recordAll: config.recordAll,
         pcap: config.pcap,
+        noRtcp: config.noRtcpRecord,
+        noResolve: config.noResolve,
       },
       {
         media,
@@ -106,7 +108,9 @@ export class Daemon implements DaemonHandle {
         recorders,
         players: this.#players,
         ...(this.notifier === undefined ? {} : { notifier: this.notifier }),
-        ...(this.#overload === undefined ? {} : { overloaded: () => this.#overload?.overloaded === true }),
+        ...(this.#overload === undefined
+          ? {}
+          : { overloaded: () => this.#overload?.overloaded === true }),
         onDrained: () => {
           hooks.onDrained();
         },
@@ -130,7 +134,11 @@ export class Daemon implements DaemonHandle {
       load: () => this.#load,
       logger: logger.child({ mod: 'dispatch' }),
     });
-    this.#runner = new CommandRunner(dispatcher.handle, this.stats, logger.child({ mod: 'control' }));
+    this.#runner = new CommandRunner(
+      dispatcher.handle,
+      this.stats,
+      logger.child({ mod: 'control' }),
+    );
     this.#cache = new ReplyCache({ now });
   }
 
@@ -147,7 +155,12 @@ export class Daemon implements DaemonHandle {
       switch (spec.kind) {
         case 'udp':
         case 'udp6':
-          listener = new UdpControlListener({ spec, runner: this.#runner, cache: this.#cache, log });
+          listener = new UdpControlListener({
+            spec,
+            runner: this.#runner,
+            cache: this.#cache,
+            log,
+          });
           break;
         case 'stdio':
         case 'stdioc':
@@ -160,8 +173,16 @@ export class Daemon implements DaemonHandle {
             ...(spec.kind === 'stdioc' ? { onEof: () => this.#hooks.onStdioEof() } : {}),
           });
           break;
-        default:
-          listener = new StreamControlListener({ spec, runner: this.#runner, log, ...this.#unixOwnership(spec) });
+        case 'unix':
+        case 'cunix':
+        case 'tcp':
+        case 'tcp6':
+          listener = new StreamControlListener({
+            spec,
+            runner: this.#runner,
+            log,
+            ...this.#unixOwnership(spec),
+          });
       }
       this.#listeners.push(listener);
       await listener.listen();
@@ -177,7 +198,9 @@ export class Daemon implements DaemonHandle {
     const c = this.#config;
     if (spec.kind !== 'unix' && spec.kind !== 'cunix') return {};
     return {
-      ...(c.uid === undefined && c.gid === undefined ? {} : { owner: { uid: c.uid ?? -1, gid: c.gid ?? -1 } }),
+      ...(c.uid === undefined && c.gid === undefined
+        ? {}
+        : { owner: { uid: c.uid ?? -1, gid: c.gid ?? -1 } }),
       ...(c.socketMode === undefined ? {} : { mode: c.socketMode }),
     };
   }
@@ -207,10 +230,17 @@ export class Daemon implements DaemonHandle {
   /** The `-n` client (protocol.md 8), or undefined without any target. */
   #createNotifier(now: () => number): TimeoutNotifier | undefined {
     if (this.#config.notifyTargets.length === 0) return undefined;
-    const { specs, errors } = parseNotifyTargets(this.#config.notifyTargets, this.#config.noResolve);
+    const { specs, errors } = parseNotifyTargets(
+      this.#config.notifyTargets,
+      this.#config.noResolve,
+    );
     // buildConfig() refused these already; a Config built by hand gets the same message.
     if (errors.length > 0) throw new Error(`bad -n target: ${errors.join('; ')}`);
-    return new TimeoutNotifier({ targets: specs, logger: this.#logger.child({ mod: 'notify' }), now });
+    return new TimeoutNotifier({
+      targets: specs,
+      logger: this.#logger.child({ mod: 'notify' }),
+      now,
+    });
   }
 
   #startTimers(): void {

@@ -68,7 +68,9 @@ export function needsResolution(address: LocalAddress): boolean {
 }
 
 /** Type guard for the error branch of {@link buildConfig}. */
-export function isConfigErrors(result: Config | readonly ConfigError[]): result is readonly ConfigError[] {
+export function isConfigErrors(
+  result: Config | readonly ConfigError[],
+): result is readonly ConfigError[] {
   return Array.isArray(result);
 }
 
@@ -96,7 +98,9 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
   }
 
   const tos = raw.tos ?? DEFAULTS.tos;
-  if (tos < 0 || tos > 255) fail('-t', `the TOS value must be between 0 and 255, got ${String(tos)}`);
+  if (tos < 0 || tos > 255) {
+    fail('-t', `the TOS value must be between 0 and 255, got ${String(tos)}`);
+  }
 
   const recordDir = nonEmpty(raw.recordDir, '-r', 'the recording directory is empty', fail);
   const spoolDir = nonEmpty(raw.spoolDir, '-S', 'the spool directory is empty', fail);
@@ -107,11 +111,17 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
   for (const target of raw.notify) {
     if (target === '') fail('-n', 'the timeout notification socket name is empty');
   }
-  for (const error of parseNotifyTargets(raw.notify.filter((n) => n !== ''), raw.noResolve).errors) {
+  for (const error of parseNotifyTargets(
+    raw.notify.filter((n) => n !== ''),
+    raw.noResolve,
+  ).errors) {
     fail('-n', error);
   }
   if (raw.kamailioNotify && raw.notify.length === 0) {
-    fail('--kamailio_notify', 'needs a timeout notification target: add -n unix:PATH or -n tcp:HOST:PORT');
+    fail(
+      '--kamailio_notify',
+      'needs a timeout notification target: add -n unix:PATH or -n tcp:HOST:PORT',
+    );
   }
 
   let pidFile: string | undefined = raw.pidFile ?? DEFAULTS.pidFile;
@@ -125,7 +135,10 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
 
   let socketMode: number | undefined;
   if (raw.socketMode !== undefined && (raw.socketMode < 0 || raw.socketMode > 4095)) {
-    fail('-w', `the socket mode must be a decimal number from 0 to 4095 (octal 0660 is 432), got ${String(raw.socketMode)}`);
+    fail(
+      '-w',
+      `the socket mode must be a decimal number from 0 to 4095 (octal 0660 is 432), got ${String(raw.socketMode)}`,
+    );
   } else if (creds.group !== undefined) {
     // The mode is applied only together with a group (`-u USER:GROUP` or `-u :GROUP`), and a mode
     // of 0 is not applied at all (the reference skips chmod for 0).
@@ -199,7 +212,12 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
 
 type Fail = (flag: string, message: string) => undefined;
 
-function nonEmpty(value: string | undefined, flag: string, message: string, fail: Fail): string | undefined {
+function nonEmpty(
+  value: string | undefined,
+  flag: string,
+  message: string,
+  fail: Fail,
+): string | undefined {
   if (value === '') return fail(flag, message);
   return value;
 }
@@ -218,10 +236,16 @@ function buildControlSockets(raw: RawOptions, fail: Fail): ControlSocketSpec[] {
     }
     if (
       raw.noResolve &&
-      (spec.kind === 'udp' || spec.kind === 'udp6' || spec.kind === 'tcp' || spec.kind === 'tcp6') &&
+      (spec.kind === 'udp' ||
+        spec.kind === 'udp6' ||
+        spec.kind === 'tcp' ||
+        spec.kind === 'tcp6') &&
       isIP(spec.host) === 0
     ) {
-      fail('-s', `${JSON.stringify(spec.host)} in ${JSON.stringify(text)} is not a numeric address, and --no_resolve forbids name lookups`);
+      fail(
+        '-s',
+        `${JSON.stringify(spec.host)} in ${JSON.stringify(text)} is not a numeric address, and --no_resolve forbids name lookups`,
+      );
     }
     specs.push(Object.freeze(spec));
   }
@@ -289,7 +313,12 @@ function splitListen(arg: ListenArg): SplitListen {
 }
 
 /** Validates the address part of `-l`/`-6`; returns the address to store (wildcards normalised). */
-function checkHost(host: string, arg: SplitListen, noResolve: boolean, fail: Fail): string | undefined {
+function checkHost(
+  host: string,
+  arg: SplitListen,
+  noResolve: boolean,
+  fail: Fail,
+): string | undefined {
   const { flag, family, text } = arg;
   const what = family === 4 ? 'IPv4' : 'IPv6';
   if (host === '') return fail(flag, `${JSON.stringify(text)}: the address is empty`);
@@ -304,10 +333,16 @@ function checkHost(host: string, arg: SplitListen, noResolve: boolean, fail: Fai
     return fail(flag, `${JSON.stringify(host)}: write IPv6 addresses without brackets`);
   }
   if (!/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/.test(host)) {
-    return fail(flag, `${JSON.stringify(host)} is neither a numeric ${what} address nor a host name`);
+    return fail(
+      flag,
+      `${JSON.stringify(host)} is neither a numeric ${what} address nor a host name`,
+    );
   }
   if (noResolve) {
-    return fail(flag, `${JSON.stringify(host)} is not a numeric ${what} address, and --no_resolve forbids name lookups`);
+    return fail(
+      flag,
+      `${JSON.stringify(host)} is not a numeric ${what} address, and --no_resolve forbids name lookups`,
+    );
   }
   return host;
 }
@@ -382,7 +417,10 @@ function buildAddresses(
       );
     }
     if (advertisedPair !== undefined && advertisedPair.external === undefined) {
-      failCounted('-A', 'bridge mode needs two advertised addresses, for the internal and the external address: -A ADV1/ADV2');
+      failCounted(
+        '-A',
+        'bridge mode needs two advertised addresses, for the internal and the external address: -A ADV1/ADV2',
+      );
     }
     const pair = [
       { part: internal, advertised: advertisedPair?.internal },
@@ -391,7 +429,10 @@ function buildAddresses(
     for (const { part, advertised } of pair) {
       const { arg } = part;
       if (arg.label !== undefined) {
-        failCounted(arg.flag, `${JSON.stringify(arg.text)}: bridge mode addresses cannot have a label`);
+        failCounted(
+          arg.flag,
+          `${JSON.stringify(arg.text)}: bridge mode addresses cannot have a label`,
+        );
         continue;
       }
       if (arg.advertised !== undefined) {
@@ -435,12 +476,18 @@ function buildAddresses(
       return;
     }
     if (arg.advertised === '') {
-      failCounted(arg.flag, `${JSON.stringify(arg.text)}: the advertised address after '=' is empty`);
+      failCounted(
+        arg.flag,
+        `${JSON.stringify(arg.text)}: the advertised address after '=' is empty`,
+      );
       return;
     }
     if (arg.label !== undefined) {
       if (labels.has(arg.label)) {
-        failCounted(arg.flag, `${JSON.stringify(arg.text)}: the label ${JSON.stringify(arg.label)} is used twice`);
+        failCounted(
+          arg.flag,
+          `${JSON.stringify(arg.text)}: the label ${JSON.stringify(arg.label)} is used twice`,
+        );
         return;
       }
       labels.add(arg.label);
@@ -468,8 +515,12 @@ function parseAdvertisedOption(
   const slash = value.indexOf('/');
   const internal = slash === -1 ? value : value.slice(0, slash);
   const external = slash === -1 ? undefined : value.slice(slash + 1);
-  if (internal === '') return fail('-A', `${JSON.stringify(value)}: the first advertised address is empty`);
-  if (external === '') return fail('-A', `${JSON.stringify(value)}: the second advertised address is empty`);
+  if (internal === '') {
+    return fail('-A', `${JSON.stringify(value)}: the first advertised address is empty`);
+  }
+  if (external === '') {
+    return fail('-A', `${JSON.stringify(value)}: the second advertised address is empty`);
+  }
   return external === undefined ? { internal } : { internal, external };
 }
 
@@ -483,7 +534,10 @@ function parseUser(value: string, fail: Fail): { user?: string; group?: string }
     return {};
   }
   if (group === '') {
-    fail('-u', `${JSON.stringify(value)}: the group name after ':' is empty; use -u USER[:GROUP] or -u :GROUP`);
+    fail(
+      '-u',
+      `${JSON.stringify(value)}: the group name after ':' is empty; use -u USER[:GROUP] or -u :GROUP`,
+    );
     return {};
   }
   return {
@@ -511,15 +565,23 @@ function parseDebug(
     const found = LOG_FACILITIES.find((f) => f === upper || f.slice(4) === upper);
     if (found === undefined) {
       ok = false;
-      fail('-d', `${JSON.stringify(facilityText)} is not a syslog facility; use one such as LOG_DAEMON, LOG_LOCAL0..LOG_LOCAL7 or LOG_USER (the LOG_ prefix is optional)`);
+      fail(
+        '-d',
+        `${JSON.stringify(facilityText)} is not a syslog facility; use one such as LOG_DAEMON, LOG_LOCAL0..LOG_LOCAL7 or LOG_USER (the LOG_ prefix is optional)`,
+      );
     } else {
       facility = found;
     }
   }
   const key = levelText.toUpperCase();
-  const level = Object.hasOwn(LOG_LEVELS, key) ? LOG_LEVELS[key as keyof typeof LOG_LEVELS] : undefined;
+  const level = Object.hasOwn(LOG_LEVELS, key)
+    ? LOG_LEVELS[key as keyof typeof LOG_LEVELS]
+    : undefined;
   if (level === undefined) {
-    return fail('-d', `${JSON.stringify(levelText)} is not a log level; use DBUG, INFO, WARN, ERR or CRIT`);
+    return fail(
+      '-d',
+      `${JSON.stringify(levelText)} is not a log level; use DBUG, INFO, WARN, ERR or CRIT`,
+    );
   }
   return ok ? { level, facility } : undefined;
 }

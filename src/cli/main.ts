@@ -41,7 +41,8 @@ const STOP_SIGNALS = [
 const CLOCK_NAME = 'CLOCK_MONOTONIC';
 
 /** Messages from the background process to the parent waiting for it, over the IPC channel. */
-type ChildMessage = { readonly type: 'ready' } | { readonly type: 'error'; readonly message: string };
+type ChildMessage =
+  { readonly type: 'ready' } | { readonly type: 'error'; readonly message: string };
 
 /** Runs rtpproxy with the arguments after the program name; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -60,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const isDaemonChild = process.env[DAEMON_CHILD_ENV] === '1' && typeof process.send === 'function';
+  // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- a constant key; delete is how Node unsets an env var
   delete process.env[DAEMON_CHILD_ENV];
 
   const root = checkRoot(built, process.getuid?.());
@@ -67,7 +69,9 @@ export async function main(argv: string[]): Promise<number> {
     await writeStderr(`rtpproxy: ${root.refuse}\n`);
     return 1;
   }
-  if (root.warn !== undefined && !isDaemonChild) await writeStderr(`rtpproxy: WARNING: ${root.warn}\n`);
+  if (root.warn !== undefined && !isDaemonChild) {
+    await writeStderr(`rtpproxy: WARNING: ${root.warn}\n`);
+  }
 
   const withCreds = resolveCredentials(built);
   if (typeof withCreds === 'string') {
@@ -91,7 +95,8 @@ async function printInfo(raw: RawOptions): Promise<number> {
       const built = buildConfig(raw);
       const caps = supportedCapabilities(isConfigErrors(built) ? undefined : built);
       await writeStdout(
-        `Basic version: ${BASE_VERSION}\n` + caps.map((c) => `Extension ${c.date}: ${c.description}\n`).join(''),
+        `Basic version: ${BASE_VERSION}\n` +
+          caps.map((c) => `Extension ${c.date}: ${c.description}\n`).join(''),
       );
       return 0;
     }
@@ -109,8 +114,15 @@ async function printInfo(raw: RawOptions): Promise<number> {
 
 function packageVersion(): string {
   try {
-    const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') {
+    const pkg: unknown = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    );
+    if (
+      typeof pkg === 'object' &&
+      pkg !== null &&
+      'version' in pkg &&
+      typeof pkg.version === 'string'
+    ) {
       return pkg.version;
     }
   } catch {
@@ -150,7 +162,9 @@ function resolveCredentials(config: Config): Config | string {
   if (config.user !== undefined) {
     const entry = lookupDatabase('passwd', config.user);
     const id = Number(entry?.[2]);
-    if (entry === undefined || !Number.isInteger(id)) return `cannot find the user ${JSON.stringify(config.user)}`;
+    if (entry === undefined || !Number.isInteger(id)) {
+      return `cannot find the user ${JSON.stringify(config.user)}`;
+    }
     uid = id;
     // Without a group, the user's primary group.
     if (config.group === undefined) gid = Number(entry[3]);
@@ -158,7 +172,9 @@ function resolveCredentials(config: Config): Config | string {
   if (config.group !== undefined) {
     const entry = lookupDatabase('group', config.group);
     const id = Number(entry?.[2]);
-    if (entry === undefined || !Number.isInteger(id)) return `cannot find the group ${JSON.stringify(config.group)}`;
+    if (entry === undefined || !Number.isInteger(id)) {
+      return `cannot find the group ${JSON.stringify(config.group)}`;
+    }
     gid = id;
   }
   return Object.freeze({
@@ -172,7 +188,10 @@ function resolveCredentials(config: Config): Config | string {
 function lookupDatabase(database: 'passwd' | 'group', name: string): string[] | undefined {
   if (name.includes(':') || name.includes('\n')) return undefined;
   try {
-    const line = execFileSync('getent', [database, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const line = execFileSync('getent', [database, name], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return line.split('\n')[0]?.split(':');
   } catch (err) {
     // getent exits 2 for "not found"; only a missing getent falls back to the files.
@@ -199,7 +218,9 @@ async function resolveAddresses(config: Config): Promise<Config | string> {
       continue;
     }
     const flag = a.family === 4 ? '-l' : '-6';
-    if (config.noResolve) return `${flag}: ${JSON.stringify(a.address)} is not numeric and --no_resolve is set`;
+    if (config.noResolve) {
+      return `${flag}: ${JSON.stringify(a.address)} is not numeric and --no_resolve is set`;
+    }
     try {
       const found = await lookup(a.address, { family: a.family });
       addresses.push(Object.freeze({ ...a, address: found.address }));
@@ -247,7 +268,10 @@ function daemonize(argv: readonly string[], config: Config): Promise<number> {
     };
     const timer = setTimeout(() => {
       child.kill('SIGTERM');
-      finish(1, `the background process did not become ready within ${String(READY_DEADLINE_MS / 1000)} s; stopped it`);
+      finish(
+        1,
+        `the background process did not become ready within ${String(READY_DEADLINE_MS / 1000)} s; stopped it`,
+      );
     }, READY_DEADLINE_MS);
     child.on('message', (msg: unknown) => {
       if (!isChildMessage(msg)) return;
@@ -313,7 +337,8 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   process.on('SIGPIPE', () => undefined);
 
   logUnappliedOptions(logger, raw, config);
-  const fileLimitProblem = config.fileLimit === undefined ? undefined : setFileLimit(config.fileLimit);
+  const fileLimitProblem =
+    config.fileLimit === undefined ? undefined : setFileLimit(config.fileLimit);
 
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => {
@@ -348,7 +373,10 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   const drain = (reason: string): void => {
     if (stopping || draining) return;
     draining = true;
-    logger.info({ reason }, 'graceful shutdown: refusing new sessions, exiting when the last one is gone');
+    logger.info(
+      { reason },
+      'graceful shutdown: refusing new sessions, exiting when the last one is gone',
+    );
     daemon?.drain();
   };
 
@@ -357,7 +385,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
       if (stopping) {
         logger.warn({ signal }, 'second stop signal while stopping, exiting at once');
         removePidFile();
-        process.exit(128 + (osConstants.signals[signal] ?? 0));
+        process.exit(128 + osConstants.signals[signal]);
       }
       logger.info({ signal }, 'got signal');
       void stop(signal);
@@ -395,8 +423,10 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     await handle.close().catch(() => undefined);
     return 1;
   }
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a signal handler may have set it during start()
   if (stopping) return finished;
   // A SIGHUP that came while the daemon was being created.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- SIGHUP's handler may have set it
   if (draining) handle.drain();
 
   if (isDaemonChild && !config.noChdir) {
@@ -412,7 +442,9 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
       setPriority(config.nice);
     } catch (err) {
       // The reference exits when it cannot set the priority.
-      return failStart(`cannot set the process priority to ${String(config.nice)}: ${errorMessage(err)}`);
+      return failStart(
+        `cannot set the process priority to ${String(config.nice)}: ${errorMessage(err)}`,
+      );
     }
   }
 
@@ -482,14 +514,20 @@ function dropPrivileges(config: Config): string | undefined {
  */
 function setFileLimit(limit: number): string | undefined {
   try {
-    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${String(limit)}:${String(limit)}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      encoding: 'utf8',
-    });
+    execFileSync(
+      'prlimit',
+      ['--pid', String(process.pid), `--nofile=${String(limit)}:${String(limit)}`],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      },
+    );
     return undefined;
   } catch (err) {
     const stderr =
-      typeof err === 'object' && err !== null && 'stderr' in err && typeof err.stderr === 'string' ? err.stderr.trim() : '';
+      typeof err === 'object' && err !== null && 'stderr' in err && typeof err.stderr === 'string'
+        ? err.stderr.trim()
+        : '';
     return stderr !== '' ? stderr : errorMessage(err);
   }
 }
@@ -512,7 +550,11 @@ function currentFileLimit(): number | undefined {
  * Logs once at start how many calls the daemon can really hold: by port range and by open-files
  * limit, warning when the limit is the smaller one (or -L could not be applied).
  */
-function reportCapacity(logger: Logger, config: Config, fileLimitProblem: string | undefined): void {
+function reportCapacity(
+  logger: Logger,
+  config: Config,
+  fileLimitProblem: string | undefined,
+): void {
   const fileLimit = currentFileLimit();
   const c = computeCapacity(config, fileLimit);
   if (config.fileLimit !== undefined && fileLimitProblem !== undefined) {
@@ -520,8 +562,15 @@ function reportCapacity(logger: Logger, config: Config, fileLimitProblem: string
       { wanted: config.fileLimit, current: fileLimit, problem: fileLimitProblem },
       '-L: cannot set the open-files limit; set it with LimitNOFILE= or ulimit -n',
     );
-  } else if (config.fileLimit !== undefined && fileLimit !== undefined && fileLimit < config.fileLimit) {
-    logger.warn({ wanted: config.fileLimit, current: fileLimit }, '-L: the open-files limit is lower than asked');
+  } else if (
+    config.fileLimit !== undefined &&
+    fileLimit !== undefined &&
+    fileLimit < config.fileLimit
+  ) {
+    logger.warn(
+      { wanted: config.fileLimit, current: fileLimit },
+      '-L: the open-files limit is lower than asked',
+    );
   }
   logger.info(
     {
@@ -535,7 +584,11 @@ function reportCapacity(logger: Logger, config: Config, fileLimitProblem: string
   );
   if (c.sessionsByFiles !== undefined && c.sessionsByFiles < c.sessionsByPorts) {
     logger.warn(
-      { sessionsByFiles: c.sessionsByFiles, sessionsByPorts: c.sessionsByPorts, filesNeeded: c.filesNeeded },
+      {
+        sessionsByFiles: c.sessionsByFiles,
+        sessionsByPorts: c.sessionsByPorts,
+        filesNeeded: c.filesNeeded,
+      },
       `the open-files limit allows ${String(c.sessionsByFiles)} sessions but the port range ${String(c.sessionsByPorts)}; raise it to ${String(c.filesNeeded)} (-L, LimitNOFILE= or ulimit -n) or narrow -m/-M`,
     );
   }
@@ -544,7 +597,10 @@ function reportCapacity(logger: Logger, config: Config, fileLimitProblem: string
 /** One line for each option that is accepted for compatibility but has no effect here. */
 function logUnappliedOptions(logger: Logger, raw: RawOptions, config: Config): void {
   if (raw.schedPolicy !== undefined) {
-    logger.warn({ policy: raw.schedPolicy }, '-c: real-time scheduling is accepted but not applied');
+    logger.warn(
+      { policy: raw.schedPolicy },
+      '-c: real-time scheduling is accepted but not applied',
+    );
   }
   if (raw.tos !== undefined) {
     logger.warn(
@@ -559,7 +615,10 @@ function logUnappliedOptions(logger: Logger, raw: RawOptions, config: Config): v
     );
   }
   if (raw.configFile !== undefined) {
-    logger.warn({ file: raw.configFile }, '--config: module configuration is accepted but not applied');
+    logger.warn(
+      { file: raw.configFile },
+      '--config: module configuration is accepted but not applied',
+    );
   }
   for (const file of raw.dso) {
     logger.warn({ file }, '--dso: module loading is accepted but not applied');
@@ -596,7 +655,9 @@ export async function run(): Promise<never> {
   try {
     code = await main(process.argv.slice(2));
   } catch (err) {
-    await writeStderr(`rtpproxy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    await writeStderr(
+      `rtpproxy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     code = 1;
   }
   process.exit(code);

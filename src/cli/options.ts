@@ -104,7 +104,26 @@ export const USAGE = [
 ].join('\n');
 
 /** Short options that take an argument (getopt string of the reference, minus the flags). */
-const SHORT_WITH_ARGUMENT = new Set(['l', '6', 's', 'S', 't', 'r', 'p', 'T', 'L', 'm', 'M', 'u', 'n', 'd', 'c', 'A', 'w', 'W']);
+const SHORT_WITH_ARGUMENT = new Set([
+  'l',
+  '6',
+  's',
+  'S',
+  't',
+  'r',
+  'p',
+  'T',
+  'L',
+  'm',
+  'M',
+  'u',
+  'n',
+  'd',
+  'c',
+  'A',
+  'w',
+  'W',
+]);
 
 /** Short options that print something and exit at once when getopt reaches them. */
 const INFO_FLAGS = { v: 'capabilities', V: 'version', C: 'clock' } as const;
@@ -191,7 +210,12 @@ function prescan(argv: readonly string[]): Prescan {
         const ch = arg.charAt(k);
         if (Object.hasOwn(INFO_FLAGS, ch)) {
           out.push(arg.slice(0, k + 1));
-          return { ok: true, argv: out, operands: 0, info: INFO_FLAGS[ch as keyof typeof INFO_FLAGS] };
+          return {
+            ok: true,
+            argv: out,
+            operands: 0,
+            info: INFO_FLAGS[ch as keyof typeof INFO_FLAGS],
+          };
         }
         if (SHORT_WITH_ARGUMENT.has(ch)) {
           out.push(arg);
@@ -210,7 +234,9 @@ function prescan(argv: readonly string[]): Prescan {
 
 function resolveLongName(
   typed: string,
-): { readonly ok: true; readonly name: LongName | undefined } | { readonly ok: false; readonly message: string } {
+):
+  | { readonly ok: true; readonly name: LongName | undefined }
+  | { readonly ok: false; readonly message: string } {
   if (isLongName(typed)) return { ok: true, name: typed };
   if (typed === '') return { ok: true, name: undefined };
   const matches = Object.keys(LONG_OPTIONS).filter((n) => n.startsWith(typed));
@@ -242,7 +268,11 @@ function buildProgram(listen: ListenArg[]): Command {
   const program = new Command('rtpproxy');
   program
     .exitOverride()
-    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined, outputError: () => undefined })
+    .configureOutput({
+      writeOut: () => undefined,
+      writeErr: () => undefined,
+      outputError: () => undefined,
+    })
     .helpOption(false)
     .allowUnknownOption(false)
     .allowExcessArguments(false)

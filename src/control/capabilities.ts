@@ -26,14 +26,22 @@ export const CAPABILITIES: readonly Capability[] = [
   // Several streams per call and music on hold (P/S) work. Kamailio and OpenSIPS disable a proxy
   // that answers 0 here, so this is the base requirement of every client.
   { date: '20050322', description: 'Support for multiple RTP streams and MOH', supported: true },
-  { date: '20060704', description: 'Support for extra parameter in the V command', supported: true },
+  {
+    date: '20060704',
+    description: 'Support for extra parameter in the V command',
+    supported: true,
+  },
   // Not yet: the `z` modifier (re-packetization).
   { date: '20071116', description: 'Support for RTP re-packetization', supported: false },
   // Not yet: C (copy/fork).
-  { date: '20071218', description: 'Support for forking (copying) RTP stream', supported: false },
+  { date: '20071218', description: 'Support for forking (copying) RTP stream', supported: true },
   { date: '20080403', description: 'Support for RTP statistics querying', supported: true },
   // The `c` list is parsed and stored on the leg for `P ... session`.
-  { date: '20081102', description: 'Support for setting codecs in the update/lookup command', supported: true },
+  {
+    date: '20081102',
+    description: 'Support for setting codecs in the update/lookup command',
+    supported: true,
+  },
   // Timeout notifications: like the reference, 1 only when at least one -n target is configured
   // (OpenSIPS sends its notify pair only after a 1 here).
   {
@@ -48,7 +56,11 @@ export const CAPABILITIES: readonly Capability[] = [
   // Not yet.
   { date: '20140617', description: 'Support for anchoring session connect time', supported: false },
   { date: '20141004', description: 'Support for extendable performance counters', supported: true },
-  { date: '20150330', description: 'Support for allocating a new port ("Un"/"Ln" commands)', supported: true },
+  {
+    date: '20150330',
+    description: 'Support for allocating a new port ("Un"/"Ln" commands)',
+    supported: true,
+  },
   {
     date: '20150420',
     description: 'Support for SEQ tracking and new rtpa_ counters; Q command extended',
@@ -71,12 +83,21 @@ export const CAPABILITIES: readonly Capability[] = [
   { date: '20230314', description: 'Support for for "fusing" G and D commands', supported: true },
   {
     date: '20230424',
-    description: 'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
+    description:
+      'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
     supported: true,
   },
   // Newer dates of protocol.md 3.
-  { date: '20250523', description: 'Support for the "p" modifier of the C command', supported: false },
-  { date: '20251015', description: 'Support for the "ttl=" and "tos=" S sub-commands', supported: false },
+  {
+    date: '20250523',
+    description: 'Support for the "p" modifier of the C command',
+    supported: true,
+  },
+  {
+    date: '20251015',
+    description: 'Support for the "ttl=" and "tos=" S sub-commands',
+    supported: false,
+  },
   { date: '20260306', description: 'Support for address labels in "l{label}"', supported: true },
   { date: '20260308', description: 'Support for "U ... && L ..." in one command', supported: true },
   { date: '20260309', description: 'Support for C as a sub-command', supported: false },

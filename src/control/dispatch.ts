@@ -131,11 +131,18 @@ export class Dispatcher {
         const req = offerRequest(cmd.ref, cmd.remote, cmd.modifiers, cmd.notify, origin);
         const answer = cmd.op === 'update' ? await manager.update(req) : await manager.lookup(req);
         if (answer === undefined) return '0\n';
-        const subs = await this.#subcommands(cmd.subcommands, cmd.ref, answer.session, answer.forwardLeg);
+        const subs = await this.#subcommands(
+          cmd.subcommands,
+          cmd.ref,
+          answer.session,
+          answer.forwardLeg,
+        );
         return `${portText(answer)}${subs}\n`;
       }
       case 'delete':
-        return manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak) ? '0\n' : errorReply('SESUNKN');
+        return manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak)
+          ? '0\n'
+          : errorReply('SESUNKN');
       case 'delete-all':
         manager.deleteAll();
         return '0\n';
@@ -175,8 +182,11 @@ export class Dispatcher {
       case 'copy': {
         const found = this.#find(cmd.ref);
         if (cmd.target.startsWith('udp:')) {
-          const refusal = /:[0-9]+$/.test(cmd.target.slice(4)) ? 'remote copy is not available' : 'udp: target without a port';
-          throw new RelayError('ERR_COPY', refusal);
+          const copy = await manager.copyToRemote(found, cmd.target);
+          if (!cmd.replyPort) return '0\n';
+          // The leg already had a recorder: nothing was allocated, so there is no port to tell.
+          if (copy === undefined) throw new RelayError('ERR_COPY', 'the leg already records');
+          return `${String(copy.port)} ${copy.address}\n`;
         }
         if (cmd.replyPort) throw new RelayError('ERR_COPY', 'p is only valid with a udp: target');
         manager.copyToFile(found, cmd.target, cmd.single);
@@ -212,7 +222,9 @@ export class Dispatcher {
     const stats = this.#d.stats;
     const pairs: (readonly [string, string])[] = [];
     for (const name of names) {
-      const entry = (GLOBAL_COUNTERS as Readonly<Record<string, readonly [keyof GlobalStats, boolean]>>)[name];
+      const entry = (
+        GLOBAL_COUNTERS as Readonly<Record<string, readonly [keyof GlobalStats, boolean]>>
+      )[name];
       if (entry === undefined) return errorReply('STSFAIL');
       pairs.push([name, counterText(stats[entry[0]], entry[1])]);
     }
@@ -237,7 +249,9 @@ export class Dispatcher {
       try {
         result = await this.#subcommand(sub, ref, session, forwardLeg);
       } catch (error) {
-        if (!(error instanceof RelayError)) this.#d.logger.error({ err: error }, 'sub-command failed');
+        if (!(error instanceof RelayError)) {
+          this.#d.logger.error({ err: error }, 'sub-command failed');
+        }
         results.push('-1');
         break;
       }
@@ -262,7 +276,9 @@ export class Dispatcher {
     const manager = this.#d.manager;
     switch (sub.op) {
       case 'lookup': {
-        const answer: LegAnswer | undefined = await manager.lookup(offerRequest(ref, sub.remote, sub.modifiers));
+        const answer: LegAnswer | undefined = await manager.lookup(
+          offerRequest(ref, sub.remote, sub.modifiers),
+        );
         if (answer === undefined) throw new RelayError('ERR_SESSION_NOT_FOUND');
         return portText(answer);
       }

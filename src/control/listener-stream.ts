@@ -407,8 +407,9 @@ export class StdioControlListener implements ControlListener {
 
   /** Starts reading stdin. */
   listen(): Promise<void> {
-    if (this.#closed)
+    if (this.#closed) {
       return Promise.reject(new Error(`control socket ${this.#options.kind}: is closed`));
+    }
     if (!this.#started) {
       this.#started = true;
       this.#options.input.on('error', this.#onError);

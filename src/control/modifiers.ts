@@ -28,7 +28,8 @@ export interface ParseContext {
   readonly kamailioNotify?: (socket: string) => boolean;
 }
 
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly ecode: ECode };
+export type Parsed<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly ecode: ECode };
 
 const fail = (ecode: ECode): { ok: false; ecode: ECode } => ({ ok: false, ecode });
 const DIGITS = /^[0-9]*/;
@@ -86,7 +87,9 @@ export function parseUpdateModifiers(mods: string, ctx: ParseContext): Parsed<Up
         break;
       case 'i':
       case 'e':
-        if (!ctx.bridge || interfaces.length >= 2) return fail(letter === 'i' ? 'PARSE_12' : 'PARSE_11');
+        if (!ctx.bridge || interfaces.length >= 2) {
+          return fail(letter === 'i' ? 'PARSE_12' : 'PARSE_11');
+        }
         interfaces.push(letter);
         break;
       case 'z': {
@@ -171,7 +174,9 @@ export function parseRemote(addr: string, port: string, ipv6: boolean): Parsed<R
   if (family !== (ipv6 ? 6 : 4) || !/^[0-9]+$/.test(port)) return fail('INVLARG_7');
   const portNumber = Number(port);
   if (portNumber > 65535) return fail('INVLARG_7');
-  if (family === 4 ? addr === '0.0.0.0' : /^[0:]+$/.test(addr)) return { ok: true, value: { kind: 'hold' } };
+  if (family === 4 ? addr === '0.0.0.0' : /^[0:]+$/.test(addr)) {
+    return { ok: true, value: { kind: 'hold' } };
+  }
   if (portNumber === 0) return { ok: true, value: { kind: 'ignored' } };
   return { ok: true, value: { kind: 'address', address: addr, port: portNumber, family } };
 }
@@ -180,7 +185,7 @@ export function parseRemote(addr: string, port: string, ipv6: boolean): Parsed<R
 export function decodeNotifyTag(text: string): Parsed<string> {
   let out = '';
   for (let i = 0; i < text.length; i += 1) {
-    const ch = text[i];
+    const ch = text.charAt(i);
     if (ch === '%') {
       const hex = text.slice(i + 1, i + 3);
       if (!/^[0-9a-fA-F]{2}$/.test(hex)) return fail('PARSE_10');

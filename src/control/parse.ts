@@ -23,8 +23,7 @@ import { tokenize, type TokenGroup } from './tokenize.ts';
 export type { ParseContext } from './modifiers.ts';
 
 export type ParseResult =
-  | { readonly ok: true; readonly command: Command }
-  | { readonly ok: false; readonly ecode: ECode };
+  { readonly ok: true; readonly command: Command } | { readonly ok: false; readonly ecode: ECode };
 
 const fail = (ecode: ECode): ParseResult => ({ ok: false, ecode });
 const VERBS = new Set(['U', 'L', 'D', 'P', 'R', 'C', 'S', 'N', 'V', 'I', 'Q', 'X', 'G']);
@@ -70,7 +69,10 @@ function parseVerb(
       return parseUpdateLookup(verb, mods, args, subs, ctx);
     case 'D':
       if (!/^w*$/.test(lower)) return fail('PARSE_4');
-      return { ok: true, command: { op: 'delete', ref: ref(a(0), a(1), opt(2)), weak: lower.length > 0 } };
+      return {
+        ok: true,
+        command: { op: 'delete', ref: ref(a(0), a(1), opt(2)), weak: lower.length > 0 },
+      };
     case 'P': {
       if (mods.length > 0 && !/^[+-]?[0-9]+$/.test(mods)) return fail('PARSE_6');
       const count = mods.length > 0 ? Number(mods) : 1;
@@ -86,7 +88,10 @@ function parseVerb(
         if (m === 'p') return fail('PARSE_2');
         if (m !== 's') return fail('PARSE_3');
       }
-      return { ok: true, command: { op: 'record', ref: ref(a(0), a(1), opt(2)), single: lower.length > 0 } };
+      return {
+        ok: true,
+        command: { op: 'record', ref: ref(a(0), a(1), opt(2)), single: lower.length > 0 },
+      };
     case 'C':
       if (!/^[sp]*$/.test(lower)) return fail('PARSE_3');
       return {
@@ -100,9 +105,12 @@ function parseVerb(
         },
       };
     case 'N':
-      if (lower.length > 0 && lower[0] !== 'a') return fail('PARSE_3');
+      if (lower.length > 0 && !lower.startsWith('a')) return fail('PARSE_3');
       if (lower.length > 1) return fail('PARSE_2');
-      return { ok: true, command: { op: 'stop-record', ref: ref(a(0), a(1), opt(2)), bothLegs: lower === 'a' } };
+      return {
+        ok: true,
+        command: { op: 'stop-record', ref: ref(a(0), a(1), opt(2)), bothLegs: lower === 'a' },
+      };
     case 'Q': {
       const subcommands = parseSubcommands('Q', subs, args.length >= 3, ctx);
       if (subcommands === undefined) return fail('PARSE_SUBC');
@@ -198,7 +206,10 @@ function kamailioNotify(
     if (semi <= 0 || !known(fifth.slice(0, semi))) return undefined;
     const raw = fifth.slice(semi + 1);
     const decoded = decodeNotifyTag(raw);
-    return { tag2: undefined, notify: { socket: fifth.slice(0, semi), tag: decoded.ok ? decoded.value : raw } };
+    return {
+      tag2: undefined,
+      notify: { socket: fifth.slice(0, semi), tag: decoded.ok ? decoded.value : raw },
+    };
   }
   if (args.length === 6 && !known(fifth) && known(sixth)) {
     return { tag2: fifth, notify: { socket: sixth, tag: `${callId} ${tag1} ${fifth}` } };

@@ -73,11 +73,9 @@ export class ReplyCache {
       return { kind: 'miss' };
     }
     if (entry.reply !== undefined) return { kind: 'hit', reply: entry.reply };
-    if (entry.waiting === undefined) {
-      entry.waiting = new Promise<Buffer>((resolve) => {
-        entry.resolve = resolve;
-      });
-    }
+    entry.waiting ??= new Promise<Buffer>((resolve) => {
+      entry.resolve = resolve;
+    });
     return { kind: 'pending', reply: entry.waiting };
   }
 

@@ -20,8 +20,9 @@ export function parseSocketSpec(text: string): ControlSocketSpec | { error: stri
   for (const prefix of UNSUPPORTED) {
     if (text.startsWith(prefix)) return { error: `${prefix} control sockets are not supported` };
   }
-  if (text === 'stdio:' || text === 'stdioc:')
+  if (text === 'stdio:' || text === 'stdioc:') {
     return { kind: text === 'stdio:' ? 'stdio' : 'stdioc' };
+  }
   if (text.startsWith('stdio:') || text.startsWith('stdioc:')) {
     return {
       error: `${text.slice(0, text.indexOf(':') + 1)} takes no argument: ${JSON.stringify(text)}`,
@@ -101,8 +102,9 @@ function inetSpec(
       error: `bad IPv6 address ${JSON.stringify(host)} in ${JSON.stringify(text)} (the port is split at the last colon: give one, e.g. ${kind}:[::1]:${String(DEFAULT_CONTROL_PORT)})`,
     };
   }
-  if (!v6 && isIPv6(host))
+  if (!v6 && isIPv6(host)) {
     return { error: `IPv6 address in ${JSON.stringify(text)}: use ${kind}6:` };
+  }
   let port = DEFAULT_CONTROL_PORT;
   // An empty port (`udp:HOST:`) means the default, as in the reference.
   if (portText !== undefined && portText !== '') {

@@ -6,7 +6,7 @@
 import type { GlobalStats } from '../util/stats.ts';
 import { PortAllocator } from './port-allocator.ts';
 import { type ActivitySink, RelayStream, type RelaySettings } from './relay.ts';
-import { routeSource, tryBindPair } from './udp-pair.ts';
+import { routeSource, tryBindPair, type UdpPair } from './udp-pair.ts';
 
 /** Port range and behaviour of the media plane. */
 export interface MediaPlaneOptions {
@@ -26,6 +26,13 @@ export interface MediaPlane {
    * previous sockets). Resolves false when no pair could be bound.
    */
   bindPair(address: string, family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean>;
+  /**
+   * Binds a fresh RTP/RTCP pair on `address` from the media range for a sender that is not a
+   * relay stream (a remote copy, protocol.md 6.6). The caller owns the sockets and closes them;
+   * an `'error'` listener is attached. Resolves undefined when no pair could be bound. Optional
+   * so test doubles need not implement it (remote copy then fails).
+   */
+  bindSendPair?(address: string, family: 4 | 6): Promise<UdpPair | undefined>;
   /** The local address the kernel would use to reach `remote`. */
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined>;
   /** Port pairs the range holds. */
@@ -53,7 +60,12 @@ export class UdpMediaPlane implements MediaPlane {
     return new RelayStream(leg, isRtp, this.#settings, activity);
   }
 
-  async bindPair(address: string, family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
+  async bindPair(
+    address: string,
+    family: 4 | 6,
+    rtp: RelayStream,
+    rtcp: RelayStream,
+  ): Promise<boolean> {
     const port = await this.#allocators[family].allocate(async (candidate) => {
       const result = await tryBindPair(family, address, candidate, (pair) => {
         rtp.attach(pair.rtp, pair.address, pair.port, family);
@@ -62,6 +74,20 @@ export class UdpMediaPlane implements MediaPlane {
       return result.outcome;
     });
     return port !== undefined;
+  }
+
+  async bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
+    let bound: UdpPair | undefined;
+    await this.#allocators[family].allocate(async (candidate) => {
+      const result = await tryBindPair(family, address, candidate, (pair) => {
+        const ignore = (): void => undefined;
+        pair.rtp.on('error', ignore);
+        pair.rtcp.on('error', ignore);
+        bound = pair;
+      });
+      return result.outcome;
+    });
+    return bound;
   }
 
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {

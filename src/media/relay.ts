@@ -179,7 +179,9 @@ export class RelayStream {
       stats.npktsDiscard += 1;
       return;
     }
-    if (this.tap !== undefined) this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
+    if (this.tap !== undefined) {
+      this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
+    }
     const socket = out?.socket;
     if (out === undefined || socket === undefined || out.remoteAddress === undefined) {
       this.ndropped += 1;

@@ -187,13 +187,17 @@ export function readRtpHeader(buf: Buffer): RtpHeaderView | undefined {
 
 /** SSRC of an RTP packet, or -1 when shorter than 12 bytes or not version 2. Does not allocate. */
 export function rtpSsrc(buf: Buffer): number {
-  if (buf.length < RTP_FIXED_HEADER || buf.readUInt8(OFF_B0) >> VERSION_SHIFT !== RTP_VERSION) return -1;
+  if (buf.length < RTP_FIXED_HEADER || buf.readUInt8(OFF_B0) >> VERSION_SHIFT !== RTP_VERSION) {
+    return -1;
+  }
   return buf.readUInt32BE(OFF_SSRC);
 }
 
 /** Sequence number of an RTP packet, or -1 when shorter than 12 bytes or not version 2. Does not allocate. */
 export function rtpSequence(buf: Buffer): number {
-  if (buf.length < RTP_FIXED_HEADER || buf.readUInt8(OFF_B0) >> VERSION_SHIFT !== RTP_VERSION) return -1;
+  if (buf.length < RTP_FIXED_HEADER || buf.readUInt8(OFF_B0) >> VERSION_SHIFT !== RTP_VERSION) {
+    return -1;
+  }
   return buf.readUInt16BE(OFF_SEQUENCE);
 }
 
@@ -236,7 +240,9 @@ export function rtpHeaderLength(fields: RtpHeaderFields): number {
  */
 export function writeRtpHeader(buf: Buffer, offset: number, fields: RtpHeaderFields): number {
   const length = rtpHeaderLength(fields);
-  if (length < 0 || !Number.isInteger(offset) || offset < 0 || buf.length - offset < length) return -1;
+  if (length < 0 || !Number.isInteger(offset) || offset < 0 || buf.length - offset < length) {
+    return -1;
+  }
   const csrcs = fields.csrcs;
   const ncsrc = csrcs?.length ?? 0;
   const ext = fields.extension;
@@ -244,7 +250,10 @@ export function writeRtpHeader(buf: Buffer, offset: number, fields: RtpHeaderFie
   if (fields.padding === true) b0 |= P_BIT;
   if (ext !== undefined) b0 |= X_BIT;
   buf.writeUInt8(b0, offset + OFF_B0);
-  buf.writeUInt8((fields.marker === true ? M_BIT : 0) | (fields.payloadType & PT_MASK), offset + OFF_B1);
+  buf.writeUInt8(
+    (fields.marker === true ? M_BIT : 0) | (fields.payloadType & PT_MASK),
+    offset + OFF_B1,
+  );
   buf.writeUInt16BE(fields.sequence & 0xffff, offset + OFF_SEQUENCE);
   buf.writeUInt32BE(fields.timestamp >>> 0, offset + OFF_TIMESTAMP);
   buf.writeUInt32BE(fields.ssrc >>> 0, offset + OFF_SSRC);

@@ -24,7 +24,10 @@ function bindOne(
   port: number,
 ): Promise<{ socket: dgram.Socket } | { error: NodeJS.ErrnoException }> {
   return new Promise((resolve) => {
-    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6 });
+    const socket = dgram.createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      ipv6Only: family === 6,
+    });
     const onError = (error: NodeJS.ErrnoException): void => {
       socket.removeListener('listening', onListening);
       socket.close();

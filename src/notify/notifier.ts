@@ -206,7 +206,10 @@ class Channel {
     if (givenUp > 0) this.#drop(givenUp, 'send failed too often', err);
     if (this.#closed) return;
     if (err !== undefined || retry.length > 0) {
-      this.#ctx.log.debug({ target: this.name, err, resend: retry.length }, 'notification socket closed');
+      this.#ctx.log.debug(
+        { target: this.name, err, resend: retry.length },
+        'notification socket closed',
+      );
     }
     this.#queue = [...retry, ...this.#queue];
     this.#pump();
@@ -215,7 +218,10 @@ class Channel {
   #drop(count: number, reason: string, err?: Error): void {
     this.#ctx.counters.dropped += count;
     if (this.#ctx.warnAllowed(`${this.name} ${reason}`)) {
-      this.#ctx.log.warn({ target: this.name, dropped: count, reason, err }, 'timeout notification dropped');
+      this.#ctx.log.warn(
+        { target: this.name, dropped: count, reason, err },
+        'timeout notification dropped',
+      );
     }
   }
 }
@@ -252,7 +258,10 @@ export class TimeoutNotifier {
       if (spec.kind === 'unix') {
         this.#fixed.set(spec, new Channel(spec.name, { path: spec.path }, this.#ctx));
       } else if (spec.kind === 'tcp') {
-        this.#fixed.set(spec, new Channel(spec.name, { host: spec.host, port: spec.port, family: 4 }, this.#ctx));
+        this.#fixed.set(
+          spec,
+          new Channel(spec.name, { host: spec.host, port: spec.port, family: 4 }, this.#ctx),
+        );
       }
     }
   }
@@ -273,19 +282,29 @@ export class TimeoutNotifier {
     if (spec === undefined) return undefined;
     if (spec.kind !== 'tcp-self') return this.#fixed.get(spec);
     const fromIpv4 = origin?.remote !== undefined && net.isIPv4(origin.remote);
-    const host = fromIpv4 && origin.remote !== undefined ? origin.remote : '127.0.0.1';
+    const host = fromIpv4 ? origin.remote : '127.0.0.1';
     const key = `${host}:${String(spec.port)}`;
     const known = this.#dynamic.get(key);
     if (known !== undefined) return known;
     if (this.#fixed.size + this.#dynamic.size >= MAX_NOTIFY_TARGETS) {
       if (this.#ctx.warnAllowed('wildcard limit')) {
-        this.#ctx.log.warn({ socket, host, limit: MAX_NOTIFY_TARGETS }, 'too many notification targets; this session gets none');
+        this.#ctx.log.warn(
+          { socket, host, limit: MAX_NOTIFY_TARGETS },
+          'too many notification targets; this session gets none',
+        );
       }
       return undefined;
     }
-    const local = fromIpv4 ? origin?.local : undefined;
-    const bind = local !== undefined && net.isIPv4(local) && local !== '0.0.0.0' ? { localAddress: local } : {};
-    const channel = new Channel(`tcp:${key}`, { host, port: spec.port, family: 4, ...bind }, this.#ctx);
+    const local = fromIpv4 ? origin.local : undefined;
+    const bind =
+      local !== undefined && net.isIPv4(local) && local !== '0.0.0.0'
+        ? { localAddress: local }
+        : {};
+    const channel = new Channel(
+      `tcp:${key}`,
+      { host, port: spec.port, family: 4, ...bind },
+      this.#ctx,
+    );
     this.#dynamic.set(key, channel);
     return channel;
   }

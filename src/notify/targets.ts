@@ -32,7 +32,10 @@ const NOT_A_PATH = ['udp:', 'udp6:', 'tcp6:', 'cunix:', 'xmlrpc:', 'http:', 'htt
  * Parses one `-n` value. `noResolve` (`--no_resolve`) refuses host names. Returns the spec or an
  * operator-readable reason.
  */
-export function parseNotifyTarget(text: string, noResolve = false): NotifyTargetSpec | { readonly error: string } {
+export function parseNotifyTarget(
+  text: string,
+  noResolve = false,
+): NotifyTargetSpec | { readonly error: string } {
   if (text.startsWith('tcp:')) return parseTcp(text, noResolve);
   const bad = NOT_A_PATH.find((p) => text.startsWith(p));
   if (bad !== undefined) {
@@ -61,14 +64,20 @@ function parseTcp(text: string, noResolve: boolean): NotifyTargetSpec | { readon
   }
   if (host === CC_SELF) return { kind: 'tcp-self', name: text, port };
   if (isIPv6(host) || host.startsWith('[')) {
-    return { error: `${JSON.stringify(text)}: notification targets are IPv4 only (as in the reference)` };
+    return {
+      error: `${JSON.stringify(text)}: notification targets are IPv4 only (as in the reference)`,
+    };
   }
   if (!isIPv4(host)) {
     if (!/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/.test(host)) {
-      return { error: `${JSON.stringify(text)}: ${JSON.stringify(host)} is neither an IPv4 address nor a host name` };
+      return {
+        error: `${JSON.stringify(text)}: ${JSON.stringify(host)} is neither an IPv4 address nor a host name`,
+      };
     }
     if (noResolve) {
-      return { error: `${JSON.stringify(text)}: ${JSON.stringify(host)} is not a numeric address, and --no_resolve forbids name lookups` };
+      return {
+        error: `${JSON.stringify(text)}: ${JSON.stringify(host)} is not a numeric address, and --no_resolve forbids name lookups`,
+      };
     }
   }
   return { kind: 'tcp', name: text, host, port };
@@ -91,10 +100,14 @@ export function parseNotifyTargets(
   }
   const wildcards = specs.filter((s) => s.kind === 'tcp-self').length;
   if (specs.length - wildcards > MAX_NOTIFY_TARGETS) {
-    errors.push(`at most ${String(MAX_NOTIFY_TARGETS)} notification targets can be given, got ${String(specs.length - wildcards)}`);
+    errors.push(
+      `at most ${String(MAX_NOTIFY_TARGETS)} notification targets can be given, got ${String(specs.length - wildcards)}`,
+    );
   }
   if (wildcards > MAX_NOTIFY_WILDCARDS) {
-    errors.push(`at most ${String(MAX_NOTIFY_WILDCARDS)} ${CC_SELF} notification targets can be given, got ${String(wildcards)}`);
+    errors.push(
+      `at most ${String(MAX_NOTIFY_WILDCARDS)} ${CC_SELF} notification targets can be given, got ${String(wildcards)}`,
+    );
   }
   return { specs, errors };
 }

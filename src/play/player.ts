@@ -62,7 +62,8 @@ export class Player {
     this.#sequence = init.sequence & 0xffff;
     this.#timestamp = init.timestamp >>> 0;
     this.#startMs = init.startMs;
-    this.#ended = init.count === 0 || this.#payloadBytes <= 0 || init.data.length < this.#payloadBytes;
+    this.#ended =
+      init.count === 0 || this.#payloadBytes <= 0 || init.data.length < this.#payloadBytes;
   }
 
   /** Monotonic ms the next packet is due. */

@@ -58,7 +58,12 @@ export function packetFraming(payloadType: number, packetMs: number): PacketFram
   const wanted = packetMs > 0 ? packetMs : DEFAULT_PACKET_MS;
   const frames = Math.ceil(wanted / codec.msPerFrame);
   const ms = frames * codec.msPerFrame;
-  return { payloadType, payloadBytes: frames * codec.bytesPerFrame, packetMs: ms, timestampStep: ms * CLOCK_PER_MS };
+  return {
+    payloadType,
+    payloadBytes: frames * codec.bytesPerFrame,
+    packetMs: ms,
+    timestampStep: ms * CLOCK_PER_MS,
+  };
 }
 
 /** The file name of prompt NAME for a payload type: `NAME.PT` (protocol.md 7.1). */
@@ -75,7 +80,12 @@ export interface PromptSource {
 
 /** The part of `node:fs/promises` the cache uses (injected by tests). */
 export interface PromptFs {
-  stat(path: string): Promise<{ readonly mtimeMs: number; readonly size: number; readonly ino: number; isFile(): boolean }>;
+  stat(path: string): Promise<{
+    readonly mtimeMs: number;
+    readonly size: number;
+    readonly ino: number;
+    isFile(): boolean;
+  }>;
   readFile(path: string): Promise<Buffer>;
 }
 
@@ -135,7 +145,7 @@ export class PromptCache {
       return undefined;
     }
     const cached = this.#entries.get(path);
-    if (cached !== undefined && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size && cached.ino === stat.ino) {
+    if (cached?.mtimeMs === stat.mtimeMs && cached.size === stat.size && cached.ino === stat.ino) {
       this.#entries.delete(path);
       this.#entries.set(path, cached);
       return cached.data;

@@ -54,9 +54,18 @@ export interface PlaybackInfo {
 /** What the session manager needs for P and S. */
 export interface PlaybackService {
   /** The first playable `NAME.PT` for the payload types, in order; undefined if none. Never rejects. */
-  findPrompt(name: string, payloadTypes: readonly number[], packetMs: number): Promise<PromptSource | undefined>;
+  findPrompt(
+    name: string,
+    payloadTypes: readonly number[],
+    packetMs: number,
+  ): Promise<PromptSource | undefined>;
   /** Starts playing to `target`, replacing what played there. */
-  start(target: PlayTarget, prompt: PromptSource, count: number, hooks: PlaybackHooks): PlaybackInfo;
+  start(
+    target: PlayTarget,
+    prompt: PromptSource,
+    count: number,
+    hooks: PlaybackHooks,
+  ): PlaybackInfo;
   /** Stops what plays to `target` (its `onEnd` gets `'stopped'`); false if nothing played. */
   stop(target: PlayTarget): boolean;
 }
@@ -97,11 +106,20 @@ export class PlaybackScheduler implements PlaybackService {
     return this.#active.size;
   }
 
-  findPrompt(name: string, payloadTypes: readonly number[], packetMs: number): Promise<PromptSource | undefined> {
+  findPrompt(
+    name: string,
+    payloadTypes: readonly number[],
+    packetMs: number,
+  ): Promise<PromptSource | undefined> {
     return resolvePrompt(this.#opts.prompts, name, payloadTypes, packetMs);
   }
 
-  start(target: PlayTarget, prompt: PromptSource, count: number, hooks: PlaybackHooks): PlaybackInfo {
+  start(
+    target: PlayTarget,
+    prompt: PromptSource,
+    count: number,
+    hooks: PlaybackHooks,
+  ): PlaybackInfo {
     this.stop(target);
     const sequence = this.#random(0x10000);
     const player = new Player({

@@ -103,7 +103,7 @@ export function writeIPv6(text: string, buf: Buffer, offset: number): boolean {
     if (all?.length !== IPV6_GROUPS) return false;
     groups = all;
   } else {
-    if (addr.indexOf('::', gap + 1) !== -1) return false;
+    if (addr.includes('::', gap + 1)) return false;
     const head = ipv6Groups(addr.slice(0, gap), false);
     const tail = ipv6Groups(addr.slice(gap + 2), true);
     if (head === undefined || tail === undefined) return false;

@@ -120,7 +120,12 @@ export function resolveInside(dir: string, rel: string): string | undefined {
   const root = path.resolve(dir);
   const full = path.resolve(path.join(root, rel));
   const inside = path.relative(root, full);
-  if (inside === '' || inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) {
+  if (
+    inside === '' ||
+    inside === '..' ||
+    inside.startsWith(`..${path.sep}`) ||
+    path.isAbsolute(inside)
+  ) {
     return undefined;
   }
   return full;

@@ -170,7 +170,10 @@ function splitTime(wallMs: number): [sec: number, usec: number] {
   if (!Number.isFinite(wallMs) || wallMs <= 0) return [0, 0];
   const sec = Math.floor(wallMs / MS_PER_SEC);
   if (sec > MAX_UINT32) return [MAX_UINT32, MAX_USEC];
-  const usec = Math.min(MAX_USEC, Math.max(0, Math.floor((wallMs - sec * MS_PER_SEC) * USEC_PER_MS)));
+  const usec = Math.min(
+    MAX_USEC,
+    Math.max(0, Math.floor((wallMs - sec * MS_PER_SEC) * USEC_PER_MS)),
+  );
   return [sec, usec];
 }
 
@@ -233,7 +236,10 @@ export function pcapRecordPrefix(
     buf.writeUInt16BE(ipId & 0xffff, ip + V4_ID);
     buf.writeUInt8(IPV4_TTL, ip + V4_TTL);
     buf.writeUInt8(IP_PROTOCOL_UDP, ip + V4_PROTOCOL);
-    buf.writeUInt16BE(finishChecksum(onesComplementSum(buf, ip, ip + IPV4_HEADER_SIZE)), ip + V4_CHECKSUM);
+    buf.writeUInt16BE(
+      finishChecksum(onesComplementSum(buf, ip, ip + IPV4_HEADER_SIZE)),
+      ip + V4_CHECKSUM,
+    );
   } else {
     buf.writeUInt32BE(V6_VER_TC_FLOW_VALUE, ip + V6_VER_TC_FLOW);
     buf.writeUInt16BE(udpLength, ip + V6_PAYLOAD_LENGTH);

@@ -16,12 +16,7 @@
 
 import fs from 'node:fs';
 import { adhocRecordHeader, ADHOC_HEADER_SIZE } from './adhoc.ts';
-import {
-  legFileNames,
-  namedFileNames,
-  resolveInside,
-  type RecordFileNames,
-} from './paths.ts';
+import { legFileNames, namedFileNames, resolveInside, type RecordFileNames } from './paths.ts';
 import {
   PCAP_IPV4_PREFIX_SIZE,
   PCAP_IPV6_PREFIX_SIZE,
@@ -213,7 +208,11 @@ export class RecordingFile {
       });
       this.#created = true;
     } catch (err) {
-      this.#fail('ERR_RECORD_OPEN', `cannot create recording file ${target}: ${describe(err)}`, err);
+      this.#fail(
+        'ERR_RECORD_OPEN',
+        `cannot create recording file ${target}: ${describe(err)}`,
+        err,
+      );
       return;
     }
     this.#pump();
@@ -307,14 +306,22 @@ export class RecordingFile {
       // Argument validation throws synchronously; #pump also runs from fs callbacks, where a
       // throw would be an uncaught exception.
       this.#writing = false;
-      this.#fail('ERR_RECORD_WRITE', `error writing recording file ${this.writePath}: ${describe(err)}`, err);
+      this.#fail(
+        'ERR_RECORD_WRITE',
+        `error writing recording file ${this.writePath}: ${describe(err)}`,
+        err,
+      );
     }
   }
 
   #afterWrite(err: NodeJS.ErrnoException | null, written: number, chunks: Buffer[]): void {
     if (err !== null || written <= 0) {
       const why = err === null ? 'no bytes written' : describe(err);
-      this.#fail('ERR_RECORD_WRITE', `error writing recording file ${this.writePath}: ${why}`, err ?? undefined);
+      this.#fail(
+        'ERR_RECORD_WRITE',
+        `error writing recording file ${this.writePath}: ${why}`,
+        err ?? undefined,
+      );
       return;
     }
     this.#bytesWritten += written;
@@ -351,7 +358,14 @@ export class RecordingFile {
     const fd = this.#fd;
     this.#fd = undefined;
     if (fd !== undefined) fs.close(fd, () => undefined);
-    this.#report(new RecordingError(code, this.writePath, message, cause === undefined ? undefined : { cause }));
+    this.#report(
+      new RecordingError(
+        code,
+        this.writePath,
+        message,
+        cause === undefined ? undefined : { cause },
+      ),
+    );
     this.#notifyIdle();
   }
 
@@ -404,7 +418,9 @@ export class RecordingFile {
           });
         } catch (err) {
           const message = `error closing recording file ${this.writePath}: ${describe(err)}`;
-          this.#report(new RecordingError('ERR_RECORD_CLOSE', this.writePath, message, { cause: err }));
+          this.#report(
+            new RecordingError('ERR_RECORD_CLOSE', this.writePath, message, { cause: err }),
+          );
         }
       }
       if (this.spoolPath !== undefined && this.#created) {
@@ -412,7 +428,9 @@ export class RecordingFile {
           await moveFile(this.spoolPath, this.path);
         } catch (err) {
           const message = `cannot move recording file ${this.spoolPath} to ${this.path}: ${describe(err)}`;
-          this.#report(new RecordingError('ERR_RECORD_MOVE', this.spoolPath, message, { cause: err }));
+          this.#report(
+            new RecordingError('ERR_RECORD_MOVE', this.spoolPath, message, { cause: err }),
+          );
         }
       }
     } catch (err) {
@@ -444,7 +462,14 @@ export interface Recorder {
    *
    * `family` is the IP version of the socket; addresses may be in IPv4-mapped form.
    */
-  record(packet: Buffer, isRtp: boolean, from: Endpoint, to: Endpoint, family: IpFamily, wallMs: number): void;
+  record(
+    packet: Buffer,
+    isRtp: boolean,
+    from: Endpoint,
+    to: Endpoint,
+    family: IpFamily,
+    wallMs: number,
+  ): void;
   /** Counters summed over this recorder's files (a shared combined file counts both legs). */
   stats(): RecordingStats;
   /**
@@ -504,7 +529,14 @@ class LegRecorder implements Recorder {
     this.paths = this.#leases.map((lease) => lease.entry.file.path);
   }
 
-  record(packet: Buffer, isRtp: boolean, from: Endpoint, to: Endpoint, family: IpFamily, wallMs: number): void {
+  record(
+    packet: Buffer,
+    isRtp: boolean,
+    from: Endpoint,
+    to: Endpoint,
+    family: IpFamily,
+    wallMs: number,
+  ): void {
     if (isRtp) {
       this.#rtp?.entry.file.write(packet, from, to, family, wallMs);
     } else if (!this.#noRtcp) {
@@ -531,7 +563,9 @@ class LegRecorder implements Recorder {
     if (this.#closePromise === undefined) {
       this.#rtp = undefined;
       this.#rtcp = undefined;
-      this.#closePromise = Promise.all(this.#leases.map((lease) => lease.release())).then(() => undefined);
+      this.#closePromise = Promise.all(this.#leases.map((lease) => lease.release())).then(
+        () => undefined,
+      );
     }
     return this.#closePromise;
   }
@@ -602,13 +636,19 @@ export class RecorderFactory {
   forName(name: string, single: boolean): Recorder {
     const names = namedFileNames(name, single && this.#pcap);
     if (names === undefined) {
-      throw new RecordingError('ERR_RECORD_NAME', name, `unsafe recording file name ${JSON.stringify(name)}`);
+      throw new RecordingError(
+        'ERR_RECORD_NAME',
+        name,
+        `unsafe recording file name ${JSON.stringify(name)}`,
+      );
     }
     return this.#create(names, JSON.stringify(name));
   }
 
   #create(names: RecordFileNames, what: string): Recorder {
-    if (this.#closed) throw new RecordingError('ERR_RECORD_CLOSED', what, RECORDING_ERROR_CODES.ERR_RECORD_CLOSED);
+    if (this.#closed) {
+      throw new RecordingError('ERR_RECORD_CLOSED', what, RECORDING_ERROR_CODES.ERR_RECORD_CLOSED);
+    }
     if (names.kind === 'combined') {
       return new LegRecorder(this.#acquire(names.file), undefined, true, this.#noRtcp);
     }
@@ -630,13 +670,20 @@ export class RecorderFactory {
     const path = resolveInside(this.#recordDir, rel);
     const spoolPath = this.#spoolDir === undefined ? undefined : resolveInside(this.#spoolDir, rel);
     if (path === undefined || (this.#spoolDir !== undefined && spoolPath === undefined)) {
-      throw new RecordingError('ERR_RECORD_NAME', rel, `recording file name ${JSON.stringify(rel)} leaves the directory`);
+      throw new RecordingError(
+        'ERR_RECORD_NAME',
+        rel,
+        `recording file name ${JSON.stringify(rel)} leaves the directory`,
+      );
     }
     let entry = this.#open.get(path);
     if (entry === undefined) {
       const options: RecordingFileOptions = { ...this.#fileOptions, path, spoolPath };
       const previous = this.#finishing.get(path);
-      const file = previous === undefined ? RecordingFile.open(options) : RecordingFile.openWhenReady(previous, options);
+      const file =
+        previous === undefined
+          ? RecordingFile.open(options)
+          : RecordingFile.openWhenReady(previous, options);
       entry = { key: path, file, refs: 0, done: false };
       this.#open.set(path, entry);
     }

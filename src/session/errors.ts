@@ -21,7 +21,11 @@ export type RelayErrorCode = keyof typeof RELAY_ERROR_CODES;
 export class RelayError extends Error {
   override readonly name = 'RelayError';
   readonly code: RelayErrorCode;
-  constructor(code: RelayErrorCode, message: string = RELAY_ERROR_CODES[code], options?: ErrorOptions) {
+  constructor(
+    code: RelayErrorCode,
+    message: string = RELAY_ERROR_CODES[code],
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.code = code;
   }

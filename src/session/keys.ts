@@ -29,11 +29,7 @@ export function matchSingle<S extends Tagged>(
     if (tag === tag1) return { session, m: 0 };
     if (tag2 === undefined) continue;
     if (tag === tag2) return { session, m: 1 };
-    if (
-      suffix1 !== undefined &&
-      tag.startsWith(`${tag2};`) &&
-      mediaSuffix(tag) === suffix1
-    ) {
+    if (suffix1 !== undefined && tag.startsWith(`${tag2};`) && mediaSuffix(tag) === suffix1) {
       return { session, m: 1 };
     }
   }

@@ -6,7 +6,9 @@
 import type { Logger } from 'pino';
 import type { MediaPlane } from '../media/plane.ts';
 import type { PlaybackService } from '../play/scheduler.ts';
+import { parseCopyTarget, resolveCopyTarget } from '../record/copy-target.ts';
 import type { RecorderFactory } from '../record/recorder.ts';
+import { RemoteCopy } from '../record/remote-copy.ts';
 import { makeRateLimiter } from '../util/logger.ts';
 import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
 import { isWildcard, sameAddress } from '../util/net.ts';
@@ -38,6 +40,10 @@ export interface ManagerOptions {
   readonly recordAll: boolean;
   /** `-P`: pcap files; makes the `s` modifier (one file per session) effective. */
   readonly pcap: boolean;
+  /** `-R`: RTCP is neither recorded nor copied (remote copy); default false. */
+  readonly noRtcp?: boolean;
+  /** `--no_resolve`: a remote copy target must be a dotted IPv4 address; default false. */
+  readonly noResolve?: boolean;
 }
 
 export interface ManagerDeps {
@@ -130,7 +136,9 @@ export class SessionManager {
   /** Single-session rule lookup (P, S, Q, C). */
   find(callId: string, tag1: string, tag2: string | undefined): FoundSession | undefined {
     const match = matchSingle(this.#byCall.get(callId) ?? [], tag1, tag2);
-    return match === undefined ? undefined : { session: match.session, legT1: match.m === 0 ? 1 : 0 };
+    return match === undefined
+      ? undefined
+      : { session: match.session, legT1: match.m === 0 ? 1 : 0 };
   }
 
   /** U: update or create a session (protocol.md 2.1). */
@@ -338,6 +346,54 @@ export class SessionManager {
     }
   }
 
+  /**
+   * C with a `udp:HOST:PORT` target (protocol.md 6.6): binds a fresh pair from the media range on
+   * the local address that routes to HOST and forks the packets arriving on the leg facing T1
+   * there. Resolves with the pair's port and address (advertised if configured), or undefined
+   * when the leg already had a recorder (one slot per leg: nothing starts). Throws ERR_COPY for a
+   * bad or unreachable target or when no pair can be bound.
+   */
+  async copyToRemote(
+    found: FoundSession,
+    target: string,
+  ): Promise<{ port: number; address: string } | undefined> {
+    const spec = parseCopyTarget(target);
+    if (spec === undefined) throw new RelayError('ERR_COPY', `bad copy target ${target}`);
+    const { session } = found;
+    const leg = session.legs[found.legT1];
+    if (leg.recorder !== undefined) return undefined;
+    const resolved = await resolveCopyTarget(spec, this.#opts.noResolve === true);
+    if (resolved === undefined) {
+      throw new RelayError('ERR_COPY', `unusable copy target ${target}`);
+    }
+    const media = this.#deps.media;
+    const local = await media.routeSource(resolved.address, 4);
+    if (local === undefined) throw new RelayError('ERR_COPY', `no route to ${resolved.address}`);
+    const pair = await media.bindSendPair?.(local, 4);
+    if (pair === undefined) throw new RelayError('ERR_COPY', 'no port pair for the copy');
+    const copy = new RemoteCopy({
+      rtp: pair.rtp,
+      rtcp: pair.rtcp,
+      localAddress: pair.address,
+      localPort: pair.port,
+      address: resolved.address,
+      port: resolved.port,
+      noRtcp: this.#opts.noRtcp === true,
+    });
+    // The awaits above let the sweep in (and, in principle, another recorder): re-check before
+    // taking the slot. Read through the array so the check is not narrowed away.
+    if (session.closed || session.legs[found.legT1].recorder !== undefined) {
+      this.#track(copy.close());
+      if (session.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
+      return undefined;
+    }
+    leg.startRecording(copy);
+    const advertised = this.#opts.addresses.find((a) =>
+      sameAddress(a.address, pair.address),
+    )?.advertised;
+    return { port: pair.port, address: advertised ?? pair.address };
+  }
+
   /** N: stop the recorder of the leg facing T1 (both legs with `a`); returns how many stopped. */
   stopRecording(callId: string, tag1: string, tag2: string | undefined, bothLegs: boolean): number {
     let count = 0;
@@ -357,7 +413,12 @@ export class SessionManager {
    * on the leg facing T1) `count` times (negative: until stopped) out of that leg. Count 0 only
    * stops. The reference's order: stop first, then E35 for `session` without a stored list, then E60.
    */
-  async play(found: FoundSession, prompt: string, codecs: readonly number[] | 'session', count: number): Promise<void> {
+  async play(
+    found: FoundSession,
+    prompt: string,
+    codecs: readonly number[] | 'session',
+    count: number,
+  ): Promise<void> {
     const { session, legT1 } = found;
     const leg = session.legs[legT1];
     this.stopPlayback(found);
@@ -407,10 +468,16 @@ export class SessionManager {
   }
 
   /** Sessions of the call selected by the prefix rule, with the leg facing T1 (1 via T1, 0 via T2). */
-  *#prefixLegs(callId: string, tag1: string, tag2: string | undefined): Generator<{ session: Session; leg: 0 | 1 }> {
+  *#prefixLegs(
+    callId: string,
+    tag1: string,
+    tag2: string | undefined,
+  ): Generator<{ session: Session; leg: 0 | 1 }> {
     for (const session of [...(this.#byCall.get(callId) ?? [])]) {
       if (prefixMatch(session.tag, tag1) !== undefined) yield { session, leg: 1 };
-      else if (tag2 !== undefined && prefixMatch(session.tag, tag2) !== undefined) yield { session, leg: 0 };
+      else if (tag2 !== undefined && prefixMatch(session.tag, tag2) !== undefined) {
+        yield { session, leg: 0 };
+      }
     }
   }
 
@@ -422,7 +489,10 @@ export class SessionManager {
       try {
         leg.startRecording(factory.forLeg(session.callId, session.tag, leg.index, true));
       } catch (error) {
-        this.#deps.logger.warn({ err: error, callId: session.callId, leg: leg.index }, 'recording could not start');
+        this.#deps.logger.warn(
+          { err: error, callId: session.callId, leg: leg.index },
+          'recording could not start',
+        );
       }
     }
   }
@@ -462,7 +532,14 @@ export class SessionManager {
     let session: Session | undefined;
     const sink = { touch: (leg: 0 | 1): void => session?.touch(leg) };
     const makeLeg = (index: 0 | 1, local: LegLocal): Leg =>
-      new Leg(index, media.createStream(index, true, sink), media.createStream(index, false, sink), local, ttl, now);
+      new Leg(
+        index,
+        media.createStream(index, true, sink),
+        media.createStream(index, false, sink),
+        local,
+        ttl,
+        now,
+      );
     // Leg 1 faces T1 (the party that sent this offer); leg 0 is the reply leg.
     const legs = [makeLeg(0, replyLocal), makeLeg(1, forwardLocal)] as const;
     session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
@@ -473,7 +550,12 @@ export class SessionManager {
     }
     // Registered before the bind is awaited, so a second U for the same call finds it.
     this.#register(session);
-    const bound = await media.bindPair(legs[0].local.address, legs[0].local.family, legs[0].rtp, legs[0].rtcp);
+    const bound = await media.bindPair(
+      legs[0].local.address,
+      legs[0].local.family,
+      legs[0].rtp,
+      legs[0].rtcp,
+    );
     if (!bound || session.closed) {
       this.#unregister(session);
       session.close();
@@ -493,7 +575,12 @@ export class SessionManager {
   async #ensurePorts(session: Session, reply: Leg, req: OfferRequest): Promise<void> {
     if (reply.bound && !req.newPorts) return;
     const local = await this.#localForExistingLeg(reply, req.local, req.newPorts);
-    const bound = await this.#deps.media.bindPair(local.address, local.family, reply.rtp, reply.rtcp);
+    const bound = await this.#deps.media.bindPair(
+      local.address,
+      local.family,
+      reply.rtp,
+      reply.rtcp,
+    );
     if (!bound || session.closed) throw new RelayError('ERR_NO_PORTS_EXISTING');
     reply.local = local;
     reply.bound = true;
@@ -614,7 +701,10 @@ export class SessionManager {
   async #localsForNewSession(choice: LocalChoice): Promise<[LegLocal, LegLocal]> {
     if (choice.kind === 'interfaces') {
       const forward = this.#interface(choice.first);
-      return [forward, choice.second === undefined ? this.#default() : this.#interface(choice.second)];
+      return [
+        forward,
+        choice.second === undefined ? this.#default() : this.#interface(choice.second),
+      ];
     }
     const local = await this.#resolveChoice(choice);
     return [local, local];

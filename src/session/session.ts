@@ -37,7 +37,14 @@ export class Leg {
   /** The leg's one recorder slot, shared by R, C and -a (protocol.md 6.1). */
   #recorder: Recorder | undefined;
 
-  constructor(index: 0 | 1, rtp: RelayStream, rtcp: RelayStream, local: LegLocal, ttl: number, now: number) {
+  constructor(
+    index: 0 | 1,
+    rtp: RelayStream,
+    rtcp: RelayStream,
+    local: LegLocal,
+    ttl: number,
+    now: number,
+  ) {
     this.index = index;
     this.rtp = rtp;
     this.rtcp = rtcp;
@@ -106,7 +113,13 @@ export class Session implements ActivitySink {
   notify: SessionNotify | undefined;
   #closed = false;
 
-  constructor(callId: string, tag: string, legs: readonly [Leg, Leg], unifiedTtl: boolean, now: number) {
+  constructor(
+    callId: string,
+    tag: string,
+    legs: readonly [Leg, Leg],
+    unifiedTtl: boolean,
+    now: number,
+  ) {
     this.callId = callId;
     this.tag = tag;
     this.legs = legs;

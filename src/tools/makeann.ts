@@ -22,13 +22,20 @@ import { CONVERT_HINT, pcm16le, readWav, REQUIRED_RATE } from './wav.ts';
 export const MAKEANN_ENCODERS = {
   0: { name: 'PCMU', encode: linearToUlaw },
   8: { name: 'PCMA', encode: linearToAlaw },
-} as const satisfies Readonly<Record<number, { readonly name: string; readonly encode: (sample: number) => number }>>;
+} as const satisfies Readonly<
+  Record<number, { readonly name: string; readonly encode: (sample: number) => number }>
+>;
 
 /** Payload types written when `-c` is not given. */
 const DEFAULT_CODECS = [0, 8] as const;
 
 /** Names of payload types makeann cannot encode, for the error message. */
-const KNOWN_NAMES: Readonly<Record<number, string>> = { 3: 'GSM', 4: 'G.723', 9: 'G.722', 18: 'G.729' };
+const KNOWN_NAMES: Readonly<Record<number, string>> = {
+  3: 'GSM',
+  4: 'G.723',
+  9: 'G.722',
+  18: 'G.729',
+};
 
 /** What the command line asks for. */
 export interface MakeannOptions {
@@ -74,11 +81,19 @@ export function templateFor(input: string): string {
  * The samples to encode: at most `limit` of them; with `loop`, the input repeated until there are
  * `limit` (the reference's `-l`/`-L`).
  */
-export function limitSamples(samples: Int16Array, limit: number | undefined, loop: boolean): Int16Array {
+export function limitSamples(
+  samples: Int16Array,
+  limit: number | undefined,
+  loop: boolean,
+): Int16Array {
   if (limit === undefined) return samples;
-  if (!loop || samples.length === 0 || limit <= samples.length) return samples.subarray(0, Math.min(limit, samples.length));
+  if (!loop || samples.length === 0 || limit <= samples.length) {
+    return samples.subarray(0, Math.min(limit, samples.length));
+  }
   const out = new Int16Array(limit);
-  for (let i = 0; i < limit; i += samples.length) out.set(samples.subarray(0, Math.min(samples.length, limit - i)), i);
+  for (let i = 0; i < limit; i += samples.length) {
+    out.set(samples.subarray(0, Math.min(samples.length, limit - i)), i);
+  }
   return out;
 }
 
@@ -86,7 +101,9 @@ export function limitSamples(samples: Int16Array, limit: number | undefined, loo
 export function encodePrompts(samples: Int16Array, codecs: readonly number[]): Map<number, Buffer> {
   const files = new Map<number, Buffer>();
   for (const pt of codecs) {
-    const encoder = (MAKEANN_ENCODERS as Readonly<Record<number, { readonly encode: (s: number) => number }>>)[pt];
+    const encoder = (
+      MAKEANN_ENCODERS as Readonly<Record<number, { readonly encode: (s: number) => number }>>
+    )[pt];
     if (encoder !== undefined) files.set(pt, encodeSamples(samples, encoder.encode));
   }
   return files;
@@ -101,10 +118,18 @@ export interface MakeannHelp {
 export function parseMakeannArgs(argv: readonly string[]): MakeannOptions | MakeannHelp | string {
   const program = new Command('rtpproxy-makeann')
     .exitOverride()
-    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined, outputError: () => undefined })
+    .configureOutput({
+      writeOut: () => undefined,
+      writeErr: () => undefined,
+      outputError: () => undefined,
+    })
     .option('-l, --limit <samples>', 'use at most this many input samples', positiveInt)
     .option('-L, --loop', 'repeat the input until the -l limit is reached')
-    .option('-c, --codecs <list>', 'payload types to write, comma-separated (0 = PCMU, 8 = PCMA)', codecList)
+    .option(
+      '-c, --codecs <list>',
+      'payload types to write, comma-separated (0 = PCMU, 8 = PCMA)',
+      codecList,
+    )
     .option('--raw', 'INFILE is raw signed 16-bit little-endian mono 8000 Hz PCM, not WAV')
     .argument('<infile>', 'WAV file: 8000 Hz, mono, 16-bit PCM')
     .argument('[template]', 'output name: TEMPLATE.0, TEMPLATE.8 (default: INFILE without .wav)')
@@ -112,13 +137,17 @@ export function parseMakeannArgs(argv: readonly string[]): MakeannOptions | Make
   try {
     program.parse([...argv], { from: 'user' });
   } catch (error) {
-    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') return { help: program.helpInformation() };
+    if (error instanceof CommanderError && error.code === 'commander.helpDisplayed') {
+      return { help: program.helpInformation() };
+    }
     if (error instanceof CommanderError) return error.message.replace(/^error: /, '');
     throw error;
   }
   const opts = program.opts<{ limit?: number; loop?: boolean; codecs?: number[]; raw?: boolean }>();
   const [input, template] = program.processedArgs as [string, string | undefined];
-  if (opts.loop === true && opts.limit === undefined) return '-L needs -l LIMIT (how many samples to write)';
+  if (opts.loop === true && opts.limit === undefined) {
+    return '-L needs -l LIMIT (how many samples to write)';
+  }
   const codecs = opts.codecs ?? [...DEFAULT_CODECS];
   for (const pt of codecs) {
     if (!(pt in MAKEANN_ENCODERS)) {
@@ -137,7 +166,10 @@ export function parseMakeannArgs(argv: readonly string[]): MakeannOptions | Make
 }
 
 /** Runs the tool; resolves with the exit code (0 done, 1 input or output failure, 2 usage). */
-export async function runMakeann(argv: readonly string[], io: MakeannIo = defaultIo): Promise<number> {
+export async function runMakeann(
+  argv: readonly string[],
+  io: MakeannIo = defaultIo,
+): Promise<number> {
   const parsed = parseMakeannArgs(argv);
   if (typeof parsed === 'string') {
     io.err(`rtpproxy-makeann: ${parsed}`);
@@ -189,12 +221,16 @@ export async function runMakeann(argv: readonly string[], io: MakeannIo = defaul
 }
 
 function positiveInt(value: string): number {
-  if (!/^[0-9]+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive number of samples');
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1) {
+    throw new InvalidArgumentError('expected a positive number of samples');
+  }
   return Number(value);
 }
 
 function codecList(value: string): number[] {
-  if (!/^[0-9]+(,[0-9]+)*$/.test(value)) throw new InvalidArgumentError('expected payload type numbers separated by commas');
+  if (!/^[0-9]+(,[0-9]+)*$/.test(value)) {
+    throw new InvalidArgumentError('expected payload type numbers separated by commas');
+  }
   return value.split(',').map(Number);
 }
 

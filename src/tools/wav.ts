@@ -33,7 +33,8 @@ const FORMAT_NAMES: Readonly<Record<number, string>> = {
 };
 
 /** The command that turns any audio file into what makeann reads. */
-export const CONVERT_HINT = 'convert it first, e.g. `sox in.wav -r 8000 -c 1 -b 16 -e signed-integer out.wav` or `ffmpeg -i in.wav -ar 8000 -ac 1 -c:a pcm_s16le out.wav`';
+export const CONVERT_HINT =
+  'convert it first, e.g. `sox in.wav -r 8000 -c 1 -b 16 -e signed-integer out.wav` or `ffmpeg -i in.wav -ar 8000 -ac 1 -c:a pcm_s16le out.wav`';
 
 /** The format fields of a WAV file. */
 export interface WavFormat {
@@ -49,7 +50,11 @@ export type WavResult =
 
 /** Parses a WAV file and checks that it is 8000 Hz mono 16-bit integer PCM. */
 export function readWav(bytes: Buffer): WavResult {
-  if (bytes.length < RIFF_HEADER || bytes.toString('latin1', 0, 4) !== 'RIFF' || bytes.toString('latin1', 8, 12) !== 'WAVE') {
+  if (
+    bytes.length < RIFF_HEADER ||
+    bytes.toString('latin1', 0, 4) !== 'RIFF' ||
+    bytes.toString('latin1', 8, 12) !== 'WAVE'
+  ) {
     return { ok: false, errors: ['not a WAV file (no RIFF/WAVE header)'] };
   }
   let format: WavFormat | undefined;
@@ -60,7 +65,10 @@ export function readWav(bytes: Buffer): WavResult {
     const size = bytes.readUInt32LE(offset + 4);
     const start = offset + CHUNK_HEADER;
     // Streaming writers leave the size at 0 or 0xFFFFFFFF; a short file cuts the last chunk.
-    const end = id === 'data' && (size === 0 || size === 0xffffffff) ? bytes.length : Math.min(bytes.length, start + size);
+    const end =
+      id === 'data' && (size === 0 || size === 0xffffffff)
+        ? bytes.length
+        : Math.min(bytes.length, start + size);
     if (id === 'fmt ') {
       if (end - start < FMT_MIN) return { ok: false, errors: ['the fmt chunk is too short'] };
       let formatTag = bytes.readUInt16LE(start);
@@ -88,7 +96,9 @@ export function readWav(bytes: Buffer): WavResult {
     errors.push(`samples are ${String(format.bitsPerSample)}-bit; 16-bit integer PCM is needed`);
   }
   if (format.sampleRate !== REQUIRED_RATE) {
-    errors.push(`sample rate is ${String(format.sampleRate)} Hz; ${String(REQUIRED_RATE)} Hz is needed`);
+    errors.push(
+      `sample rate is ${String(format.sampleRate)} Hz; ${String(REQUIRED_RATE)} Hz is needed`,
+    );
   }
   if (format.channels !== REQUIRED_CHANNELS) {
     errors.push(`the file has ${String(format.channels)} channels; mono (1 channel) is needed`);

@@ -11,7 +11,7 @@ export function createLogger(level: LogLevel, fd = 2): Logger {
     {
       level,
       // pino's default base is { pid, hostname }; keep pid only (and leave `process` to cli/main.ts).
-      formatters: { bindings: (bindings) => ({ pid: bindings['pid'] }) },
+      formatters: { bindings: (bindings) => ({ pid: bindings['pid'] as unknown }) },
     },
     pino.destination({ fd, sync: true }),
   );

@@ -7,7 +7,12 @@
 export type RemoteSpec =
   | { readonly kind: 'ignored' }
   | { readonly kind: 'hold' }
-  | { readonly kind: 'address'; readonly address: string; readonly port: number; readonly family: 4 | 6 };
+  | {
+      readonly kind: 'address';
+      readonly address: string;
+      readonly port: number;
+      readonly family: 4 | 6;
+    };
 
 /** Local address choice made by the `l`, `r`, `6`, `i` and `e` modifiers (protocol.md 2.1). */
 export type LocalChoice =

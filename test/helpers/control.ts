@@ -277,7 +277,7 @@ export class StreamControlClient {
   readonly #name: string;
   readonly #requests: StreamRequest[] = [];
   readonly #inbox: string[] = [];
-  #lineWaiters: Array<(line: string) => void> = [];
+  #lineWaiters: ((line: string) => void)[] = [];
   #partial = '';
   #ended = false;
   readonly #closed: Promise<void>;

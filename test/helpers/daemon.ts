@@ -56,7 +56,7 @@ export async function startDaemon(t: Teardown, args: readonly string[]): Promise
     port: async (line) => {
       const reply = await client.command(line);
       const m = /^([0-9]+)( |\n)/.exec(reply);
-      if (m === null || m[1] === undefined) throw new Error(`${line} -> ${JSON.stringify(reply)}`);
+      if (m?.[1] === undefined) throw new Error(`${line} -> ${JSON.stringify(reply)}`);
       return Number(m[1]);
     },
     close,

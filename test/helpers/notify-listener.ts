@@ -102,7 +102,9 @@ export class NotifyListener {
     while (!this.text.includes(text)) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(`notification ${JSON.stringify(text)} not received within ${String(timeoutMs)} ms; got ${JSON.stringify(this.text)}`);
+        throw new Error(
+          `notification ${JSON.stringify(text)} not received within ${String(timeoutMs)} ms; got ${JSON.stringify(this.text)}`,
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 200));

@@ -70,7 +70,11 @@ export class Peer {
       const next = this.#inbox.shift();
       if (next !== undefined) return next;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no datagram on ${this.host}:${String(this.port)} within ${String(timeoutMs)} ms`);
+      if (left <= 0) {
+        throw new Error(
+          `no datagram on ${this.host}:${String(this.port)} within ${String(timeoutMs)} ms`,
+        );
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiter = () => {
@@ -96,7 +100,9 @@ export class Peer {
   async expectNothing(ms = 200): Promise<void> {
     try {
       const got = await this.receive(ms);
-      throw new Error(`unexpected ${String(got.data.length)} bytes from ${got.address}:${String(got.port)}`);
+      throw new Error(
+        `unexpected ${String(got.data.length)} bytes from ${got.address}:${String(got.port)}`,
+      );
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('no datagram')) return;
       throw err;
@@ -105,7 +111,13 @@ export class Peer {
 }
 
 /** A G.711 RTP packet: 12-byte header and a 160-byte payload (172 bytes, 20 ms at 8 kHz). */
-export function rtpPacket(fields: { seq: number; ts?: number; ssrc: number; pt?: number; fill?: number }): Buffer {
+export function rtpPacket(fields: {
+  seq: number;
+  ts?: number;
+  ssrc: number;
+  pt?: number;
+  fill?: number;
+}): Buffer {
   const buf = Buffer.alloc(172, fields.fill ?? 0xd5);
   buf[0] = 0x80;
   buf[1] = fields.pt ?? 0;

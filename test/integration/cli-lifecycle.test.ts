@@ -83,7 +83,9 @@ async function waitReady(port: number, gone?: () => string | undefined): Promise
     } catch {
       // not yet
     }
-    if (performance.now() > end) throw new Error(`timeout: control socket 127.0.0.1:${String(port)} never answered V`);
+    if (performance.now() > end) {
+      throw new Error(`timeout: control socket 127.0.0.1:${String(port)} never answered V`);
+    }
   }
 }
 
@@ -98,103 +100,188 @@ function isAlive(pid: number): boolean {
   }
 }
 
-t.test('foreground: ready, pid file, SIGTERM stops with status 0 and removes the pid file', async (t) => {
-  const dir = tempDir(t);
-  const pidFile = join(dir, 'rtpproxy.pid');
-  const port = await freeUdpPort();
-  const d = spawnCli(t, ['-f', '-F', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', pidFile, '-d', 'INFO']);
-  let exitedEarly: string | undefined;
-  void d.exited.then((code) => (exitedEarly = `status ${String(code)}: ${d.stderr()}`));
-  await waitReady(port, () => exitedEarly);
-  await waitUntil(() => existsSync(pidFile), 'pid file written', DEADLINE_MS);
-  t.equal(readFileSync(pidFile, 'utf8'), `${String(d.child.pid)}\n`, 'pid file holds the pid and a LF');
-  await waitUntil(() => d.stderr().includes('"msg":"ready"'), 'ready logged', DEADLINE_MS);
-  const ready = d.stderr().split('\n').find((l) => l.includes('"msg":"ready"')) ?? '';
-  t.match(JSON.parse(ready), { level: 30, pid: d.child.pid, portMin: 47000, portMax: 47098 }, 'ready line');
-  t.equal(d.stdout(), '', 'logs go to stderr, stdout stays clean');
+t.test(
+  'foreground: ready, pid file, SIGTERM stops with status 0 and removes the pid file',
+  async (t) => {
+    const dir = tempDir(t);
+    const pidFile = join(dir, 'rtpproxy.pid');
+    const port = await freeUdpPort();
+    const d = spawnCli(t, [
+      '-f',
+      '-F',
+      '-s',
+      `udp:127.0.0.1:${String(port)}`,
+      ...MEDIA,
+      '-p',
+      pidFile,
+      '-d',
+      'INFO',
+    ]);
+    let exitedEarly: string | undefined;
+    void d.exited.then((code) => (exitedEarly = `status ${String(code)}: ${d.stderr()}`));
+    await waitReady(port, () => exitedEarly);
+    await waitUntil(() => existsSync(pidFile), 'pid file written', DEADLINE_MS);
+    t.equal(
+      readFileSync(pidFile, 'utf8'),
+      `${String(d.child.pid)}\n`,
+      'pid file holds the pid and a LF',
+    );
+    await waitUntil(() => d.stderr().includes('"msg":"ready"'), 'ready logged', DEADLINE_MS);
+    const ready =
+      d
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('"msg":"ready"')) ?? '';
+    t.match(
+      JSON.parse(ready),
+      { level: 30, pid: d.child.pid, portMin: 47000, portMax: 47098 },
+      'ready line',
+    );
+    t.equal(d.stdout(), '', 'logs go to stderr, stdout stays clean');
 
-  d.child.kill('SIGTERM');
-  t.equal(await withDeadline(d.exited, 'exit after SIGTERM'), 0, 'exit status 0');
-  t.notOk(existsSync(pidFile), 'pid file removed');
-});
+    d.child.kill('SIGTERM');
+    t.equal(await withDeadline(d.exited, 'exit after SIGTERM'), 0, 'exit status 0');
+    t.notOk(existsSync(pidFile), 'pid file removed');
+  },
+);
 
 t.test('foreground: SIGINT also stops with status 0', async (t) => {
   const port = await freeUdpPort();
-  const d = spawnCli(t, ['-f', '-F', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', '/dev/null', '-d', 'ERR']);
+  const d = spawnCli(t, [
+    '-f',
+    '-F',
+    '-s',
+    `udp:127.0.0.1:${String(port)}`,
+    ...MEDIA,
+    '-p',
+    '/dev/null',
+    '-d',
+    'ERR',
+  ]);
   await waitReady(port);
   d.child.kill('SIGINT');
   t.equal(await withDeadline(d.exited, 'exit after SIGINT'), 0);
 });
 
-t.test('foreground: a control socket that cannot be bound fails the start with status 1', async (t) => {
-  const busy = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => busy.close(resolve)));
-  const port = busy.address().port;
-  const dir = tempDir(t);
-  const pidFile = join(dir, 'rtpproxy.pid');
-  const d = spawnCli(t, ['-f', '-F', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', pidFile]);
-  t.equal(await withDeadline(d.exited, 'exit after a failed start'), 1);
-  t.match(d.stderr(), /"level":60/, 'logged at fatal');
-  t.match(d.stderr(), /EADDRINUSE/);
-  t.notOk(existsSync(pidFile), 'no pid file');
-});
+t.test(
+  'foreground: a control socket that cannot be bound fails the start with status 1',
+  async (t) => {
+    const busy = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => busy.close(resolve)));
+    const port = busy.address().port;
+    const dir = tempDir(t);
+    const pidFile = join(dir, 'rtpproxy.pid');
+    const d = spawnCli(t, [
+      '-f',
+      '-F',
+      '-s',
+      `udp:127.0.0.1:${String(port)}`,
+      ...MEDIA,
+      '-p',
+      pidFile,
+    ]);
+    t.equal(await withDeadline(d.exited, 'exit after a failed start'), 1);
+    t.match(d.stderr(), /"level":60/, 'logged at fatal');
+    t.match(d.stderr(), /EADDRINUSE/);
+    t.notOk(existsSync(pidFile), 'no pid file');
+  },
+);
 
-t.test('SIGHUP drains: the daemon keeps serving until the last session is gone, then exits 0', async (t) => {
-  const port = await freeUdpPort();
-  const d = spawnCli(t, ['-f', '-F', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', '/dev/null', '-d', 'INFO']);
-  await waitReady(port);
-  const offer = await udpCommand(port, '127.0.0.1', 'U drain-call 127.0.0.1 5000 ft1');
-  t.match(offer, /^[0-9]+( |\n)/, 'a session exists');
+t.test(
+  'SIGHUP drains: the daemon keeps serving until the last session is gone, then exits 0',
+  async (t) => {
+    const port = await freeUdpPort();
+    const d = spawnCli(t, [
+      '-f',
+      '-F',
+      '-s',
+      `udp:127.0.0.1:${String(port)}`,
+      ...MEDIA,
+      '-p',
+      '/dev/null',
+      '-d',
+      'INFO',
+    ]);
+    await waitReady(port);
+    const offer = await udpCommand(port, '127.0.0.1', 'U drain-call 127.0.0.1 5000 ft1');
+    t.match(offer, /^[0-9]+( |\n)/, 'a session exists');
 
-  d.child.kill('SIGHUP');
-  // The handler logs before it starts the drain, in the same tick: that line is the sync point.
-  await waitUntil(() => d.stderr().includes('"reason":"SIGHUP"'), 'SIGHUP handled', DEADLINE_MS);
-  const refused = await udpCommand(port, '127.0.0.1', 'U drain-new 127.0.0.1 5002 ft2');
-  t.match(refused, /^E[0-9]+/, 'new session refused while draining');
-  t.equal(d.child.exitCode, null, 'still running while a session is left');
+    d.child.kill('SIGHUP');
+    // The handler logs before it starts the drain, in the same tick: that line is the sync point.
+    await waitUntil(() => d.stderr().includes('"reason":"SIGHUP"'), 'SIGHUP handled', DEADLINE_MS);
+    const refused = await udpCommand(port, '127.0.0.1', 'U drain-new 127.0.0.1 5002 ft2');
+    t.match(refused, /^E[0-9]+/, 'new session refused while draining');
+    t.equal(d.child.exitCode, null, 'still running while a session is left');
 
-  t.equal(await udpCommand(port, '127.0.0.1', 'D drain-call ft1'), '0\n', 'last session deleted');
-  t.equal(await withDeadline(d.exited, 'exit after the drain'), 0, 'exit status 0');
-});
+    t.equal(await udpCommand(port, '127.0.0.1', 'D drain-call ft1'), '0\n', 'last session deleted');
+    t.equal(await withDeadline(d.exited, 'exit after the drain'), 0, 'exit status 0');
+  },
+);
 
 t.test('stdioc: EOF on stdin drains and exits 0', async (t) => {
-  const d = spawnCli(t, ['-f', '-F', '-s', 'stdioc:', ...MEDIA, '-p', '/dev/null', '-d', 'ERR'], 'pipe');
+  const d = spawnCli(
+    t,
+    ['-f', '-F', '-s', 'stdioc:', ...MEDIA, '-p', '/dev/null', '-d', 'ERR'],
+    'pipe',
+  );
   d.child.stdin?.write('V\n');
   await waitUntil(() => d.stdout() === '20040107\n', 'V answered on stdout', DEADLINE_MS);
   d.child.stdin?.end();
   t.equal(await withDeadline(d.exited, 'exit after EOF'), 0);
 });
 
-t.test('background: the parent exits 0 once the daemon serves; SIGTERM stops the daemon', async (t) => {
-  const dir = tempDir(t);
-  const pidFile = join(dir, 'rtpproxy.pid');
-  const port = await freeUdpPort();
-  const parent = spawnCli(t, ['-F', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', pidFile]);
-  let daemonPid: number | undefined;
-  t.teardown(() => {
-    if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
-  });
-  const status = await withDeadline(parent.exited, 'parent exit');
-  t.equal(status, 0, `parent exit status 0 (stderr: ${parent.stderr()})`);
-  t.ok(existsSync(pidFile), 'pid file written before the parent returned');
-  daemonPid = Number(readFileSync(pidFile, 'utf8'));
-  t.not(daemonPid, parent.child.pid, 'the daemon is another process');
-  t.ok(isAlive(daemonPid), 'the daemon runs');
-  t.equal(readlinkSync(`/proc/${String(daemonPid)}/cwd`), '/', 'the daemon changed directory to /');
-  t.equal(await udpCommand(port, '127.0.0.1', 'V'), '20040107\n', 'the daemon serves');
+t.test(
+  'background: the parent exits 0 once the daemon serves; SIGTERM stops the daemon',
+  async (t) => {
+    const dir = tempDir(t);
+    const pidFile = join(dir, 'rtpproxy.pid');
+    const port = await freeUdpPort();
+    const parent = spawnCli(t, [
+      '-F',
+      '-s',
+      `udp:127.0.0.1:${String(port)}`,
+      ...MEDIA,
+      '-p',
+      pidFile,
+    ]);
+    let daemonPid: number | undefined;
+    t.teardown(() => {
+      if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
+    });
+    const status = await withDeadline(parent.exited, 'parent exit');
+    t.equal(status, 0, `parent exit status 0 (stderr: ${parent.stderr()})`);
+    t.ok(existsSync(pidFile), 'pid file written before the parent returned');
+    daemonPid = Number(readFileSync(pidFile, 'utf8'));
+    t.not(daemonPid, parent.child.pid, 'the daemon is another process');
+    t.ok(isAlive(daemonPid), 'the daemon runs');
+    t.equal(
+      readlinkSync(`/proc/${String(daemonPid)}/cwd`),
+      '/',
+      'the daemon changed directory to /',
+    );
+    t.equal(await udpCommand(port, '127.0.0.1', 'V'), '20040107\n', 'the daemon serves');
 
-  process.kill(daemonPid, 'SIGTERM');
-  const pid = daemonPid;
-  await waitUntil(() => !isAlive(pid), 'daemon gone after SIGTERM', DEADLINE_MS);
-  await waitUntil(() => !existsSync(pidFile), 'pid file removed', DEADLINE_MS);
-});
+    process.kill(daemonPid, 'SIGTERM');
+    const pid = daemonPid;
+    await waitUntil(() => !isAlive(pid), 'daemon gone after SIGTERM', DEADLINE_MS);
+    await waitUntil(() => !existsSync(pidFile), 'pid file removed', DEADLINE_MS);
+  },
+);
 
 t.test('background: -D keeps the working directory', async (t) => {
   const dir = tempDir(t);
   const pidFile = join(dir, 'rtpproxy.pid');
   const port = await freeUdpPort();
-  const parent = spawnCli(t, ['-F', '-D', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', pidFile]);
+  const parent = spawnCli(t, [
+    '-F',
+    '-D',
+    '-s',
+    `udp:127.0.0.1:${String(port)}`,
+    ...MEDIA,
+    '-p',
+    pidFile,
+  ]);
   let daemonPid: number | undefined;
   t.teardown(() => {
     if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
@@ -214,7 +301,14 @@ t.test('background: a start failure is reported by the parent with status 1', as
   const port = busy.address().port;
   const dir = tempDir(t);
   const pidFile = join(dir, 'rtpproxy.pid');
-  const parent = spawnCli(t, ['-F', '-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA, '-p', pidFile]);
+  const parent = spawnCli(t, [
+    '-F',
+    '-s',
+    `udp:127.0.0.1:${String(port)}`,
+    ...MEDIA,
+    '-p',
+    pidFile,
+  ]);
   t.equal(await withDeadline(parent.exited, 'parent exit'), 1);
   t.match(parent.stderr(), /^rtpproxy: cannot start: .*EADDRINUSE/m);
   t.notOk(existsSync(pidFile), 'no pid file');

@@ -32,7 +32,9 @@ function runCli(t: Test, args: readonly string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`rtpproxy ${args.join(' ')} did not exit within ${String(RUN_DEADLINE_MS)} ms`));
+      reject(
+        new Error(`rtpproxy ${args.join(' ')} did not exit within ${String(RUN_DEADLINE_MS)} ms`),
+      );
     }, RUN_DEADLINE_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -45,8 +47,11 @@ function runCli(t: Test, args: readonly string[]): Promise<RunResult> {
   });
 }
 
-const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const packageVersion = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 t.test('rtpproxy -v prints the base version and the supported extensions, exit 0', async (t) => {
   const r = await runCli(t, ['-v']);
@@ -82,7 +87,7 @@ t.test('rtpproxy -v stops parsing like getopt: later errors are not seen', async
 });
 
 /** Rows: args, then a pattern the stderr must match. All exit 1 with nothing on stdout. */
-const failures: ReadonlyArray<readonly [args: readonly string[], stderr: RegExp]> = [
+const failures: readonly (readonly [args: readonly string[], stderr: RegExp])[] = [
   [['-x'], /unknown option '-x'/],
   [['--bogus'], /unknown option '--bogus'/],
   [['-T', 'abc'], /'abc' is invalid\. It must be a decimal integer/],
@@ -125,15 +130,36 @@ t.test('a config error reports every problem, without the usage hint', async (t)
   t.notMatch(r.stderr, /usage:/);
 });
 
-t.test('as root without -u or -F a udp: control socket is refused', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
-  const r = await runCli(t, ['-f', '-s', 'udp:127.0.0.1:0', '-l', '127.0.0.1', '-p', '/dev/null']);
-  t.equal(r.code, 1);
-  t.match(r.stderr, /refusing to run as root with a udp:\/udp6: control socket/);
-  t.match(r.stderr, /-F/);
-});
+t.test(
+  'as root without -u or -F a udp: control socket is refused',
+  { skip: process.getuid?.() !== 0 && 'needs root' },
+  async (t) => {
+    const r = await runCli(t, [
+      '-f',
+      '-s',
+      'udp:127.0.0.1:0',
+      '-l',
+      '127.0.0.1',
+      '-p',
+      '/dev/null',
+    ]);
+    t.equal(r.code, 1);
+    t.match(r.stderr, /refusing to run as root with a udp:\/udp6: control socket/);
+    t.match(r.stderr, /-F/);
+  },
+);
 
 t.test('a host name that does not resolve is a start-up error', async (t) => {
-  const r = await runCli(t, ['-f', '-F', '-s', 'udp:127.0.0.1:0', '-l', 'no-such-host.invalid', '-p', '/dev/null']);
+  const r = await runCli(t, [
+    '-f',
+    '-F',
+    '-s',
+    'udp:127.0.0.1:0',
+    '-l',
+    'no-such-host.invalid',
+    '-p',
+    '/dev/null',
+  ]);
   t.equal(r.code, 1);
   t.match(r.stderr, /-l: cannot resolve "no-such-host\.invalid" to an IPv4 address/);
 });

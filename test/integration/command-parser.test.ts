@@ -19,8 +19,12 @@ import { startDaemon } from '../helpers/daemon.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../fixtures/commands');
 const BIN = path.join(import.meta.dirname, '../../bin/rtpproxy.js');
-const INPUT = readFileSync(path.join(FIXTURES, 'command_parser.input'), 'latin1').split('\n').slice(0, -1);
-const OUTPUT = readFileSync(path.join(FIXTURES, 'command_parser.output'), 'latin1').split('\n').slice(0, -1);
+const INPUT = readFileSync(path.join(FIXTURES, 'command_parser.input'), 'latin1')
+  .split('\n')
+  .slice(0, -1);
+const OUTPUT = readFileSync(path.join(FIXTURES, 'command_parser.output'), 'latin1')
+  .split('\n')
+  .slice(0, -1);
 /** The reference test's daemon arguments: two port pairs, handed out in order. */
 const BASE_ARGS = ['-b', '-m', '23820', '-M', '23823'];
 
@@ -36,8 +40,18 @@ interface OptionSet {
 const OPTION_SETS: readonly OptionSet[] = [
   { name: 'no options', args: () => [], overrides: {}, succeeded: [11, 12] },
   { name: '-P', args: () => ['-P'], overrides: {}, succeeded: [11, 12] },
-  { name: '-r DIR', args: (dir) => ['-r', dir], overrides: { 57: '0', 58: '0' }, succeeded: [13, 14] },
-  { name: '-P -r DIR', args: (dir) => ['-P', '-r', dir], overrides: { 57: '0' }, succeeded: [12, 13] },
+  {
+    name: '-r DIR',
+    args: (dir) => ['-r', dir],
+    overrides: { 57: '0', 58: '0' },
+    succeeded: [13, 14],
+  },
+  {
+    name: '-P -r DIR',
+    args: (dir) => ['-P', '-r', dir],
+    overrides: { 57: '0' },
+    succeeded: [12, 13],
+  },
 ];
 
 /** Expected reply of 1-based line n, with the counters of lines 110 and 113 filled in. */
@@ -68,9 +82,13 @@ const ipv6 = await new Promise<boolean>((resolve) => {
 
 /** The stdio kinds need the daemon as a child process: its stdin and stdout are the socket. */
 async function stdioSender(t: Test, kind: string, args: string[]): Promise<Sender> {
-  const child = spawn(process.execPath, [BIN, '-f', '-F', '-s', `${kind}:`, '-d', 'CRIT', ...args], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, '-f', '-F', '-s', `${kind}:`, '-d', 'CRIT', ...args],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   t.teardown(() => {
     child.kill('SIGTERM');
   });
@@ -128,7 +146,9 @@ async function senderFor(t: Test, kind: string, args: string[], dir: string): Pr
       return (line) => unixCommand(path.join(dir, 'ctl.sock'), `${line}\n`);
     default: {
       const target =
-        kind === 'cunix' ? { path: path.join(dir, 'cctl.sock') } : { host: kind === 'tcp' ? '127.0.0.1' : '::1', port };
+        kind === 'cunix'
+          ? { path: path.join(dir, 'cctl.sock') }
+          : { host: kind === 'tcp' ? '127.0.0.1' : '::1', port };
       const client = await StreamControlClient.connect(target);
       t.teardown(() => client.close());
       return (line) => client.command(line, { lines: /^I$/i.test(line) ? 5 : 1 });
@@ -138,19 +158,27 @@ async function senderFor(t: Test, kind: string, args: string[], dir: string): Pr
 
 for (const kind of ['udp', 'udp6', 'unix', 'cunix', 'tcp', 'tcp6', 'stdio', 'stdioc']) {
   for (const set of OPTION_SETS) {
-    t.test(`command_parser corpus over ${kind} with ${set.name}`, { skip: kind.endsWith('6') && !ipv6 ? 'no IPv6 loopback on this host' : false }, async (t) => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpp-parser-'));
-      t.teardown(() => {
-        rmSync(dir, { recursive: true, force: true });
-      });
-      const send = await senderFor(t, kind, [...BASE_ARGS, ...set.args(dir)], dir);
-      const mismatches: string[] = [];
-      for (const [i, line] of INPUT.entries()) {
-        const want = expected(i + 1, set);
-        const got = await send(line);
-        if (got !== want) mismatches.push(`line ${String(i + 1)} ${JSON.stringify(line.slice(0, 60))}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-      }
-      t.same(mismatches, [], `all ${String(INPUT.length)} replies byte-identical`);
-    });
+    t.test(
+      `command_parser corpus over ${kind} with ${set.name}`,
+      { skip: kind.endsWith('6') && !ipv6 ? 'no IPv6 loopback on this host' : false },
+      async (t) => {
+        const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpp-parser-'));
+        t.teardown(() => {
+          rmSync(dir, { recursive: true, force: true });
+        });
+        const send = await senderFor(t, kind, [...BASE_ARGS, ...set.args(dir)], dir);
+        const mismatches: string[] = [];
+        for (const [i, line] of INPUT.entries()) {
+          const want = expected(i + 1, set);
+          const got = await send(line);
+          if (got !== want) {
+            mismatches.push(
+              `line ${String(i + 1)} ${JSON.stringify(line.slice(0, 60))}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`,
+            );
+          }
+        }
+        t.same(mismatches, [], `all ${String(INPUT.length)} replies byte-identical`);
+      },
+    );
   }
 }

@@ -21,7 +21,9 @@ async function timeouts(d: RunningDaemon, n: number, deadlineMs = 8000): Promise
   for (;;) {
     const got = Number((await d.command('G nsess_timeout')).trim());
     if (got >= n) return;
-    if (Date.now() > deadline) throw new Error(`nsess_timeout is ${String(got)}, wanted ${String(n)}`);
+    if (Date.now() > deadline) {
+      throw new Error(`nsess_timeout is ${String(got)}, wanted ${String(n)}`);
+    }
     await sleep(100);
   }
 }
@@ -53,7 +55,11 @@ t.test('notify: unix and tcp listeners get exactly the decoded tag and LF on exp
   t.equal(unix.text.length, 'my tag+x\ntag7\n'.length);
   t.same(unix.text.split('\n').sort(), ['', 'my tag+x', 'tag7'], 'both unix tags, one line each');
   t.equal(unix.connections.length, 1, 'one connection for both');
-  t.same([...Buffer.concat(tcp.connections.flat())], [...Buffer.from('Tél 1\n', 'utf8')], 'the decoded bytes, as sent');
+  t.same(
+    [...Buffer.concat(tcp.connections.flat())],
+    [...Buffer.from('Tél 1\n', 'utf8')],
+    'the decoded bytes, as sent',
+  );
   t.equal(tcp.connections.length, 1);
 });
 
@@ -61,15 +67,34 @@ t.test('notify: wrong targets answer as the reference does', async (t) => {
   const call = uniqueCall(t.name);
   const plain = await startDaemon(t, BASE);
   t.equal(await plain.command('VF 20081224'), '0\n', 'no notifications without -n');
-  t.equal(await plain.command(`U ${call.id} 127.0.0.1 40000 ft n1 n2`), 'E75\n', 'a notify pair without -n');
+  t.equal(
+    await plain.command(`U ${call.id} 127.0.0.1 40000 ft n1 n2`),
+    'E75\n',
+    'a notify pair without -n',
+  );
   t.equal(await plain.command(`U ${call.id} 127.0.0.1 40000 ft tt n1 n2`), 'E75\n');
   t.equal(await plain.command('G nsess_created'), '0\n', 'nothing created');
-  t.equal(await plain.command(`U ${call.id} 127.0.0.1 40000 ft n1 bad%zz`), 'E10\n', 'E10 comes first');
+  t.equal(
+    await plain.command(`U ${call.id} 127.0.0.1 40000 ft n1 bad%zz`),
+    'E10\n',
+    'E10 comes first',
+  );
   const tcp = await NotifyListener.tcp(t);
   const d = await startDaemon(t, [...BASE, '-n', `tcp:127.0.0.1:${String(tcp.port)}`]);
-  t.equal(await d.command(`U ${call.id} 127.0.0.1 40000 ft tcp:127.0.0.1:${String(tcp.port)} 50%`), 'E10\n');
-  t.match(await d.command(`U ${call.id} 127.0.0.1 40000 ft tcp:127.0.0.2:${String(tcp.port)} x`), /^[0-9]+ 127\.0\.0\.1\n$/, 'an unknown socket: created, no notification');
-  t.match(await d.command(`U ${uniqueCall('x').id} 127.0.0.1 40000 ft 127.0.0.1:${String(tcp.port)} y`), /^[0-9]+ /, 'tcp target without tcp: is unknown');
+  t.equal(
+    await d.command(`U ${call.id} 127.0.0.1 40000 ft tcp:127.0.0.1:${String(tcp.port)} 50%`),
+    'E10\n',
+  );
+  t.match(
+    await d.command(`U ${call.id} 127.0.0.1 40000 ft tcp:127.0.0.2:${String(tcp.port)} x`),
+    /^[0-9]+ 127\.0\.0\.1\n$/,
+    'an unknown socket: created, no notification',
+  );
+  t.match(
+    await d.command(`U ${uniqueCall('x').id} 127.0.0.1 40000 ft 127.0.0.1:${String(tcp.port)} y`),
+    /^[0-9]+ /,
+    'tcp target without tcp: is unknown',
+  );
   await timeouts(d, 2);
   await sleep(300);
   t.equal(tcp.connections.length, 0, 'nobody connected');
@@ -87,30 +112,45 @@ t.test('notify: %%CC_SELF%% connects back to the address the U came from', async
   t.equal(tcp.connections.length, 1, 'one target per address, reused');
 });
 
-t.test('notify: %%CC_SELF%% follows the source address of each U, over UDP and TCP control', async (t) => {
-  // Loopback takes any 127.x address: the U sent from 127.0.0.3 (UDP) and from 127.0.0.2 (TCP)
-  // must be notified at those addresses, on the wildcard's port.
-  const viaTcp = await NotifyListener.tcp(t, '127.0.0.2');
-  const viaUdp = await NotifyListener.tcp(t, '127.0.0.3', viaTcp.port);
-  const wildcard = `tcp:%%CC_SELF%%:${String(viaTcp.port)}`;
-  const d = await startDaemon(t, [...BASE, '-s', 'tcp:127.0.0.1:0', '-n', wildcard]);
-  const udp = dgram.createSocket('udp4');
-  t.teardown(() => new Promise<void>((resolve) => udp.close(() => resolve())));
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.3', resolve));
-  const udpReply = new Promise<string>((resolve) => udp.once('message', (m) => resolve(m.toString())));
-  udp.send(`k1 U ${uniqueCall('udp').id} 127.0.0.1 40000 ft ${wildcard} from-udp`, d.controlPort, '127.0.0.1');
-  t.match(await udpReply, /^k1 [0-9]+ 127\.0\.0\.1\n$/);
-  const tcp = net.connect({ host: '127.0.0.1', port: d.daemon.controlPort(1) ?? 0, localAddress: '127.0.0.2' });
-  t.teardown(() => tcp.destroy());
-  const tcpReply = new Promise<string>((resolve) => tcp.once('data', (m) => resolve(m.toString())));
-  tcp.write(`U ${uniqueCall('tcp').id} 127.0.0.1 40000 ft ${wildcard} from-tcp\n`);
-  t.match(await tcpReply, /^[0-9]+ 127\.0\.0\.1\n$/);
-  await timeouts(d, 2);
-  await viaUdp.waitFor('from-udp\n');
-  await viaTcp.waitFor('from-tcp\n');
-  t.equal(viaUdp.text, 'from-udp\n');
-  t.equal(viaTcp.text, 'from-tcp\n');
-});
+t.test(
+  'notify: %%CC_SELF%% follows the source address of each U, over UDP and TCP control',
+  async (t) => {
+    // Loopback takes any 127.x address: the U sent from 127.0.0.3 (UDP) and from 127.0.0.2 (TCP)
+    // must be notified at those addresses, on the wildcard's port.
+    const viaTcp = await NotifyListener.tcp(t, '127.0.0.2');
+    const viaUdp = await NotifyListener.tcp(t, '127.0.0.3', viaTcp.port);
+    const wildcard = `tcp:%%CC_SELF%%:${String(viaTcp.port)}`;
+    const d = await startDaemon(t, [...BASE, '-s', 'tcp:127.0.0.1:0', '-n', wildcard]);
+    const udp = dgram.createSocket('udp4');
+    t.teardown(() => new Promise<void>((resolve) => udp.close(() => resolve())));
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.3', resolve));
+    const udpReply = new Promise<string>((resolve) =>
+      udp.once('message', (m) => resolve(m.toString())),
+    );
+    udp.send(
+      `k1 U ${uniqueCall('udp').id} 127.0.0.1 40000 ft ${wildcard} from-udp`,
+      d.controlPort,
+      '127.0.0.1',
+    );
+    t.match(await udpReply, /^k1 [0-9]+ 127\.0\.0\.1\n$/);
+    const tcp = net.connect({
+      host: '127.0.0.1',
+      port: d.daemon.controlPort(1) ?? 0,
+      localAddress: '127.0.0.2',
+    });
+    t.teardown(() => tcp.destroy());
+    const tcpReply = new Promise<string>((resolve) =>
+      tcp.once('data', (m) => resolve(m.toString())),
+    );
+    tcp.write(`U ${uniqueCall('tcp').id} 127.0.0.1 40000 ft ${wildcard} from-tcp\n`);
+    t.match(await tcpReply, /^[0-9]+ 127\.0\.0\.1\n$/);
+    await timeouts(d, 2);
+    await viaUdp.waitFor('from-udp\n');
+    await viaTcp.waitFor('from-tcp\n');
+    t.equal(viaUdp.text, 'from-udp\n');
+    t.equal(viaTcp.text, 'from-tcp\n');
+  },
+);
 
 t.test('notify: a listener that is down, slow or hangs up never disturbs relaying', async (t) => {
   const l = await NotifyListener.tcp(t);

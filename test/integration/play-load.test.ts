@@ -77,7 +77,7 @@ t.test('play: 200 concurrent prompts each deliver every packet once, in order', 
         p.port === fromPort &&
         h.ssrc === first.ssrc &&
         h.sequence === ((first.sequence + k) & 0xffff) &&
-        h.timestamp === ((first.timestamp + k * PAYLOAD) >>> 0) &&
+        h.timestamp === (first.timestamp + k * PAYLOAD) >>> 0 &&
         h.marker === (k === 0) &&
         p.data.subarray(12).equals(file.subarray(k * PAYLOAD, (k + 1) * PAYLOAD))
       );

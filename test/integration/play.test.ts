@@ -3,7 +3,14 @@
  * Kamailio's stream2uac/stream2uas send them, the RTP the player generates compared byte for byte
  * with the prompt file, muting of the other party, count and looping, E-codes, prompt file changes.
  */
-import { promises as fsp, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  promises as fsp,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -31,7 +38,9 @@ function promptDir(t: Teardown): string {
 /** `packets` distinct 80-byte payloads, so every packet's position in the file is recognizable. */
 function promptBytes(packets: number, seed = 1): Buffer {
   const buf = Buffer.alloc(packets * PACKET);
-  for (let i = 0; i < buf.length; i += 1) buf[i] = (i * 7 + seed * 31 + Math.floor(i / PACKET) * 13) & 0xff;
+  for (let i = 0; i < buf.length; i += 1) {
+    buf[i] = (i * 7 + seed * 31 + Math.floor(i / PACKET) * 13) & 0xff;
+  }
   return buf;
 }
 
@@ -111,33 +120,40 @@ function checkPlayed(
       h.marker === (i === 0 && opts.markerFirst !== false) &&
       h.ssrc === head0.ssrc &&
       h.sequence === ((head0.sequence + i) & 0xffff) &&
-      h.timestamp === ((head0.timestamp + i * (payload / 8) * 8) >>> 0) &&
+      h.timestamp === (head0.timestamp + i * (payload / 8) * 8) >>> 0 &&
       p.data.subarray(12).equals(file.subarray(k * payload, (k + 1) * payload));
     if (!ok) bad += 1;
   });
   t.equal(bad, 0, `${String(packets.length)} packets match the prompt file and the RTP rules`);
 }
 
-t.test('play: stream2uac plays the prompt to the caller with correct RTP, muting the callee', async (t) => {
-  const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
-  const file = promptBytes(5);
-  writeFileSync(path.join(dir, 'hello.8'), file);
-  const c = await call(t, d);
-  // Kamailio's rtpproxy_stream2uac(): codecs "session" = the caller's c list 0,8; hello.0 is missing.
-  t.equal(await d.command(`P ${c.id} ${dir}/hello session ${c.from} ${c.to}`), '0\n');
-  const played = await collect(c.a, 5);
-  checkPlayed(t, played, file, { fromPort: c.toA, pt: 8 });
-  t.equal(readRtpHeader(played[0]?.data ?? Buffer.alloc(0))?.timestamp !== undefined, true);
-  t.equal((readRtpHeader(played[0]?.data ?? Buffer.alloc(0))?.timestamp ?? 1) % 2, 0, 'initial timestamp is even');
-  // The prompt ended by itself: relaying towards the caller resumes.
-  await waitUntil(() => d.daemon.stats.nplrsDestroyed === 1, 'player ended');
-  await c.a.expectNothing(50);
-  const pb = rtpPacket({ seq: 2, ssrc: 0xbbbb, fill: 0x55 });
-  await c.b.send(pb, c.toB);
-  await c.a.expect(pb, c.toA);
-  t.equal(await d.command('G nplrs_created nplrs_destroyed npkts_played'), '1 1 5\n');
-});
+t.test(
+  'play: stream2uac plays the prompt to the caller with correct RTP, muting the callee',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const dir = promptDir(t);
+    const file = promptBytes(5);
+    writeFileSync(path.join(dir, 'hello.8'), file);
+    const c = await call(t, d);
+    // Kamailio's rtpproxy_stream2uac(): codecs "session" = the caller's c list 0,8; hello.0 is missing.
+    t.equal(await d.command(`P ${c.id} ${dir}/hello session ${c.from} ${c.to}`), '0\n');
+    const played = await collect(c.a, 5);
+    checkPlayed(t, played, file, { fromPort: c.toA, pt: 8 });
+    t.equal(readRtpHeader(played[0]?.data ?? Buffer.alloc(0))?.timestamp !== undefined, true);
+    t.equal(
+      (readRtpHeader(played[0]?.data ?? Buffer.alloc(0))?.timestamp ?? 1) % 2,
+      0,
+      'initial timestamp is even',
+    );
+    // The prompt ended by itself: relaying towards the caller resumes.
+    await waitUntil(() => d.daemon.stats.nplrsDestroyed === 1, 'player ended');
+    await c.a.expectNothing(50);
+    const pb = rtpPacket({ seq: 2, ssrc: 0xbbbb, fill: 0x55 });
+    await c.b.send(pb, c.toB);
+    await c.a.expect(pb, c.toA);
+    t.equal(await d.command('G nplrs_created nplrs_destroyed npkts_played'), '1 1 5\n');
+  },
+);
 
 t.test('play: stream2uas plays to the callee; the caller hears nothing of it', async (t) => {
   const d = await startDaemon(t, ARGS);
@@ -212,7 +228,9 @@ t.test('play: a new P replaces the running player with a new SSRC', async (t) =>
   t.equal(await d.command(`P-1 ${c.id} ${dir}/one 0 ${c.from} ${c.to}`), '0\n');
   const before = await collect(c.a, 2);
   t.equal(await d.command(`P1 ${c.id} ${dir}/two 0 ${c.from} ${c.to}`), '0\n');
-  const after = (await drain(c.a, 300)).filter((p) => readRtpHeader(p.data)?.ssrc !== readRtpHeader(before[0]?.data ?? Buffer.alloc(0))?.ssrc);
+  const after = (await drain(c.a, 300)).filter(
+    (p) => readRtpHeader(p.data)?.ssrc !== readRtpHeader(before[0]?.data ?? Buffer.alloc(0))?.ssrc,
+  );
   checkPlayed(t, after, two, { fromPort: c.toA, pt: 0 });
   t.equal(after.length, 3);
   t.equal(await d.command('G nplrs_created nplrs_destroyed'), '2 2\n');
@@ -225,9 +243,14 @@ t.test('play: E-codes, and the call goes on after a refused P', async (t) => {
   writeFileSync(path.join(dir, 'odd.96'), promptBytes(2));
   writeFileSync(path.join(dir, 'tiny.8'), Buffer.alloc(10));
   const c = await call(t, d);
-  const p = (rest: string, verb = 'P'): Promise<string> => d.command(`${verb} ${c.id} ${rest} ${c.from} ${c.to}`);
+  const p = (rest: string, verb = 'P'): Promise<string> =>
+    d.command(`${verb} ${c.id} ${rest} ${c.from} ${c.to}`);
   t.equal(await p(`${dir}/missing session`), 'E60\n', 'no file for any codec of the session');
-  t.equal(await p(`${dir}/p 0,18`), 'E60\n', 'p.8 exists, but 8 is not in the list (Appendix B run 2)');
+  t.equal(
+    await p(`${dir}/p 0,18`),
+    'E60\n',
+    'p.8 exists, but 8 is not in the list (Appendix B run 2)',
+  );
   t.equal(await p(`${dir}/p x,8`), 'E60\n', 'a non-numeric item ends the scan');
   t.equal(await p(`${dir}/odd 96`), 'E60\n', 'a payload type the player cannot frame');
   t.equal(await p(`${dir}/tiny 8`), 'E60\n', 'a file shorter than one packet');
@@ -279,7 +302,10 @@ t.test('play: a changed prompt file is read again on the next P', async (t) => {
   const play = async (): Promise<Received[]> => {
     t.equal(await d.command(`P ${c.id} ${dir}/news 8 ${c.from} ${c.to}`), '0\n');
     const got = await collect(c.a, 2);
-    await waitUntil(() => d.daemon.stats.nplrsDestroyed === d.daemon.stats.nplrsCreated, 'player ended');
+    await waitUntil(
+      () => d.daemon.stats.nplrsDestroyed === d.daemon.stats.nplrsCreated,
+      'player ended',
+    );
     return got;
   };
   checkPlayed(t, await play(), v1, { fromPort: c.toA, pt: 8 });
@@ -297,21 +323,24 @@ t.test('play: a changed prompt file is read again on the next P', async (t) => {
   t.same(readFileSync(file), v3);
 });
 
-t.test('play: a prompt asked for before the answer starts once the leg has an address', async (t) => {
-  const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
-  const file = promptBytes(3);
-  writeFileSync(path.join(dir, 'early.8'), file);
-  const a = await Peer.open(t);
-  const b = await Peer.open(t);
-  const c = uniqueCall(t.name);
-  await d.port(`Uc8 ${c.id} 127.0.0.1 ${String(a.port)} ${c.from};1`);
-  // Kamailio without a To tag: P<count> cid prompt session ft;1 (trailing space).
-  t.equal(await d.command(`P ${c.id} ${dir}/early session ${c.from};1 `), '0\n');
-  await a.expectNothing(100);
-  const toA = await d.port(`Lc8 ${c.id} 127.0.0.1 ${String(b.port)} ${c.from};1 ${c.to};1`);
-  checkPlayed(t, await collect(a, 3), file, { fromPort: toA, pt: 8 });
-});
+t.test(
+  'play: a prompt asked for before the answer starts once the leg has an address',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const dir = promptDir(t);
+    const file = promptBytes(3);
+    writeFileSync(path.join(dir, 'early.8'), file);
+    const a = await Peer.open(t);
+    const b = await Peer.open(t);
+    const c = uniqueCall(t.name);
+    await d.port(`Uc8 ${c.id} 127.0.0.1 ${String(a.port)} ${c.from};1`);
+    // Kamailio without a To tag: P<count> cid prompt session ft;1 (trailing space).
+    t.equal(await d.command(`P ${c.id} ${dir}/early session ${c.from};1 `), '0\n');
+    await a.expectNothing(100);
+    const toA = await d.port(`Lc8 ${c.id} 127.0.0.1 ${String(b.port)} ${c.from};1 ${c.to};1`);
+    checkPlayed(t, await collect(a, 3), file, { fromPort: toA, pt: 8 });
+  },
+);
 
 t.test('play: D stops the player; a re-INVITE moves it to the new address', async (t) => {
   const d = await startDaemon(t, ARGS);
@@ -325,7 +354,10 @@ t.test('play: D stops the player; a re-INVITE moves it to the new address', asyn
   // Re-INVITE from the caller with a new media port: the prompt follows, its sequence goes on.
   t.equal(await d.port(`Uc8 ${c.id} 127.0.0.1 ${String(a2.port)} ${c.from} ${c.to}`), c.toB);
   const moved = await collect(a2, 3);
-  t.ok(moved.every((p) => p.port === c.toA), 'sent from the same leg port');
+  t.ok(
+    moved.every((p) => p.port === c.toA),
+    'sent from the same leg port',
+  );
   t.equal(d.daemon.stats.nplrsCreated, 1, 'the re-INVITE did not restart the player');
   t.equal(await d.command(`D ${c.id} ${c.from} ${c.to}`), '0\n');
   t.equal(await d.command('G nplrs_created nplrs_destroyed'), '1 1\n');

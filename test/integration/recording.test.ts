@@ -21,7 +21,12 @@ function tempDir(t: Test, name: string): string {
 }
 
 /** Sets up a call and relays `n` packets from the caller, returning what was sent. */
-async function callWithPackets(t: Test, d: Awaited<ReturnType<typeof startDaemon>>, before: (call: ReturnType<typeof uniqueCall>) => Promise<void>, n = 5) {
+async function callWithPackets(
+  t: Test,
+  d: Awaited<ReturnType<typeof startDaemon>>,
+  before: (call: ReturnType<typeof uniqueCall>) => Promise<void>,
+  n = 5,
+) {
   const a = await Peer.open(t);
   const b = await Peer.open(t);
   const call = uniqueCall(t.name);
@@ -58,9 +63,16 @@ t.test('recording: R then N writes every packet from the caller to a pcap file',
     t.equal(await d.command(`R ${call.id} ${call.from} ${call.to}`), '0\n');
   });
   t.equal(await d.command(`N ${call.id} ${call.from} ${call.to}`), '0\n');
-  t.equal(await d.command(`N ${call.id} ${call.from} ${call.to}`), 'E50\n', 'nothing records any more');
+  t.equal(
+    await d.command(`N ${call.id} ${call.from} ${call.to}`),
+    'E50\n',
+    'nothing records any more',
+  );
   const file = path.join(dir, `${call.id}=${call.from}.o.rtp`);
-  await waitUntil(() => existsSync(file) && readFileSync(file).length > 24, 'the pcap file is written');
+  await waitUntil(
+    () => existsSync(file) && readFileSync(file).length > 24,
+    'the pcap file is written',
+  );
   const { records } = readPcapFile(readFileSync(file));
   t.equal(records.length, sent.length);
   records.forEach((r, i) => {
@@ -77,7 +89,11 @@ t.test('recording: the spool directory holds files until the session ends', asyn
   const spool = tempDir(t, 'spool');
   const d = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(3), '-r', dir, '-S', spool]);
   const { call, sent } = await callWithPackets(t, d, async (call) => {
-    t.equal(await d.command(`R ${call.id} ${call.to} ${call.from}`), '0\n', 'reply form: leg facing the callee');
+    t.equal(
+      await d.command(`R ${call.id} ${call.to} ${call.from}`),
+      '0\n',
+      'reply form: leg facing the callee',
+    );
     t.equal(await d.command(`R ${call.id} ${call.from} ${call.to}`), '0\n');
   });
   t.same(readdirSync(dir), [], 'nothing in the record directory while recording');
@@ -89,7 +105,10 @@ t.test('recording: the spool directory holds files until the session ends', asyn
     sent,
     'ad-hoc records hold the packets in order',
   );
-  t.ok(existsSync(path.join(dir, `${call.id}=${call.from}.a.rtp`)), 'the callee leg was recorded (empty)');
+  t.ok(
+    existsSync(path.join(dir, `${call.id}=${call.from}.a.rtp`)),
+    'the callee leg was recorded (empty)',
+  );
   await waitUntil(() => readdirSync(spool).length === 0, 'spool emptied');
 });
 
@@ -98,7 +117,11 @@ t.test('recording: C NAME records into the named file; -a records every session'
   const d = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(3), '-r', dir]);
   const { sent } = await callWithPackets(t, d, async (call) => {
     t.equal(await d.command(`C ${call.id} mycopy ${call.from} ${call.to}`), '0\n');
-    t.equal(await d.command(`C ${call.id} ../escape ${call.from} ${call.to}`), '0\n', 'the leg already records: ignored');
+    t.equal(
+      await d.command(`C ${call.id} ../escape ${call.from} ${call.to}`),
+      '0\n',
+      'the leg already records: ignored',
+    );
   });
   t.equal(await d.command(`X`), '0\n');
   const file = path.join(dir, 'mycopy.rtp');
@@ -111,7 +134,10 @@ t.test('recording: C NAME records into the named file; -a records every session'
   const second = await callWithPackets(t, all, async () => undefined, 3);
   t.equal(await all.command(`D ${second.call.id} ${second.call.from}`), '0\n');
   const pcap = path.join(dirAll, `${second.call.id}=${second.call.from}.pcap`);
-  await waitUntil(() => existsSync(pcap) && readPcapFile(readFileSync(pcap)).records.length === 3, 'combined pcap written');
+  await waitUntil(
+    () => existsSync(pcap) && readPcapFile(readFileSync(pcap)).records.length === 3,
+    'combined pcap written',
+  );
 });
 
 t.test('recording: R without -r, and C to a bad target, answer the reference codes', async (t) => {

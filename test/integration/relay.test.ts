@@ -5,7 +5,14 @@
 import dgram from 'node:dgram';
 import t from 'tap';
 import { startDaemon } from '../helpers/daemon.ts';
-import { openRtpRtcpPeers, Peer, portWindow, rtcpPacket, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import {
+  openRtpRtcpPeers,
+  Peer,
+  portWindow,
+  rtcpPacket,
+  rtpPacket,
+  uniqueCall,
+} from '../helpers/udp.ts';
 
 const ARGS = ['-l', '127.0.0.1', ...portWindow(1), '-T', '30'];
 
@@ -15,7 +22,9 @@ t.test('relay: offer/answer relays RTP and RTCP both ways from the signalled por
   const b = await Peer.open(t);
   const call = uniqueCall(t.name);
   const toB = await d.port(`Uc0,8,101 ${call.id} 127.0.0.1 ${String(a.port)} ${call.from};1`);
-  const toA = await d.port(`Lc0,101 ${call.id} 127.0.0.1 ${String(b.port)} ${call.from};1 ${call.to};1`);
+  const toA = await d.port(
+    `Lc0,101 ${call.id} 127.0.0.1 ${String(b.port)} ${call.from};1 ${call.to};1`,
+  );
   t.equal(toB % 2, 0, 'RTP port is even');
   t.not(toA, toB);
   for (let seq = 1; seq <= 5; seq += 1) {
@@ -49,22 +58,25 @@ t.test('relay: packets before the answer are discarded, not relayed', async (t) 
   t.equal(await d.command('G npkts_discard npkts_relayed'), '1 0\n');
 });
 
-t.test('relay: latches on the real source when a party sends from another port (NAT)', async (t) => {
-  const d = await startDaemon(t, ARGS);
-  const a = await Peer.open(t);
-  const natA = await Peer.open(t); // the address A's packets really come from
-  const b = await Peer.open(t);
-  const call = uniqueCall(t.name);
-  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
-  const p1 = rtpPacket({ seq: 10, ssrc: 0x1111 });
-  await natA.send(p1, toA);
-  await b.expect(p1, toB);
-  const back = rtpPacket({ seq: 1, ssrc: 0x2222 });
-  await b.send(back, toB);
-  await natA.expect(back, toA);
-  await a.expectNothing(100);
-});
+t.test(
+  'relay: latches on the real source when a party sends from another port (NAT)',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const a = await Peer.open(t);
+    const natA = await Peer.open(t); // the address A's packets really come from
+    const b = await Peer.open(t);
+    const call = uniqueCall(t.name);
+    const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+    const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+    const p1 = rtpPacket({ seq: 10, ssrc: 0x1111 });
+    await natA.send(p1, toA);
+    await b.expect(p1, toB);
+    const back = rtpPacket({ seq: 1, ssrc: 0x2222 });
+    await b.send(back, toB);
+    await natA.expect(back, toA);
+    await a.expectNothing(100);
+  },
+);
 
 t.test('relay: after latching, a third party is not relayed', async (t) => {
   const d = await startDaemon(t, ARGS);
@@ -87,40 +99,46 @@ t.test('relay: after latching, a third party is not relayed', async (t) => {
   t.equal(await d.command(`Q ${call.id} ${call.from} ${call.to}`), '30 1 1 2 0\n');
 });
 
-t.test('relay: the latched party moving with the same SSRC and a close sequence re-latches', async (t) => {
-  const d = await startDaemon(t, ARGS);
-  const a = await Peer.open(t);
-  const a2 = await Peer.open(t);
-  const b = await Peer.open(t);
-  const call = uniqueCall(t.name);
-  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
-  await a.send(rtpPacket({ seq: 100, ssrc: 0xaaaa }), toA);
-  await b.receive();
-  const moved = rtpPacket({ seq: 101, ssrc: 0xaaaa });
-  await a2.send(moved, toA);
-  await b.expect(moved, toB);
-  const back = rtpPacket({ seq: 7, ssrc: 0xbbbb });
-  await b.send(back, toB);
-  await a2.expect(back, toA);
-});
+t.test(
+  'relay: the latched party moving with the same SSRC and a close sequence re-latches',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const a = await Peer.open(t);
+    const a2 = await Peer.open(t);
+    const b = await Peer.open(t);
+    const call = uniqueCall(t.name);
+    const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+    const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+    await a.send(rtpPacket({ seq: 100, ssrc: 0xaaaa }), toA);
+    await b.receive();
+    const moved = rtpPacket({ seq: 101, ssrc: 0xaaaa });
+    await a2.send(moved, toA);
+    await b.expect(moved, toB);
+    const back = rtpPacket({ seq: 7, ssrc: 0xbbbb });
+    await b.send(back, toB);
+    await a2.expect(back, toA);
+  },
+);
 
-t.test('relay: an asymmetric leg keeps its signalled port and accepts any port of that IP', async (t) => {
-  const d = await startDaemon(t, ARGS);
-  const c = await Peer.open(t);
-  const cOther = await Peer.open(t);
-  const dd = await Peer.open(t);
-  const call = uniqueCall(t.name);
-  const toD = await d.port(`Ua ${call.id} 127.0.0.1 ${String(c.port)} ${call.from}`);
-  const toC = await d.port(`L ${call.id} 127.0.0.1 ${String(dd.port)} ${call.from} ${call.to}`);
-  const p = rtpPacket({ seq: 1, ssrc: 0xcccc });
-  await cOther.send(p, toC);
-  await dd.expect(p, toD);
-  const back = rtpPacket({ seq: 1, ssrc: 0xdddd });
-  await dd.send(back, toD);
-  await c.expect(back, toC);
-  await cOther.expectNothing(100);
-});
+t.test(
+  'relay: an asymmetric leg keeps its signalled port and accepts any port of that IP',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const c = await Peer.open(t);
+    const cOther = await Peer.open(t);
+    const dd = await Peer.open(t);
+    const call = uniqueCall(t.name);
+    const toD = await d.port(`Ua ${call.id} 127.0.0.1 ${String(c.port)} ${call.from}`);
+    const toC = await d.port(`L ${call.id} 127.0.0.1 ${String(dd.port)} ${call.from} ${call.to}`);
+    const p = rtpPacket({ seq: 1, ssrc: 0xcccc });
+    await cOther.send(p, toC);
+    await dd.expect(p, toD);
+    const back = rtpPacket({ seq: 1, ssrc: 0xdddd });
+    await dd.send(back, toD);
+    await c.expect(back, toC);
+    await cOther.expectNothing(100);
+  },
+);
 
 t.test('relay: a re-INVITE keeps the ports and moves media to the new address', async (t) => {
   const d = await startDaemon(t, ARGS);
@@ -133,8 +151,14 @@ t.test('relay: a re-INVITE keeps the ports and moves media to the new address', 
   await a.send(rtpPacket({ seq: 1, ssrc: 0xaaaa }), toA);
   await b.receive();
   // Re-INVITE from the caller with a new media port, then from the callee: same ports back.
-  t.equal(await d.port(`U ${call.id} 127.0.0.1 ${String(a2.port)} ${call.from};1 ${call.to};1`), toB);
-  t.equal(await d.port(`U ${call.id} 127.0.0.1 ${String(b.port)} ${call.to};1 ${call.from};1`), toA);
+  t.equal(
+    await d.port(`U ${call.id} 127.0.0.1 ${String(a2.port)} ${call.from};1 ${call.to};1`),
+    toB,
+  );
+  t.equal(
+    await d.port(`U ${call.id} 127.0.0.1 ${String(b.port)} ${call.to};1 ${call.from};1`),
+    toA,
+  );
   const back = rtpPacket({ seq: 2, ssrc: 0xbbbb });
   await b.send(back, toB);
   await a2.expect(back, toA);
@@ -147,12 +171,21 @@ t.test('relay: a re-INVITE keeps the ports and moves media to the new address', 
 
 t.test('relay: two media streams of one call are two sessions with their own ports', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const [a1, a2, b1, b2] = [await Peer.open(t), await Peer.open(t), await Peer.open(t), await Peer.open(t)];
+  const [a1, a2, b1, b2] = [
+    await Peer.open(t),
+    await Peer.open(t),
+    await Peer.open(t),
+    await Peer.open(t),
+  ];
   const call = uniqueCall(t.name);
   const audioToB = await d.port(`U ${call.id} 127.0.0.1 ${String(a1.port)} ${call.from};1`);
   const videoToB = await d.port(`U ${call.id} 127.0.0.1 ${String(a2.port)} ${call.from};2`);
-  const audioToA = await d.port(`L ${call.id} 127.0.0.1 ${String(b1.port)} ${call.from};1 ${call.to};1`);
-  const videoToA = await d.port(`L ${call.id} 127.0.0.1 ${String(b2.port)} ${call.from};2 ${call.to};2`);
+  const audioToA = await d.port(
+    `L ${call.id} 127.0.0.1 ${String(b1.port)} ${call.from};1 ${call.to};1`,
+  );
+  const videoToA = await d.port(
+    `L ${call.id} 127.0.0.1 ${String(b2.port)} ${call.from};2 ${call.to};2`,
+  );
   t.equal(new Set([audioToB, videoToB, audioToA, videoToA]).size, 4);
   const audio = rtpPacket({ seq: 1, ssrc: 1, pt: 0 });
   const video = rtpPacket({ seq: 1, ssrc: 2, pt: 96 });
@@ -160,7 +193,10 @@ t.test('relay: two media streams of one call are two sessions with their own por
   await a2.send(video, videoToA);
   await b1.expect(audio, audioToB);
   await b2.expect(video, videoToB);
-  t.equal(await d.command(`I`), 'sessions created: 2\nactive sessions: 2\nactive streams: 4\npackets received: 2\npackets transmitted: 2\n');
+  t.equal(
+    await d.command(`I`),
+    'sessions created: 2\nactive sessions: 2\nactive streams: 4\npackets received: 2\npackets transmitted: 2\n',
+  );
   // D without media numbers reaches both streams (prefix rule).
   t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0\n');
   t.equal(d.daemon.manager.size, 0);

@@ -32,7 +32,9 @@ interface Child {
  * which a child that switched to nobody may not do.
  */
 function spawnDaemon(t: Test, args: readonly string[]): Child {
-  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number | null>((resolve) => {
@@ -54,7 +56,11 @@ function tempDir(t: Test): string {
 }
 
 /** Polls until `check` returns a value (not undefined), or fails with `what` and the daemon's log. */
-async function poll<T>(child: Child, what: string, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
+async function poll<T>(
+  child: Child,
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+): Promise<T> {
   const end = performance.now() + DEADLINE_MS;
   let exited = false;
   void child.exited.then(() => (exited = true));
@@ -65,8 +71,12 @@ async function poll<T>(child: Child, what: string, check: () => Promise<T | unde
     } catch {
       // not yet
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the exit callback
     if (exited || performance.now() > end) {
-      throw new Error(`${exited ? 'the daemon exited' : 'timeout'} waiting for ${what}; stderr:\n${child.stderr()}`);
+      throw new Error(
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- as above
+        `${exited ? 'the daemon exited' : 'timeout'} waiting for ${what}; stderr:\n${child.stderr()}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -86,7 +96,10 @@ function procIds(pid: number, field: 'Uid' | 'Gid' | 'Groups'): string {
   const line = readFileSync(`/proc/${String(pid)}/status`, 'utf8')
     .split('\n')
     .find((l) => l.startsWith(`${field}:`));
-  return (line ?? '').slice(field.length + 1).trim().replace(/\s+/g, ' ');
+  return (line ?? '')
+    .slice(field.length + 1)
+    .trim()
+    .replace(/\s+/g, ' ');
 }
 
 function idOf(database: 'passwd' | 'group', name: string): number | undefined {
@@ -107,125 +120,235 @@ const skipDrop = !isRoot
     ? 'no nobody user or nogroup/nobody group on this system'
     : false;
 
-t.test('-u USER:GROUP drops privileges after binding and owns the unix sockets with the -w mode', { skip: skipDrop }, async (t) => {
-  const dir = tempDir(t);
-  // The unprivileged process removes its socket files and pid file at exit: give it the directory.
-  chownSync(dir, nobody ?? 0, nogroup ?? 0);
-  const unixPath = join(dir, 'ctl.sock');
-  const cunixPath = join(dir, 'ctl-c.sock');
-  const pidFile = join(dir, 'rtpproxy.pid');
-  const child = spawnDaemon(t, [
-    '-f', '-u', `nobody:${nogroupName}`, '-w', '432', // 432 = octal 0660
-    '-s', `unix:${unixPath}`, '-s', `cunix:${cunixPath}`,
-    '-l', '127.0.0.1', ...portWindow(32), '-p', pidFile, '-d', 'INFO',
-  ]);
-  t.equal(await poll(child, 'V on the unix socket', () => unixCommand(unixPath, 'V')), '20040107\n');
-  const ids = await poll(child, 'the uid switch', () => {
-    const uid = procIds(child.pid, 'Uid');
-    return uid.startsWith(String(nobody)) ? uid : undefined;
-  });
-  const n = String(nobody);
-  const g = String(nogroup);
-  t.equal(ids, `${n} ${n} ${n} ${n}`, 'real, effective, saved and filesystem uid are nobody');
-  t.equal(procIds(child.pid, 'Gid'), `${g} ${g} ${g} ${g}`, 'every gid is the group');
-  t.equal(procIds(child.pid, 'Groups'), g, "root's supplementary groups are gone");
-  for (const path of [unixPath, cunixPath]) {
-    const st = statSync(path);
-    t.ok(st.isSocket(), `${path} is a socket`);
-    t.equal(st.uid, nobody, 'owned by the user');
-    t.equal(st.gid, nogroup, 'and the group');
-    t.equal((st.mode & 0o7777).toString(8), '660', 'with the -w mode');
-  }
-  t.equal(readFileSync(pidFile, 'utf8'), `${String(child.pid)}\n`);
-  // Media still binds after the switch (ports above 1024 need no privilege).
-  const call = uniqueCall(t.name);
-  t.match(await unixCommand(unixPath, `U ${call.id} 127.0.0.1 4000 ${call.from}`), /^[0-9]+ 127\.0\.0\.1\n$/);
-  child.kill('SIGTERM');
-  t.equal(await child.exited, 0, 'a clean stop', { stderr: child.stderr() });
-  t.notOk(existsSync(unixPath), 'the unix socket file is removed');
-  t.notOk(existsSync(cunixPath));
-  t.notOk(existsSync(pidFile), 'the pid file is removed');
-});
+t.test(
+  '-u USER:GROUP drops privileges after binding and owns the unix sockets with the -w mode',
+  { skip: skipDrop },
+  async (t) => {
+    const dir = tempDir(t);
+    // The unprivileged process removes its socket files and pid file at exit: give it the directory.
+    chownSync(dir, nobody ?? 0, nogroup ?? 0);
+    const unixPath = join(dir, 'ctl.sock');
+    const cunixPath = join(dir, 'ctl-c.sock');
+    const pidFile = join(dir, 'rtpproxy.pid');
+    const child = spawnDaemon(t, [
+      '-f',
+      '-u',
+      `nobody:${nogroupName}`,
+      '-w',
+      '432', // 432 = octal 0660
+      '-s',
+      `unix:${unixPath}`,
+      '-s',
+      `cunix:${cunixPath}`,
+      '-l',
+      '127.0.0.1',
+      ...portWindow(32),
+      '-p',
+      pidFile,
+      '-d',
+      'INFO',
+    ]);
+    t.equal(
+      await poll(child, 'V on the unix socket', () => unixCommand(unixPath, 'V')),
+      '20040107\n',
+    );
+    const ids = await poll(child, 'the uid switch', () => {
+      const uid = procIds(child.pid, 'Uid');
+      return uid.startsWith(String(nobody)) ? uid : undefined;
+    });
+    const n = String(nobody);
+    const g = String(nogroup);
+    t.equal(ids, `${n} ${n} ${n} ${n}`, 'real, effective, saved and filesystem uid are nobody');
+    t.equal(procIds(child.pid, 'Gid'), `${g} ${g} ${g} ${g}`, 'every gid is the group');
+    t.equal(procIds(child.pid, 'Groups'), g, "root's supplementary groups are gone");
+    for (const path of [unixPath, cunixPath]) {
+      const st = statSync(path);
+      t.ok(st.isSocket(), `${path} is a socket`);
+      t.equal(st.uid, nobody, 'owned by the user');
+      t.equal(st.gid, nogroup, 'and the group');
+      t.equal((st.mode & 0o7777).toString(8), '660', 'with the -w mode');
+    }
+    t.equal(readFileSync(pidFile, 'utf8'), `${String(child.pid)}\n`);
+    // Media still binds after the switch (ports above 1024 need no privilege).
+    const call = uniqueCall(t.name);
+    t.match(
+      await unixCommand(unixPath, `U ${call.id} 127.0.0.1 4000 ${call.from}`),
+      /^[0-9]+ 127\.0\.0\.1\n$/,
+    );
+    child.kill('SIGTERM');
+    t.equal(await child.exited, 0, 'a clean stop', { stderr: child.stderr() });
+    t.notOk(existsSync(unixPath), 'the unix socket file is removed');
+    t.notOk(existsSync(cunixPath));
+    t.notOk(existsSync(pidFile), 'the pid file is removed');
+  },
+);
 
-t.test('-u USER alone switches to the user and its primary group, and chowns without chmod', { skip: skipDrop }, async (t) => {
-  const dir = tempDir(t);
-  chownSync(dir, nobody ?? 0, nogroup ?? 0);
-  const unixPath = join(dir, 'ctl.sock');
-  const child = spawnDaemon(t, [
-    '-f', '-u', 'nobody', '-w', '384', '-s', `unix:${unixPath}`,
-    '-l', '127.0.0.1', ...portWindow(32), '-p', '/dev/null', '-d', 'INFO',
-  ]);
-  await poll(child, 'V on the unix socket', () => unixCommand(unixPath, 'V'));
-  await poll(child, 'the uid switch', () => (procIds(child.pid, 'Uid').startsWith(String(nobody)) ? true : undefined));
-  const primary = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === 'nobody')?.[3];
-  t.equal(procIds(child.pid, 'Gid').split(' ')[0], primary, "the user's primary group");
-  const st = statSync(unixPath);
-  t.equal(st.uid, nobody);
-  t.not((st.mode & 0o777).toString(8), '600', '-w is applied only together with a group');
-  child.kill('SIGTERM');
-  t.equal(await child.exited, 0);
-});
+t.test(
+  '-u USER alone switches to the user and its primary group, and chowns without chmod',
+  { skip: skipDrop },
+  async (t) => {
+    const dir = tempDir(t);
+    chownSync(dir, nobody ?? 0, nogroup ?? 0);
+    const unixPath = join(dir, 'ctl.sock');
+    const child = spawnDaemon(t, [
+      '-f',
+      '-u',
+      'nobody',
+      '-w',
+      '384',
+      '-s',
+      `unix:${unixPath}`,
+      '-l',
+      '127.0.0.1',
+      ...portWindow(32),
+      '-p',
+      '/dev/null',
+      '-d',
+      'INFO',
+    ]);
+    await poll(child, 'V on the unix socket', () => unixCommand(unixPath, 'V'));
+    await poll(child, 'the uid switch', () =>
+      procIds(child.pid, 'Uid').startsWith(String(nobody)) ? true : undefined,
+    );
+    const primary = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[0] === 'nobody')?.[3];
+    t.equal(procIds(child.pid, 'Gid').split(' ')[0], primary, "the user's primary group");
+    const st = statSync(unixPath);
+    t.equal(st.uid, nobody);
+    t.not((st.mode & 0o777).toString(8), '600', '-w is applied only together with a group');
+    child.kill('SIGTERM');
+    t.equal(await child.exited, 0);
+  },
+);
 
-t.test('-L sets the open-files limit, and the capacity report warns when it is too small', async (t) => {
-  // 100 ports = 50 pairs = 25 sessions, which need 25 * 4 + 100 descriptors; 150 is too few.
-  const child = spawnDaemon(t, [
-    '-f', '-F', '-s', 'udp:127.0.0.1:0', '-l', '127.0.0.1', ...portWindow(33),
-    '-L', '150', '-t', '46', '--nice', '7', '-p', '/dev/null', '-d', 'INFO',
-  ]);
-  const capacity = await poll(child, 'the capacity line', () => logLines(child).find((l) => l['msg'] === 'capacity'));
-  t.match(readFileSync(`/proc/${String(child.pid)}/limits`, 'utf8'), /Max open files\s+150\s+150\s/, 'soft and hard limit set');
-  // /proc/PID/stat: the nice value is field 19, counted after the parenthesised command name.
-  const stat = readFileSync(`/proc/${String(child.pid)}/stat`, 'utf8');
-  t.equal(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16], '7', '--nice 7 is applied');
-  t.match(capacity, { portPairs: 50, sessionsByPorts: 25, fileLimit: 150, filesPerSession: 4, sessionsByFiles: 12 });
-  const warning = logLines(child).find((l) => l['sessionsByFiles'] === 12 && l['level'] === 40);
-  t.ok(warning, 'a warning says the limit is the smaller one');
-  t.match(String(warning?.['msg']), /raise it to 200/);
-  const tos = logLines(child).filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('-t:'));
-  t.equal(tos.length, 1, '-t is reported once as not applied');
-  child.kill('SIGTERM');
-  t.equal(await child.exited, 0);
-});
+t.test(
+  '-L sets the open-files limit, and the capacity report warns when it is too small',
+  async (t) => {
+    // 100 ports = 50 pairs = 25 sessions, which need 25 * 4 + 100 descriptors; 150 is too few.
+    const child = spawnDaemon(t, [
+      '-f',
+      '-F',
+      '-s',
+      'udp:127.0.0.1:0',
+      '-l',
+      '127.0.0.1',
+      ...portWindow(33),
+      '-L',
+      '150',
+      '-t',
+      '46',
+      '--nice',
+      '7',
+      '-p',
+      '/dev/null',
+      '-d',
+      'INFO',
+    ]);
+    const capacity = await poll(child, 'the capacity line', () =>
+      logLines(child).find((l) => l['msg'] === 'capacity'),
+    );
+    t.match(
+      readFileSync(`/proc/${String(child.pid)}/limits`, 'utf8'),
+      /Max open files\s+150\s+150\s/,
+      'soft and hard limit set',
+    );
+    // /proc/PID/stat: the nice value is field 19, counted after the parenthesised command name.
+    const stat = readFileSync(`/proc/${String(child.pid)}/stat`, 'utf8');
+    t.equal(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16], '7', '--nice 7 is applied');
+    t.match(capacity, {
+      portPairs: 50,
+      sessionsByPorts: 25,
+      fileLimit: 150,
+      filesPerSession: 4,
+      sessionsByFiles: 12,
+    });
+    const warning = logLines(child).find((l) => l['sessionsByFiles'] === 12 && l['level'] === 40);
+    t.ok(warning, 'a warning says the limit is the smaller one');
+    t.match(String(warning?.['msg']), /raise it to 200/);
+    const tos = logLines(child).filter(
+      (l) => typeof l['msg'] === 'string' && l['msg'].startsWith('-t:'),
+    );
+    t.equal(tos.length, 1, '-t is reported once as not applied');
+    child.kill('SIGTERM');
+    t.equal(await child.exited, 0);
+  },
+);
 
 t.test('a limit large enough for the port range gives no warning', async (t) => {
   const child = spawnDaemon(t, [
-    '-f', '-F', '-s', 'udp:127.0.0.1:0', '-l', '127.0.0.1', ...portWindow(33),
-    '-L', '1000', '-p', '/dev/null', '-d', 'INFO',
+    '-f',
+    '-F',
+    '-s',
+    'udp:127.0.0.1:0',
+    '-l',
+    '127.0.0.1',
+    ...portWindow(33),
+    '-L',
+    '1000',
+    '-p',
+    '/dev/null',
+    '-d',
+    'INFO',
   ]);
-  const capacity = await poll(child, 'the capacity line', () => logLines(child).find((l) => l['msg'] === 'capacity'));
+  const capacity = await poll(child, 'the capacity line', () =>
+    logLines(child).find((l) => l['msg'] === 'capacity'),
+  );
   t.match(capacity, { sessionsByPorts: 25, fileLimit: 1000, sessionsByFiles: 225 });
-  t.notOk(logLines(child).some((l) => l['level'] === 40), 'no warning');
+  t.notOk(
+    logLines(child).some((l) => l['level'] === 40),
+    'no warning',
+  );
   child.kill('SIGTERM');
   t.equal(await child.exited, 0);
 });
 
-t.test('-i: each leg has its own idle timer; by default one party sending keeps the session', async (t) => {
-  const shared = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(31), '-b', '-T', '2']);
-  const independent = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(34), '-b', '-T', '2', '-i']);
-  const a = await Peer.open(t);
-  const b = await Peer.open(t);
-  const call = uniqueCall(t.name);
-  const legs = [];
-  for (const d of [shared, independent]) {
-    await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-    legs.push(await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`));
-  }
-  const started = performance.now();
-  const q = `Q ${call.id} ${call.from} ${call.to}`;
-  // Only A talks; B stays silent. Poll until the -i session has expired.
-  let seq = 1;
-  while ((await independent.command(q)) !== 'E50\n') {
-    if (performance.now() - started > 8000) throw new Error('the -i session did not expire');
-    for (const port of legs) await a.send(rtpPacket({ seq, ssrc: 0xaaaa }), port);
-    seq += 1;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const lived = performance.now() - started;
-  t.ok(lived > 1900, `the -i session lived about TTL + 1 s of B's silence (${lived.toFixed(0)} ms)`);
-  t.match(await shared.command(q), /^[0-9]+ [0-9]+ 0 [0-9]+ [0-9]+\n$/, 'the shared-timer session is alive');
-  t.equal(await independent.command('G nsess_timeout'), '1\n');
-  t.equal(await shared.command('G nsess_timeout'), '0\n');
-});
+t.test(
+  '-i: each leg has its own idle timer; by default one party sending keeps the session',
+  async (t) => {
+    const shared = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(31), '-b', '-T', '2']);
+    const independent = await startDaemon(t, [
+      '-l',
+      '127.0.0.1',
+      ...portWindow(34),
+      '-b',
+      '-T',
+      '2',
+      '-i',
+    ]);
+    const a = await Peer.open(t);
+    const b = await Peer.open(t);
+    const call = uniqueCall(t.name);
+    const legs = [];
+    for (const d of [shared, independent]) {
+      await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+      legs.push(await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`));
+    }
+    const started = performance.now();
+    const q = `Q ${call.id} ${call.from} ${call.to}`;
+    // Only A talks; B stays silent. Poll until the -i session has expired.
+    let seq = 1;
+    while ((await independent.command(q)) !== 'E50\n') {
+      if (performance.now() - started > 8000) throw new Error('the -i session did not expire');
+      for (const port of legs) await a.send(rtpPacket({ seq, ssrc: 0xaaaa }), port);
+      seq += 1;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const lived = performance.now() - started;
+    t.ok(
+      lived > 1900,
+      `the -i session lived about TTL + 1 s of B's silence (${lived.toFixed(0)} ms)`,
+    );
+    t.match(
+      await shared.command(q),
+      /^[0-9]+ [0-9]+ 0 [0-9]+ [0-9]+\n$/,
+      'the shared-timer session is alive',
+    );
+    t.equal(await independent.command('G nsess_timeout'), '1\n');
+    t.equal(await shared.command('G nsess_timeout'), '0\n');
+  },
+);
 
 t.test('-2 sends relayed packets shorter than 128 bytes twice', async (t) => {
   const d = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(31), '-b', '-2']);

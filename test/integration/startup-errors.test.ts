@@ -26,7 +26,9 @@ interface RunResult {
 
 const children = new Set<ReturnType<typeof spawn>>();
 t.teardown(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
 });
 
 function runCli(args: readonly string[]): Promise<RunResult> {
@@ -69,62 +71,217 @@ const busyPort = busy.address().port;
 /** Runs that would start a daemon if the error were missed: foreground, no pid file, no root check. */
 const SAFE = ['-f', '-F', '-p', '/dev/null', ...portWindow(33)] as const;
 const UDP = ['-s', 'udp:127.0.0.1:0'] as const;
-const seventeen = Array.from({ length: 17 }, (_, i) => ['-l', i === 0 ? '10.0.0.1' : `a${String(i)}@10.0.0.${String(i + 1)}`]).flat();
+const seventeen = Array.from({ length: 17 }, (_, i) => [
+  '-l',
+  i === 0 ? '10.0.0.1' : `a${String(i)}@10.0.0.${String(i + 1)}`,
+]).flat();
 
 /** Rows: what the operator got wrong, the arguments, what stderr must say. */
-const rows: ReadonlyArray<readonly [what: string, args: readonly string[], stderr: RegExp]> = [
+const rows: readonly (readonly [what: string, args: readonly string[], stderr: RegExp])[] = [
   // Values out of range (protocol.md 9).
   ['-T below 1', [...SAFE, ...UDP, '-T', '0'], /-T: the session timeout must be at least 1 second/],
   ['-W below 1', [...SAFE, ...UDP, '-W', '0'], /-W: the setup timeout must be at least 1 second/],
-  ['-m outside 1..65535', ['-f', '-F', '-p', '/dev/null', ...UDP, '-m', '0'], /-m: the lowest media port must be between 1 and 65535/],
-  ['-M outside 1..65535', ['-f', '-F', '-p', '/dev/null', ...UDP, '-M', '65536'], /-M: the highest media port must be between 1 and 65535/],
-  ['-m above -M once made even', ['-f', '-F', '-p', '/dev/null', ...UDP, '-m', '40001', '-M', '40002'], /-m\/-M: the media port range is empty/],
+  [
+    '-m outside 1..65535',
+    ['-f', '-F', '-p', '/dev/null', ...UDP, '-m', '0'],
+    /-m: the lowest media port must be between 1 and 65535/,
+  ],
+  [
+    '-M outside 1..65535',
+    ['-f', '-F', '-p', '/dev/null', ...UDP, '-M', '65536'],
+    /-M: the highest media port must be between 1 and 65535/,
+  ],
+  [
+    '-m above -M once made even',
+    ['-f', '-F', '-p', '/dev/null', ...UDP, '-m', '40001', '-M', '40002'],
+    /-m\/-M: the media port range is empty/,
+  ],
   ['-t above 255', [...SAFE, ...UDP, '-t', '256'], /-t: the TOS value must be between 0 and 255/],
-  ['-w above 4095', [...SAFE, ...UDP, '-w', '4096'], /-w: the socket mode must be a decimal number from 0 to 4095/],
-  ['-L below 1', [...SAFE, ...UDP, '-L', '0'], /-L: the open-files limit must be a positive number/],
-  ['--nice outside -20..20', [...SAFE, ...UDP, '--nice', '21'], /--nice: the nice level must be between -20 and 20/],
-  ['-c neither fifo nor rr', [...SAFE, ...UDP, '-c', 'batch'], /-c: unknown scheduling policy "batch"/],
-  ['-d with an unknown facility', [...SAFE, ...UDP, '-d', 'INFO:LOG_BOGUS'], /-d: "LOG_BOGUS" is not a syslog facility/],
+  [
+    '-w above 4095',
+    [...SAFE, ...UDP, '-w', '4096'],
+    /-w: the socket mode must be a decimal number from 0 to 4095/,
+  ],
+  [
+    '-L below 1',
+    [...SAFE, ...UDP, '-L', '0'],
+    /-L: the open-files limit must be a positive number/,
+  ],
+  [
+    '--nice outside -20..20',
+    [...SAFE, ...UDP, '--nice', '21'],
+    /--nice: the nice level must be between -20 and 20/,
+  ],
+  [
+    '-c neither fifo nor rr',
+    [...SAFE, ...UDP, '-c', 'batch'],
+    /-c: unknown scheduling policy "batch"/,
+  ],
+  [
+    '-d with an unknown facility',
+    [...SAFE, ...UDP, '-d', 'INFO:LOG_BOGUS'],
+    /-d: "LOG_BOGUS" is not a syslog facility/,
+  ],
   ['-n empty', [...SAFE, ...UDP, '-n', ''], /-n: the timeout notification socket name is empty/],
   ['-p empty', ['-f', '-F', ...UDP, '-p', ''], /-p: the pid file name is empty/],
   ['-r empty', [...SAFE, ...UDP, '-r', ''], /-r: the recording directory is empty/],
   // Control sockets (protocol.md 1.1).
-  ['stdioc: without -f', ['-F', '-p', '/dev/null', '-s', 'stdioc:'], /-s: the stdioc: control socket needs -f/],
-  ['a bad control port', [...SAFE, '-s', 'udp:127.0.0.1:99999'], /-s: cannot use control socket "udp:127.0.0.1:99999": bad port/],
+  [
+    'stdioc: without -f',
+    ['-F', '-p', '/dev/null', '-s', 'stdioc:'],
+    /-s: the stdioc: control socket needs -f/,
+  ],
+  [
+    'a bad control port',
+    [...SAFE, '-s', 'udp:127.0.0.1:99999'],
+    /-s: cannot use control socket "udp:127.0.0.1:99999": bad port/,
+  ],
   ['an IPv6 host on udp:', [...SAFE, '-s', 'udp:[::1]:22222'], /-s: .*use udp6:/],
-  ['a host name with --no_resolve', [...SAFE, '--no_resolve', '-s', 'udp:localhost:22222'], /-s: "localhost" .* --no_resolve forbids name lookups/],
-  ['a control port that is taken', [...SAFE, '-s', `udp:127.0.0.1:${String(busyPort)}`], /rtpproxy: cannot start: cannot bind control socket udp:127\.0\.0\.1:[0-9]+: .*EADDRINUSE/],
-  ['a regular file where the unix socket goes', [...SAFE, '-s', `unix:${regularFile}`], /rtpproxy: cannot start: cannot listen on control socket unix:.*not-a-socket: .*EADDRINUSE/],
-  ['a unix socket in a missing directory', [...SAFE, '-s', `unix:${join(dir, 'no', 'such', 'dir.sock')}`], /rtpproxy: cannot start: cannot listen on control socket unix:.*(ENOENT|EACCES)/],
+  [
+    'a host name with --no_resolve',
+    [...SAFE, '--no_resolve', '-s', 'udp:localhost:22222'],
+    /-s: "localhost" .* --no_resolve forbids name lookups/,
+  ],
+  [
+    'a control port that is taken',
+    [...SAFE, '-s', `udp:127.0.0.1:${String(busyPort)}`],
+    /rtpproxy: cannot start: cannot bind control socket udp:127\.0\.0\.1:[0-9]+: .*EADDRINUSE/,
+  ],
+  [
+    'a regular file where the unix socket goes',
+    [...SAFE, '-s', `unix:${regularFile}`],
+    /rtpproxy: cannot start: cannot listen on control socket unix:.*not-a-socket: .*EADDRINUSE/,
+  ],
+  [
+    'a unix socket in a missing directory',
+    [...SAFE, '-s', `unix:${join(dir, 'no', 'such', 'dir.sock')}`],
+    /rtpproxy: cannot start: cannot listen on control socket unix:.*(ENOENT|EACCES)/,
+  ],
   // -u (looked up before anything is bound).
   ['-u with an empty user', [...SAFE, ...UDP, '-u', ''], /-u: the user name is empty/],
-  ['-u with an empty group', [...SAFE, ...UDP, '-u', 'nobody:'], /-u: "nobody:": the group name after ':' is empty/],
-  ['-u with an unknown user', [...SAFE, ...UDP, '-u', 'no-such-user-rtpp'], /-u: cannot find the user "no-such-user-rtpp"/],
-  ['-u with an unknown group', [...SAFE, ...UDP, '-u', ':no-such-group-rtpp'], /-u: cannot find the group "no-such-group-rtpp"/],
+  [
+    '-u with an empty group',
+    [...SAFE, ...UDP, '-u', 'nobody:'],
+    /-u: "nobody:": the group name after ':' is empty/,
+  ],
+  [
+    '-u with an unknown user',
+    [...SAFE, ...UDP, '-u', 'no-such-user-rtpp'],
+    /-u: cannot find the user "no-such-user-rtpp"/,
+  ],
+  [
+    '-u with an unknown group',
+    [...SAFE, ...UDP, '-u', ':no-such-group-rtpp'],
+    /-u: cannot find the group "no-such-group-rtpp"/,
+  ],
   // Local addresses (protocol.md 4.6, 9).
-  ['an IPv6 address with -l', [...SAFE, ...UDP, '-l', '::1'], /-l: "::1" is not an IPv4 address; give it with -6/],
-  ['an IPv4 address with -6', [...SAFE, ...UDP, '-6', '127.0.0.1'], /-6: "127\.0\.0\.1" is not an IPv6 address; give it with -l/],
-  ['a bracketed IPv6 address', [...SAFE, ...UDP, '-6', '[::1]'], /-6: "\[::1\]": write IPv6 addresses without brackets/],
+  [
+    'an IPv6 address with -l',
+    [...SAFE, ...UDP, '-l', '::1'],
+    /-l: "::1" is not an IPv4 address; give it with -6/,
+  ],
+  [
+    'an IPv4 address with -6',
+    [...SAFE, ...UDP, '-6', '127.0.0.1'],
+    /-6: "127\.0\.0\.1" is not an IPv6 address; give it with -l/,
+  ],
+  [
+    'a bracketed IPv6 address',
+    [...SAFE, ...UDP, '-6', '[::1]'],
+    /-6: "\[::1\]": write IPv6 addresses without brackets/,
+  ],
   ['an empty address', [...SAFE, ...UDP, '-l', ''], /-l: "": the address is empty/],
-  ['an address that is no host name', [...SAFE, ...UDP, '-l', 'bad host!'], /-l: "bad host!" is neither a numeric IPv4 address nor a host name/],
-  ['a host name with --no_resolve', [...SAFE, ...UDP, '--no_resolve', '-6', 'localhost'], /-6: "localhost" is not a numeric IPv6 address, and --no_resolve forbids/],
-  ['a host name that does not resolve (-6)', [...SAFE, ...UDP, '-6', 'no-such-host.invalid'], /-6: cannot resolve "no-such-host\.invalid" to an IPv6 address/],
-  ['an unlabelled second address of the other family', [...SAFE, ...UDP, '-l', '10.0.0.1', '-6', '2001:db8::1'], /-6: "2001:db8::1": address label is missing/],
-  ['a label used twice', [...SAFE, ...UDP, '-l', '10.0.0.1', '-l', 'a@10.0.0.2', '-6', 'a@2001:db8::1'], /-6: "a@2001:db8::1": the label "a" is used twice/],
-  ['an empty label', [...SAFE, ...UDP, '-l', '@10.0.0.1'], /-l: "@10\.0\.0\.1": the label before '@' is empty/],
-  ['an empty advertised address', [...SAFE, ...UDP, '-l', '10.0.0.1', '-l', 'x@10.0.0.2='], /-l: "x@10\.0\.0\.2=": the advertised address after '=' is empty/],
-  ['A/B on a later -l', [...SAFE, ...UDP, '-l', '10.0.0.1', '-l', 'x@10.0.0.2/10.0.0.3'], /-l: "x@10\.0\.0\.2\/10\.0\.0\.3": only the first -l address can have the bridge form/],
-  ['more than 16 addresses', [...SAFE, ...UDP, ...seventeen], /-l\/-6: at most 16 local addresses can be given, got 17/],
+  [
+    'an address that is no host name',
+    [...SAFE, ...UDP, '-l', 'bad host!'],
+    /-l: "bad host!" is neither a numeric IPv4 address nor a host name/,
+  ],
+  [
+    'a host name with --no_resolve',
+    [...SAFE, ...UDP, '--no_resolve', '-6', 'localhost'],
+    /-6: "localhost" is not a numeric IPv6 address, and --no_resolve forbids/,
+  ],
+  [
+    'a host name that does not resolve (-6)',
+    [...SAFE, ...UDP, '-6', 'no-such-host.invalid'],
+    /-6: cannot resolve "no-such-host\.invalid" to an IPv6 address/,
+  ],
+  [
+    'an unlabelled second address of the other family',
+    [...SAFE, ...UDP, '-l', '10.0.0.1', '-6', '2001:db8::1'],
+    /-6: "2001:db8::1": address label is missing/,
+  ],
+  [
+    'a label used twice',
+    [...SAFE, ...UDP, '-l', '10.0.0.1', '-l', 'a@10.0.0.2', '-6', 'a@2001:db8::1'],
+    /-6: "a@2001:db8::1": the label "a" is used twice/,
+  ],
+  [
+    'an empty label',
+    [...SAFE, ...UDP, '-l', '@10.0.0.1'],
+    /-l: "@10\.0\.0\.1": the label before '@' is empty/,
+  ],
+  [
+    'an empty advertised address',
+    [...SAFE, ...UDP, '-l', '10.0.0.1', '-l', 'x@10.0.0.2='],
+    /-l: "x@10\.0\.0\.2=": the advertised address after '=' is empty/,
+  ],
+  [
+    'A/B on a later -l',
+    [...SAFE, ...UDP, '-l', '10.0.0.1', '-l', 'x@10.0.0.2/10.0.0.3'],
+    /-l: "x@10\.0\.0\.2\/10\.0\.0\.3": only the first -l address can have the bridge form/,
+  ],
+  [
+    'more than 16 addresses',
+    [...SAFE, ...UDP, ...seventeen],
+    /-l\/-6: at most 16 local addresses can be given, got 17/,
+  ],
   // Bridge mode (protocol.md 4.6).
-  ['bridge mode without the external address', [...SAFE, ...UDP, '-l', '10.0.0.1/'], /-l: "10\.0\.0\.1\/": the address is empty/],
-  ['bridge mode without the internal address', [...SAFE, ...UDP, '-l', '/10.0.0.2'], /bridge mode needs exactly two addresses/],
-  ['bridge mode with two external addresses', [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2', '-6', '2001:db8::1/2001:db8::2'], /the external \(second\) address is given by both/],
-  ['bridge mode with three addresses', [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2', '-6', '2001:db8::1'], /bridge mode needs exactly two addresses, but the first -l and the first -6 both give an internal/],
-  ['a label on a bridge address', [...SAFE, ...UDP, '-l', 'in@10.0.0.1/10.0.0.2'], /-l: "in@10\.0\.0\.1\/10\.0\.0\.2": bridge mode addresses cannot have a label/],
-  ['=ADV on a bridge address', [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2=192.0.2.1'], /bridge mode addresses cannot have an advertised address \(=ADV\); use -A ADV1\/ADV2/],
-  ['an unlabelled address besides the bridge pair', [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2', '-l', '10.0.0.3'], /-l: "10\.0\.0\.3": address label is missing; .*after the bridge pair/],
-  ['-A with an empty first address', [...SAFE, ...UDP, '-A', ''], /-A: "": the first advertised address is empty/],
-  ['-A with an empty second address', [...SAFE, ...UDP, '-A', '192.0.2.1/'], /-A: "192\.0\.2\.1\/": the second advertised address is empty/],
+  [
+    'bridge mode without the external address',
+    [...SAFE, ...UDP, '-l', '10.0.0.1/'],
+    /-l: "10\.0\.0\.1\/": the address is empty/,
+  ],
+  [
+    'bridge mode without the internal address',
+    [...SAFE, ...UDP, '-l', '/10.0.0.2'],
+    /bridge mode needs exactly two addresses/,
+  ],
+  [
+    'bridge mode with two external addresses',
+    [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2', '-6', '2001:db8::1/2001:db8::2'],
+    /the external \(second\) address is given by both/,
+  ],
+  [
+    'bridge mode with three addresses',
+    [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2', '-6', '2001:db8::1'],
+    /bridge mode needs exactly two addresses, but the first -l and the first -6 both give an internal/,
+  ],
+  [
+    'a label on a bridge address',
+    [...SAFE, ...UDP, '-l', 'in@10.0.0.1/10.0.0.2'],
+    /-l: "in@10\.0\.0\.1\/10\.0\.0\.2": bridge mode addresses cannot have a label/,
+  ],
+  [
+    '=ADV on a bridge address',
+    [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2=192.0.2.1'],
+    /bridge mode addresses cannot have an advertised address \(=ADV\); use -A ADV1\/ADV2/,
+  ],
+  [
+    'an unlabelled address besides the bridge pair',
+    [...SAFE, ...UDP, '-l', '10.0.0.1/10.0.0.2', '-l', '10.0.0.3'],
+    /-l: "10\.0\.0\.3": address label is missing; .*after the bridge pair/,
+  ],
+  [
+    '-A with an empty first address',
+    [...SAFE, ...UDP, '-A', ''],
+    /-A: "": the first advertised address is empty/,
+  ],
+  [
+    '-A with an empty second address',
+    [...SAFE, ...UDP, '-A', '192.0.2.1/'],
+    /-A: "192\.0\.2\.1\/": the second advertised address is empty/,
+  ],
 ];
 
 // Start every run now, a few at a time; each row awaits its own.

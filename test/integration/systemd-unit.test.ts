@@ -5,7 +5,15 @@
  * active one and the commented recipes) is a valid command line for the daemon.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -26,14 +34,17 @@ const get = (key: string): string[] => settings.filter(([k]) => k === key).map((
 
 function which(tool: string): string | undefined {
   try {
-    return execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim() || undefined;
+    return (
+      execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim() || undefined
+    );
   } catch {
     return undefined;
   }
 }
 
 const analyze = which('systemd-analyze');
-const noAnalyze = analyze === undefined ? 'systemd-analyze is not installed (apt-get install systemd)' : false;
+const noAnalyze =
+  analyze === undefined ? 'systemd-analyze is not installed (apt-get install systemd)' : false;
 if (noAnalyze !== false) console.log(`# skipping systemd-analyze verify: ${noAnalyze}`);
 
 t.test('systemd-analyze verify accepts the unit', { skip: noAnalyze }, async (t) => {
@@ -59,7 +70,11 @@ t.test('the unit runs the daemon in the foreground under its own user, hardened'
   t.match(exec, / -f /, 'with -f');
   t.match(exec, / -p \/run\/rtpproxy\/rtpproxy\.pid /, 'pid file in the runtime directory');
   t.match(exec, /\$RTPPROXY_OPTS$/, 'options from the environment file');
-  t.match(get('ExecStartPost')[0] ?? '', /\/run\/rtpproxy\/rtpproxy\.pid/, 'ready once the pid file is written');
+  t.match(
+    get('ExecStartPost')[0] ?? '',
+    /\/run\/rtpproxy\/rtpproxy\.pid/,
+    'ready once the pid file is written',
+  );
   t.same(get('User'), ['rtpproxy']);
   t.same(get('Group'), ['rtpproxy']);
   t.same(get('RuntimeDirectory'), ['rtpproxy']);
@@ -71,10 +86,19 @@ t.test('the unit runs the daemon in the foreground under its own user, hardened'
   t.same(get('CapabilityBoundingSet'), [''], 'no capabilities');
   t.match(get('ReadWritePaths')[0] ?? '', /\/var\/lib\/rtpproxy/, 'recording directories writable');
   const needed = computeCapacity(
-    { portMin: DEFAULTS.portMin, portMax: DEFAULTS.portMax - 2, recordAll: false, pcap: false, noRtcpRecord: false },
+    {
+      portMin: DEFAULTS.portMin,
+      portMax: DEFAULTS.portMax - 2,
+      recordAll: false,
+      pcap: false,
+      noRtcpRecord: false,
+    },
     undefined,
   ).filesNeeded;
-  t.ok(Number(get('LimitNOFILE')[0]) >= needed, `LimitNOFILE covers the default port range (${String(needed)})`);
+  t.ok(
+    Number(get('LimitNOFILE')[0]) >= needed,
+    `LimitNOFILE covers the default port range (${String(needed)})`,
+  );
 });
 
 t.test('every RTPPROXY_OPTS line of the options file is a valid command line', async (t) => {
@@ -84,7 +108,9 @@ t.test('every RTPPROXY_OPTS line of the options file is a valid command line', a
     .filter((v): v is string => v !== undefined);
   t.ok(lines.length >= 5, 'the active line and the recipes');
   t.equal(
-    readFileSync(DEFAULTS_FILE, 'utf8').split('\n').filter((l) => l.startsWith('RTPPROXY_OPTS=')).length,
+    readFileSync(DEFAULTS_FILE, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('RTPPROXY_OPTS=')).length,
     1,
     'exactly one active line',
   );
@@ -94,7 +120,9 @@ t.test('every RTPPROXY_OPTS line of the options file is a valid command line', a
     t.ok(parsed.ok, opts);
     if (!parsed.ok) continue;
     const config = buildConfig(parsed.options);
-    t.notOk(isConfigErrors(config), `valid: ${opts}`, { errors: isConfigErrors(config) ? config : [] });
+    t.notOk(isConfigErrors(config), `valid: ${opts}`, {
+      errors: isConfigErrors(config) ? config : [],
+    });
     t.notOk(opts.includes(' -p ') || opts.includes(' -u '), 'no -p or -u in the options');
   }
 });

@@ -9,7 +9,15 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,10 +88,16 @@ export function unavailable(): { readonly reason: string; readonly fatal: boolea
     const how = 'apt-get install kamailio sip-tester tcpdump (bash .ci/run does it when root)';
     return root
       ? { reason: `missing ${missing.join(', ')}: install with ${how}`, fatal: true }
-      : { reason: `missing ${missing.join(', ')} and not root, so cannot install: ${how}`, fatal: false };
+      : {
+          reason: `missing ${missing.join(', ')} and not root, so cannot install: ${how}`,
+          fatal: false,
+        };
   }
   if (!root) {
-    return { reason: 'not root: the suite captures loopback traffic with tcpdump (CI runs it as root)', fatal: false };
+    return {
+      reason: 'not root: the suite captures loopback traffic with tcpdump (CI runs it as root)',
+      fatal: false,
+    };
   }
   return undefined;
 }
@@ -237,11 +251,24 @@ export function freePortBlock(host: string, count: number, lo = 20000, hi = 3200
 }
 
 /** Waits until `proc` has bound `host:port` (UDP). */
-export async function waitBound(proc: Proc, host: string, port: number, ms = 10_000): Promise<void> {
+export async function waitBound(
+  proc: Proc,
+  host: string,
+  port: number,
+  ms = 10_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!udpBound(host, port)) {
-    if (!proc.running()) throw new Error(`${proc.name} exited before binding ${host}:${String(port)}:\n${proc.tail()}`);
-    if (Date.now() > end) throw new Error(`timeout after ${String(ms)} ms: ${proc.name} to bind ${host}:${String(port)}`);
+    if (!proc.running()) {
+      throw new Error(
+        `${proc.name} exited before binding ${host}:${String(port)}:\n${proc.tail()}`,
+      );
+    }
+    if (Date.now() > end) {
+      throw new Error(
+        `timeout after ${String(ms)} ms: ${proc.name} to bind ${host}:${String(port)}`,
+      );
+    }
     await sleep(50);
   }
 }
@@ -361,10 +388,19 @@ export class Kamailio {
   static async start(t: Teardown, name: string, options: KamailioOptions): Promise<Kamailio> {
     mkdirSync(options.workDir, { recursive: true });
     const args = ['-DD', '-E', '-f', KAMAILIO_CFG, '-A', `RTPPROXY_SOCK="${options.rtpproxySock}"`];
-    if (options.bridgeSock !== undefined) args.push('-A', `BRIDGE_SOCK="1 == ${options.bridgeSock}"`);
+    if (options.bridgeSock !== undefined) {
+      args.push('-A', `BRIDGE_SOCK="1 == ${options.bridgeSock}"`);
+    }
     if (options.prompt !== undefined) args.push('-A', `PROMPT="${options.prompt}"`);
     args.push('-l', `udp:127.0.0.1:${String(options.port)}`);
-    args.push('-w', options.workDir, '-Y', options.workDir, '-P', join(options.workDir, 'kamailio.pid'));
+    args.push(
+      '-w',
+      options.workDir,
+      '-Y',
+      options.workDir,
+      '-P',
+      join(options.workDir, 'kamailio.pid'),
+    );
     args.push('-m', '64', '-M', '16');
     const proc = new Proc(t, name, tool('kamailio'), args);
     const k = new Kamailio(proc, options.port);
@@ -372,7 +408,9 @@ export class Kamailio {
     for (let n = 0; ; n += 1) {
       if (!proc.running()) throw new Error(`${name} exited at start:\n${proc.tail()}`);
       if (await k.#options(n)) break;
-      if (Date.now() > end) throw new Error(`timeout: ${name} never answered OPTIONS:\n${proc.tail()}`);
+      if (Date.now() > end) {
+        throw new Error(`timeout: ${name} never answered OPTIONS:\n${proc.tail()}`);
+      }
       await sleep(200);
     }
     // Every worker has tested the rtpproxy (V, VF) in its child_init before reading SIP; a few
@@ -471,7 +509,14 @@ export function startSipp(t: Teardown, o: SippOptions): Proc {
   if (o.client !== undefined) args.push(o.client.proxy);
   args.push('-sf', join(SCENARIO_DIR, `${o.scenario}.xml`));
   args.push('-i', o.ip, '-p', String(o.port), '-mi', o.ip, '-mp', String(o.mediaPort));
-  args.push('-m', String(o.calls), '-nostdin', '-timeout', `${String(o.timeoutS)}s`, '-timeout_error');
+  args.push(
+    '-m',
+    String(o.calls),
+    '-nostdin',
+    '-timeout',
+    `${String(o.timeoutS)}s`,
+    '-timeout_error',
+  );
   args.push('-trace_err', '-error_file', join(o.cwd, `${o.name}.errors.log`));
   args.push('-trace_msg', '-message_file', join(o.cwd, `${o.name}.messages.log`));
   if (o.client !== undefined) {
@@ -510,15 +555,23 @@ export class Capture {
    * Captures loopback UDP matching `filter` into `file`. `markerHost` must match the filter: the
    * marker datagram that `stop()` sends there shows that everything before it reached the file.
    */
-  static async start(t: Teardown, name: string, file: string, filter: string, markerHost: string): Promise<Capture> {
+  static async start(
+    t: Teardown,
+    name: string,
+    file: string,
+    filter: string,
+    markerHost: string,
+  ): Promise<Capture> {
     const args = ['-i', 'lo', '-n', '-U', '--immediate-mode', '-B', '16384', '-w', file];
     if (process.getuid?.() === 0) args.push('-Z', 'root');
     args.push(filter);
     const proc = new Proc(t, name, tool('tcpdump'), args);
     const end = Date.now() + 10_000;
-    while (!/listening on/.test(proc.output())) {
+    while (!proc.output().includes('listening on')) {
       if (!proc.running()) throw new Error(`tcpdump exited at start:\n${proc.tail()}`);
-      if (Date.now() > end) throw new Error(`timeout: tcpdump never started listening:\n${proc.tail()}`);
+      if (Date.now() > end) {
+        throw new Error(`timeout: tcpdump never started listening:\n${proc.tail()}`);
+      }
       await sleep(20);
     }
     return new Capture(proc, file, markerHost);
@@ -529,7 +582,9 @@ export class Capture {
    * the file), stops tcpdump and reads back every IPv4/UDP packet.
    */
   async stop(): Promise<{ packets: Packet[]; dropped: number; complete: boolean }> {
-    const marker = Buffer.from(`rtpproxy-interop-marker-${String(process.pid)}-${String(Date.now())}`);
+    const marker = Buffer.from(
+      `rtpproxy-interop-marker-${String(process.pid)}-${String(Date.now())}`,
+    );
     const socket = dgram.createSocket('udp4');
     socket.on('error', () => undefined);
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -557,7 +612,7 @@ export function readPcap(buf: Buffer): Packet[] {
   if (buf.length < 24) return [];
   const magicLE = buf.readUInt32LE(0);
   let le: boolean;
-  let nano = false;
+  let nano: boolean;
   if (magicLE === 0xa1b2c3d4 || magicLE === 0xa1b23c4d) {
     le = true;
     nano = magicLE === 0xa1b23c4d;
@@ -570,17 +625,25 @@ export function readPcap(buf: Buffer): Packet[] {
   const u32 = (at: number): number => (le ? buf.readUInt32LE(at) : buf.readUInt32BE(at));
   const linktype = u32(20) & 0xffff;
   const out: Packet[] = [];
-  for (let at = 24; at + 16 <= buf.length; ) {
+  for (let at = 24; at + 16 <= buf.length;) {
     const sec = u32(at);
     const frac = u32(at + 4);
     const incl = u32(at + 8);
     const frame = buf.subarray(at + 16, at + 16 + incl);
     at += 16 + incl;
     let ip: Buffer | undefined;
-    if (linktype === 1 && frame.length >= 14 && frame.readUInt16BE(12) === 0x0800) ip = frame.subarray(14);
-    else if (linktype === 113 && frame.length >= 16 && frame.readUInt16BE(14) === 0x0800) ip = frame.subarray(16);
-    else if (linktype === 276 && frame.length >= 20 && frame.readUInt16BE(0) === 0x0800) ip = frame.subarray(20);
-    else if ((linktype === 101 || linktype === 228) && frame.length > 0 && frame[0] !== undefined && frame[0] >> 4 === 4) {
+    if (linktype === 1 && frame.length >= 14 && frame.readUInt16BE(12) === 0x0800) {
+      ip = frame.subarray(14);
+    } else if (linktype === 113 && frame.length >= 16 && frame.readUInt16BE(14) === 0x0800) {
+      ip = frame.subarray(16);
+    } else if (linktype === 276 && frame.length >= 20 && frame.readUInt16BE(0) === 0x0800) {
+      ip = frame.subarray(20);
+    } else if (
+      (linktype === 101 || linktype === 228) &&
+      frame.length > 0 &&
+      frame[0] !== undefined &&
+      frame[0] >> 4 === 4
+    ) {
       ip = frame;
     }
     if (ip === undefined || ip.length < 28 || (ip[0] ?? 0) >> 4 !== 4 || ip[9] !== 17) continue;
@@ -676,7 +739,9 @@ export function parseSip(p: Packet): SipMessage | undefined {
   const cseq = headers.get('cseq')?.[0]?.split(/\s+/)[1] ?? '';
   const status = first[1] === undefined ? undefined : Number(first[1]);
   const method = first[2];
-  const sdp = /application\/sdp/i.test(headers.get('content-type')?.[0] ?? '') ? parseSdp(body) : undefined;
+  const sdp = /application\/sdp/i.test(headers.get('content-type')?.[0] ?? '')
+    ? parseSdp(body)
+    : undefined;
   return {
     ts: p.ts,
     from: `${p.src}:${String(p.sport)}`,
@@ -711,7 +776,9 @@ export const PROMPT_BYTES = 8000;
 /** Writes `n` bytes of a PCMU-like pattern (never 0x00), for SIPp's rtp_stream. */
 export function writeTone(file: string, bytes = 8000): void {
   const buf = Buffer.alloc(bytes);
-  for (let i = 0; i < bytes; i += 1) buf[i] = 0x80 + Math.round(60 * Math.sin((2 * Math.PI * 400 * i) / 8000)) + 1;
+  for (let i = 0; i < bytes; i += 1) {
+    buf[i] = 0x80 + Math.round(60 * Math.sin((2 * Math.PI * 400 * i) / 8000)) + 1;
+  }
   writeFileSync(file, buf);
 }
 

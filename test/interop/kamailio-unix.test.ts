@@ -17,5 +17,15 @@ await runSuite(t, {
   portMin: 48600,
   portMax: 48899,
   concurrentCalls: 20,
-  scenarios: ['basic', 'concurrent', 'reinvite', 'late-offer', 'cancel-early-media', 'rejected', 'manage', 'recording', 'rtpstat'],
+  scenarios: [
+    'basic',
+    'concurrent',
+    'reinvite',
+    'late-offer',
+    'cancel-early-media',
+    'rejected',
+    'manage',
+    'recording',
+    'rtpstat',
+  ],
 });

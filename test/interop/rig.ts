@@ -44,7 +44,11 @@ export interface RigConfig {
   readonly portMin: number;
   readonly portMax: number;
   /** Probe bridge mode (issue 3) with a second daemon on `-l 127.0.0.1/EXTERNAL`. */
-  readonly bridge?: { readonly external: string; readonly portMin: number; readonly portMax: number };
+  readonly bridge?: {
+    readonly external: string;
+    readonly portMin: number;
+    readonly portMax: number;
+  };
   /** Probe playback (issue 5). */
   readonly playback?: boolean;
 }
@@ -119,8 +123,12 @@ export class Rig {
     t.teardown(async () => {
       await running.kamailio?.stop();
       for (const d of running.daemons) await d.stop();
-      if (running.kamailio !== undefined) writeFileSync(join(dir, 'kamailio.log'), running.kamailio.proc.output());
-      for (const d of running.daemons) writeFileSync(join(dir, `${d.proc.name}.log`), d.proc.output());
+      if (running.kamailio !== undefined) {
+        writeFileSync(join(dir, 'kamailio.log'), running.kamailio.proc.output());
+      }
+      for (const d of running.daemons) {
+        writeFileSync(join(dir, `${d.proc.name}.log`), d.proc.output());
+      }
       if (t.passing()) removeDir(dir);
       else t.comment(`interop files kept in ${dir}`);
     });
@@ -172,7 +180,10 @@ export class Rig {
 
     const kamailio = await Kamailio.start(t, `kamailio(${config.name})`, {
       port: await freeUdpPort(DAEMON_IP),
-      rtpproxySock: config.control === 'unix' ? `unix:${unixSocket}` : `udp:${DAEMON_IP}:${String(controlPort)}`,
+      rtpproxySock:
+        config.control === 'unix'
+          ? `unix:${unixSocket}`
+          : `udp:${DAEMON_IP}:${String(controlPort)}`,
       ...(bridgeDaemon === undefined
         ? {}
         : { bridgeSock: `udp:${DAEMON_IP}:${String(bridgeDaemon.options.controlPort)}` }),
@@ -198,7 +209,10 @@ export class Rig {
   /** Runs one scenario: capture on, callee, caller, wait for both, no session left, capture off. */
   async call(t: Test, spec: CallSpec): Promise<CallRun> {
     this.#runs += 1;
-    const dir = join(this.dir, `${String(this.#runs).padStart(2, '0')}-${spec.title.replace(/[^A-Za-z0-9]+/g, '-')}`);
+    const dir = join(
+      this.dir,
+      `${String(this.#runs).padStart(2, '0')}-${spec.title.replace(/[^A-Za-z0-9]+/g, '-')}`,
+    );
     mkdirSync(dir, { recursive: true });
     writeTone(join(dir, 'tone.pcmu'));
     const { uacIp, uasIp } = this.config;
@@ -210,15 +224,29 @@ export class Rig {
     const uasPort = freePortBlock(uasIp, 1);
     const uacMedia = freePortBlock(uacIp, 2 * calls + 4);
     const uasMedia = freePortBlock(uasIp, 2 * calls + 4);
-    const daemon = spec.service.startsWith('bridge') && this.bridgeDaemon !== undefined ? this.bridgeDaemon : this.daemon;
+    const daemon =
+      spec.service.startsWith('bridge') && this.bridgeDaemon !== undefined
+        ? this.bridgeDaemon
+        : this.daemon;
 
     const mark = this.kamailio.mark();
     const before = await daemon.counters('nsess_created', 'npkts_relayed');
-    const hosts = [uacIp, uasIp, ...(this.config.bridge === undefined ? [] : [this.config.bridge.external])];
+    const hosts = [
+      uacIp,
+      uasIp,
+      ...(this.config.bridge === undefined ? [] : [this.config.bridge.external]),
+    ];
     const filter = `udp and (${hosts.map((h) => `host ${h}`).join(' or ')} or port ${String(daemon.options.controlPort)})`;
-    const capture = await Capture.start(t, `tcpdump(${spec.title})`, join(dir, 'wire.pcap'), filter, uacIp);
+    const capture = await Capture.start(
+      t,
+      `tcpdump(${spec.title})`,
+      join(dir, 'wire.pcap'),
+      filter,
+      uacIp,
+    );
 
-    const timeoutS = Math.ceil((holdMs + 3000) / 1000) + Math.ceil(calls / (spec.rate ?? calls)) + 15;
+    const timeoutS =
+      Math.ceil((holdMs + 3000) / 1000) + Math.ceil(calls / (spec.rate ?? calls)) + 15;
     const uas = startSipp(t, {
       name: 'uas',
       scenario: spec.uas,
@@ -304,7 +332,9 @@ async function probePlayback(daemon: RtpproxyDaemon, prompt: string): Promise<st
   await daemon.command(`Uc0 ${cid} ${DAEMON_IP} 9 pb;1`);
   const reply = await daemon.command(`P1 ${cid} ${prompt} session pb;1`);
   await daemon.command(`D ${cid} pb`);
-  return reply === '0' ? undefined : `playback is not available (issue 5): P with a valid PCMU prompt answered ${reply}`;
+  return reply === '0'
+    ? undefined
+    : `playback is not available (issue 5): P with a valid PCMU prompt answered ${reply}`;
 }
 
 /** undefined when `UIE` answers with the external address; otherwise why bridge mode is skipped. */
@@ -368,7 +398,9 @@ export class CallRun {
   readonly rtp: readonly Packet[];
   readonly control: readonly ControlExchange[];
 
-  constructor(fields: Omit<CallRun, 'sip' | 'rtp' | 'control' | 'callIds' | 'view' | 'flows' | 'describe'>) {
+  constructor(
+    fields: Omit<CallRun, 'sip' | 'rtp' | 'control' | 'callIds' | 'view' | 'flows' | 'describe'>,
+  ) {
     this.rig = fields.rig;
     this.spec = fields.spec;
     this.dir = fields.dir;
@@ -420,7 +452,13 @@ export class CallRun {
 
   /** Call-IDs of the INVITEs the caller sent. */
   callIds(): string[] {
-    return [...new Set(this.sip.filter((m) => m.from === this.uacSip && m.method === 'INVITE').map((m) => m.callId))];
+    return [
+      ...new Set(
+        this.sip
+          .filter((m) => m.from === this.uacSip && m.method === 'INVITE')
+          .map((m) => m.callId),
+      ),
+    ];
   }
 
   view(callId: string): CallView {
@@ -429,7 +467,8 @@ export class CallRun {
     const toUas = mine.filter((m) => m.to === this.uasSip);
     const fromUac = mine.filter((m) => m.from === this.uacSip);
     const fromUas = mine.filter((m) => m.from === this.uasSip);
-    const sdps = (list: SipMessage[]): Sdp[] => list.flatMap((m) => (m.sdp === undefined ? [] : [m.sdp]));
+    const sdps = (list: SipMessage[]): Sdp[] =>
+      list.flatMap((m) => (m.sdp === undefined ? [] : [m.sdp]));
     return {
       callId,
       toUac,
@@ -455,7 +494,8 @@ export class CallRun {
         ? []
         : this.rtp.filter(
             (p) =>
-              ep(p.src, p.sport) === ep(src.address, src.port) && ep(p.dst, p.dport) === ep(dst.address, dst.port),
+              ep(p.src, p.sport) === ep(src.address, src.port) &&
+              ep(p.dst, p.dport) === ep(dst.address, dst.port),
           );
     return {
       callerToDaemon: pick(uacMedia, toCaller),
@@ -511,7 +551,11 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
   t.equal(run.uasExit.code, 0, 'the SIPp callee finished every call successfully', diag);
   const ids = run.callIds();
   t.equal(ids.length, expect.calls, `${String(expect.calls)} call(s) on the wire`, diag);
-  t.equal(run.sessionsCreated, expect.calls, 'the daemon created one session per call (G nsess_created)');
+  t.equal(
+    run.sessionsCreated,
+    expect.calls,
+    'the daemon created one session per call (G nsess_created)',
+  );
   t.equal(run.activeAfter, 0, 'the daemon has no session left afterwards (I: active sessions: 0)');
   t.same(run.problems, [], 'Kamailio logged no error');
   t.ok(run.complete, 'the capture holds the whole call (tcpdump wrote the end marker)');
@@ -527,8 +571,15 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
     const calleeAddress = expect.calleeSideAddress ?? DAEMON_IP;
     t.ok(v.sdpToUas.length > 0, `${label}the callee received SDP`, diag);
     for (const sdp of v.sdpToUas) {
-      t.equal(sdp.address, calleeAddress, `${label}the callee's SDP points at the daemon (${calleeAddress})`);
-      t.ok(inWindow(rig, sdp.port, bridge), `${label}the callee's SDP port ${String(sdp.port)} is in the daemon's range`);
+      t.equal(
+        sdp.address,
+        calleeAddress,
+        `${label}the callee's SDP points at the daemon (${calleeAddress})`,
+      );
+      t.ok(
+        inWindow(rig, sdp.port, bridge),
+        `${label}the callee's SDP port ${String(sdp.port)} is in the daemon's range`,
+      );
     }
     if (expect.uasSdpIn !== undefined) {
       t.ok(
@@ -541,8 +592,15 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
     } else {
       t.ok(v.sdpToUac.length > 0, `${label}the caller received SDP`, diag);
       for (const sdp of v.sdpToUac) {
-        t.equal(sdp.address, callerAddress, `${label}the caller's SDP points at the daemon (${callerAddress})`);
-        t.ok(inWindow(rig, sdp.port, bridge), `${label}the caller's SDP port ${String(sdp.port)} is in the daemon's range`);
+        t.equal(
+          sdp.address,
+          callerAddress,
+          `${label}the caller's SDP points at the daemon (${callerAddress})`,
+        );
+        t.ok(
+          inWindow(rig, sdp.port, bridge),
+          `${label}the caller's SDP port ${String(sdp.port)} is in the daemon's range`,
+        );
       }
       if (expect.uacSdpIn !== undefined) {
         t.ok(
@@ -557,7 +615,9 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
     // The ports came from the daemon: they are what it answered to Kamailio's U and L.
     if (rig.config.control === 'udp' && expect.verbs !== undefined) {
       const verbs = v.control.map((c) => c.verb);
-      for (const verb of expect.verbs) t.ok(verbs.includes(verb), `${label}Kamailio sent ${verb}`, { verbs });
+      for (const verb of expect.verbs) {
+        t.ok(verbs.includes(verb), `${label}Kamailio sent ${verb}`, { verbs });
+      }
       const allocated = new Set(
         v.control.flatMap((c) => {
           const m = /^\d+/.exec(c.reply ?? '');
@@ -565,9 +625,13 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
         }),
       );
       for (const sdp of [...v.sdpToUas, ...v.sdpToUac]) {
-        t.ok(allocated.has(sdp.port), `${label}SDP port ${String(sdp.port)} is one the daemon answered to U/L`, {
-          control: v.control,
-        });
+        t.ok(
+          allocated.has(sdp.port),
+          `${label}SDP port ${String(sdp.port)} is one the daemon answered to U/L`,
+          {
+            control: v.control,
+          },
+        );
       }
     }
     if (expect.minPackets > 0) {
@@ -578,7 +642,10 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
         [f.calleeToDaemon, 'callee -> daemon'],
         [f.daemonToCaller, 'daemon -> caller (relayed)'],
       ] as const) {
-        t.ok(list.length >= expect.minPackets, `${label}${what}: ${String(list.length)} RTP packets`);
+        t.ok(
+          list.length >= expect.minPackets,
+          `${label}${what}: ${String(list.length)} RTP packets`,
+        );
       }
       // What the daemon sent on is what it got from the other side, packet for packet. A packet
       // tcpdump dropped (it says how many) cannot be matched, so that many may go unmatched.
@@ -598,7 +665,10 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
   }
   if (expect.minPackets > 0) {
     const want = 2 * expect.minPackets * expect.calls;
-    t.ok(run.relayed >= want, `the daemon counted ${String(run.relayed)} relayed packets (G npkts_relayed)`);
+    t.ok(
+      run.relayed >= want,
+      `the daemon counted ${String(run.relayed)} relayed packets (G npkts_relayed)`,
+    );
   }
   return views;
 }
@@ -633,7 +703,7 @@ export function recordingsOf(
     .map((name) => {
       const file = join(rig.recordDir, name);
       const bytes = statSync(file).size;
-      let payloads: Buffer[] = [];
+      let payloads: Buffer[];
       try {
         payloads = readPcap(readFileSync(file)).map((p) => p.payload);
       } catch {

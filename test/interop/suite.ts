@@ -5,7 +5,15 @@
  */
 import type { Test } from 'tap';
 import { isRtp, PROMPT_BYTE, PROMPT_BYTES, sleep, unavailable } from './harness.ts';
-import { checkCalls, DAEMON_IP, matchRelayed, recordingsOf, Rig, type CallRun, type RigConfig } from './rig.ts';
+import {
+  checkCalls,
+  DAEMON_IP,
+  matchRelayed,
+  recordingsOf,
+  Rig,
+  type CallRun,
+  type RigConfig,
+} from './rig.ts';
 
 /** SIPp streams 50 packets a second; a 2 s call carries about 100 each way. */
 const MIN_PACKETS = 60;
@@ -35,18 +43,33 @@ export async function runSuite(t: Test, config: SuiteConfig): Promise<void> {
   if (why !== undefined) {
     t.comment(`interop suite (${config.name}) cannot run: ${why.reason}`);
     if (why.fatal) t.fail(`interop suite (${config.name}): ${why.reason}`);
-    else await t.test(`Kamailio + SIPp interop over ${config.name}`, { skip: why.reason }, () => undefined);
+    else {
+      await t.test(
+        `Kamailio + SIPp interop over ${config.name}`,
+        { skip: why.reason },
+        () => undefined,
+      );
+    }
     return;
   }
   const started = Date.now();
   const rig = await Rig.start(t, config);
   const kamailioAt = `${DAEMON_IP}:${String(rig.kamailio.port)}`;
-  t.comment(`rig up in ${String(Date.now() - started)} ms: Kamailio on ${kamailioAt}, rtpproxy over ${config.control}`);
+  t.comment(
+    `rig up in ${String(Date.now() - started)} ms: Kamailio on ${kamailioAt}, rtpproxy over ${config.control}`,
+  );
 
-  await t.test('Kamailio accepted the daemon at start-up (V, VF) and logged no error', async (t) => {
-    t.same(rig.kamailio.problemsSince(0), [], 'no ERROR in the Kamailio log');
-    t.same(rig.kamailio.linesSince(0, /rtpproxy.*(disabled|can't|does not respond)/), [], 'rtpproxy never disabled');
-  });
+  await t.test(
+    'Kamailio accepted the daemon at start-up (V, VF) and logged no error',
+    async (t) => {
+      t.same(rig.kamailio.problemsSince(0), [], 'no ERROR in the Kamailio log');
+      t.same(
+        rig.kamailio.linesSince(0, /rtpproxy.*(disabled|can't|does not respond)/),
+        [],
+        'rtpproxy never disabled',
+      );
+    },
+  );
 
   for (const name of config.scenarios) {
     await SCENARIOS[name](t, rig, config);
@@ -76,7 +99,12 @@ async function basicCall(t: Test, rig: Rig, service: string): Promise<CallRun> {
 }
 
 async function reinvite(t: Test, rig: Rig, service: string): Promise<void> {
-  const run = await rig.call(t, { title: `${service} re-INVITE`, service, uac: 'uac-reinvite', uas: 'uas-reinvite' });
+  const run = await rig.call(t, {
+    title: `${service} re-INVITE`,
+    service,
+    uac: 'uac-reinvite',
+    uas: 'uas-reinvite',
+  });
   const [v] = checkCalls(t, run, {
     calls: 1,
     minPackets: MIN_PACKETS,
@@ -87,23 +115,43 @@ async function reinvite(t: Test, rig: Rig, service: string): Promise<void> {
   if (v === undefined) return;
   const invites = v.toUas.filter((m) => m.method === 'INVITE' && m.sdp !== undefined);
   t.equal(invites.length, 2, 'the callee got the INVITE and the re-INVITE, both with SDP');
-  t.equal(new Set(v.sdpToUas.map((s) => s.port)).size, 1, 'the re-INVITE kept the callee on the same daemon port');
+  t.equal(
+    new Set(v.sdpToUas.map((s) => s.port)).size,
+    1,
+    'the re-INVITE kept the callee on the same daemon port',
+  );
   t.equal(v.sdpToUac.length, 2, 'the caller got SDP in both 200 OKs');
-  t.equal(new Set(v.sdpToUac.map((s) => s.port)).size, 1, 'the re-INVITE kept the caller on the same daemon port');
+  t.equal(
+    new Set(v.sdpToUac.map((s) => s.port)).size,
+    1,
+    'the re-INVITE kept the caller on the same daemon port',
+  );
   // Media keeps flowing through the daemon after the re-INVITE.
   const reOk = v.toUac.filter((m) => m.label === '200/INVITE')[1];
   const f = run.flows(v);
   if (reOk !== undefined) {
-    const later = (list: readonly { ts: number }[]): number => list.filter((p) => p.ts > reOk.ts).length;
-    t.ok(later(f.daemonToCallee) >= 30, `daemon -> callee after the re-INVITE: ${String(later(f.daemonToCallee))} packets`);
-    t.ok(later(f.daemonToCaller) >= 30, `daemon -> caller after the re-INVITE: ${String(later(f.daemonToCaller))} packets`);
+    const later = (list: readonly { ts: number }[]): number =>
+      list.filter((p) => p.ts > reOk.ts).length;
+    t.ok(
+      later(f.daemonToCallee) >= 30,
+      `daemon -> callee after the re-INVITE: ${String(later(f.daemonToCallee))} packets`,
+    );
+    t.ok(
+      later(f.daemonToCaller) >= 30,
+      `daemon -> caller after the re-INVITE: ${String(later(f.daemonToCaller))} packets`,
+    );
   } else {
     t.fail('no 200 OK to the re-INVITE reached the caller');
   }
 }
 
 async function lateOffer(t: Test, rig: Rig, service: string): Promise<void> {
-  const run = await rig.call(t, { title: `${service} late offer`, service, uac: 'uac-late', uas: 'uas-late' });
+  const run = await rig.call(t, {
+    title: `${service} late offer`,
+    service,
+    uac: 'uac-late',
+    uas: 'uas-late',
+  });
   const [v] = checkCalls(t, run, {
     calls: 1,
     minPackets: MIN_PACKETS,
@@ -112,12 +160,23 @@ async function lateOffer(t: Test, rig: Rig, service: string): Promise<void> {
     verbs: ['U', 'L', 'D'],
   });
   if (v === undefined) return;
-  t.ok(v.toUas.some((m) => m.method === 'INVITE' && m.body.trim() === ''), 'the callee got the INVITE without SDP');
-  t.ok(v.fromUac.some((m) => m.method === 'ACK' && m.sdp !== undefined), 'the caller answered in the ACK');
+  t.ok(
+    v.toUas.some((m) => m.method === 'INVITE' && m.body.trim() === ''),
+    'the callee got the INVITE without SDP',
+  );
+  t.ok(
+    v.fromUac.some((m) => m.method === 'ACK' && m.sdp !== undefined),
+    'the caller answered in the ACK',
+  );
 }
 
 async function cancelEarlyMedia(t: Test, rig: Rig, service: string): Promise<void> {
-  const run = await rig.call(t, { title: `${service} cancel`, service, uac: 'uac-cancel', uas: 'uas-cancel' });
+  const run = await rig.call(t, {
+    title: `${service} cancel`,
+    service,
+    uac: 'uac-cancel',
+    uas: 'uas-cancel',
+  });
   const [v] = checkCalls(t, run, {
     calls: 1,
     minPackets: MIN_PACKETS,
@@ -126,13 +185,27 @@ async function cancelEarlyMedia(t: Test, rig: Rig, service: string): Promise<voi
     verbs: ['U', 'L', 'D'],
   });
   if (v === undefined) return;
-  t.ok(v.toUas.some((m) => m.method === 'CANCEL'), 'the CANCEL reached the callee');
-  t.ok(v.toUac.some((m) => m.label === '487/INVITE'), 'the caller got 487 Request Terminated');
-  t.notOk(v.toUac.some((m) => m.label === '200/INVITE'), 'the call was never answered');
+  t.ok(
+    v.toUas.some((m) => m.method === 'CANCEL'),
+    'the CANCEL reached the callee',
+  );
+  t.ok(
+    v.toUac.some((m) => m.label === '487/INVITE'),
+    'the caller got 487 Request Terminated',
+  );
+  t.notOk(
+    v.toUac.some((m) => m.label === '200/INVITE'),
+    'the call was never answered',
+  );
 }
 
 async function rejected(t: Test, rig: Rig, service: string): Promise<void> {
-  const run = await rig.call(t, { title: `${service} rejected`, service, uac: 'uac-reject', uas: 'uas-reject' });
+  const run = await rig.call(t, {
+    title: `${service} rejected`,
+    service,
+    uac: 'uac-reject',
+    uas: 'uas-reject',
+  });
   const [v] = checkCalls(t, run, {
     calls: 1,
     minPackets: 0,
@@ -141,7 +214,10 @@ async function rejected(t: Test, rig: Rig, service: string): Promise<void> {
     verbs: ['U', 'D'],
   });
   if (v === undefined) return;
-  t.ok(v.toUac.some((m) => m.label === '486/INVITE'), 'the caller got 486 Busy Here');
+  t.ok(
+    v.toUac.some((m) => m.label === '486/INVITE'),
+    'the caller got 486 Busy Here',
+  );
 }
 
 const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
@@ -163,7 +239,13 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         rate: n,
         holdMs: 5000,
       });
-      checkCalls(t, run, { calls: n, minPackets: 150, uasSdpIn: 'INVITE', uacSdpIn: '200/INVITE', verbs: ['U', 'L', 'D'] });
+      checkCalls(t, run, {
+        calls: n,
+        minPackets: 150,
+        uasSdpIn: 'INVITE',
+        uacSdpIn: '200/INVITE',
+        verbs: ['U', 'L', 'D'],
+      });
       t.equal(run.maxActive, n, `the daemon held ${String(n)} sessions at once (I)`);
     });
   },
@@ -175,9 +257,12 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
   },
 
   'late-offer': async (t, rig) => {
-    await t.test('late offer: no SDP in the INVITE, offer in the 200 OK, answer in the ACK', async (t) => {
-      await lateOffer(t, rig, 'basic');
-    });
+    await t.test(
+      'late offer: no SDP in the INVITE, offer in the 200 OK, answer in the ACK',
+      async (t) => {
+        await lateOffer(t, rig, 'basic');
+      },
+    );
   },
 
   'cancel-early-media': async (t, rig) => {
@@ -214,7 +299,12 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
 
   recording: async (t, rig) => {
     await t.test('start_recording(): a recording with packets appears under -r', async (t) => {
-      const run = await rig.call(t, { title: 'recording', service: 'record', uac: 'uac', uas: 'uas' });
+      const run = await rig.call(t, {
+        title: 'recording',
+        service: 'record',
+        uac: 'uac',
+        uas: 'uas',
+      });
       const [v] = checkCalls(t, run, {
         calls: 1,
         minPackets: MIN_PACKETS,
@@ -262,11 +352,22 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
       if (v === undefined) return;
       const bye = v.toUas.find((m) => m.method === 'BYE');
       const stat = bye?.headers.get('x-rtp-stat')?.[0];
-      t.ok(stat !== undefined, 'the BYE the callee got carries X-RTP-Stat', { headers: bye === undefined ? [] : [...bye.headers] });
+      t.ok(stat !== undefined, 'the BYE the callee got carries X-RTP-Stat', {
+        headers: bye === undefined ? [] : [...bye.headers],
+      });
       const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/.exec(stat ?? '');
-      t.ok(m !== null, `X-RTP-Stat is the Q reply "ttl npkts_ina npkts_ino nrelayed ndropped": ${String(stat)}`);
+      t.ok(
+        m !== null,
+        `X-RTP-Stat is the Q reply "ttl npkts_ina npkts_ino nrelayed ndropped": ${String(stat)}`,
+      );
       if (m !== null) {
-        const [ttl, ina, ino, relayed, dropped] = m.slice(1).map(Number) as [number, number, number, number, number];
+        const [ttl, ina, ino, relayed, dropped] = m.slice(1).map(Number) as [
+          number,
+          number,
+          number,
+          number,
+          number,
+        ];
         t.ok(ttl > 0, `ttl ${String(ttl)}`);
         t.ok(ina >= MIN_PACKETS, `npkts_ina ${String(ina)}`);
         t.ok(ino >= MIN_PACKETS, `npkts_ino ${String(ino)}`);
@@ -274,7 +375,9 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         t.equal(dropped, 0, 'ndropped 0');
       }
       t.ok(
-        rig.kamailio.linesSince(run.kamailioMark, /rtpstat of /).some((line) => line.includes(`${v.callId}: ${String(stat)}`)),
+        rig.kamailio
+          .linesSince(run.kamailioMark, /rtpstat of /)
+          .some((line) => line.includes(`${v.callId}: ${String(stat)}`)),
         'Kamailio logged the $rtpstat value',
       );
     });
@@ -304,7 +407,9 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         const isPrompt = (p: { payload: Buffer }): boolean =>
           p.payload.length > 12 && p.payload.subarray(12).every((b) => b === PROMPT_BYTE);
         const [toHearer, toOther] =
-          hearer === 'caller' ? [f.daemonToCaller, f.daemonToCallee] : [f.daemonToCallee, f.daemonToCaller];
+          hearer === 'caller'
+            ? [f.daemonToCaller, f.daemonToCallee]
+            : [f.daemonToCallee, f.daemonToCaller];
         const prompt = toHearer.filter(isPrompt);
         const audio = prompt.reduce((n, p) => n + p.payload.length - 12, 0);
         // The whole prompt, once (less what tcpdump says it could not capture).
@@ -314,23 +419,37 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         );
         t.equal(toOther.filter(isPrompt).length, 0, 'the other party got none of it');
         const last = prompt.at(-1);
-        const after = last === undefined ? 0 : toHearer.filter((p) => p.ts > last.ts && !isPrompt(p)).length;
-        t.ok(after >= 10, `relaying to the ${hearer} resumed after the prompt (${String(after)} packets)`);
+        const after =
+          last === undefined ? 0 : toHearer.filter((p) => p.ts > last.ts && !isPrompt(p)).length;
+        t.ok(
+          after >= 10,
+          `relaying to the ${hearer} resumed after the prompt (${String(after)} packets)`,
+        );
       });
     }
   },
 
   bridge: async (t, rig, config) => {
     for (const flags of ['ie', 'ei'] as const) {
-      const sides = flags === 'ie' ? 'caller internal, callee external' : 'caller external, callee internal';
+      const sides =
+        flags === 'ie' ? 'caller internal, callee external' : 'caller external, callee internal';
       const title = `bridge mode: rtpproxy_offer/answer("${flags}"), ${sides}`;
       if (rig.bridgeSkip !== undefined || config.bridge === undefined) {
-        await t.test(title, { skip: rig.bridgeSkip ?? 'no bridge addresses configured' }, () => undefined);
+        await t.test(
+          title,
+          { skip: rig.bridgeSkip ?? 'no bridge addresses configured' },
+          () => undefined,
+        );
         continue;
       }
       const external = config.bridge.external;
       await t.test(title, async (t) => {
-        const run = await rig.call(t, { title: `bridge-${flags}`, service: `bridge-${flags}`, uac: 'uac', uas: 'uas' });
+        const run = await rig.call(t, {
+          title: `bridge-${flags}`,
+          service: `bridge-${flags}`,
+          uac: 'uac',
+          uas: 'uas',
+        });
         const [v] = checkCalls(t, run, {
           calls: 1,
           minPackets: MIN_PACKETS,
@@ -340,7 +459,9 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
           callerSideAddress: flags === 'ie' ? DAEMON_IP : external,
           calleeSideAddress: flags === 'ie' ? external : DAEMON_IP,
         });
-        const offers = (v?.control ?? []).filter((c) => c.verb === 'U' || c.verb === 'L').map((c) => c.command);
+        const offers = (v?.control ?? [])
+          .filter((c) => c.verb === 'U' || c.verb === 'L')
+          .map((c) => c.command);
         const mods = flags.toUpperCase();
         t.ok(
           offers.length >= 2 && offers.every((c) => new RegExp(`^[UL]${mods}`).test(c)),

@@ -1,19 +1,28 @@
 import t from 'tap';
 import type { Config } from '../../../src/cli/config-types.ts';
-import { buildConfig, isConfigErrors, needsResolution, type ConfigError } from '../../../src/cli/config.ts';
+import {
+  buildConfig,
+  isConfigErrors,
+  needsResolution,
+  type ConfigError,
+} from '../../../src/cli/config.ts';
 import { parseOptions, type RawOptions } from '../../../src/cli/options.ts';
 
 /** argv -> RawOptions, failing the test on a usage error. */
 function raw(argv: readonly string[]): RawOptions {
   const parsed = parseOptions(argv);
-  if (!parsed.ok) throw new Error(`unexpected usage error for ${JSON.stringify(argv)}: ${parsed.message}`);
+  if (!parsed.ok) {
+    throw new Error(`unexpected usage error for ${JSON.stringify(argv)}: ${parsed.message}`);
+  }
   return parsed.options;
 }
 
 function config(argv: readonly string[]): Config {
   const built = buildConfig(raw(argv));
   if (isConfigErrors(built)) {
-    throw new Error(`unexpected config errors for ${JSON.stringify(argv)}: ${JSON.stringify(built)}`);
+    throw new Error(
+      `unexpected config errors for ${JSON.stringify(argv)}: ${JSON.stringify(built)}`,
+    );
   }
   return built;
 }
@@ -63,12 +72,49 @@ t.test('buildConfig() defaults', async (t) => {
 
 t.test('buildConfig() maps every flag', async (t) => {
   const c = config([
-    '-f', '-b', '-i', '-2', '-P', '-a', '-R', '-F', '-D',
-    '-s', 'udp:127.0.0.1:2000', '-s', 'cunix:/tmp/x.sock',
-    '-T', '30', '-W', '5', '-t', '0', '-r', '/rec', '-S', '/spool',
-    '-n', 'unix:/tmp/n.sock', '-n', 'tcp:127.0.0.1:9999',
-    '-p', '/tmp/p.pid', '-u', 'rtp:media', '-w', '432', '-L', '4096', '-d', 'info:local5',
-    '--nice', '5', '--force_asymmetric', '--no_resolve', '--no_redirect', '--overload_prot',
+    '-f',
+    '-b',
+    '-i',
+    '-2',
+    '-P',
+    '-a',
+    '-R',
+    '-F',
+    '-D',
+    '-s',
+    'udp:127.0.0.1:2000',
+    '-s',
+    'cunix:/tmp/x.sock',
+    '-T',
+    '30',
+    '-W',
+    '5',
+    '-t',
+    '0',
+    '-r',
+    '/rec',
+    '-S',
+    '/spool',
+    '-n',
+    'unix:/tmp/n.sock',
+    '-n',
+    'tcp:127.0.0.1:9999',
+    '-p',
+    '/tmp/p.pid',
+    '-u',
+    'rtp:media',
+    '-w',
+    '432',
+    '-L',
+    '4096',
+    '-d',
+    'info:local5',
+    '--nice',
+    '5',
+    '--force_asymmetric',
+    '--no_resolve',
+    '--no_redirect',
+    '--overload_prot',
   ]);
   t.match(c, {
     foreground: true,
@@ -106,7 +152,10 @@ t.test('buildConfig() maps every flag', async (t) => {
 });
 
 /** Rows: argv, then the fields the config must have. */
-const okCases: ReadonlyArray<readonly [argv: readonly string[], want: Partial<Record<keyof Config, unknown>>]> = [
+const okCases: readonly (readonly [
+  argv: readonly string[],
+  want: Partial<Record<keyof Config, unknown>>,
+])[] = [
   // Port range (protocol.md 4.3).
   [['-m', '23820', '-M', '23823'], { portMin: 23820, portMax: 23822 }],
   [['-m', '35001'], { portMin: 35002, portMax: 64998 }],
@@ -158,8 +207,14 @@ const okCases: ReadonlyArray<readonly [argv: readonly string[], want: Partial<Re
   [['--config', '/etc/rtpproxy.conf', '--dso', 'a.so', '--dso', 'b.so'], {}],
   [['-f', '-s', 'stdio:'], { controlSockets: [{ kind: 'stdio' }] }],
   [['-f', '-s', 'stdioc:'], { controlSockets: [{ kind: 'stdioc' }] }],
-  [['--no_resolve', '-s', 'udp:*:22222'], { controlSockets: [{ kind: 'udp', host: '0.0.0.0', port: 22222 }] }],
-  [['-s', 'udp:localhost:22222'], { controlSockets: [{ kind: 'udp', host: 'localhost', port: 22222 }] }],
+  [
+    ['--no_resolve', '-s', 'udp:*:22222'],
+    { controlSockets: [{ kind: 'udp', host: '0.0.0.0', port: 22222 }] },
+  ],
+  [
+    ['-s', 'udp:localhost:22222'],
+    { controlSockets: [{ kind: 'udp', host: 'localhost', port: 22222 }] },
+  ],
   // Addresses (protocol.md 4.6).
   [['-l', '192.0.2.1'], { bridge: false, addresses: [{ address: '192.0.2.1', family: 4 }] }],
   [['-l', '*'], { addresses: [{ address: '0.0.0.0', family: 4 }] }],
@@ -168,7 +223,10 @@ const okCases: ReadonlyArray<readonly [argv: readonly string[], want: Partial<Re
   [['-6', '*'], { addresses: [{ address: '::', family: 6 }] }],
   [['-6', '2001:db8::1'], { addresses: [{ address: '2001:db8::1', family: 6 }] }],
   [['-l', 'v4@192.0.2.1'], { addresses: [{ address: '192.0.2.1', family: 4, label: 'v4' }] }],
-  [['-l', '192.0.2.1=203.0.113.1'], { addresses: [{ address: '192.0.2.1', family: 4, advertised: '203.0.113.1' }] }],
+  [
+    ['-l', '192.0.2.1=203.0.113.1'],
+    { addresses: [{ address: '192.0.2.1', family: 4, advertised: '203.0.113.1' }] },
+  ],
   [
     ['-l', '192.0.2.1', '-6', 'v6@2001:db8::1'],
     {
@@ -263,8 +321,14 @@ const okCases: ReadonlyArray<readonly [argv: readonly string[], want: Partial<Re
       ],
     },
   ],
-  [['-l', '10.0.0.1/192.0.2.1', '--bridge_symmetric'], { bridge: true, forceAsymmetric: false, bridgeSymmetric: true }],
-  [['-l', '10.0.0.1/192.0.2.1', '--bridge_symmetric', '--force_asymmetric'], { forceAsymmetric: false }],
+  [
+    ['-l', '10.0.0.1/192.0.2.1', '--bridge_symmetric'],
+    { bridge: true, forceAsymmetric: false, bridgeSymmetric: true },
+  ],
+  [
+    ['-l', '10.0.0.1/192.0.2.1', '--bridge_symmetric', '--force_asymmetric'],
+    { forceAsymmetric: false },
+  ],
   [['--bridge_symmetric'], { bridge: false, forceAsymmetric: false, bridgeSymmetric: true }],
   // Host names are kept as given (main.ts resolves them).
   [['-l', 'media.example.com'], { addresses: [{ address: 'media.example.com', family: 4 }] }],
@@ -290,7 +354,7 @@ for (const [argv, want] of okCases) {
 }
 
 /** Rows: argv, then the flag and a pattern of the message of one of the errors. */
-const errorCases: ReadonlyArray<readonly [argv: readonly string[], flag: string, message: RegExp]> = [
+const errorCases: readonly (readonly [argv: readonly string[], flag: string, message: RegExp])[] = [
   // Port range.
   [['-m', '0'], '-m', /between 1 and 65535/],
   [['-m', '65536'], '-m', /between 1 and 65535/],
@@ -355,7 +419,11 @@ const errorCases: ReadonlyArray<readonly [argv: readonly string[], flag: string,
   [['-l', 'a@192.0.2.1', '-6', 'a@::1'], '-6', /label "a" is used twice/],
   [['-l', '@192.0.2.1'], '-l', /label .* empty/],
   [['-l', '192.0.2.1=', '-l', 'x@192.0.2.2'], '-l', /advertised .* empty/],
-  [['-l', '192.0.2.1', '-l', 'x@192.0.2.2/192.0.2.3'], '-l', /only the first -l address can have the bridge form/],
+  [
+    ['-l', '192.0.2.1', '-l', 'x@192.0.2.2/192.0.2.3'],
+    '-l',
+    /only the first -l address can have the bridge form/,
+  ],
   // Bridge mode.
   [['-l', '10.0.0.1/'], '-l', /empty/],
   [['-l', '/192.0.2.1'], '-l/-6', /exactly two addresses/],
@@ -401,7 +469,10 @@ t.test('needsResolution() flags host names only', async (t) => {
 });
 
 /** Rows for the command-line layer (getopt rules, decimal integers). */
-const parseOk: ReadonlyArray<readonly [argv: readonly string[], want: Partial<Record<keyof RawOptions, unknown>>]> = [
+const parseOk: readonly (readonly [
+  argv: readonly string[],
+  want: Partial<Record<keyof RawOptions, unknown>>,
+])[] = [
   [['-T60'], { ttl: 60 }],
   [['-T', '60'], { ttl: 60 }],
   [['-fT', '5'], { foreground: true, ttl: 5 }],
@@ -447,7 +518,7 @@ for (const [argv, want] of parseOk) {
   });
 }
 
-const parseErrors: ReadonlyArray<readonly [argv: readonly string[], message: RegExp]> = [
+const parseErrors: readonly (readonly [argv: readonly string[], message: RegExp])[] = [
   [['-x'], /unknown option '-x'/],
   [['-h'], /unknown option '-h'/],
   [['--help'], /unknown option '--help'/],

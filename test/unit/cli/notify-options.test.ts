@@ -15,7 +15,19 @@ function errors(argv: readonly string[]): string[] {
 }
 
 t.test('-n values are validated at start-up', async (t) => {
-  t.same(errors(['-n', 'unix:/run/n.sock', '-n', '/run/m.sock', '-n', 'tcp:127.0.0.1:9999', '-n', 'tcp:%%CC_SELF%%:9999']), []);
+  t.same(
+    errors([
+      '-n',
+      'unix:/run/n.sock',
+      '-n',
+      '/run/m.sock',
+      '-n',
+      'tcp:127.0.0.1:9999',
+      '-n',
+      'tcp:%%CC_SELF%%:9999',
+    ]),
+    [],
+  );
   t.match(errors(['-n', 'tcp:127.0.0.1']), [/^-n: .*tcp:HOST:PORT/]);
   t.match(errors(['-n', 'udp:127.0.0.1:9']), [/^-n: .*stream sockets/]);
   t.match(errors(['-n', 'tcp:proxy.example:9', '--no_resolve']), [/^-n: .*--no_resolve/]);
@@ -29,8 +41,14 @@ t.test('--kamailio_notify is off by default and needs a -n target', async (t) =>
   const on = build(['-n', 'tcp:127.0.0.1:9', '--kamailio_notify']);
   t.equal(!isConfigErrors(on) && on.kamailioNotify, true);
   const abbreviated = build(['-n', 'tcp:127.0.0.1:9', '--kam']);
-  t.equal(!isConfigErrors(abbreviated) && abbreviated.kamailioNotify, true, 'getopt_long abbreviation');
-  t.match(errors(['--kamailio_notify']), [/^--kamailio_notify: needs a timeout notification target/]);
+  t.equal(
+    !isConfigErrors(abbreviated) && abbreviated.kamailioNotify,
+    true,
+    'getopt_long abbreviation',
+  );
+  t.match(errors(['--kamailio_notify']), [
+    /^--kamailio_notify: needs a timeout notification target/,
+  ]);
   const arg = parseOptions(['--kamailio_notify=1']);
   t.equal(arg.ok, false, 'takes no argument');
 });

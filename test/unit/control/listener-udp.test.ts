@@ -1,9 +1,10 @@
 import t from 'tap';
 import { splitCookie } from '../../../src/control/listener-udp.ts';
 
-const cases: ReadonlyArray<
-  readonly [datagram: string, want: { cookie: string; line: string } | undefined]
-> = [
+const cases: readonly (readonly [
+  datagram: string,
+  want: { cookie: string; line: string } | undefined,
+])[] = [
   ['', undefined],
   [' \t\r\n', undefined],
   ['c1 V', { cookie: 'c1', line: 'V' }],

@@ -9,26 +9,64 @@ const SOCKETS = new Set(['tcp:127.0.0.1:9999', 'unix:/run/n.sock', '/run/n.sock'
 const OFF: ParseContext = { bridge: false, hasIpv6: false, labels: new Set() };
 const ON: ParseContext = { ...OFF, kamailioNotify: (s) => SOCKETS.has(s) };
 
-type Want = { readonly e: number } | { readonly tag2?: string; readonly notify?: { socket: string; tag: string } };
+type Want =
+  | { readonly e: number }
+  | { readonly tag2?: string; readonly notify?: { socket: string; tag: string } };
 
-const cases: ReadonlyArray<readonly [line: string, ctx: ParseContext, want: Want]> = [
+const cases: readonly (readonly [line: string, ctx: ParseContext, want: Want])[] = [
   // The reference's forms, the same with or without the switch.
-  ['U c 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999 T42', OFF, { tag2: 'tt;1', notify: { socket: 'tcp:127.0.0.1:9999', tag: 'T42' } }],
-  ['U c 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999 T42', ON, { tag2: 'tt;1', notify: { socket: 'tcp:127.0.0.1:9999', tag: 'T42' } }],
-  ['U c 192.0.2.1 4000 ft;1 /run/n.sock my%20tag%2Bx', ON, { notify: { socket: '/run/n.sock', tag: 'my tag+x' } }],
+  [
+    'U c 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999 T42',
+    OFF,
+    { tag2: 'tt;1', notify: { socket: 'tcp:127.0.0.1:9999', tag: 'T42' } },
+  ],
+  [
+    'U c 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999 T42',
+    ON,
+    { tag2: 'tt;1', notify: { socket: 'tcp:127.0.0.1:9999', tag: 'T42' } },
+  ],
+  [
+    'U c 192.0.2.1 4000 ft;1 /run/n.sock my%20tag%2Bx',
+    ON,
+    { notify: { socket: '/run/n.sock', tag: 'my tag+x' } },
+  ],
   ['U c 192.0.2.1 4000 ft;1 /run/n.sock bad%2', ON, { e: 10 }],
   ['U c 192.0.2.1 4000 ft;1 tt;1', ON, { tag2: 'tt;1' }],
   // Kamailio 5.8+, no To tag: `T1 SOCKET;TAG` in the T2 slot.
-  ['U c 192.0.2.1 4000 ft;1 tcp:127.0.0.1:9999;dlg%3A1', OFF, { tag2: 'tcp:127.0.0.1:9999;dlg%3A1' }],
-  ['U c 192.0.2.1 4000 ft;1 tcp:127.0.0.1:9999;dlg%3A1', ON, { notify: { socket: 'tcp:127.0.0.1:9999', tag: 'dlg:1' } }],
-  ['U c 192.0.2.1 4000 ft;1 unix:/run/n.sock;50%', ON, { notify: { socket: 'unix:/run/n.sock', tag: '50%' } }],
-  ['U c 192.0.2.1 4000 ft;1 unix:/run/n.sock;', ON, { notify: { socket: 'unix:/run/n.sock', tag: '' } }],
+  [
+    'U c 192.0.2.1 4000 ft;1 tcp:127.0.0.1:9999;dlg%3A1',
+    OFF,
+    { tag2: 'tcp:127.0.0.1:9999;dlg%3A1' },
+  ],
+  [
+    'U c 192.0.2.1 4000 ft;1 tcp:127.0.0.1:9999;dlg%3A1',
+    ON,
+    { notify: { socket: 'tcp:127.0.0.1:9999', tag: 'dlg:1' } },
+  ],
+  [
+    'U c 192.0.2.1 4000 ft;1 unix:/run/n.sock;50%',
+    ON,
+    { notify: { socket: 'unix:/run/n.sock', tag: '50%' } },
+  ],
+  [
+    'U c 192.0.2.1 4000 ft;1 unix:/run/n.sock;',
+    ON,
+    { notify: { socket: 'unix:/run/n.sock', tag: '' } },
+  ],
   ['U c 192.0.2.1 4000 ft;1 tcp:127.0.0.1:8888;x', ON, { tag2: 'tcp:127.0.0.1:8888;x' }],
   ['U c 192.0.2.1 4000 ft;1 tt;1', ON, { tag2: 'tt;1' }],
   ['L c 192.0.2.1 4000 ft;1 tcp:127.0.0.1:9999;x', ON, { tag2: 'tcp:127.0.0.1:9999;x' }],
   // Kamailio before 5.8, with a To tag: `T1 T2 SOCKET`.
-  ['U c@h 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999', OFF, { notify: { socket: 'tt;1', tag: 'tcp:127.0.0.1:9999' } }],
-  ['U c@h 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999', ON, { tag2: 'tt;1', notify: { socket: 'tcp:127.0.0.1:9999', tag: 'c@h ft;1 tt;1' } }],
+  [
+    'U c@h 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999',
+    OFF,
+    { notify: { socket: 'tt;1', tag: 'tcp:127.0.0.1:9999' } },
+  ],
+  [
+    'U c@h 192.0.2.1 4000 ft;1 tt;1 tcp:127.0.0.1:9999',
+    ON,
+    { tag2: 'tt;1', notify: { socket: 'tcp:127.0.0.1:9999', tag: 'c@h ft;1 tt;1' } },
+  ],
   ['U c 192.0.2.1 4000 ft;1 tt;1 %%x', OFF, { e: 10 }],
 ];
 

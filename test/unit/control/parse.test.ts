@@ -8,7 +8,7 @@ const BRIDGE: ParseContext = { bridge: true, hasIpv6: true, labels: new Set(['pu
 
 type Want = { readonly e: number } | Readonly<Record<string, unknown>>;
 
-const cases: ReadonlyArray<readonly [line: string, want: Want, ctx?: ParseContext]> = [
+const cases: readonly (readonly [line: string, want: Want, ctx?: ParseContext])[] = [
   ['', { e: 5 }],
   [' \t\r\n', { e: 5 }],
   ['V\0', { e: 5 }],
@@ -23,10 +23,23 @@ const cases: ReadonlyArray<readonly [line: string, want: Want, ctx?: ParseContex
   ['U', { e: 1 }],
   ['U c 1.2.3.4 5 a b c d e', { e: 1 }],
   ['Ux c1 192.0.2.1 5000 ft', { e: 35 }],
-  ['U c1 192.0.2.1 5000 ft', { op: 'update', ref: { callId: 'c1', tag1: 'ft' }, remote: { kind: 'address', address: '192.0.2.1', port: 5000, family: 4 } }],
+  [
+    'U c1 192.0.2.1 5000 ft',
+    {
+      op: 'update',
+      ref: { callId: 'c1', tag1: 'ft' },
+      remote: { kind: 'address', address: '192.0.2.1', port: 5000, family: 4 },
+    },
+  ],
   ['U c1 192.0.2.1 5000 ft tt', { op: 'update', ref: { callId: 'c1', tag1: 'ft', tag2: 'tt' } }],
-  ['U c1 192.0.2.1 5000 ft sock tag%20x', { op: 'update', ref: { callId: 'c1', tag1: 'ft' }, notify: { socket: 'sock', tag: 'tag x' } }],
-  ['U c1 192.0.2.1 5000 ft tt sock a+b', { op: 'update', ref: { tag2: 'tt' }, notify: { socket: 'sock', tag: 'a b' } }],
+  [
+    'U c1 192.0.2.1 5000 ft sock tag%20x',
+    { op: 'update', ref: { callId: 'c1', tag1: 'ft' }, notify: { socket: 'sock', tag: 'tag x' } },
+  ],
+  [
+    'U c1 192.0.2.1 5000 ft tt sock a+b',
+    { op: 'update', ref: { tag2: 'tt' }, notify: { socket: 'sock', tag: 'a b' } },
+  ],
   ['U c1 192.0.2.1 5000 ft sock %zz', { e: 10 }],
   ['U c1 0.0.0.0 5000 ft', { remote: { kind: 'hold' } }],
   ['U c1 1.2 3 ft', { remote: { kind: 'ignored' } }],
@@ -50,16 +63,33 @@ const cases: ReadonlyArray<readonly [line: string, want: Want, ctx?: ParseContex
   ['Un c1 192.0.2.1 5000 ft', { modifiers: { newPorts: true } }],
   ['Uie c1 192.0.2.1 5000 ft', { e: 12 }],
   ['Uei c1 192.0.2.1 5000 ft', { e: 11 }],
-  ['UIE c1 192.0.2.1 5000 ft', { modifiers: { local: { kind: 'interfaces', first: 'i', second: 'e' } } }, BRIDGE],
+  [
+    'UIE c1 192.0.2.1 5000 ft',
+    { modifiers: { local: { kind: 'interfaces', first: 'i', second: 'e' } } },
+    BRIDGE,
+  ],
   ['Uiei c1 192.0.2.1 5000 ft', { e: 12 }, BRIDGE],
-  ['Ul10.0.0.1c0,8 c1 192.0.2.1 5000 ft', { modifiers: { local: { kind: 'address', address: '10.0.0.1' }, codecs: [0, 8] } }],
-  ['Ul[::1] c1 192.0.2.1 5000 ft', { modifiers: { local: { kind: 'address', address: '::1', family: 6 } } }],
-  ['Ul{pub} c1 192.0.2.1 5000 ft', { modifiers: { local: { kind: 'label', label: 'pub' } } }, BRIDGE],
+  [
+    'Ul10.0.0.1c0,8 c1 192.0.2.1 5000 ft',
+    { modifiers: { local: { kind: 'address', address: '10.0.0.1' }, codecs: [0, 8] } },
+  ],
+  [
+    'Ul[::1] c1 192.0.2.1 5000 ft',
+    { modifiers: { local: { kind: 'address', address: '::1', family: 6 } } },
+  ],
+  [
+    'Ul{pub} c1 192.0.2.1 5000 ft',
+    { modifiers: { local: { kind: 'label', label: 'pub' } } },
+    BRIDGE,
+  ],
   ['Ul{nope} c1 192.0.2.1 5000 ft', { e: 31 }, BRIDGE],
   ['Ul{pub c1 192.0.2.1 5000 ft', { e: 15 }, BRIDGE],
   ['Ul c1 192.0.2.1 5000 ft', { e: 15 }],
   ['Ul999.1.1.1 c1 192.0.2.1 5000 ft', { e: 31 }],
-  ['Ur10.0.0.1 c1 192.0.2.1 5000 ft', { modifiers: { local: { kind: 'route', address: '10.0.0.1' } } }],
+  [
+    'Ur10.0.0.1 c1 192.0.2.1 5000 ft',
+    { modifiers: { local: { kind: 'route', address: '10.0.0.1' } } },
+  ],
   ['Ur{x} c1 192.0.2.1 5000 ft', { e: 16 }],
   ['Ur[1:2:3:4:5] c1 192.0.2.1 5000 ft', { e: 32 }],
   ['L c1 192.0.2.1 5000 ft', { op: 'lookup' }],
@@ -76,7 +106,10 @@ const cases: ReadonlyArray<readonly [line: string, want: Want, ctx?: ParseContex
   ['Rs c1 ft', { op: 'record', single: true }],
   ['Rp c1 ft', { e: 6 }],
   ['Rx c1 ft', { e: 7 }],
-  ['Csp c1 udp:127.0.0.1:9 ft', { op: 'copy', single: true, replyPort: true, target: 'udp:127.0.0.1:9' }],
+  [
+    'Csp c1 udp:127.0.0.1:9 ft',
+    { op: 'copy', single: true, replyPort: true, target: 'udp:127.0.0.1:9' },
+  ],
   ['Cx c1 t ft', { e: 7 }],
   ['Na c1 ft', { op: 'stop-record', bothLegs: true }],
   ['Nab c1 ft', { e: 6 }],
@@ -85,7 +118,16 @@ const cases: ReadonlyArray<readonly [line: string, want: Want, ctx?: ParseContex
   ['Qv c1 ft tt ttl nrelayed', { op: 'query', names: ['ttl', 'nrelayed'], verbose: true }],
   ['Qx c1 ft tt', { op: 'query', badModifier: true }],
   ['Q c1 ft tt 1 2 3 4 5 6 7 8 9 10 11 12', { e: 1 }],
-  ['Q c1 ft tt && D && S ttl=5 && Sr tos=184', { subcommands: [{ op: 'delete' }, { op: 'set-ttl', seconds: 5 }, { op: 'set-tos', reverse: true, tos: 184 }] }],
+  [
+    'Q c1 ft tt && D && S ttl=5 && Sr tos=184',
+    {
+      subcommands: [
+        { op: 'delete' },
+        { op: 'set-ttl', seconds: 5 },
+        { op: 'set-tos', reverse: true, tos: 184 },
+      ],
+    },
+  ],
   ['Q c1 ft tt && S ttl=0', { e: 3 }],
   ['Q c1 ft && L 1.2.3.4 5', { e: 3 }],
   ['U c1 1.2.3.4 5 ft tt && L 1.2.3.4 6', { subcommands: [{ op: 'lookup', remote: { port: 6 } }] }],
@@ -108,28 +150,67 @@ const cases: ReadonlyArray<readonly [line: string, want: Want, ctx?: ParseContex
 ];
 
 for (const [line, want, ctx] of cases) {
-  t.test(`parseCommand(${JSON.stringify(line.length > 60 ? `${line.slice(0, 60)}…` : line)})`, async (t) => {
-    const got = parseCommand(line, ctx ?? PLAIN);
-    if ('e' in want) {
-      t.equal(got.ok, false);
-      if (!got.ok) t.equal(ECODES[got.ecode].code, want.e);
-    } else {
-      t.equal(got.ok, true, JSON.stringify(got));
-      if (got.ok) t.match(got.command, want);
-    }
-  });
+  t.test(
+    `parseCommand(${JSON.stringify(line.length > 60 ? `${line.slice(0, 60)}…` : line)})`,
+    async (t) => {
+      const got = parseCommand(line, ctx ?? PLAIN);
+      if ('e' in want) {
+        t.equal(got.ok, false);
+        if (!got.ok) t.equal(ECODES[got.ecode].code, want.e);
+      } else {
+        t.equal(got.ok, true, JSON.stringify(got));
+        if (got.ok) t.match(got.command, want);
+      }
+    },
+  );
 }
 
-t.test('parseCommand() never throws and always answers a Command or a registered E-code', async (t) => {
-  const dictionary = fc.constantFrom('U', 'Uc0,8', 'Lei', 'D', 'Dw', 'Q', 'Qv', 'P-1', 'R', 'Cs', 'N', 'G', 'I', 'V', 'VF', 'X', '&&', 'c1', 'ft;1', 'tt', '127.0.0.1', '::1', '5000', 'session', 'udp:1.2.3.4:5');
-  const token = fc.oneof(dictionary, fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 8 }));
-  const line = fc.array(token, { maxLength: 30 }).map((tokens) => tokens.join(' '));
-  fc.assert(
-    fc.property(line, fc.constantFrom(PLAIN, BRIDGE), (l, ctx) => {
-      const result = parseCommand(l, ctx);
-      return result.ok ? typeof result.command.op === 'string' : ECODES[result.ecode] !== undefined;
-    }),
-    { numRuns: 3000 },
-  );
-  t.pass('3000 random lines parsed');
-});
+t.test(
+  'parseCommand() never throws and always answers a Command or a registered E-code',
+  async (t) => {
+    const dictionary = fc.constantFrom(
+      'U',
+      'Uc0,8',
+      'Lei',
+      'D',
+      'Dw',
+      'Q',
+      'Qv',
+      'P-1',
+      'R',
+      'Cs',
+      'N',
+      'G',
+      'I',
+      'V',
+      'VF',
+      'X',
+      '&&',
+      'c1',
+      'ft;1',
+      'tt',
+      '127.0.0.1',
+      '::1',
+      '5000',
+      'session',
+      'udp:1.2.3.4:5',
+    );
+    const token = fc.oneof(
+      dictionary,
+      fc.string({ maxLength: 12 }),
+      fc.string({ unit: 'binary', maxLength: 8 }),
+    );
+    const line = fc.array(token, { maxLength: 30 }).map((tokens) => tokens.join(' '));
+    fc.assert(
+      fc.property(line, fc.constantFrom(PLAIN, BRIDGE), (l, ctx) => {
+        const result = parseCommand(l, ctx);
+        return result.ok
+          ? typeof result.command.op === 'string'
+          : // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the property under test
+            ECODES[result.ecode] !== undefined;
+      }),
+      { numRuns: 3000 },
+    );
+    t.pass('3000 random lines parsed');
+  },
+);

@@ -5,7 +5,7 @@ import {
   parseSocketSpec,
 } from '../../../src/control/socket-spec.ts';
 
-const ok: ReadonlyArray<readonly [text: string, want: object]> = [
+const ok: readonly (readonly [text: string, want: object])[] = [
   ['unix:/var/run/rtpproxy.sock', { kind: 'unix', path: '/var/run/rtpproxy.sock' }],
   ['/var/run/rtpproxy.sock', { kind: 'unix', path: '/var/run/rtpproxy.sock' }],
   ['relative.sock', { kind: 'unix', path: 'relative.sock' }],
@@ -36,7 +36,7 @@ for (const [text, want] of ok) {
   });
 }
 
-const bad: ReadonlyArray<readonly [text: string, match: RegExp]> = [
+const bad: readonly (readonly [text: string, match: RegExp])[] = [
   ['udp:127.0.0.1:65536', /bad port/],
   // The last colon splits, so this is host ":" port 1, which is no address (the reference fails too).
   ['udp6:::1', /bad IPv6 address ":"/],

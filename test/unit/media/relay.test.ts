@@ -34,7 +34,12 @@ function setup(now: { ms: number }) {
   return { stats, l0, l1, touched };
 }
 
-const rinfo = (address: string, port: number): dgram.RemoteInfo => ({ address, port, family: 'IPv4', size: 0 });
+const rinfo = (address: string, port: number): dgram.RemoteInfo => ({
+  address,
+  port,
+  family: 'IPv4',
+  size: 0,
+});
 const rtp = (ssrc: number, seq: number): Buffer => {
   const b = Buffer.alloc(20);
   b[0] = 0x80;
@@ -48,7 +53,11 @@ t.test('relayStream latches on the first source and relays out of the peer', asy
   const { l0, l1, stats } = setup(now);
   l0.rtp.prefill('10.0.0.2', 4000);
   l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5000));
-  t.same(l0.socket.sent.map((s) => [s.address, s.port]), [['10.0.0.2', 4000]], 'sent from leg 0 to its peer');
+  t.same(
+    l0.socket.sent.map((s) => [s.address, s.port]),
+    [['10.0.0.2', 4000]],
+    'sent from leg 0 to its peer',
+  );
   t.equal(l1.rtp.remoteAddress, '10.0.0.1');
   t.ok(l1.rtp.latched);
   l1.socket.emit('message', rtp(2, 5000), rinfo('10.0.0.9', 5000));
@@ -58,42 +67,56 @@ t.test('relayStream latches on the first source and relays out of the peer', asy
   t.equal(stats.npktsRelayed, 2);
 });
 
-t.test('relayStream: a pre-fill opens a 10 s window in which a new source may take over', async (t) => {
-  const now = { ms: 100_000 };
-  const { l1 } = setup(now);
-  l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5000));
-  l1.rtp.prefill('10.0.0.1', 5002);
-  t.equal(l1.rtp.remoteAddress, '10.0.0.1');
-  t.equal(l1.rtp.remotePort, 5000, 'an address learnt from packets is not moved by signalling');
-  now.ms += 5000;
-  l1.socket.emit('message', rtp(3, 900), rinfo('10.0.0.3', 7000));
-  t.equal(l1.rtp.remotePort, 7000, 'accepted within the window');
-  now.ms += 20_000;
-  l1.socket.emit('message', rtp(4, 1), rinfo('10.0.0.4', 7000));
-  t.equal(l1.rtp.remotePort, 7000, 'refused after the window');
-});
+t.test(
+  'relayStream: a pre-fill opens a 10 s window in which a new source may take over',
+  async (t) => {
+    const now = { ms: 100_000 };
+    const { l1 } = setup(now);
+    l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5000));
+    l1.rtp.prefill('10.0.0.1', 5002);
+    t.equal(l1.rtp.remoteAddress, '10.0.0.1');
+    t.equal(l1.rtp.remotePort, 5000, 'an address learnt from packets is not moved by signalling');
+    now.ms += 5000;
+    l1.socket.emit('message', rtp(3, 900), rinfo('10.0.0.3', 7000));
+    t.equal(l1.rtp.remotePort, 7000, 'accepted within the window');
+    now.ms += 20_000;
+    l1.socket.emit('message', rtp(4, 1), rinfo('10.0.0.4', 7000));
+    t.equal(l1.rtp.remotePort, 7000, 'refused after the window');
+  },
+);
 
-t.test('relayStream: random packets from random sources never throw and the counters add up', async (t) => {
-  const packet = fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a));
-  const source = fc.record({ address: fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'), port: fc.integer({ min: 1, max: 4 }) });
-  fc.assert(
-    fc.property(fc.array(fc.tuple(fc.boolean(), packet, source, fc.integer({ min: 0, max: 20_000 })), { maxLength: 60 }), (events) => {
-      const now = { ms: 0 };
-      const { l0, l1, stats } = setup(now);
-      for (const [toLeg1, data, src, dt] of events) {
-        now.ms += dt;
-        (toLeg1 ? l1 : l0).socket.emit('message', data, rinfo(src.address, src.port));
-      }
-      const accepted = l0.rtp.npktsIn + l1.rtp.npktsIn;
-      const refused = l0.rtp.nignored + l1.rtp.nignored;
-      return (
-        stats.npktsRcvd === events.length &&
-        accepted + refused === events.length &&
-        stats.npktsRelayed + l0.rtp.ndropped + l1.rtp.ndropped === accepted &&
-        stats.npktsRelayed === l0.socket.sent.length + l1.socket.sent.length
-      );
-    }),
-    { numRuns: 500 },
-  );
-  t.pass('500 random packet sequences');
-});
+t.test(
+  'relayStream: random packets from random sources never throw and the counters add up',
+  async (t) => {
+    const packet = fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a));
+    const source = fc.record({
+      address: fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3'),
+      port: fc.integer({ min: 1, max: 4 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), packet, source, fc.integer({ min: 0, max: 20_000 })), {
+          maxLength: 60,
+        }),
+        (events) => {
+          const now = { ms: 0 };
+          const { l0, l1, stats } = setup(now);
+          for (const [toLeg1, data, src, dt] of events) {
+            now.ms += dt;
+            (toLeg1 ? l1 : l0).socket.emit('message', data, rinfo(src.address, src.port));
+          }
+          const accepted = l0.rtp.npktsIn + l1.rtp.npktsIn;
+          const refused = l0.rtp.nignored + l1.rtp.nignored;
+          return (
+            stats.npktsRcvd === events.length &&
+            accepted + refused === events.length &&
+            stats.npktsRelayed + l0.rtp.ndropped + l1.rtp.ndropped === accepted &&
+            stats.npktsRelayed === l0.socket.sent.length + l1.socket.sent.length
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+    t.pass('500 random packet sequences');
+  },
+);

@@ -22,7 +22,11 @@ function rtp(spec: PacketSpec): Buffer {
 }
 
 /** Feeds packets with the given sequence numbers, 20 ms apart and perfectly paced. */
-function feed(stats: RtpStats, seqs: readonly number[], opts: { ssrc?: number; startMs?: number } = {}): void {
+function feed(
+  stats: RtpStats,
+  seqs: readonly number[],
+  opts: { ssrc?: number; startMs?: number } = {},
+): void {
   let at = opts.startMs ?? 1000;
   for (const seq of seqs) {
     stats.update(rtp({ seq, ssrc: opts.ssrc ?? 0x1234 }), at);
@@ -30,7 +34,8 @@ function feed(stats: RtpStats, seqs: readonly number[], opts: { ssrc?: number; s
   }
 }
 
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 function counters(s: RtpStats): Record<string, number> {
   return { nsent: s.nsent, nrcvd: s.nrcvd, ndups: s.ndups, nlost: s.nlost, perrs: s.perrs };
@@ -91,11 +96,14 @@ t.test('rtpStats.update() follows the sequence wrap at 65535 -> 0', async (t) =>
   t.equal(s.ndups, 2, 'duplicates on both sides of the wrap');
 });
 
-t.test('rtpStats.update() handles a wrap with the first packet at 0 and a late 65535', async (t) => {
-  const s = new RtpStats();
-  feed(s, [0, 65535, 1]);
-  t.same(counters(s), { nsent: 3, nrcvd: 3, ndups: 0, nlost: 0, perrs: 0 });
-});
+t.test(
+  'rtpStats.update() handles a wrap with the first packet at 0 and a late 65535',
+  async (t) => {
+    const s = new RtpStats();
+    feed(s, [0, 65535, 1]);
+    t.same(counters(s), { nsent: 3, nrcvd: 3, ndups: 0, nlost: 0, perrs: 0 });
+  },
+);
 
 t.test('rtpStats.update() keeps counting across many wraps', async (t) => {
   const s = new RtpStats();
@@ -122,11 +130,14 @@ t.test('rtpStats.update() restarts tracking on a confirmed sequence jump', async
   t.same(counters(s), { nsent: 5 + 5, nrcvd: 9, ndups: 0, nlost: 1, perrs: 0 });
 });
 
-t.test('rtpStats.update() counts a lone stray packet once without breaking the stream', async (t) => {
-  const s = new RtpStats();
-  feed(s, [1, 2, 3, 40000, 4, 5, 6]);
-  t.same(counters(s), { nsent: 7, nrcvd: 7, ndups: 0, nlost: 0, perrs: 0 });
-});
+t.test(
+  'rtpStats.update() counts a lone stray packet once without breaking the stream',
+  async (t) => {
+    const s = new RtpStats();
+    feed(s, [1, 2, 3, 40000, 4, 5, 6]);
+    t.same(counters(s), { nsent: 7, nrcvd: 7, ndups: 0, nlost: 0, perrs: 0 });
+  },
+);
 
 t.test('rtpStats.update() counts garbage as perrs only', async (t) => {
   const s = new RtpStats();
@@ -162,20 +173,23 @@ t.test('rtpStats.update() jitter uses the payload clock rate', async (t) => {
   t.equal(s.jlast, (40 * 90 - 3000) / 16);
 });
 
-t.test('rtpStats.update() jitter is non-zero for wobbling arrivals and survives ts wrap', async (t) => {
-  const s = new RtpStats();
-  let at = 0;
-  for (let i = 0; i < 40; i++) {
-    at += i % 2 === 0 ? 15 : 25;
-    s.update(rtp({ seq: i, ts: (0xffffff00 + i * 160) >>> 0 }), at);
-  }
-  t.ok(s.jlast > 0);
-  t.ok(s.jmax >= s.jlast);
-  t.ok(s.javg > 0 && s.javg <= s.jmax);
-  // |D| is 40 every packet, so the estimate converges towards 40 from below.
-  t.ok(s.jmax < 40 && s.jmax > 35, `jmax ${String(s.jmax)}`);
-  t.equal(s.longestIpi, 0.025);
-});
+t.test(
+  'rtpStats.update() jitter is non-zero for wobbling arrivals and survives ts wrap',
+  async (t) => {
+    const s = new RtpStats();
+    let at = 0;
+    for (let i = 0; i < 40; i++) {
+      at += i % 2 === 0 ? 15 : 25;
+      s.update(rtp({ seq: i, ts: (0xffffff00 + i * 160) >>> 0 }), at);
+    }
+    t.ok(s.jlast > 0);
+    t.ok(s.jmax >= s.jlast);
+    t.ok(s.javg > 0 && s.javg <= s.jmax);
+    // |D| is 40 every packet, so the estimate converges towards 40 from below.
+    t.ok(s.jmax < 40 && s.jmax > 35, `jmax ${String(s.jmax)}`);
+    t.equal(s.longestIpi, 0.025);
+  },
+);
 
 t.test('rtpStats.update() restarts jitter on an SSRC change and skips duplicates', async (t) => {
   const s = new RtpStats();

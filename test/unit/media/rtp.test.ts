@@ -17,72 +17,144 @@ const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 type Expected = Omit<RtpHeaderView, 'extensionOffset'> & { readonly extensionOffset?: number };
 
-const valid: ReadonlyArray<readonly [name: string, bytes: string, want: Expected]> = [
+const valid: readonly (readonly [name: string, bytes: string, want: Expected])[] = [
   [
     'plain',
     '80000001 000000a0 12345678 deadbeef',
     {
-      marker: false, payloadType: 0, sequence: 1, timestamp: 160, ssrc: 0x12345678, csrcCount: 0,
-      extensionProfile: -1, extensionLength: 0, paddingLength: 0, payloadOffset: 12, payloadLength: 4,
+      marker: false,
+      payloadType: 0,
+      sequence: 1,
+      timestamp: 160,
+      ssrc: 0x12345678,
+      csrcCount: 0,
+      extensionProfile: -1,
+      extensionLength: 0,
+      paddingLength: 0,
+      payloadOffset: 12,
+      payloadLength: 4,
     },
   ],
   [
     'plain_empty_payload',
     '80600000 00000000 00000000',
     {
-      marker: false, payloadType: 96, sequence: 0, timestamp: 0, ssrc: 0, csrcCount: 0,
-      extensionProfile: -1, extensionLength: 0, paddingLength: 0, payloadOffset: 12, payloadLength: 0,
+      marker: false,
+      payloadType: 96,
+      sequence: 0,
+      timestamp: 0,
+      ssrc: 0,
+      csrcCount: 0,
+      extensionProfile: -1,
+      extensionLength: 0,
+      paddingLength: 0,
+      payloadOffset: 12,
+      payloadLength: 0,
     },
   ],
   [
     '_csrc',
     '8288ffff 00010000 cafebabe 00000001 00000002 010203',
     {
-      marker: true, payloadType: 8, sequence: 0xffff, timestamp: 0x10000, ssrc: 0xcafebabe, csrcCount: 2,
-      extensionProfile: -1, extensionLength: 0, paddingLength: 0, payloadOffset: 20, payloadLength: 3,
+      marker: true,
+      payloadType: 8,
+      sequence: 0xffff,
+      timestamp: 0x10000,
+      ssrc: 0xcafebabe,
+      csrcCount: 2,
+      extensionProfile: -1,
+      extensionLength: 0,
+      paddingLength: 0,
+      payloadOffset: 20,
+      payloadLength: 3,
     },
   ],
   [
     '_ext',
     '90601234 11223344 0000002a bede0001 10ff0000 aabb',
     {
-      marker: false, payloadType: 96, sequence: 0x1234, timestamp: 0x11223344, ssrc: 42, csrcCount: 0,
-      extensionProfile: 0xbede, extensionOffset: 16, extensionLength: 4, paddingLength: 0,
-      payloadOffset: 20, payloadLength: 2,
+      marker: false,
+      payloadType: 96,
+      sequence: 0x1234,
+      timestamp: 0x11223344,
+      ssrc: 42,
+      csrcCount: 0,
+      extensionProfile: 0xbede,
+      extensionOffset: 16,
+      extensionLength: 4,
+      paddingLength: 0,
+      payloadOffset: 20,
+      payloadLength: 2,
     },
   ],
   [
     '_ext_empty',
     '90000001 000000a0 12345678 10000000 dd',
     {
-      marker: false, payloadType: 0, sequence: 1, timestamp: 160, ssrc: 0x12345678, csrcCount: 0,
-      extensionProfile: 0x1000, extensionOffset: 16, extensionLength: 0, paddingLength: 0,
-      payloadOffset: 16, payloadLength: 1,
+      marker: false,
+      payloadType: 0,
+      sequence: 1,
+      timestamp: 160,
+      ssrc: 0x12345678,
+      csrcCount: 0,
+      extensionProfile: 0x1000,
+      extensionOffset: 16,
+      extensionLength: 0,
+      paddingLength: 0,
+      payloadOffset: 16,
+      payloadLength: 1,
     },
   ],
   [
     '_padding',
     'a0000002 00000140 12345678 112233 000003',
     {
-      marker: false, payloadType: 0, sequence: 2, timestamp: 320, ssrc: 0x12345678, csrcCount: 0,
-      extensionProfile: -1, extensionLength: 0, paddingLength: 3, payloadOffset: 12, payloadLength: 3,
+      marker: false,
+      payloadType: 0,
+      sequence: 2,
+      timestamp: 320,
+      ssrc: 0x12345678,
+      csrcCount: 0,
+      extensionProfile: -1,
+      extensionLength: 0,
+      paddingLength: 3,
+      payloadOffset: 12,
+      payloadLength: 3,
     },
   ],
   [
     '_padding_only',
     'a0000002 00000140 12345678 00000004',
     {
-      marker: false, payloadType: 0, sequence: 2, timestamp: 320, ssrc: 0x12345678, csrcCount: 0,
-      extensionProfile: -1, extensionLength: 0, paddingLength: 4, payloadOffset: 12, payloadLength: 0,
+      marker: false,
+      payloadType: 0,
+      sequence: 2,
+      timestamp: 320,
+      ssrc: 0x12345678,
+      csrcCount: 0,
+      extensionProfile: -1,
+      extensionLength: 0,
+      paddingLength: 4,
+      payloadOffset: 12,
+      payloadLength: 0,
     },
   ],
   [
     '_csrc_ext_padding',
     'b1e50007 fffffffe 01020304 0a0b0c0d 0100 0002 00112233 44556677 c0ffee 0001',
     {
-      marker: true, payloadType: 101, sequence: 7, timestamp: 0xfffffffe, ssrc: 0x01020304, csrcCount: 1,
-      extensionProfile: 0x0100, extensionOffset: 20, extensionLength: 8, paddingLength: 1,
-      payloadOffset: 28, payloadLength: 4,
+      marker: true,
+      payloadType: 101,
+      sequence: 7,
+      timestamp: 0xfffffffe,
+      ssrc: 0x01020304,
+      csrcCount: 1,
+      extensionProfile: 0x0100,
+      extensionOffset: 20,
+      extensionLength: 8,
+      paddingLength: 1,
+      payloadOffset: 28,
+      payloadLength: 4,
     },
   ],
 ];
@@ -100,7 +172,12 @@ function rebuild(buf: Buffer, h: RtpHeaderView): Buffer {
     csrcs,
     padding: h.paddingLength > 0,
     ...(h.extensionProfile >= 0
-      ? { extension: { profile: h.extensionProfile, data: buf.subarray(h.extensionOffset, h.extensionOffset + h.extensionLength) } }
+      ? {
+          extension: {
+            profile: h.extensionProfile,
+            data: buf.subarray(h.extensionOffset, h.extensionOffset + h.extensionLength),
+          },
+        }
       : {}),
   };
   const headerLength = rtpHeaderLength(fields);
@@ -128,7 +205,7 @@ for (const [name, bytes, want] of valid) {
   });
 }
 
-const invalid: ReadonlyArray<readonly [name: string, bytes: string]> = [
+const invalid: readonly (readonly [name: string, bytes: string])[] = [
   ['_empty', ''],
   ['_truncated_11_bytes', '80000001 000000a0 123456'],
   ['_truncated_csrc', '83000001 000000a0 12345678 00000001'],
@@ -164,7 +241,13 @@ t.test('rtpSsrc()/rtpSequence() return -1 only for short or non-v2 buffers', asy
 
 t.test('writeRtpHeader() writes at an offset and truncates fields to wire width', async (t) => {
   const buf = Buffer.alloc(16, 0xee);
-  const end = writeRtpHeader(buf, 2, { marker: true, payloadType: 0x80 | 18, sequence: 0x1fffe, timestamp: -1, ssrc: 2 ** 32 + 5 });
+  const end = writeRtpHeader(buf, 2, {
+    marker: true,
+    payloadType: 0x80 | 18,
+    sequence: 0x1fffe,
+    timestamp: -1,
+    ssrc: 2 ** 32 + 5,
+  });
   t.equal(end, 14);
   t.same(buf, hex('eeee 8092fffe ffffffff 00000005 eeee'));
 });
@@ -175,8 +258,19 @@ t.test('writeRtpHeader() returns -1 and writes nothing when it cannot encode', a
   const base = { payloadType: 0, sequence: 1, timestamp: 2, ssrc: 3 };
   t.equal(writeRtpHeader(buf, 5, base), -1, 'does not fit');
   t.equal(writeRtpHeader(buf, -1, base), -1, 'negative offset');
-  t.equal(writeRtpHeader(Buffer.alloc(200), 0, { ...base, csrcs: new Array<number>(16).fill(1) }), -1, '16 CSRCs');
-  t.equal(writeRtpHeader(Buffer.alloc(200), 0, { ...base, extension: { profile: 1, data: new Uint8Array(3) } }), -1, 'ext not whole words');
+  t.equal(
+    writeRtpHeader(Buffer.alloc(200), 0, { ...base, csrcs: new Array<number>(16).fill(1) }),
+    -1,
+    '16 CSRCs',
+  );
+  t.equal(
+    writeRtpHeader(Buffer.alloc(200), 0, {
+      ...base,
+      extension: { profile: 1, data: new Uint8Array(3) },
+    }),
+    -1,
+    'ext not whole words',
+  );
   t.same(buf, before);
 });
 
@@ -190,8 +284,12 @@ t.test('clockRateOf() follows RFC 3551 and defaults to 8000', async (t) => {
   t.equal(clockRateOf(16), 11025);
   t.equal(clockRateOf(17), 22050);
   t.equal(clockRateOf(18), 8000);
-  for (const pt of [25, 26, 28, 31, 32, 33, 34]) t.equal(clockRateOf(pt), 90000, `pt ${String(pt)}`);
-  for (const pt of [1, 2, 19, 24, 27, 35, 96, 101, 127, 128, -1, 0.5, Number.NaN]) t.equal(clockRateOf(pt), 8000, `pt ${String(pt)}`);
+  for (const pt of [25, 26, 28, 31, 32, 33, 34]) {
+    t.equal(clockRateOf(pt), 90000, `pt ${String(pt)}`);
+  }
+  for (const pt of [1, 2, 19, 24, 27, 35, 96, 101, 127, 128, -1, 0.5, Number.NaN]) {
+    t.equal(clockRateOf(pt), 8000, `pt ${String(pt)}`);
+  }
   for (const [pt, rate] of Object.entries(RTP_CLOCK_RATES)) t.equal(clockRateOf(Number(pt)), rate);
 });
 
@@ -199,7 +297,9 @@ t.test('readRtpHeader()/rtpSsrc()/rtpSequence() never throw on arbitrary bytes',
   const bytes = fc.oneof(
     fc.uint8Array({ maxLength: 64 }),
     // Mostly version-2 first bytes so the CSRC/extension/padding paths get exercised.
-    fc.tuple(fc.integer({ min: 0x80, max: 0xbf }), fc.uint8Array({ maxLength: 80 })).map(([b0, rest]) => Uint8Array.of(b0, ...rest)),
+    fc
+      .tuple(fc.integer({ min: 0x80, max: 0xbf }), fc.uint8Array({ maxLength: 80 }))
+      .map(([b0, rest]) => Uint8Array.of(b0, ...rest)),
   );
   fc.assert(
     fc.property(bytes, (raw) => {

@@ -16,8 +16,14 @@ const parseCases: readonly (readonly [string, NotifyTargetSpec])[] = [
   // A bare path is stored as unix:PATH, as the reference does.
   ['/run/n.sock', { kind: 'unix', name: 'unix:/run/n.sock', path: '/run/n.sock' }],
   ['relative.sock', { kind: 'unix', name: 'unix:relative.sock', path: 'relative.sock' }],
-  ['tcp:127.0.0.1:9999', { kind: 'tcp', name: 'tcp:127.0.0.1:9999', host: '127.0.0.1', port: 9999 }],
-  ['tcp:sip-proxy.example:22223', { kind: 'tcp', name: 'tcp:sip-proxy.example:22223', host: 'sip-proxy.example', port: 22223 }],
+  [
+    'tcp:127.0.0.1:9999',
+    { kind: 'tcp', name: 'tcp:127.0.0.1:9999', host: '127.0.0.1', port: 9999 },
+  ],
+  [
+    'tcp:sip-proxy.example:22223',
+    { kind: 'tcp', name: 'tcp:sip-proxy.example:22223', host: 'sip-proxy.example', port: 22223 },
+  ],
   ['tcp:%%CC_SELF%%:1234', { kind: 'tcp-self', name: 'tcp:%%CC_SELF%%:1234', port: 1234 }],
 ];
 
@@ -52,7 +58,10 @@ for (const [text, message, noResolve] of badCases) {
 }
 
 t.test('parseNotifyTargets() applies the reference limits: 64 targets, 2 wildcards', async (t) => {
-  const many = Array.from({ length: MAX_NOTIFY_TARGETS + 1 }, (_, i) => `unix:/tmp/n${String(i)}.sock`);
+  const many = Array.from(
+    { length: MAX_NOTIFY_TARGETS + 1 },
+    (_, i) => `unix:/tmp/n${String(i)}.sock`,
+  );
   t.match(parseNotifyTargets(many).errors, [/at most 64/]);
   t.same(parseNotifyTargets(many.slice(1)).errors, []);
   const wild = ['tcp:%%CC_SELF%%:1', 'tcp:%%CC_SELF%%:2', 'tcp:%%CC_SELF%%:3'];
@@ -75,7 +84,11 @@ t.test('matchNotifyTarget() follows protocol.md 8.3', async (t) => {
   t.equal(name('tcp:127.0.0.1:9999'), 'tcp:127.0.0.1:9999', 'tcp by its exact text');
   t.equal(name('tcp:%%CC_SELF%%:7777'), 'tcp:%%CC_SELF%%:7777', 'the wildcard by its literal text');
   t.equal(name('tcp:localhost:9999'), undefined, 'names are compared as text, not resolved');
-  t.equal(name('127.0.0.1:9999'), undefined, 'tcp without its prefix (OpenSIPS after VF 20150617 = 0)');
+  t.equal(
+    name('127.0.0.1:9999'),
+    undefined,
+    'tcp without its prefix (OpenSIPS after VF 20150617 = 0)',
+  );
   t.equal(name('tcp:%%CC_SELF%%:7778'), undefined);
   t.equal(name('/run/c.sock'), undefined);
   t.equal(name('unix:run/a.sock'), undefined);

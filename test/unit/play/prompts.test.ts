@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { PromptCache, type PromptFs, promptPath, resolvePrompt } from '../../../src/play/prompts.ts';
+import {
+  PromptCache,
+  type PromptFs,
+  promptPath,
+  resolvePrompt,
+} from '../../../src/play/prompts.ts';
 
 function dir(t: { teardown(fn: () => void): void }): string {
   const d = mkdtempSync(path.join(os.tmpdir(), 'rtpproxy-prompts-'));
@@ -17,17 +22,20 @@ t.test('promptPath() appends the payload type', async (t) => {
   t.equal(promptPath('rel/x', 0), 'rel/x.0');
 });
 
-t.test('promptCache.get() reads a file once and serves it from memory while it is unchanged', async (t) => {
-  const d = dir(t);
-  const file = path.join(d, 'a.8');
-  writeFileSync(file, Buffer.alloc(160, 1));
-  const cache = new PromptCache();
-  const first = await cache.get(file);
-  const second = await cache.get(file);
-  t.equal(cache.reads, 1);
-  t.equal(first, second, 'the same Buffer is shared');
-  t.equal(cache.bytes, 160);
-});
+t.test(
+  'promptCache.get() reads a file once and serves it from memory while it is unchanged',
+  async (t) => {
+    const d = dir(t);
+    const file = path.join(d, 'a.8');
+    writeFileSync(file, Buffer.alloc(160, 1));
+    const cache = new PromptCache();
+    const first = await cache.get(file);
+    const second = await cache.get(file);
+    t.equal(cache.reads, 1);
+    t.equal(first, second, 'the same Buffer is shared');
+    t.equal(cache.bytes, 160);
+  },
+);
 
 t.test('promptCache.get() reads a changed file again (size, modification time)', async (t) => {
   const d = dir(t);
@@ -44,25 +52,28 @@ t.test('promptCache.get() reads a changed file again (size, modification time)',
   t.equal(cache.bytes, 240);
 });
 
-t.test('promptCache.get() answers undefined for missing files, directories and read errors', async (t) => {
-  const d = dir(t);
-  const cache = new PromptCache();
-  t.equal(await cache.get(path.join(d, 'none.8')), undefined);
-  t.equal(await cache.get(d), undefined);
-  const file = path.join(d, 'gone.8');
-  writeFileSync(file, Buffer.alloc(80));
-  t.ok(await cache.get(file));
-  rmSync(file);
-  t.equal(await cache.get(file), undefined, 'a deleted prompt is forgotten');
-  t.equal(cache.bytes, 0);
-  const failing: PromptFs = {
-    stat: async () => ({ mtimeMs: 1, size: 80, ino: 1, isFile: () => true }),
-    readFile: async () => {
-      throw new Error('EIO');
-    },
-  };
-  t.equal(await new PromptCache({ fs: failing }).get('x.8'), undefined);
-});
+t.test(
+  'promptCache.get() answers undefined for missing files, directories and read errors',
+  async (t) => {
+    const d = dir(t);
+    const cache = new PromptCache();
+    t.equal(await cache.get(path.join(d, 'none.8')), undefined);
+    t.equal(await cache.get(d), undefined);
+    const file = path.join(d, 'gone.8');
+    writeFileSync(file, Buffer.alloc(80));
+    t.ok(await cache.get(file));
+    rmSync(file);
+    t.equal(await cache.get(file), undefined, 'a deleted prompt is forgotten');
+    t.equal(cache.bytes, 0);
+    const failing: PromptFs = {
+      stat: async () => ({ mtimeMs: 1, size: 80, ino: 1, isFile: () => true }),
+      readFile: async () => {
+        throw new Error('EIO');
+      },
+    };
+    t.equal(await new PromptCache({ fs: failing }).get('x.8'), undefined);
+  },
+);
 
 t.test('promptCache.get() shares one read between concurrent callers', async (t) => {
   let reads = 0;
@@ -108,9 +119,22 @@ t.test('resolvePrompt() takes the first playable NAME.PT in list order', async (
   const cache = new PromptCache();
   t.equal((await resolvePrompt(cache, name, [8, 0], -1))?.path, `${name}.8`);
   t.equal((await resolvePrompt(cache, name, [101, 0, 8], -1))?.path, `${name}.0`);
-  t.equal((await resolvePrompt(cache, name, [96, 8], -1))?.path, `${name}.8`, 'a payload type the player cannot frame is skipped');
-  t.equal((await resolvePrompt(cache, name, [18, 8], -1))?.path, `${name}.8`, 'a file shorter than one packet is skipped');
+  t.equal(
+    (await resolvePrompt(cache, name, [96, 8], -1))?.path,
+    `${name}.8`,
+    'a payload type the player cannot frame is skipped',
+  );
+  t.equal(
+    (await resolvePrompt(cache, name, [18, 8], -1))?.path,
+    `${name}.8`,
+    'a file shorter than one packet is skipped',
+  );
   t.equal(await resolvePrompt(cache, name, [3, 4, 9], -1), undefined);
   t.equal(await resolvePrompt(cache, name, [], -1), undefined);
-  t.same((await resolvePrompt(cache, name, [0], 30))?.framing, { payloadType: 0, payloadBytes: 240, packetMs: 30, timestampStep: 240 });
+  t.same((await resolvePrompt(cache, name, [0], 30))?.framing, {
+    payloadType: 0,
+    payloadBytes: 240,
+    packetMs: 30,
+    timestampStep: 240,
+  });
 });

@@ -1,7 +1,11 @@
 import t from 'tap';
 import { readRtpHeader } from '../../../src/media/rtp.ts';
 import { PromptCache, type PromptSource } from '../../../src/play/prompts.ts';
-import { type PlaybackEnd, PlaybackScheduler, type PlayTarget } from '../../../src/play/scheduler.ts';
+import {
+  type PlaybackEnd,
+  PlaybackScheduler,
+  type PlayTarget,
+} from '../../../src/play/scheduler.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
 class FakeTarget implements PlayTarget {
@@ -39,7 +43,10 @@ function setup() {
   });
   const ends: PlaybackEnd[] = [];
   let packets = 0;
-  const hooks = { onPacket: () => (packets += 1), onEnd: (reason: PlaybackEnd) => ends.push(reason) };
+  const hooks = {
+    onPacket: () => (packets += 1),
+    onEnd: (reason: PlaybackEnd) => ends.push(reason),
+  };
   return {
     scheduler,
     stats,
@@ -62,7 +69,13 @@ t.test('playbackScheduler.start() mutes the target, plays, and unmutes at the en
   s.at(1000);
   s.at(1015);
   t.equal(target.sent.length, 2);
-  t.same(target.sent.map((x) => [x.port, x.address]), [[4000, '192.0.2.1'], [4000, '192.0.2.1']]);
+  t.same(
+    target.sent.map((x) => [x.port, x.address]),
+    [
+      [4000, '192.0.2.1'],
+      [4000, '192.0.2.1'],
+    ],
+  );
   s.at(1030);
   t.equal(target.sent.length, 3);
   t.equal(target.playing, false, 'end of prompt');
@@ -120,18 +133,21 @@ t.test('playbackScheduler.tick() resumes after a long stall instead of bursting'
   t.equal(target.sent.length, 18);
 });
 
-t.test('playbackScheduler.tick() ends a player whose socket throws, and keeps the others', async (t) => {
-  const s = setup();
-  const broken = new FakeTarget();
-  const fine = new FakeTarget();
-  s.scheduler.start(broken, PROMPT, -1, s.hooks);
-  s.scheduler.start(fine, PROMPT, -1, s.hooks);
-  broken.throwOnSend = true;
-  s.at(1000);
-  t.same(s.ends, ['send-error']);
-  t.equal(broken.playing, false);
-  t.equal(fine.sent.length, 1);
-});
+t.test(
+  'playbackScheduler.tick() ends a player whose socket throws, and keeps the others',
+  async (t) => {
+    const s = setup();
+    const broken = new FakeTarget();
+    const fine = new FakeTarget();
+    s.scheduler.start(broken, PROMPT, -1, s.hooks);
+    s.scheduler.start(fine, PROMPT, -1, s.hooks);
+    broken.throwOnSend = true;
+    s.at(1000);
+    t.same(s.ends, ['send-error']);
+    t.equal(broken.playing, false);
+    t.equal(fine.sent.length, 1);
+  },
+);
 
 t.test('playbackScheduler.close() stops every player; later starts play nothing', async (t) => {
   const s = setup();
@@ -149,7 +165,11 @@ t.test('playbackScheduler.close() stops every player; later starts play nothing'
 
 t.test('playbackScheduler drives players from its own timer in real time', async (t) => {
   const stats = new GlobalStats();
-  const scheduler = new PlaybackScheduler({ prompts: new PromptCache(), stats, now: () => performance.now() });
+  const scheduler = new PlaybackScheduler({
+    prompts: new PromptCache(),
+    stats,
+    now: () => performance.now(),
+  });
   t.teardown(() => {
     scheduler.close();
   });
@@ -157,7 +177,10 @@ t.test('playbackScheduler drives players from its own timer in real time', async
   let ended = false;
   scheduler.start(target, PROMPT, 2, { onPacket: () => undefined, onEnd: () => (ended = true) });
   const deadline = performance.now() + 3000;
-  while (!ended && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- onEnd sets it
+  while (!ended && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   t.equal(ended, true);
   t.equal(target.sent.length, 6);
   t.equal(scheduler.size, 0);

@@ -14,17 +14,27 @@ const TIME_LE = '00 00 a0 b4 80 65 d2 41';
 /** A 172-byte RTP packet (12-byte header + 160 bytes PCMU). */
 const RTP = Buffer.concat([hex('80 00 00 01 00 00 00 a0 00 00 12 34'), Buffer.alloc(160, 0xff)]);
 
-t.test('adhocRecordHeader() matches the documented first record byte for byte (IPv4)', async (t) => {
-  // protocol.md 6.4: 02 00 | b5 d4 | 7f 00 00 01 | 12 zero bytes | 8-byte time | ac 00 | RTP...
-  const fixture = hex(`02 00 | b5 d4 | 7f 00 00 01 | ${'00'.repeat(12)} | ${TIME_LE} | ac 00`);
-  const header = adhocRecordHeader({ address: '127.0.0.1', port: 0xb5d4 }, 4, TIME_MS, RTP.length);
-  t.ok(header);
-  t.equal(header?.length, ADHOC_HEADER_SIZE);
-  t.same(header, fixture);
-});
+t.test(
+  'adhocRecordHeader() matches the documented first record byte for byte (IPv4)',
+  async (t) => {
+    // protocol.md 6.4: 02 00 | b5 d4 | 7f 00 00 01 | 12 zero bytes | 8-byte time | ac 00 | RTP...
+    const fixture = hex(`02 00 | b5 d4 | 7f 00 00 01 | ${'00'.repeat(12)} | ${TIME_LE} | ac 00`);
+    const header = adhocRecordHeader(
+      { address: '127.0.0.1', port: 0xb5d4 },
+      4,
+      TIME_MS,
+      RTP.length,
+    );
+    t.ok(header);
+    t.equal(header?.length, ADHOC_HEADER_SIZE);
+    t.same(header, fixture);
+  },
+);
 
 t.test('adhocRecordHeader() writes family 10 and the 16-byte address for IPv6', async (t) => {
-  const fixture = hex(`0a 00 | 13 88 | 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01 | ${TIME_LE} | 10 00`);
+  const fixture = hex(
+    `0a 00 | 13 88 | 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01 | ${TIME_LE} | 10 00`,
+  );
   t.same(adhocRecordHeader({ address: '2001:db8::1', port: 5000 }, 6, TIME_MS, 16), fixture);
 });
 
@@ -62,6 +72,10 @@ t.test('readAdhocHeader() returns undefined for garbage', async (t) => {
   t.equal(readAdhocHeader(Buffer.alloc(29)), undefined, 'short');
   t.equal(readAdhocHeader(Buffer.concat([header, Buffer.alloc(9)])), undefined, 'packet truncated');
   t.equal(readAdhocHeader(Buffer.alloc(40)), undefined, 'family 0');
-  t.equal(readAdhocHeader(Buffer.concat([header, Buffer.alloc(10)]), -1), undefined, 'negative offset');
+  t.equal(
+    readAdhocHeader(Buffer.concat([header, Buffer.alloc(10)]), -1),
+    undefined,
+    'negative offset',
+  );
   t.ok(readAdhocHeader(Buffer.concat([header, Buffer.alloc(10)])));
 });

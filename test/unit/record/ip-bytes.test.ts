@@ -1,7 +1,7 @@
 import t from 'tap';
 import { addressBytes } from '../../../src/record/ip-bytes.ts';
 
-const cases: ReadonlyArray<readonly [text: string, family: 4 | 6, want: string | undefined]> = [
+const cases: readonly (readonly [text: string, family: 4 | 6, want: string | undefined])[] = [
   ['127.0.0.1', 4, '7f000001'],
   ['0.0.0.0', 4, '00000000'],
   ['255.255.255.255', 4, 'ffffffff'],

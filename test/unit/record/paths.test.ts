@@ -21,15 +21,30 @@ t.test('legFileNames() follows protocol.md 6.3', async (t) => {
     rtp: 'cid=to_tag_1.a.rtp',
     rtcp: 'cid=to_tag_1.a.rtcp',
   });
-  t.same(legFileNames('cid', 'abc;1', 1, false), { kind: 'separate', rtp: 'cid=abc.o.rtp', rtcp: 'cid=abc.o.rtcp' });
+  t.same(legFileNames('cid', 'abc;1', 1, false), {
+    kind: 'separate',
+    rtp: 'cid=abc.o.rtp',
+    rtcp: 'cid=abc.o.rtcp',
+  });
   t.same(legFileNames('cid', 'abc;1;2', 0, true), { kind: 'combined', file: 'cid=abc.pcap' });
-  t.same(legFileNames('cid', ';1', 0, true), { kind: 'combined', file: 'cid=.pcap' }, 'empty tag stays as the reference');
+  t.same(
+    legFileNames('cid', ';1', 0, true),
+    { kind: 'combined', file: 'cid=.pcap' },
+    'empty tag stays as the reference',
+  );
 });
 
 t.test('legFileNames() replaces "/" in call-ids and tags and refuses the rest', async (t) => {
   t.same(legFileNames('../x', 'a/b', 1, true), { kind: 'combined', file: '.._x=a_b.pcap' });
-  t.same(legFileNames('a/b', 't', 0, false), { kind: 'separate', rtp: 'a_b=t.a.rtp', rtcp: 'a_b=t.a.rtcp' });
-  t.same(legFileNames('/etc/passwd', 't', 1, true), { kind: 'combined', file: '_etc_passwd=t.pcap' });
+  t.same(legFileNames('a/b', 't', 0, false), {
+    kind: 'separate',
+    rtp: 'a_b=t.a.rtp',
+    rtcp: 'a_b=t.a.rtcp',
+  });
+  t.same(legFileNames('/etc/passwd', 't', 1, true), {
+    kind: 'combined',
+    file: '_etc_passwd=t.pcap',
+  });
   t.same(legFileNames('..', '..', 1, true), { kind: 'combined', file: '..=...pcap' });
   t.equal(legFileNames('', 't', 1, false), undefined, 'empty call-id');
   t.equal(legFileNames('a\0b', 't', 1, false), undefined, 'NUL in call-id');
@@ -44,8 +59,12 @@ t.test('legFileNames() replaces "/" in call-ids and tags and refuses the rest', 
 t.test('namedFileNames() follows protocol.md 6.3 and keeps names inside', async (t) => {
   t.same(namedFileNames('rec1', false), { kind: 'separate', rtp: 'rec1.rtp', rtcp: 'rec1.rtcp' });
   t.same(namedFileNames('rec1', true), { kind: 'combined', file: 'rec1' });
-  t.same(namedFileNames('a/b', false), { kind: 'separate', rtp: 'a/b.rtp', rtcp: 'a/b.rtcp' }, 'subdirectory kept');
-  const refused: ReadonlyArray<readonly [string, string]> = [
+  t.same(
+    namedFileNames('a/b', false),
+    { kind: 'separate', rtp: 'a/b.rtp', rtcp: 'a/b.rtcp' },
+    'subdirectory kept',
+  );
+  const refused: readonly (readonly [string, string])[] = [
     ['', 'empty'],
     ['../x', 'parent'],
     ['a/../../x', 'parent in the middle'],
@@ -95,5 +114,9 @@ t.test('resolveInside() stays strictly inside the directory', async (t) => {
   t.equal(resolveInside(dir, ''), undefined);
   t.equal(resolveInside(dir, '/etc/passwd'), undefined);
   t.equal(resolveInside(dir, 'a\0'), undefined);
-  t.equal(resolveInside('rel/dir', 'x'), path.resolve('rel/dir', 'x'), 'relative dir resolved from cwd');
+  t.equal(
+    resolveInside('rel/dir', 'x'),
+    path.resolve('rel/dir', 'x'),
+    'relative dir resolved from cwd',
+  );
 });

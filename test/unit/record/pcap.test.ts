@@ -35,10 +35,22 @@ t.test('pcapRecordPrefix() builds an IPv4 record byte for byte', async (t) => {
   if (prefix === undefined) return;
   t.equal(prefix.length, PCAP_IPV4_PREFIX_SIZE);
   const captured = 14 + 20 + 8 + packet.length; // 57 = 0x39
-  t.same(prefix.subarray(0, 16), hex('00 f1 53 65 | 40 e2 01 00 | 39 00 00 00 | 39 00 00 00'), 'record header');
-  t.same(prefix.subarray(16, 30), hex('00 00 c6 33 64 01 | 00 00 c0 00 02 0a | 08 00'), 'ethernet: dst, src, type');
+  t.same(
+    prefix.subarray(0, 16),
+    hex('00 f1 53 65 | 40 e2 01 00 | 39 00 00 00 | 39 00 00 00'),
+    'record header',
+  );
+  t.same(
+    prefix.subarray(16, 30),
+    hex('00 00 c6 33 64 01 | 00 00 c0 00 02 0a | 08 00'),
+    'ethernet: dst, src, type',
+  );
   const ip = prefix.subarray(30, 50);
-  t.same(ip.subarray(0, 10), hex('45 00 00 2b 12 34 00 00 7f 11'), 'ver/ihl, tos, len 43, id, frag, ttl, proto');
+  t.same(
+    ip.subarray(0, 10),
+    hex('45 00 00 2b 12 34 00 00 7f 11'),
+    'ver/ihl, tos, len 43, id, frag, ttl, proto',
+  );
   t.same(ip.subarray(12, 20), hex('c0 00 02 0a c6 33 64 01'), 'addresses');
   t.same(prefix.subarray(50, 56), hex('9c 40 88 b8 00 17'), 'udp ports and length 23');
 
@@ -56,14 +68,25 @@ t.test('pcapRecordPrefix() builds an IPv4 record byte for byte', async (t) => {
 t.test('pcapRecordPrefix() builds an IPv6 record with a valid UDP checksum', async (t) => {
   const src = '2001:db8:1:2:3:4:5:6';
   const dst = 'fe80::a:b:c:d';
-  const prefix = pcapRecordPrefix(RTP, { address: src, port: 5004 }, { address: dst, port: 6000 }, 6, 1000.5, 7);
+  const prefix = pcapRecordPrefix(
+    RTP,
+    { address: src, port: 5004 },
+    { address: dst, port: 6000 },
+    6,
+    1000.5,
+    7,
+  );
   t.ok(prefix);
   if (prefix === undefined) return;
   t.equal(prefix.length, PCAP_IPV6_PREFIX_SIZE);
   const rec = decodeRecord(Buffer.concat([prefix, RTP]));
   t.equal(rec.family, 6);
   t.equal(rec.ethertype, 0x86dd);
-  t.same(prefix.subarray(30, 38), hex('60 00 00 00 | 00 b4 | 11 | 40'), 'version, payload length 180, next 17, hop 64');
+  t.same(
+    prefix.subarray(30, 38),
+    hex('60 00 00 00 | 00 b4 | 11 | 40'),
+    'version, payload length 180, next 17, hop 64',
+  );
   t.same(rec.src, hex('20010db8000100020003000400050006'));
   t.same(rec.dst, hex('fe80000000000000000a000b000c000d'));
   t.equal(rec.ttl, 64);
@@ -87,15 +110,25 @@ t.test('pcapRecordPrefix() builds an IPv6 record with a valid UDP checksum', asy
   t.same(rec.srcMac, hex('20 06 0d bd 00 05'));
 });
 
-t.test('pcapRecordPrefix() writes IPv4 MACs as 00:00:a:b:c:d and uses the id modulo 2^16', async (t) => {
-  const prefix = pcapRecordPrefix(RTP, { address: '10.1.2.3', port: 1 }, { address: '10.4.5.6', port: 2 }, 4, 0, 0x1fffe);
-  const rec = decodeRecord(Buffer.concat([prefix ?? Buffer.alloc(0), RTP]));
-  t.same(rec.dstMac, hex('0000 0a04 0506'));
-  t.same(rec.srcMac, hex('0000 0a01 0203'));
-  t.equal(rec.ipId, 0xfffe);
-  t.equal(rec.ttl, 127);
-  t.equal(rec.protocol, 17);
-});
+t.test(
+  'pcapRecordPrefix() writes IPv4 MACs as 00:00:a:b:c:d and uses the id modulo 2^16',
+  async (t) => {
+    const prefix = pcapRecordPrefix(
+      RTP,
+      { address: '10.1.2.3', port: 1 },
+      { address: '10.4.5.6', port: 2 },
+      4,
+      0,
+      0x1fffe,
+    );
+    const rec = decodeRecord(Buffer.concat([prefix ?? Buffer.alloc(0), RTP]));
+    t.same(rec.dstMac, hex('0000 0a04 0506'));
+    t.same(rec.srcMac, hex('0000 0a01 0203'));
+    t.equal(rec.ipId, 0xfffe);
+    t.equal(rec.ttl, 127);
+    t.equal(rec.protocol, 17);
+  },
+);
 
 t.test('pcapRecordPrefix() returns undefined for what it cannot represent', async (t) => {
   const a = { address: '10.0.0.1', port: 1 };
@@ -104,16 +137,30 @@ t.test('pcapRecordPrefix() returns undefined for what it cannot represent', asyn
   t.equal(pcapRecordPrefix(RTP, a, { address: '10.0.0', port: 1 }, 4, 0, 0), undefined);
   t.equal(pcapRecordPrefix(RTP, b6, a, 4, 0, 0), undefined, 'IPv6 address in an IPv4 record');
   t.equal(pcapRecordPrefix(RTP, a, { address: '10.0.0.2', port: 70000 }, 4, 0, 0), undefined);
-  t.equal(pcapRecordPrefix(Buffer.alloc(65508), a, a, 4, 0, 0), undefined, 'IPv4 total length overflow');
+  t.equal(
+    pcapRecordPrefix(Buffer.alloc(65508), a, a, 4, 0, 0),
+    undefined,
+    'IPv4 total length overflow',
+  );
   t.ok(pcapRecordPrefix(Buffer.alloc(65507), a, a, 4, 0, 0));
   t.equal(pcapRecordPrefix(Buffer.alloc(65528), b6, b6, 6, 0, 0), undefined, 'UDP length overflow');
   t.ok(pcapRecordPrefix(Buffer.alloc(65527), b6, b6, 6, 0, 0));
-  t.ok(pcapRecordPrefix(RTP, a, a, 6, 0, 0), 'IPv4 text in an IPv6 record becomes the mapped address');
+  t.ok(
+    pcapRecordPrefix(RTP, a, a, 6, 0, 0),
+    'IPv4 text in an IPv6 record becomes the mapped address',
+  );
 });
 
 t.test('pcapRecordPrefix() clamps odd times instead of throwing', async (t) => {
   for (const ms of [Number.NaN, -5, Number.POSITIVE_INFINITY, 2 ** 53]) {
-    const p = pcapRecordPrefix(RTP, { address: '10.0.0.1', port: 1 }, { address: '10.0.0.2', port: 2 }, 4, ms, 0);
+    const p = pcapRecordPrefix(
+      RTP,
+      { address: '10.0.0.1', port: 1 },
+      { address: '10.0.0.2', port: 2 },
+      4,
+      ms,
+      0,
+    );
     t.ok(p, String(ms));
   }
 });

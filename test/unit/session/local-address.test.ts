@@ -8,7 +8,11 @@ import pino from 'pino';
 import t from 'tap';
 import type { MediaPlane } from '../../../src/media/plane.ts';
 import { type ActivitySink, RelayStream } from '../../../src/media/relay.ts';
-import { type ConfiguredAddress, type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
+import {
+  type ConfiguredAddress,
+  type OfferRequest,
+  SessionManager,
+} from '../../../src/session/manager.ts';
 import type { LocalChoice } from '../../../src/util/media-types.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
@@ -19,9 +23,19 @@ class RecordingMedia implements MediaPlane {
   #next = 30000;
   readonly #stats = new GlobalStats();
   createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(leg, isRtp, { stats: this.#stats, now: () => 0, sendTwice: false }, activity);
+    return new RelayStream(
+      leg,
+      isRtp,
+      { stats: this.#stats, now: () => 0, sendTwice: false },
+      activity,
+    );
   }
-  async bindPair(address: string, _family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
+  async bindPair(
+    address: string,
+    _family: 4 | 6,
+    rtp: RelayStream,
+    rtcp: RelayStream,
+  ): Promise<boolean> {
     this.binds.push(address);
     rtp.localPort = this.#next;
     rtcp.localPort = this.#next + 1;
@@ -73,23 +87,26 @@ const BRIDGE: readonly ConfiguredAddress[] = [
   { address: '192.0.2.1', family: 4, advertised: '203.0.113.1' },
 ];
 
-t.test('bridge mode: the first letter is the leg facing T1, the second the reply leg', async (t) => {
-  const { manager, offer } = setup(BRIDGE, true);
-  const cases: ReadonlyArray<readonly [LocalChoice, string, string]> = [
-    [{ kind: 'interfaces', first: 'i', second: 'e' }, '10.0.0.1', '192.0.2.1'],
-    [{ kind: 'interfaces', first: 'e', second: 'i' }, '192.0.2.1', '10.0.0.1'],
-    [{ kind: 'interfaces', first: 'e', second: 'e' }, '192.0.2.1', '192.0.2.1'],
-    [{ kind: 'interfaces', first: 'e' }, '192.0.2.1', '10.0.0.1'],
-    [{ kind: 'default' }, '10.0.0.1', '10.0.0.1'],
-  ];
-  for (const [local, facingT1, reply] of cases) {
-    const req = offer(local);
-    const u = await manager.update(req);
-    t.equal(u.address, reply, `U ${JSON.stringify(local)}: reply leg`);
-    const l = await manager.lookup({ ...req, tag2: 'tt', local: { kind: 'default' } });
-    t.equal(l?.address, facingT1, `U ${JSON.stringify(local)}: the leg facing T1, bound by L`);
-  }
-});
+t.test(
+  'bridge mode: the first letter is the leg facing T1, the second the reply leg',
+  async (t) => {
+    const { manager, offer } = setup(BRIDGE, true);
+    const cases: readonly (readonly [LocalChoice, string, string])[] = [
+      [{ kind: 'interfaces', first: 'i', second: 'e' }, '10.0.0.1', '192.0.2.1'],
+      [{ kind: 'interfaces', first: 'e', second: 'i' }, '192.0.2.1', '10.0.0.1'],
+      [{ kind: 'interfaces', first: 'e', second: 'e' }, '192.0.2.1', '192.0.2.1'],
+      [{ kind: 'interfaces', first: 'e' }, '192.0.2.1', '10.0.0.1'],
+      [{ kind: 'default' }, '10.0.0.1', '10.0.0.1'],
+    ];
+    for (const [local, facingT1, reply] of cases) {
+      const req = offer(local);
+      const u = await manager.update(req);
+      t.equal(u.address, reply, `U ${JSON.stringify(local)}: reply leg`);
+      const l = await manager.lookup({ ...req, tag2: 'tt', local: { kind: 'default' } });
+      t.equal(l?.address, facingT1, `U ${JSON.stringify(local)}: the leg facing T1, bound by L`);
+    }
+  },
+);
 
 t.test('bridge mode: the advertised address of each interface goes into the answer', async (t) => {
   const { manager, offer } = setup(BRIDGE, true);
@@ -97,17 +114,37 @@ t.test('bridge mode: the advertised address of each interface goes into the answ
   t.match(u, { address: '192.0.2.1', advertised: '203.0.113.1', wildcard: false });
 });
 
-t.test('an existing leg moves only with n and both letters, or with l/r/the family choice', async (t) => {
-  const { manager, media, offer } = setup(BRIDGE, true);
-  const req = offer({ kind: 'default' });
-  await manager.update(req);
-  const again = (local: LocalChoice, newPorts: boolean) => manager.update({ ...req, local, newPorts });
-  t.equal((await again({ kind: 'interfaces', first: 'i', second: 'e' }, false)).address, '10.0.0.1', 'bound: no move');
-  t.equal((await again({ kind: 'interfaces', first: 'e' }, true)).address, '10.0.0.1', 'one letter: no move');
-  t.equal((await again({ kind: 'interfaces', first: 'i', second: 'e' }, true)).address, '192.0.2.1', 'n and ie');
-  t.equal((await again({ kind: 'address', address: '10.0.0.1', family: 4 }, true)).address, '10.0.0.1', 'n and l');
-  t.same(media.binds, ['10.0.0.1', '10.0.0.1', '192.0.2.1', '10.0.0.1']);
-});
+t.test(
+  'an existing leg moves only with n and both letters, or with l/r/the family choice',
+  async (t) => {
+    const { manager, media, offer } = setup(BRIDGE, true);
+    const req = offer({ kind: 'default' });
+    await manager.update(req);
+    const again = (local: LocalChoice, newPorts: boolean) =>
+      manager.update({ ...req, local, newPorts });
+    t.equal(
+      (await again({ kind: 'interfaces', first: 'i', second: 'e' }, false)).address,
+      '10.0.0.1',
+      'bound: no move',
+    );
+    t.equal(
+      (await again({ kind: 'interfaces', first: 'e' }, true)).address,
+      '10.0.0.1',
+      'one letter: no move',
+    );
+    t.equal(
+      (await again({ kind: 'interfaces', first: 'i', second: 'e' }, true)).address,
+      '192.0.2.1',
+      'n and ie',
+    );
+    t.equal(
+      (await again({ kind: 'address', address: '10.0.0.1', family: 4 }, true)).address,
+      '10.0.0.1',
+      'n and l',
+    );
+    t.same(media.binds, ['10.0.0.1', '10.0.0.1', '192.0.2.1', '10.0.0.1']);
+  },
+);
 
 t.test('the family choice takes the address of that family configured last', async (t) => {
   const { manager, offer } = setup([
@@ -120,32 +157,67 @@ t.test('the family choice takes the address of that family configured last', asy
   t.ok(manager.hasLocalFamily(6));
 });
 
-t.test('l and r addresses join the live list, newest first, and the family choice sees them', async (t) => {
-  const { manager, media, offer } = setup([{ address: '10.0.0.1', family: 4 }]);
-  t.notOk(manager.hasLocalFamily(6));
-  await t.rejects(manager.update(offer({ kind: 'family', family: 6 })), { code: 'ERR_NO_LOCAL_ADDRESS' });
-  t.equal((await manager.update(offer({ kind: 'address', address: '::1', family: 6 }))).address, '::1');
-  t.ok(manager.hasLocalFamily(6), 'learnt from l');
-  t.equal((await manager.update(offer({ kind: 'family', family: 6 }))).address, '::1');
-  media.route = '0:0::2';
-  t.equal((await manager.update(offer({ kind: 'route', address: '2001:db8::5', family: 6 }))).address, '0:0::2');
-  t.equal((await manager.update(offer({ kind: 'family', family: 6 }))).address, '0:0::2', 'the newest learnt');
-  t.equal((await manager.update(offer({ kind: 'address', address: '::2', family: 6 }))).address, '0:0::2', 'same address, other spelling');
-  media.route = undefined;
-  await t.rejects(manager.update(offer({ kind: 'route', address: '192.0.2.1', family: 4 })), { code: 'ERR_NO_ROUTE' });
-});
+t.test(
+  'l and r addresses join the live list, newest first, and the family choice sees them',
+  async (t) => {
+    const { manager, media, offer } = setup([{ address: '10.0.0.1', family: 4 }]);
+    t.notOk(manager.hasLocalFamily(6));
+    await t.rejects(manager.update(offer({ kind: 'family', family: 6 })), {
+      code: 'ERR_NO_LOCAL_ADDRESS',
+    });
+    t.equal(
+      (await manager.update(offer({ kind: 'address', address: '::1', family: 6 }))).address,
+      '::1',
+    );
+    t.ok(manager.hasLocalFamily(6), 'learnt from l');
+    t.equal((await manager.update(offer({ kind: 'family', family: 6 }))).address, '::1');
+    media.route = '0:0::2';
+    t.equal(
+      (await manager.update(offer({ kind: 'route', address: '2001:db8::5', family: 6 }))).address,
+      '0:0::2',
+    );
+    t.equal(
+      (await manager.update(offer({ kind: 'family', family: 6 }))).address,
+      '0:0::2',
+      'the newest learnt',
+    );
+    t.equal(
+      (await manager.update(offer({ kind: 'address', address: '::2', family: 6 }))).address,
+      '0:0::2',
+      'same address, other spelling',
+    );
+    media.route = undefined;
+    await t.rejects(manager.update(offer({ kind: 'route', address: '192.0.2.1', family: 4 })), {
+      code: 'ERR_NO_ROUTE',
+    });
+  },
+);
 
-t.test('an address named by l or found by r that is configured keeps its label and advertised address', async (t) => {
-  const { manager, media, offer } = setup([
-    { address: '10.0.0.1', family: 4 },
-    { address: '10.0.0.2', family: 4, label: 'pub', advertised: '203.0.113.5' },
-  ]);
-  t.equal((await manager.update(offer({ kind: 'address', address: '10.0.0.2', family: 4 }))).advertised, '203.0.113.5');
-  media.route = '10.0.0.2';
-  t.equal((await manager.update(offer({ kind: 'route', address: '192.0.2.9', family: 4 }))).advertised, '203.0.113.5');
-  t.equal((await manager.update(offer({ kind: 'label', label: 'pub' }))).advertised, '203.0.113.5');
-  await t.rejects(manager.update(offer({ kind: 'label', label: 'nope' })), { code: 'ERR_NO_LOCAL_ADDRESS' });
-});
+t.test(
+  'an address named by l or found by r that is configured keeps its label and advertised address',
+  async (t) => {
+    const { manager, media, offer } = setup([
+      { address: '10.0.0.1', family: 4 },
+      { address: '10.0.0.2', family: 4, label: 'pub', advertised: '203.0.113.5' },
+    ]);
+    t.equal(
+      (await manager.update(offer({ kind: 'address', address: '10.0.0.2', family: 4 }))).advertised,
+      '203.0.113.5',
+    );
+    media.route = '10.0.0.2';
+    t.equal(
+      (await manager.update(offer({ kind: 'route', address: '192.0.2.9', family: 4 }))).advertised,
+      '203.0.113.5',
+    );
+    t.equal(
+      (await manager.update(offer({ kind: 'label', label: 'pub' }))).advertised,
+      '203.0.113.5',
+    );
+    await t.rejects(manager.update(offer({ kind: 'label', label: 'nope' })), {
+      code: 'ERR_NO_LOCAL_ADDRESS',
+    });
+  },
+);
 
 t.test('a wildcard local address answers without an address', async (t) => {
   const { manager, offer } = setup([{ address: '0.0.0.0', family: 4, advertised: '203.0.113.5' }]);

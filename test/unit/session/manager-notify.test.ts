@@ -7,7 +7,11 @@ import t from 'tap';
 import type { MediaPlane } from '../../../src/media/plane.ts';
 import { type ActivitySink, RelayStream } from '../../../src/media/relay.ts';
 import { RelayError } from '../../../src/session/errors.ts';
-import { type ManagerDeps, type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
+import {
+  type ManagerDeps,
+  type OfferRequest,
+  SessionManager,
+} from '../../../src/session/manager.ts';
 import type { NotifyTarget, SessionNotifier } from '../../../src/session/notify-types.ts';
 import type { CommandOrigin } from '../../../src/util/origin-types.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
@@ -22,7 +26,12 @@ class FakeMedia implements MediaPlane {
   createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
     return new RelayStream(leg, isRtp, { ...this.settings, sendTwice: false }, activity);
   }
-  async bindPair(_address: string, _family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
+  async bindPair(
+    _address: string,
+    _family: 4 | 6,
+    rtp: RelayStream,
+    rtcp: RelayStream,
+  ): Promise<boolean> {
     rtp.localPort = this.nextPort;
     rtcp.localPort = this.nextPort + 1;
     this.nextPort += 2;
@@ -91,11 +100,14 @@ const offer = (callId: string, tag1: string, extra: Partial<OfferRequest> = {}):
   ...extra,
 });
 
-const code = (err: unknown): string | undefined => (err instanceof RelayError ? err.code : undefined);
+const code = (err: unknown): string | undefined =>
+  err instanceof RelayError ? err.code : undefined;
 
 t.test('manager: a notify pair without any -n target is refused and creates nothing', async (t) => {
   const { manager, stats } = setup({});
-  const err = await manager.update(offer('c', 'ft', { notify: { socket: 'x', tag: 'y' } })).catch((e: unknown) => e);
+  const err = await manager
+    .update(offer('c', 'ft', { notify: { socket: 'x', tag: 'y' } }))
+    .catch((e: unknown) => e);
   t.equal(code(err), 'ERR_NOTIFY_DISABLED');
   t.equal(manager.size, 0);
   t.equal(stats.nsessCreated, 0);
@@ -105,9 +117,15 @@ t.test('manager: only an idle timeout sends the tag, to the resolved target, onc
   const notifier = new FakeNotifier();
   const { manager, advance } = setup({ notifier });
   const origin = { remote: '192.0.2.9', local: '192.0.2.1' };
-  await manager.update(offer('c1', 'ft', { notify: { socket: '/run/n.sock', tag: 'tag one' }, origin }));
-  await manager.update(offer('c2', 'ft', { notify: { socket: 'unix:/run/n.sock', tag: 'tag two' } }));
-  await manager.update(offer('c3', 'ft', { notify: { socket: 'unix:/run/n.sock', tag: 'tag three' } }));
+  await manager.update(
+    offer('c1', 'ft', { notify: { socket: '/run/n.sock', tag: 'tag one' }, origin }),
+  );
+  await manager.update(
+    offer('c2', 'ft', { notify: { socket: 'unix:/run/n.sock', tag: 'tag two' } }),
+  );
+  await manager.update(
+    offer('c3', 'ft', { notify: { socket: 'unix:/run/n.sock', tag: 'tag three' } }),
+  );
   t.same(notifier.resolved[0], ['/run/n.sock', origin], 'resolved with the command origin');
   t.ok(manager.delete('c2', 'ft', undefined, false), 'D');
   t.same(notifier.sent, [], 'D sends nothing');
@@ -123,20 +141,25 @@ t.test('manager: only an idle timeout sends the tag, to the resolved target, onc
   t.equal(notifier.sent.length, 2, 'never twice');
 });
 
-t.test('manager: every U replaces the setting; an unknown socket or no pair means none', async (t) => {
-  const notifier = new FakeNotifier();
-  const { manager, advance } = setup({ notifier });
-  await manager.update(offer('a', 'ft', { notify: { socket: '/run/n.sock', tag: 'A' } }));
-  await manager.update(offer('a', 'ft')); // re-INVITE without the pair: notification off
-  await manager.update(offer('b', 'ft', { notify: { socket: '/run/n.sock', tag: 'B-old' } }));
-  await manager.update(offer('b', 'ft', { notify: { socket: '/run/n.sock', tag: 'B-new' } }));
-  const unknown = await manager.update(offer('c', 'ft', { notify: { socket: 'tcp:127.0.0.1:9', tag: 'C' } }));
-  t.ok(unknown.port > 0, 'an unknown notify socket does not fail the U');
-  await manager.update(offer('d', 'ft', { notify: { socket: '/run/n.sock', tag: 'D' } }));
-  await manager.lookup({ ...offer('d', 'ft'), tag2: 'tt' }); // L leaves it alone
-  advance(7000);
-  t.same(notifier.sent.map(([, tag]) => tag).sort(), ['B-new', 'D']);
-});
+t.test(
+  'manager: every U replaces the setting; an unknown socket or no pair means none',
+  async (t) => {
+    const notifier = new FakeNotifier();
+    const { manager, advance } = setup({ notifier });
+    await manager.update(offer('a', 'ft', { notify: { socket: '/run/n.sock', tag: 'A' } }));
+    await manager.update(offer('a', 'ft')); // re-INVITE without the pair: notification off
+    await manager.update(offer('b', 'ft', { notify: { socket: '/run/n.sock', tag: 'B-old' } }));
+    await manager.update(offer('b', 'ft', { notify: { socket: '/run/n.sock', tag: 'B-new' } }));
+    const unknown = await manager.update(
+      offer('c', 'ft', { notify: { socket: 'tcp:127.0.0.1:9', tag: 'C' } }),
+    );
+    t.ok(unknown.port > 0, 'an unknown notify socket does not fail the U');
+    await manager.update(offer('d', 'ft', { notify: { socket: '/run/n.sock', tag: 'D' } }));
+    await manager.lookup({ ...offer('d', 'ft'), tag2: 'tt' }); // L leaves it alone
+    advance(7000);
+    t.same(notifier.sent.map(([, tag]) => tag).sort(), ['B-new', 'D']);
+  },
+);
 
 t.test('manager: X and shutdown send nothing', async (t) => {
   const notifier = new FakeNotifier();

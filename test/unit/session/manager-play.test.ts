@@ -19,9 +19,19 @@ class FakeMedia implements MediaPlane {
     this.#stats = stats;
   }
   createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(leg, isRtp, { stats: this.#stats, now: () => 0, sendTwice: false }, activity);
+    return new RelayStream(
+      leg,
+      isRtp,
+      { stats: this.#stats, now: () => 0, sendTwice: false },
+      activity,
+    );
   }
-  async bindPair(_address: string, _family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
+  async bindPair(
+    _address: string,
+    _family: 4 | 6,
+    rtp: RelayStream,
+    rtcp: RelayStream,
+  ): Promise<boolean> {
     rtp.localPort = this.#next;
     rtcp.localPort = this.#next + 1;
     this.#next += 2;
@@ -37,14 +47,27 @@ class FakePlayers implements PlaybackService {
   readonly playing = new Map<PlayTarget, PlaybackHooks>();
   available = new Set<string>(['moh.8']);
   onFind: () => void = () => undefined;
-  async findPrompt(name: string, payloadTypes: readonly number[], packetMs: number): Promise<PromptSource | undefined> {
+  async findPrompt(
+    name: string,
+    payloadTypes: readonly number[],
+    packetMs: number,
+  ): Promise<PromptSource | undefined> {
     this.calls.push(`find ${name} ${payloadTypes.join(',')} ${String(packetMs)}`);
     this.onFind();
     const pt = payloadTypes.find((p) => this.available.has(`${name}.${String(p)}`));
     if (pt === undefined) return undefined;
-    return { path: `${name}.${String(pt)}`, data: Buffer.alloc(80), framing: { payloadType: pt, payloadBytes: 80, packetMs: 10, timestampStep: 80 } };
+    return {
+      path: `${name}.${String(pt)}`,
+      data: Buffer.alloc(80),
+      framing: { payloadType: pt, payloadBytes: 80, packetMs: 10, timestampStep: 80 },
+    };
   }
-  start(target: PlayTarget, prompt: PromptSource, count: number, hooks: PlaybackHooks): { ssrc: number; sequence: number } {
+  start(
+    target: PlayTarget,
+    prompt: PromptSource,
+    count: number,
+    hooks: PlaybackHooks,
+  ): { ssrc: number; sequence: number } {
     this.stop(target);
     this.calls.push(`start ${prompt.path} x${String(count)}`);
     this.playing.set(target, hooks);
@@ -107,7 +130,7 @@ async function setup() {
   return { manager, players, found };
 }
 
-t.test('manager.play() plays out of the leg facing T1 with that leg\'s codecs', async (t) => {
+t.test("manager.play() plays out of the leg facing T1 with that leg's codecs", async (t) => {
   const { manager, players, found } = await setup();
   const caller = found('ft;1', 'tt;1');
   t.equal(caller.legT1, 1);
@@ -139,15 +162,18 @@ t.test('manager.play() stops first, then answers E35, then P0 returns', async (t
   await t.rejects(manager.play(callee, 'moh', [], 1), { code: 'ERR_PLAYBACK' });
 });
 
-t.test('manager.play() starts nothing when the session ended while the prompt was looked up', async (t) => {
-  const { manager, players, found } = await setup();
-  const caller = found('ft;1', 'tt;1');
-  players.onFind = () => {
-    manager.delete('c', 'ft', 'tt', false);
-  };
-  await t.rejects(manager.play(caller, 'moh', [8], 1), { code: 'ERR_PLAYBACK' });
-  t.equal(players.playing.size, 0);
-});
+t.test(
+  'manager.play() starts nothing when the session ended while the prompt was looked up',
+  async (t) => {
+    const { manager, players, found } = await setup();
+    const caller = found('ft;1', 'tt;1');
+    players.onFind = () => {
+      manager.delete('c', 'ft', 'tt', false);
+    };
+    await t.rejects(manager.play(caller, 'moh', [8], 1), { code: 'ERR_PLAYBACK' });
+    t.equal(players.playing.size, 0);
+  },
+);
 
 t.test('manager.destroy() stops the players of both legs', async (t) => {
   const { manager, players, found } = await setup();

@@ -19,7 +19,12 @@ class FakeMedia implements MediaPlane {
   createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
     return new RelayStream(leg, isRtp, { ...this.settings, sendTwice: false }, activity);
   }
-  async bindPair(_address: string, _family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean> {
+  async bindPair(
+    _address: string,
+    _family: 4 | 6,
+    rtp: RelayStream,
+    rtcp: RelayStream,
+  ): Promise<boolean> {
     if (this.failBinds) return false;
     rtp.localPort = this.nextPort;
     rtcp.localPort = this.nextPort + 1;
@@ -69,7 +74,12 @@ function setup(overrides: { ttl?: number; setupTtl?: number } = {}) {
   };
 }
 
-const offer = (callId: string, tag1: string, tag2?: string, extra: Partial<OfferRequest> = {}): OfferRequest => ({
+const offer = (
+  callId: string,
+  tag1: string,
+  tag2?: string,
+  extra: Partial<OfferRequest> = {},
+): OfferRequest => ({
   callId,
   tag1,
   ...(tag2 === undefined ? {} : { tag2 }),
@@ -92,18 +102,33 @@ t.test('matchSingle() follows the reference rules', async (t) => {
   t.equal(prefixMatch('ftx;1', 'ft'), undefined);
 });
 
-t.test('manager.update() creates, manager.lookup() completes, ports stay on re-INVITE', async (t) => {
-  const { manager, stats } = setup();
-  const a = await manager.update(offer('c', 'ft;1'));
-  t.equal(a.port, 30000);
-  t.equal(await manager.lookup(offer('nope', 'ft;1', 'tt;1')), undefined);
-  const b = await manager.lookup(offer('c', 'ft;1', 'tt;1'));
-  t.equal(b?.port, 30002);
-  t.equal(stats.nsessComplete, 1);
-  t.equal((await manager.update(offer('c', 'ft;1', 'tt;1'))).port, 30000, 're-INVITE from caller');
-  t.equal((await manager.update(offer('c', 'tt;1', 'ft;1'))).port, 30002, 're-INVITE from callee');
-  t.equal((await manager.update(offer('c', 'ft;1', 'tt;1', { newPorts: true }))).port, 30004, 'n: fresh pair');
-});
+t.test(
+  'manager.update() creates, manager.lookup() completes, ports stay on re-INVITE',
+  async (t) => {
+    const { manager, stats } = setup();
+    const a = await manager.update(offer('c', 'ft;1'));
+    t.equal(a.port, 30000);
+    t.equal(await manager.lookup(offer('nope', 'ft;1', 'tt;1')), undefined);
+    const b = await manager.lookup(offer('c', 'ft;1', 'tt;1'));
+    t.equal(b?.port, 30002);
+    t.equal(stats.nsessComplete, 1);
+    t.equal(
+      (await manager.update(offer('c', 'ft;1', 'tt;1'))).port,
+      30000,
+      're-INVITE from caller',
+    );
+    t.equal(
+      (await manager.update(offer('c', 'tt;1', 'ft;1'))).port,
+      30002,
+      're-INVITE from callee',
+    );
+    t.equal(
+      (await manager.update(offer('c', 'ft;1', 'tt;1', { newPorts: true }))).port,
+      30004,
+      'n: fresh pair',
+    );
+  },
+);
 
 t.test('manager.update() refuses new sessions while draining and reports no ports', async (t) => {
   const { manager, media, drained } = setup();
@@ -121,27 +146,30 @@ t.test('manager.update() refuses new sessions while draining and reports no port
   t.equal(fresh.manager.size, 0, 'a failed creation leaves nothing behind');
 });
 
-t.test('manager.sweep() expires on the setup timer, then the session timer, and never early', async (t) => {
-  const { manager, stats, advance } = setup({ ttl: 5, setupTtl: 2 });
-  await manager.update(offer('c', 'ft'));
-  advance(2900);
-  t.equal(manager.size, 1, 'alive within -W + 1 s');
-  advance(200);
-  t.equal(manager.size, 0, 'gone after -W + 1 s');
-  t.equal(stats.nsessTimeout, 1);
-  await manager.update(offer('d', 'ft'));
-  await manager.lookup(offer('d', 'ft', 'tt'));
-  advance(5900);
-  t.equal(manager.size, 1, 'complete session uses -T');
-  const found = manager.find('d', 'ft', 'tt');
-  found?.session.touch(0);
-  advance(100);
-  advance(5800);
-  t.equal(manager.size, 1, 'a packet re-armed the shared timer');
-  advance(300);
-  t.equal(manager.size, 0);
-  t.equal(stats.nsessNortp, 1, 'a complete session without RTP counts as no-RTP');
-});
+t.test(
+  'manager.sweep() expires on the setup timer, then the session timer, and never early',
+  async (t) => {
+    const { manager, stats, advance } = setup({ ttl: 5, setupTtl: 2 });
+    await manager.update(offer('c', 'ft'));
+    advance(2900);
+    t.equal(manager.size, 1, 'alive within -W + 1 s');
+    advance(200);
+    t.equal(manager.size, 0, 'gone after -W + 1 s');
+    t.equal(stats.nsessTimeout, 1);
+    await manager.update(offer('d', 'ft'));
+    await manager.lookup(offer('d', 'ft', 'tt'));
+    advance(5900);
+    t.equal(manager.size, 1, 'complete session uses -T');
+    const found = manager.find('d', 'ft', 'tt');
+    found?.session.touch(0);
+    advance(100);
+    advance(5800);
+    t.equal(manager.size, 1, 'a packet re-armed the shared timer');
+    advance(300);
+    t.equal(manager.size, 0);
+    t.equal(stats.nsessNortp, 1, 'a complete session without RTP counts as no-RTP');
+  },
+);
 
 t.test('manager.delete() honours strong and weak references', async (t) => {
   const { manager } = setup();

@@ -10,8 +10,14 @@ import {
 
 t.test('linearToUlaw()/linearToAlaw() match known G.711 code words', async (t) => {
   // Silence, full scale and a few points worked out by hand from the segment tables.
-  t.same([0, -1, 32767, -32768, 100, -100, 1000].map(linearToUlaw), [0xff, 0x7e, 0x80, 0x00, 0xf2, 0x72, 0xce]);
-  t.same([0, -1, 32767, -32768, 100, -100, 1000].map(linearToAlaw), [0xd5, 0x55, 0xaa, 0x2a, 0xd3, 0x53, 0xfa]);
+  t.same(
+    [0, -1, 32767, -32768, 100, -100, 1000].map(linearToUlaw),
+    [0xff, 0x7e, 0x80, 0x00, 0xf2, 0x72, 0xce],
+  );
+  t.same(
+    [0, -1, 32767, -32768, 100, -100, 1000].map(linearToAlaw),
+    [0xd5, 0x55, 0xaa, 0x2a, 0xd3, 0x53, 0xfa],
+  );
   t.same([0xff, 0x7f, 0x80, 0x00].map(ulawToLinear), [0, 0, 32124, -32124]);
   t.same([0xd5, 0x55, 0xaa, 0x2a].map(alawToLinear), [8, -8, 32256, -32256]);
 });

@@ -4,7 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { alawToLinear, decodeSamples, ulawToLinear } from '../../../src/tools/g711.ts';
-import { limitSamples, parseMakeannArgs, runMakeann, templateFor, type MakeannIo } from '../../../src/tools/makeann.ts';
+import {
+  limitSamples,
+  parseMakeannArgs,
+  runMakeann,
+  templateFor,
+  type MakeannIo,
+} from '../../../src/tools/makeann.ts';
 import { readWav, writeWav } from '../../../src/tools/wav.ts';
 
 const BIN = path.join(import.meta.dirname, '../../../bin/rtpproxy-makeann.js');
@@ -20,12 +26,18 @@ function dir(t: { teardown(fn: () => void): void }): string {
 /** 1 s of a 440 Hz + 1000 Hz mix at 8 kHz. */
 function tone(samples = 8000): Int16Array {
   return Int16Array.from({ length: samples }, (_, i) =>
-    Math.round(9000 * Math.sin((2 * Math.PI * 440 * i) / 8000) + 4000 * Math.sin((2 * Math.PI * 1000 * i) / 8000)),
+    Math.round(
+      9000 * Math.sin((2 * Math.PI * 440 * i) / 8000) +
+        4000 * Math.sin((2 * Math.PI * 1000 * i) / 8000),
+    ),
   );
 }
 
 /** A canonical 44-byte-header WAV with the given format fields. */
-function wavWith(fields: { tag?: number; channels?: number; rate?: number; bits?: number }, data = Buffer.alloc(16)): Buffer {
+function wavWith(
+  fields: { tag?: number; channels?: number; rate?: number; bits?: number },
+  data = Buffer.alloc(16),
+): Buffer {
   const out = Buffer.alloc(44 + data.length);
   out.write('RIFF', 0, 'latin1');
   out.writeUInt32LE(out.length - 8, 4);
@@ -44,7 +56,9 @@ function wavWith(fields: { tag?: number; channels?: number; rate?: number; bits?
 }
 
 /** In-memory files and captured output. */
-function memoryIo(files: Map<string, Buffer>): MakeannIo & { outLines: string[]; errLines: string[] } {
+function memoryIo(
+  files: Map<string, Buffer>,
+): MakeannIo & { outLines: string[]; errLines: string[] } {
   const outLines: string[] = [];
   const errLines: string[] = [];
   return {
@@ -72,32 +86,38 @@ function memoryIo(files: Map<string, Buffer>): MakeannIo & { outLines: string[];
   };
 }
 
-t.test('makeann round trip: WAV -> PCMU and PCMA prompts -> decoded samples close to the input', async (t) => {
-  const input = tone();
-  const files = new Map([['in/hello.wav', writeWav(input)]]);
-  const io = memoryIo(files);
-  t.equal(await runMakeann(['in/hello.wav'], io), 0);
-  t.same([...files.keys()].sort(), ['in/hello.0', 'in/hello.8', 'in/hello.wav']);
-  t.same(io.outLines, ['in/hello.0: 8000 bytes, 1.000 s', 'in/hello.8: 8000 bytes, 1.000 s']);
-  for (const [pt, decode] of [[0, ulawToLinear], [8, alawToLinear]] as const) {
-    const prompt = files.get(`in/hello.${String(pt)}`) ?? Buffer.alloc(0);
-    t.equal(prompt.length, input.length, 'one byte per sample, no header');
-    const out = decodeSamples(prompt, decode);
-    let noise = 0;
-    let signal = 0;
-    let worst = 0;
-    for (let i = 0; i < input.length; i++) {
-      const x = input[i] ?? 0;
-      const e = (out[i] ?? 0) - x;
-      noise += e * e;
-      signal += x * x;
-      worst = Math.max(worst, Math.abs(e) / (Math.abs(x) / 16 + 16));
+t.test(
+  'makeann round trip: WAV -> PCMU and PCMA prompts -> decoded samples close to the input',
+  async (t) => {
+    const input = tone();
+    const files = new Map([['in/hello.wav', writeWav(input)]]);
+    const io = memoryIo(files);
+    t.equal(await runMakeann(['in/hello.wav'], io), 0);
+    t.same([...files.keys()].sort(), ['in/hello.0', 'in/hello.8', 'in/hello.wav']);
+    t.same(io.outLines, ['in/hello.0: 8000 bytes, 1.000 s', 'in/hello.8: 8000 bytes, 1.000 s']);
+    for (const [pt, decode] of [
+      [0, ulawToLinear],
+      [8, alawToLinear],
+    ] as const) {
+      const prompt = files.get(`in/hello.${String(pt)}`) ?? Buffer.alloc(0);
+      t.equal(prompt.length, input.length, 'one byte per sample, no header');
+      const out = decodeSamples(prompt, decode);
+      let noise = 0;
+      let signal = 0;
+      let worst = 0;
+      for (let i = 0; i < input.length; i++) {
+        const x = input[i] ?? 0;
+        const e = (out[i] ?? 0) - x;
+        noise += e * e;
+        signal += x * x;
+        worst = Math.max(worst, Math.abs(e) / (Math.abs(x) / 16 + 16));
+      }
+      const snr = 10 * Math.log10(signal / noise);
+      t.ok(snr > 30, `payload type ${String(pt)}: SNR ${snr.toFixed(1)} dB`);
+      t.ok(worst <= 1, `payload type ${String(pt)}: every sample within one quantization step`);
     }
-    const snr = 10 * Math.log10(signal / noise);
-    t.ok(snr > 30, `payload type ${String(pt)}: SNR ${snr.toFixed(1)} dB`);
-    t.ok(worst <= 1, `payload type ${String(pt)}: every sample within one quantization step`);
-  }
-});
+  },
+);
 
 t.test('makeann checks the input format and says what is wrong', async (t) => {
   const cases: readonly [string, Buffer, RegExp][] = [
@@ -124,29 +144,37 @@ t.test('makeann checks the input format and says what is wrong', async (t) => {
   t.match(empty.errLines[0], /no audio samples/);
 });
 
-t.test('readWav() reads extensible PCM, skips other chunks and copes with a streaming data size', async (t) => {
-  const plain = writeWav(Int16Array.from([1, -2, 3]));
-  // Insert a LIST chunk (odd size, padded) before fmt, and mark the data size unknown.
-  const list = Buffer.concat([Buffer.from('LIST'), Buffer.from([3, 0, 0, 0]), Buffer.from('abc'), Buffer.alloc(1)]);
-  const streamed = Buffer.concat([plain.subarray(0, 12), list, plain.subarray(12)]);
-  streamed.writeUInt32LE(0xffffffff, 12 + list.length + 28);
-  const r = readWav(streamed);
-  t.same(r.ok ? [...r.samples] : r.errors, [1, -2, 3]);
-  const ext = Buffer.alloc(12 + 8 + 40 + 8 + 4);
-  ext.write('RIFFxxxxWAVEfmt ', 0, 'latin1');
-  ext.writeUInt32LE(40, 16);
-  ext.writeUInt16LE(0xfffe, 20);
-  ext.writeUInt16LE(1, 22);
-  ext.writeUInt32LE(8000, 24);
-  ext.writeUInt16LE(16, 34);
-  ext.writeUInt16LE(1, 44); // sub-format: PCM
-  ext.write('data', 60, 'latin1');
-  ext.writeUInt32LE(4, 64);
-  ext.writeInt16LE(-300, 68);
-  ext.writeInt16LE(300, 70);
-  const e = readWav(ext);
-  t.same(e.ok ? [...e.samples] : e.errors, [-300, 300]);
-});
+t.test(
+  'readWav() reads extensible PCM, skips other chunks and copes with a streaming data size',
+  async (t) => {
+    const plain = writeWav(Int16Array.from([1, -2, 3]));
+    // Insert a LIST chunk (odd size, padded) before fmt, and mark the data size unknown.
+    const list = Buffer.concat([
+      Buffer.from('LIST'),
+      Buffer.from([3, 0, 0, 0]),
+      Buffer.from('abc'),
+      Buffer.alloc(1),
+    ]);
+    const streamed = Buffer.concat([plain.subarray(0, 12), list, plain.subarray(12)]);
+    streamed.writeUInt32LE(0xffffffff, 12 + list.length + 28);
+    const r = readWav(streamed);
+    t.same(r.ok ? [...r.samples] : r.errors, [1, -2, 3]);
+    const ext = Buffer.alloc(12 + 8 + 40 + 8 + 4);
+    ext.write('RIFFxxxxWAVEfmt ', 0, 'latin1');
+    ext.writeUInt32LE(40, 16);
+    ext.writeUInt16LE(0xfffe, 20);
+    ext.writeUInt16LE(1, 22);
+    ext.writeUInt32LE(8000, 24);
+    ext.writeUInt16LE(16, 34);
+    ext.writeUInt16LE(1, 44); // sub-format: PCM
+    ext.write('data', 60, 'latin1');
+    ext.writeUInt32LE(4, 64);
+    ext.writeInt16LE(-300, 68);
+    ext.writeInt16LE(300, 70);
+    const e = readWav(ext);
+    t.same(e.ok ? [...e.samples] : e.errors, [-300, 300]);
+  },
+);
 
 t.test('makeann options: -l, -L, -c, --raw, the template and usage errors', async (t) => {
   t.same([...limitSamples(Int16Array.from([1, 2, 3]), 2, false)], [1, 2]);

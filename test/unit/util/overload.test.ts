@@ -29,7 +29,12 @@ class FakeHistogram implements DelayHistogram {
 t.test('overloadMonitor: overloaded while a window is late by the limit or more', async (t) => {
   const h = new FakeHistogram();
   const changes: [boolean, number][] = [];
-  const m = new OverloadMonitor({ histogram: h, limitMs: 50, resolutionMs: 10, onChange: (o, late) => changes.push([o, late]) });
+  const m = new OverloadMonitor({
+    histogram: h,
+    limitMs: 50,
+    resolutionMs: 10,
+    onChange: (o, late) => changes.push([o, late]),
+  });
   t.equal(m.overloaded, false, 'not overloaded at start');
   h.window(5);
   t.equal(m.sample(), false, '5 ms late');
@@ -43,7 +48,14 @@ t.test('overloadMonitor: overloaded while a window is late by the limit or more'
   t.equal(m.sample(), true);
   h.window(1);
   t.equal(m.sample(), false, 'back to normal after one good window');
-  t.same(changes, [[true, 50], [false, 1]], 'onChange once per change');
+  t.same(
+    changes,
+    [
+      [true, 50],
+      [false, 1],
+    ],
+    'onChange once per change',
+  );
   t.equal(h.resets, 6, 'every sample() starts a new window');
   m.close();
   m.close();
