@@ -4,8 +4,7 @@
  */
 import pino from 'pino';
 import t from 'tap';
-import type { MediaPlane } from '../../../src/media/plane.ts';
-import { type ActivitySink, RelayStream } from '../../../src/media/relay.ts';
+import { FakeMedia } from '../../helpers/fake-media.ts';
 import { RelayError } from '../../../src/session/errors.ts';
 import {
   type ManagerDeps,
@@ -15,32 +14,6 @@ import {
 import type { NotifyTarget, SessionNotifier } from '../../../src/session/notify-types.ts';
 import type { CommandOrigin } from '../../../src/util/origin-types.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
-
-class FakeMedia implements MediaPlane {
-  readonly capacity = 1000;
-  nextPort = 30000;
-  readonly settings: { stats: GlobalStats; now: () => number };
-  constructor(settings: { stats: GlobalStats; now: () => number }) {
-    this.settings = settings;
-  }
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(leg, isRtp, { ...this.settings, sendTwice: false }, activity);
-  }
-  async bindPair(
-    _address: string,
-    _family: 4 | 6,
-    rtp: RelayStream,
-    rtcp: RelayStream,
-  ): Promise<boolean> {
-    rtp.localPort = this.nextPort;
-    rtcp.localPort = this.nextPort + 1;
-    this.nextPort += 2;
-    return true;
-  }
-  async routeSource(): Promise<string | undefined> {
-    return '127.0.0.1';
-  }
-}
 
 /** Knows one socket name; records what it resolves and what it is asked to send. */
 class FakeNotifier implements SessionNotifier {
@@ -71,7 +44,7 @@ function setup(deps: Partial<Pick<ManagerDeps, 'notifier' | 'overloaded'>>) {
       pcap: false,
     },
     {
-      media: new FakeMedia({ stats, now: () => now }),
+      media: new FakeMedia(stats, () => now),
       stats,
       now: () => now,
       logger: pino({ level: 'silent' }),

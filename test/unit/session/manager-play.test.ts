@@ -4,43 +4,11 @@
  */
 import pino from 'pino';
 import t from 'tap';
-import type { MediaPlane } from '../../../src/media/plane.ts';
-import { type ActivitySink, RelayStream } from '../../../src/media/relay.ts';
+import { FakeMedia } from '../../helpers/fake-media.ts';
 import type { PromptSource } from '../../../src/play/prompts.ts';
 import type { PlaybackHooks, PlaybackService, PlayTarget } from '../../../src/play/scheduler.ts';
 import { type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
-
-class FakeMedia implements MediaPlane {
-  readonly capacity = 1000;
-  #next = 30000;
-  readonly #stats: GlobalStats;
-  constructor(stats: GlobalStats) {
-    this.#stats = stats;
-  }
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(
-      leg,
-      isRtp,
-      { stats: this.#stats, now: () => 0, sendTwice: false },
-      activity,
-    );
-  }
-  async bindPair(
-    _address: string,
-    _family: 4 | 6,
-    rtp: RelayStream,
-    rtcp: RelayStream,
-  ): Promise<boolean> {
-    rtp.localPort = this.#next;
-    rtcp.localPort = this.#next + 1;
-    this.#next += 2;
-    return true;
-  }
-  async routeSource(): Promise<string | undefined> {
-    return '127.0.0.1';
-  }
-}
 
 class FakePlayers implements PlaybackService {
   readonly calls: string[] = [];

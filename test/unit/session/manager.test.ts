@@ -1,45 +1,15 @@
 import pino from 'pino';
 import t from 'tap';
-import type { MediaPlane } from '../../../src/media/plane.ts';
-import { type ActivitySink, RelayStream } from '../../../src/media/relay.ts';
+import { FakeMedia } from '../../helpers/fake-media.ts';
 import { RelayError } from '../../../src/session/errors.ts';
 import { matchSingle, prefixMatch } from '../../../src/session/keys.ts';
 import { type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
-/** A media plane without sockets: ports come from a counter, bind failures on demand. */
-class FakeMedia implements MediaPlane {
-  readonly capacity = 1000;
-  nextPort = 30000;
-  failBinds = false;
-  readonly settings: { stats: GlobalStats; now: () => number };
-  constructor(settings: { stats: GlobalStats; now: () => number }) {
-    this.settings = settings;
-  }
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(leg, isRtp, { ...this.settings, sendTwice: false }, activity);
-  }
-  async bindPair(
-    _address: string,
-    _family: 4 | 6,
-    rtp: RelayStream,
-    rtcp: RelayStream,
-  ): Promise<boolean> {
-    if (this.failBinds) return false;
-    rtp.localPort = this.nextPort;
-    rtcp.localPort = this.nextPort + 1;
-    this.nextPort += 2;
-    return true;
-  }
-  async routeSource(): Promise<string | undefined> {
-    return '127.0.0.1';
-  }
-}
-
 function setup(overrides: { ttl?: number; setupTtl?: number } = {}) {
   let now = 1_000_000;
   const stats = new GlobalStats();
-  const media = new FakeMedia({ stats, now: () => now });
+  const media = new FakeMedia(stats, () => now);
   let drained = 0;
   const manager = new SessionManager(
     {
