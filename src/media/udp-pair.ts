@@ -18,6 +18,20 @@ export interface UdpPair {
   readonly rtcp: dgram.Socket;
 }
 
+/**
+ * Media sockets only ever send to numeric addresses (validated when signalled, or taken from a
+ * packet's source), so the per-send name lookup node:dgram does by default (dns.lookup, which
+ * defers every send through process.nextTick) is replaced by an identity lookup that answers at
+ * once.
+ */
+function numericLookup(
+  address: string,
+  family: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
+}
+
 function bindOne(
   family: 4 | 6,
   address: string,
@@ -27,6 +41,7 @@ function bindOne(
     const socket = dgram.createSocket({
       type: family === 6 ? 'udp6' : 'udp4',
       ipv6Only: family === 6,
+      lookup: numericLookup,
     });
     const onError = (error: NodeJS.ErrnoException): void => {
       socket.removeListener('listening', onListening);
