@@ -1,0 +1,88 @@
+/** Messages between the benchmark driver (bench/relay.ts) and the load generator (bench/generator.ts). */
+import type { LatencySummary } from './histogram.ts';
+
+export interface GeneratorConfig {
+  readonly controlPort: number;
+  /** Sessions to set up with U and L; each has a caller and a callee peer socket. */
+  readonly sessions: number;
+  /** RTP packets per second per direction per session (50 = 20 ms packets). */
+  readonly rate: number;
+  /** Sub-slots per tick: stream j sends at offset (j mod slots) / slots of the tick. */
+  readonly slots: number;
+  readonly warmupS: number;
+  readonly durationS: number;
+  /** Seconds of the idle direct-loopback baseline, sent before the sessions are set up. */
+  readonly baselineIdleS: number;
+  /** U/L commands in flight at once during setup. */
+  readonly setupConcurrency: number;
+  /** SO_RCVBUF asked for on every peer socket. */
+  readonly recvBufferBytes: number;
+  /** Wall-clock limit of the whole generator run in ms; it exits with an error past it. */
+  readonly deadlineMs: number;
+}
+
+export interface ScheduleStats {
+  /** Slot sends made in the measured window. */
+  readonly slotSends: number;
+  /** Of those, how many were made more than one tick (1000/rate ms) after their scheduled time. */
+  readonly slotsLateByTick: number;
+  /** Largest delay between a slot's scheduled time and its send, in the measured window (ms). */
+  readonly maxLateMs: number;
+  /** Mean of that delay (ms). */
+  readonly meanLateMs: number;
+}
+
+export interface GeneratorResult {
+  readonly sessions: number;
+  readonly relayStreams: number;
+  readonly packetBytes: number;
+  readonly setup: {
+    readonly ms: number;
+    readonly commands: number;
+    readonly retransmissions: number;
+  };
+  /** Generator wall time between the first and the last measured tick (ms). */
+  readonly windowMs: number;
+  /** Relay streams, packets sent in the measured window. */
+  readonly sent: number;
+  /** Relay streams, measured packets received by the peers (duplicates not counted). */
+  readonly received: number;
+  readonly duplicates: number;
+  /** Packets that arrived on a peer that was not their destination (should be 0). */
+  readonly misrouted: number;
+  /** Packets that arrived with a lower sequence than one already seen on the same stream. */
+  readonly reordered: number;
+  readonly streamsWithLoss: number;
+  readonly worstStreamLossPct: number;
+  readonly latency: LatencySummary;
+  readonly baselineIdle: LatencySummary;
+  readonly baselineLoad: LatencySummary & { readonly sent: number };
+  readonly schedule: ScheduleStats;
+  readonly cpu: { readonly userS: number; readonly systemS: number };
+  /** Event-loop utilisation over the measured window (0..1). */
+  readonly elu: number;
+  /** SO_RCVBUF the kernel granted (Linux doubles the value asked for, capped by rmem_max). */
+  readonly peerRecvBuffer: number;
+  /** Time series of the load phase, in buckets of bucketMs from originEpochMs (wall clock, ms). */
+  readonly trace: {
+    readonly originEpochMs: number;
+    readonly warmupEndEpochMs: number;
+    readonly bucketMs: number;
+    readonly sent: readonly number[];
+    readonly received: readonly number[];
+    readonly maxLatencyMs: readonly number[];
+    readonly maxLateMs: readonly number[];
+  };
+}
+
+export interface ToGenerator {
+  readonly type: 'start';
+  readonly config: GeneratorConfig;
+}
+
+export type FromGenerator =
+  | { readonly type: 'setup-done'; readonly ms: number }
+  | { readonly type: 'measure-start' }
+  | { readonly type: 'measure-end' }
+  | { readonly type: 'result'; readonly result: GeneratorResult }
+  | { readonly type: 'error'; readonly message: string };

@@ -1,0 +1,163 @@
+/** Command line of the relay benchmark (`npm run bench -- [options]`). */
+
+export interface BenchOptions {
+  readonly sessions: number;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly rate: number;
+  readonly slots: number;
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly pin: boolean;
+  readonly json: boolean;
+  readonly recvBufferBytes: number;
+  /** Where to write the per-100-ms time series as CSV; null = nowhere. */
+  readonly trace: string | null;
+  /** Command (program and leading arguments) run instead of our daemon; null = ours. */
+  readonly target: readonly string[] | null;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+Starts an rtpproxy-compatible daemon, sets up N sessions over its UDP control socket from a
+separate load-generator process and relays 172-byte RTP (50 pps per direction per session).
+
+options:
+  --sessions N      sessions (default 500; two peers and two RTP streams each)
+  --duration S      measured seconds (default 10)
+  --warmup S        unmeasured seconds of load before the measurement (default 2)
+  --rate PPS        packets per second per direction per session (default 50 = 20 ms)
+  --slots N         spread the streams over N sub-slots of each tick (default 20; 1 = all
+                    streams send at the same instant of the tick)
+  --port-min P      daemon media port range, passed as -m (default 20000)
+  --port-max P      daemon media port range, passed as -M (default 29999)
+  --recv-buffer B   SO_RCVBUF asked for on each generator peer socket (default 1048576)
+  --no-pin          do not pin the daemon to CPU 0 and the generator to CPU 1 with taskset
+  --trace FILE      write a CSV time series (per 100 ms: packets sent and received, largest
+                    latency and send lateness, daemon and generator CPU %) to FILE
+  --json            print one JSON object with the figures instead of the text report
+  --binary PATH     run PATH instead of our daemon, with the same arguments
+  --target CMD...   run CMD (every remaining argument) instead of our daemon, followed by the same
+                    arguments; e.g. --target /usr/local/bin/rtpproxy
+  -h, --help        this text
+
+The daemon gets: -f -F -s udp:127.0.0.1:PORT -l 127.0.0.1 -m MIN -M MAX -d ERR
+`;
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function num(
+  flag: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+  integer = true,
+): number {
+  if (value === undefined) throw new UsageError(`${flag} needs a value`);
+  const n = Number(value);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    throw new UsageError(
+      `${flag}: expected ${integer ? 'an integer' : 'a number'} in ${String(min)}..${String(max)}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
+/** Parses argv (without node and script); returns null for --help. */
+export function parseArgs(argv: readonly string[]): BenchOptions | null {
+  let sessions = 500;
+  let durationS = 10;
+  let warmupS = 2;
+  let rate = 50;
+  let slots = 20;
+  let portMin = 20000;
+  let portMax = 29999;
+  let pin = true;
+  let json = false;
+  let recvBufferBytes = 1024 * 1024;
+  let target: string[] | null = null;
+  let trace: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const next = (): string | undefined => argv[++i];
+    switch (a) {
+      case '-h':
+      case '--help':
+        return null;
+      case '--sessions':
+        sessions = num(a, next(), 1, 15000);
+        break;
+      case '--duration':
+        durationS = num(a, next(), 0.1, 3600, false);
+        break;
+      case '--warmup':
+        warmupS = num(a, next(), 0, 600, false);
+        break;
+      case '--rate':
+        rate = num(a, next(), 1, 1000);
+        break;
+      case '--slots':
+        slots = num(a, next(), 1, 1000);
+        break;
+      case '--port-min':
+        portMin = num(a, next(), 1024, 65535);
+        break;
+      case '--port-max':
+        portMax = num(a, next(), 1024, 65535);
+        break;
+      case '--recv-buffer':
+        recvBufferBytes = num(a, next(), 4096, 256 * 1024 * 1024);
+        break;
+      case '--no-pin':
+        pin = false;
+        break;
+      case '--trace': {
+        const file = next();
+        if (file === undefined || file === '') throw new UsageError('--trace needs a file name');
+        trace = file;
+        break;
+      }
+      case '--json':
+        json = true;
+        break;
+      case '--binary': {
+        const path = next();
+        if (path === undefined || path === '') throw new UsageError('--binary needs a path');
+        target = [path];
+        break;
+      }
+      case '--target': {
+        const rest = argv.slice(i + 1);
+        if (rest.length === 0) throw new UsageError('--target needs a command');
+        target = [...rest];
+        i = argv.length;
+        break;
+      }
+      default:
+        throw new UsageError(`unknown option ${JSON.stringify(a)}`);
+    }
+  }
+  const pairs = Math.floor((portMax - portMin + 1) / 2);
+  if (pairs < 2 * sessions + 16) {
+    throw new UsageError(
+      `port range ${String(portMin)}..${String(portMax)} has ${String(pairs)} RTP/RTCP pairs; ` +
+        `${String(sessions)} sessions need ${String(2 * sessions)} (plus headroom): widen it`,
+    );
+  }
+  return {
+    sessions,
+    durationS,
+    warmupS,
+    rate,
+    slots,
+    portMin,
+    portMax,
+    pin,
+    json,
+    recvBufferBytes,
+    trace,
+    target,
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * Linux /proc readers used to account the daemon: CPU time (utime+stime from /proc/PID/stat),
+ * resident memory (VmRSS from /proc/PID/status), CPU affinity, UDP socket drop counters. The
+ * daemon is measured as its process tree (the PID we started plus its live descendants), so a
+ * `--target` wrapper script or a forking daemon is still accounted in full.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second (`getconf CLK_TCK`, 100 when it cannot be asked). */
+export function clkTck(): number {
+  if (clockTicks === undefined) {
+    try {
+      const v = Number(
+        execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).trim(),
+      );
+      clockTicks = Number.isInteger(v) && v > 0 ? v : 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+interface StatFields {
+  readonly ppid: number;
+  readonly utime: number;
+  readonly stime: number;
+}
+
+function readStat(pid: number): StatFields | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${String(pid)}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // Field 2 (comm) is in parentheses and may hold spaces: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
+  return { ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
+}
+
+/** `pid` and all its live descendants (bounded by the number of processes in /proc). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [pid];
+  }
+  for (const e of entries) {
+    if (!/^[0-9]+$/.test(e)) continue;
+    const st = readStat(Number(e));
+    if (st === null) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push(Number(e));
+    children.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  for (let p = queue.shift(); p !== undefined && out.length <= entries.length; p = queue.shift()) {
+    out.push(p);
+    for (const c of children.get(p) ?? []) queue.push(c);
+  }
+  return out;
+}
+
+/** CPU seconds (user, system) used so far by the tree rooted at `pid`. */
+export function treeCpuSeconds(pid: number): { user: number; system: number } {
+  let u = 0;
+  let s = 0;
+  for (const p of processTree(pid)) {
+    const st = readStat(p);
+    if (st === null) continue;
+    u += st.utime;
+    s += st.stime;
+  }
+  const hz = clkTck();
+  return { user: u / hz, system: s / hz };
+}
+
+function statusField(pid: number, name: string): string | null {
+  try {
+    const text = readFileSync(`/proc/${String(pid)}/status`, 'latin1');
+    const m = new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text);
+    return m?.[1]?.trim() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Resident set size in KiB of the tree rooted at `pid` (VmRSS summed). */
+export function treeRssKiB(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    const v = statusField(p, 'VmRSS');
+    const m = v === null ? null : /^([0-9]+)\s*kB/.exec(v);
+    if (m?.[1] !== undefined) total += Number(m[1]);
+  }
+  return total;
+}
+
+/** The CPUs a process may run on, as /proc shows it (for example `0` or `0-1`). */
+export function cpusAllowed(pid: number): string | null {
+  return statusField(pid, 'Cpus_allowed_list');
+}
+
+/** The UDP line of /proc/net/snmp as name -> value. */
+export function udpSnmp(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'latin1')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp: '));
+    const names = lines[0]?.split(/\s+/).slice(1) ?? [];
+    const values = lines[1]?.split(/\s+/).slice(1) ?? [];
+    names.forEach((n, i) => {
+      out[n] = Number(values[i]);
+    });
+  } catch {
+    // Not Linux, or /proc not mounted: no figures.
+  }
+  return out;
+}
+
+/**
+ * Per-socket receive drops from /proc/net/udp, summed separately for sockets bound to 127.0.0.1
+ * with a local port inside [min, max] (the daemon's media range) and for all other loopback
+ * sockets (the load generator's peers). Cumulative since each socket was created.
+ */
+export function udpDrops(
+  min: number,
+  max: number,
+): { inRange: number; outside: number; sockets: number } {
+  let inRange = 0;
+  let outside = 0;
+  let sockets = 0;
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/udp', 'latin1');
+  } catch {
+    return { inRange, outside, sockets };
+  }
+  const lines = text.split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const f = (lines[i] ?? '').trim().split(/\s+/);
+    const local = f[1];
+    if (!local?.startsWith('0100007F:')) continue;
+    const port = parseInt(local.slice(9), 16);
+    const drops = Number(f[12] ?? 0);
+    sockets++;
+    if (port >= min && port <= max) inRange += drops;
+    else outside += drops;
+  }
+  return { inRange, outside, sockets };
+}
+
+/**
+ * CPU time in nanoseconds used so far by every thread of the tree rooted at `pid`, from
+ * /proc/PID/task/TID/schedstat (finer than the clock ticks of /proc/PID/stat; for time series).
+ */
+export function treeCpuNs(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${String(p)}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const f = readFileSync(`/proc/${String(p)}/task/${tid}/schedstat`, 'latin1').split(' ');
+        total += Number(f[0] ?? 0);
+      } catch {
+        // the thread ended
+      }
+    }
+  }
+  return total;
+}
+
+/**
+ * Per-CPU time from /proc/stat, in seconds: busy = user + nice + system (task time), irq = irq +
+ * softirq (kernel work not charged to any task when the kernel accounts IRQ time separately, such
+ * as loopback packet delivery), steal, and the total of all columns.
+ */
+export interface CpuTimes {
+  readonly busy: number;
+  readonly irq: number;
+  readonly steal: number;
+  readonly total: number;
+}
+
+/** Every `cpuN` line of /proc/stat, keyed by N. */
+export function systemCpuTimes(): Map<number, CpuTimes> {
+  const out = new Map<number, CpuTimes>();
+  let text: string;
+  try {
+    text = readFileSync('/proc/stat', 'latin1');
+  } catch {
+    return out;
+  }
+  const hz = clkTck();
+  for (const line of text.split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (m?.[1] === undefined || m[2] === undefined) continue;
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    const f = m[2].trim().split(/\s+/).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0);
+    const irq = (f[5] ?? 0) + (f[6] ?? 0);
+    const steal = f[7] ?? 0;
+    out.set(Number(m[1]), { busy: busy / hz, irq: irq / hz, steal: steal / hz, total: total / hz });
+  }
+  return out;
+}

@@ -1,0 +1,488 @@
+/**
+ * RTP relay benchmark: `npm run bench -- [options]` (options in bench/options.ts).
+ *
+ * This driver starts the daemon (ours, or any rtpproxy-compatible command given with --binary or
+ * --target) as a child process pinned to CPU 0, and the load generator (bench/generator.ts) as a
+ * second child process pinned to CPU 1. The generator sets up the sessions, sends the RTP and
+ * measures latency and loss; this process only watches: it samples the daemon's CPU time and RSS
+ * from /proc and its global counters (`G`) over the control socket at the start and end of the
+ * measured window, and prints the report. Everything it starts is killed on exit, on error and on
+ * SIGINT/SIGTERM/SIGHUP; every wait has a deadline.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { ControlClient } from './control-client.ts';
+import type { FromGenerator, GeneratorConfig, GeneratorResult, ToGenerator } from './messages.ts';
+import { parseArgs, USAGE, UsageError, type BenchOptions } from './options.ts';
+import {
+  cpusAllowed,
+  processTree,
+  systemCpuTimes,
+  treeCpuNs,
+  treeCpuSeconds,
+  treeRssKiB,
+  udpDrops,
+  udpSnmp,
+  type CpuTimes,
+} from './procfs.ts';
+import { formatReport, type BenchReport, type CounterSet } from './report.ts';
+import { writeTrace, type CpuSample } from './trace.ts';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH_DIR, '..');
+
+/** The daemon must answer `V` within this long after it was started. */
+const START_TIMEOUT_MS = 10_000;
+/** Seconds of the generator's idle direct-loopback baseline. */
+const BASELINE_IDLE_S = 2;
+/** U/L commands in flight at once during setup. */
+const SETUP_CONCURRENCY = 16;
+
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+// ---------------------------------------------------------------- children and cleanup
+
+const children = new Set<ChildProcess>();
+let daemonPid: number | undefined;
+
+/** Signals the daemon's process group (it is started as a group leader) and its process tree. */
+function signalDaemon(signal: NodeJS.Signals): void {
+  if (daemonPid === undefined) return;
+  const tree = processTree(daemonPid);
+  try {
+    process.kill(-daemonPid, signal);
+  } catch {
+    // no such group any more
+  }
+  for (const pid of tree.reverse()) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Kills everything we started, synchronously (usable from an 'exit' handler). */
+function killAll(): void {
+  signalDaemon('SIGKILL');
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+}
+
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: stopping the daemon and the generator`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Last bytes written by a child, for error messages. */
+function tail(child: ChildProcess, max = 8192): () => string {
+  let buf = '';
+  const add = (d: Buffer): void => {
+    buf = (buf + d.toString('utf8')).slice(-max);
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => buf.trim();
+}
+
+// ---------------------------------------------------------------- helpers
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A free UDP port on 127.0.0.1: bind port 0, read it, close (the daemon binds it right after). */
+async function freeUdpPort(): Promise<number> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind({ port: 0, address: '127.0.0.1' }, () => {
+      resolve();
+    });
+  });
+  const { port } = sock.address();
+  await new Promise<void>((resolve) => sock.close(() => resolve()));
+  return port;
+}
+
+function parseCpuList(list: string | null): Set<number> {
+  const out = new Set<number>();
+  for (const part of (list ?? '').split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m?.[1] === undefined) continue;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    for (let c = a; c <= b && c - a < 4096; c++) out.add(c);
+  }
+  return out;
+}
+
+/** Whether pinning to CPUs 0 and 1 can be done, and why not. */
+function pinningPlan(requested: boolean): { pin: boolean; reason: string } {
+  if (!requested) return { pin: false, reason: 'disabled by --no-pin' };
+  const probe = spawnSync('taskset', ['-V'], { encoding: 'utf8', timeout: 2000 });
+  if (probe.error !== undefined || probe.status !== 0) {
+    return { pin: false, reason: 'taskset not found' };
+  }
+  const cpus = parseCpuList(cpusAllowed(process.pid));
+  if (!cpus.has(0) || !cpus.has(1)) {
+    return {
+      pin: false,
+      reason: `CPUs 0 and 1 are not both available (allowed: ${[...cpus].join(',')})`,
+    };
+  }
+  return { pin: true, reason: 'taskset' };
+}
+
+function gitDescription(): string {
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 5000,
+  });
+  if (rev.status !== 0) return 'unknown';
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 5000,
+  });
+  return `${rev.stdout.trim()}${dirty.stdout.trim() === '' ? '' : ' + uncommitted changes'}`;
+}
+
+async function waitForVersion(
+  client: ControlClient,
+  daemon: ChildProcess,
+  output: () => string,
+): Promise<void> {
+  const end = performance.now() + START_TIMEOUT_MS;
+  let last = 'no reply';
+  for (let attempt = 0; attempt < 200 && performance.now() < end; attempt++) {
+    if (daemon.exitCode !== null || daemon.signalCode !== null) break;
+    try {
+      const reply = await client.command('V', 0, 250);
+      if (reply === '20040107') return;
+      last = `unexpected reply ${JSON.stringify(reply)}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+  }
+  const state =
+    daemon.exitCode !== null || daemon.signalCode !== null
+      ? `it exited (code ${String(daemon.exitCode)}, signal ${String(daemon.signalCode)})`
+      : `it is still running; last attempt: ${last}`;
+  throw new Error(
+    `the daemon did not answer V within ${String(START_TIMEOUT_MS / 1000)} s of start: ${state}` +
+      (output() === '' ? '' : `\n--- daemon output ---\n${output()}`),
+  );
+}
+
+async function globalCounters(client: ControlClient): Promise<CounterSet | null> {
+  try {
+    const reply = await client.command('G npkts_rcvd npkts_relayed npkts_discard');
+    const f = reply.split(' ').map(Number);
+    if (f.length !== 3 || f.some((n) => !Number.isFinite(n))) return null;
+    return { npkts_rcvd: f[0] ?? 0, npkts_relayed: f[1] ?? 0, npkts_discard: f[2] ?? 0 };
+  } catch {
+    return null;
+  }
+}
+
+interface WindowSample {
+  readonly t: number;
+  readonly cpu: { user: number; system: number };
+  readonly counters: CounterSet | null;
+  readonly drops: { inRange: number; outside: number };
+  readonly snmp: Record<string, number>;
+  /** Busy CPU seconds of the whole machine, per CPU, and this driver's own CPU seconds. */
+  readonly system: Map<number, CpuTimes>;
+  readonly driverCpuS: number;
+}
+
+async function sampleWindow(
+  pid: number,
+  client: ControlClient,
+  opts: BenchOptions,
+): Promise<WindowSample> {
+  // The G query goes out first and the CPU time is read right after it, so that both describe
+  // the same instant as closely as possible; the slower /proc scans come last.
+  const countersReply = globalCounters(client);
+  const t = performance.now();
+  const cpu = treeCpuSeconds(pid);
+  const system = systemCpuTimes();
+  const self = process.cpuUsage();
+  const driverCpuS = (self.user + self.system) / 1e6;
+  const drops = udpDrops(opts.portMin, opts.portMax);
+  const snmp = udpSnmp();
+  const counters = await countersReply;
+  return { t, cpu, counters, drops, snmp, system, driverCpuS };
+}
+
+async function stopDaemon(daemon: ChildProcess, client: ControlClient | null): Promise<void> {
+  if (client !== null) {
+    try {
+      await client.command('X');
+    } catch {
+      // it is being killed anyway
+    }
+  }
+  if (daemon.exitCode !== null || daemon.signalCode !== null) {
+    killAll(); // the root is gone; anything it left in its group is not
+    return;
+  }
+  const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
+  signalDaemon('SIGTERM');
+  await Promise.race([exited, sleep(3000)]);
+  killAll();
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  let opts: BenchOptions | null;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts === null) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+
+  const plan = pinningPlan(opts.pin);
+  const controlPort = await freeUdpPort();
+  const daemonArgs = [
+    '-f',
+    '-F',
+    '-s',
+    `udp:127.0.0.1:${String(controlPort)}`,
+    '-l',
+    '127.0.0.1',
+    '-m',
+    String(opts.portMin),
+    '-M',
+    String(opts.portMax),
+    '-d',
+    'ERR',
+  ];
+  const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];
+  const daemonCmd = [...(plan.pin ? ['taskset', '-c', '0'] : []), ...targetCmd, ...daemonArgs];
+  log(`starting daemon: ${daemonCmd.join(' ')}`);
+  const daemon = track(
+    // detached: its own process group, so that the group can be killed with whatever it started.
+    spawn(daemonCmd[0] ?? '', daemonCmd.slice(1), {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    }),
+  );
+  const daemonOutput = tail(daemon);
+  const spawnError = new Promise<never>((_resolve, reject) => {
+    daemon.once('error', (err) =>
+      reject(new Error(`cannot start ${String(daemonCmd[0])}: ${err.message}`)),
+    );
+  });
+  spawnError.catch(() => undefined);
+  await Promise.race([sleep(50), spawnError]);
+  const pid = daemon.pid ?? (await spawnError);
+  daemonPid = pid;
+
+  // This driver mostly sleeps; keep it off the daemon's CPU as well.
+  if (plan.pin) {
+    spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { timeout: 2000 });
+  }
+
+  const client = await ControlClient.open(controlPort);
+  try {
+    await Promise.race([waitForVersion(client, daemon, daemonOutput), spawnError]);
+    log(`daemon pid ${String(pid)} answers on udp:127.0.0.1:${String(controlPort)}`);
+    const daemonExit = new Promise<never>((_resolve, reject) => {
+      daemon.once('exit', (code, signal) =>
+        reject(
+          new Error(
+            `the daemon exited during the run (code ${String(code)}, signal ${String(signal)})` +
+              (daemonOutput() === '' ? '' : `\n--- daemon output ---\n${daemonOutput()}`),
+          ),
+        ),
+      );
+    });
+    daemonExit.catch(() => undefined);
+    await sleep(300);
+    const rssBefore = treeRssKiB(pid);
+
+    // The generator: a separate process on CPU 1, talking to us over an IPC channel.
+    const genCmd = [
+      ...(plan.pin ? ['taskset', '-c', '1'] : []),
+      process.execPath,
+      '--import=tsx',
+      path.join(BENCH_DIR, 'generator.ts'),
+    ];
+    const gen = track(
+      spawn(genCmd[0] ?? '', genCmd.slice(1), { cwd: ROOT, stdio: ['ignore', 2, 2, 'ipc'] }),
+    );
+    const setupBudgetMs = 30_000 + opts.sessions * 40;
+    const runMs = (opts.warmupS + opts.durationS) * 1000;
+    const config: GeneratorConfig = {
+      controlPort,
+      sessions: opts.sessions,
+      rate: opts.rate,
+      slots: opts.slots,
+      warmupS: opts.warmupS,
+      durationS: opts.durationS,
+      baselineIdleS: BASELINE_IDLE_S,
+      setupConcurrency: SETUP_CONCURRENCY,
+      recvBufferBytes: opts.recvBufferBytes,
+      deadlineMs: BASELINE_IDLE_S * 1000 + setupBudgetMs + runMs + 15_000,
+    };
+    const deadlineMs = config.deadlineMs + 10_000;
+
+    let rssAfterSetup = 0;
+    let rssEnd = 0;
+    let setupMs = 0;
+    // Time series of both processes' CPU for --trace, sampled from setup to the end of the run.
+    const cpuSamples: CpuSample[] = [];
+    let sampler: NodeJS.Timeout | undefined;
+    const sampleCpu = (): void => {
+      if (gen.pid === undefined || cpuSamples.length > 100_000) return;
+      cpuSamples.push({
+        epochMs: performance.timeOrigin + performance.now(),
+        daemonNs: treeCpuNs(pid),
+        generatorNs: treeCpuNs(gen.pid),
+      });
+    };
+    // Filled by the message handler below (a holder object, so the compiler does not narrow).
+    const window: { start?: Promise<WindowSample>; end?: Promise<WindowSample> } = {};
+    const result = await new Promise<GeneratorResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`the run did not finish within ${String(deadlineMs / 1000)} s`));
+      }, deadlineMs);
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      daemonExit.catch(fail);
+      gen.once('error', (err) => fail(new Error(`cannot start the generator: ${err.message}`)));
+      gen.once('exit', (code, signal) =>
+        fail(
+          new Error(
+            `the generator exited before reporting (code ${String(code)}, signal ${String(signal)})`,
+          ),
+        ),
+      );
+      gen.on('message', (raw: unknown) => {
+        const msg = raw as FromGenerator;
+        switch (msg.type) {
+          case 'setup-done':
+            setupMs = msg.ms;
+            rssAfterSetup = treeRssKiB(pid);
+            if (opts.trace !== null) {
+              sampleCpu();
+              sampler = setInterval(sampleCpu, 50);
+            }
+            log(
+              `${String(opts.sessions)} sessions set up in ${(msg.ms / 1000).toFixed(2)} s; warm-up ${String(opts.warmupS)} s`,
+            );
+            break;
+          case 'measure-start':
+            window.start = sampleWindow(pid, client, opts);
+            log(`measuring for ${String(opts.durationS)} s`);
+            break;
+          case 'measure-end':
+            window.end = sampleWindow(pid, client, opts);
+            rssEnd = treeRssKiB(pid);
+            break;
+          case 'result':
+            clearTimeout(timer);
+            resolve(msg.result);
+            break;
+          case 'error':
+            fail(new Error(`generator: ${msg.message}`));
+            break;
+        }
+      });
+      const start: ToGenerator = { type: 'start', config };
+      gen.send(start);
+    }).finally(() => {
+      clearInterval(sampler);
+    });
+    if (window.start === undefined || window.end === undefined) {
+      throw new Error('the generator skipped the measured window');
+    }
+    if (opts.trace !== null) {
+      writeTrace(opts.trace, result, cpuSamples);
+      log(`time series written to ${opts.trace}`);
+    }
+    const s0 = await window.start;
+    const s1 = await window.end;
+
+    const pinned = {
+      requested: opts.pin,
+      applied: plan.pin,
+      reason: plan.reason,
+      daemonCpus: cpusAllowed(pid),
+      generatorCpus: gen.pid === undefined ? null : cpusAllowed(gen.pid),
+    };
+    await stopDaemon(daemon, client);
+
+    const report: BenchReport = {
+      date: new Date().toISOString(),
+      host: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? 'unknown',
+        kernel: os.release(),
+        node: process.version,
+      },
+      target: {
+        kind: opts.target === null ? 'ours' : 'other',
+        command: [...targetCmd, ...daemonArgs].join(' '),
+        version: opts.target === null ? gitDescription() : null,
+      },
+      pinning: pinned,
+      options: opts,
+      setupMs,
+      result,
+      rssKiB: { before: rssBefore, afterSetup: rssAfterSetup, end: rssEnd },
+      windowStart: s0,
+      windowEnd: s1,
+    };
+    process.stdout.write(formatReport(report, opts.json));
+    return 0;
+  } finally {
+    client.close();
+    await stopDaemon(daemon, null);
+    killAll();
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`[bench] error: ${err instanceof Error ? err.message : String(err)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);
