@@ -16,13 +16,13 @@
  * their RTP timestamp; missing packets become silence. A new SSRC (a re-INVITE) starts a new
  * segment at its arrival time.
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { readRtpHeader } from '../media/rtp.ts';
 import { alawToLinear, ulawToLinear } from './g711.ts';
 import { readRecording, type RecordedPacket } from './recording-reader.ts';
 import { REQUIRED_RATE, writeWav } from './wav.ts';
+import { processIo, type ToolIo } from './io.ts';
 
 /** G.711 decoders by payload type. */
 const DECODERS = {
@@ -188,29 +188,11 @@ export interface ExtractOptions {
 }
 
 /** The file system and output streams the tool uses (injected by tests). */
-export interface ExtractIo {
-  readFile(path: string): Promise<Buffer>;
-  writeFile(path: string, data: Buffer): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
-  unlink(path: string): Promise<void>;
-  out(line: string): void;
-  err(line: string): void;
-}
+export type ExtractIo = ToolIo;
 
 const USAGE = 'usage: rtpproxy-extract [-o DIR] FILE [FILE...]';
 
-const defaultIo: ExtractIo = {
-  readFile: (p) => fsp.readFile(p),
-  writeFile: (p, data) => fsp.writeFile(p, data),
-  rename: (from, to) => fsp.rename(from, to),
-  unlink: (p) => fsp.unlink(p),
-  out: (line) => {
-    process.stdout.write(`${line}\n`);
-  },
-  err: (line) => {
-    process.stderr.write(`${line}\n`);
-  },
-};
+const defaultIo = processIo;
 
 /** `BASE` of an input: without a `.rtp`, `.rtcp` or `.pcap` extension, in `outDir` if given. */
 export function outputBase(input: string, outDir?: string): string {

@@ -13,10 +13,10 @@
  * Output files are written under a temporary name and renamed into place, so a running daemon
  * never reads half a prompt (its prompt cache notices the new file on the next `P`).
  */
-import { promises as fsp } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { encodeSamples, linearToAlaw, linearToUlaw } from './g711.ts';
 import { CONVERT_HINT, pcm16le, readWav, REQUIRED_RATE } from './wav.ts';
+import { processIo, type ToolIo } from './io.ts';
 
 /** The encoders makeann has, by payload type. */
 export const MAKEANN_ENCODERS = {
@@ -48,29 +48,11 @@ export interface MakeannOptions {
 }
 
 /** The file system and output streams the tool uses (injected by tests). */
-export interface MakeannIo {
-  readFile(path: string): Promise<Buffer>;
-  writeFile(path: string, data: Buffer): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
-  unlink(path: string): Promise<void>;
-  out(line: string): void;
-  err(line: string): void;
-}
+export type MakeannIo = ToolIo;
 
 const USAGE = 'usage: rtpproxy-makeann [-l LIMIT [-L]] [-c 0,8] [--raw] INFILE [TEMPLATE]';
 
-const defaultIo: MakeannIo = {
-  readFile: (path) => fsp.readFile(path),
-  writeFile: (path, data) => fsp.writeFile(path, data),
-  rename: (from, to) => fsp.rename(from, to),
-  unlink: (path) => fsp.unlink(path),
-  out: (line) => {
-    process.stdout.write(`${line}\n`);
-  },
-  err: (line) => {
-    process.stderr.write(`${line}\n`);
-  },
-};
+const defaultIo = processIo;
 
 /** The default template: the input name without a `.wav` extension. */
 export function templateFor(input: string): string {
