@@ -8,9 +8,7 @@ const PURE_IO = ['node:dgram', 'node:net', 'node:fs', 'node:fs/promises', 'dgram
 
 export default defineConfig(
   {
-    // bench/ is being worked on separately; it is typechecked by tsc but not linted yet.
-    // TODO: lint bench/ once that work lands.
-    ignores: ['node_modules/**', '.tap/**', 'coverage/**', 'test/fixtures/**', 'bench/**'],
+    ignores: ['node_modules/**', '.tap/**', 'coverage/**', 'test/fixtures/**'],
   },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
