@@ -13,8 +13,22 @@ export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
+/** One JSON log line of the daemon, as tests read it. */
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [field: string]: unknown;
+}
+
+export interface StartOptions {
+  /** Collect the daemon's log lines (level info and up) in `logs`. */
+  readonly captureLogs?: boolean;
+}
+
 export interface RunningDaemon {
   readonly daemon: Daemon;
+  /** Log lines, when started with `captureLogs`; empty otherwise. */
+  readonly logs: readonly LogLine[];
   readonly controlPort: number;
   /** One command over the UDP control socket; resolves with the reply text (LF included). */
   command(line: string): Promise<string>;
@@ -28,7 +42,11 @@ export interface RunningDaemon {
  * Starts a daemon with `-f -F -s udp:127.0.0.1:0` plus `args` (for example
  * `['-l', '127.0.0.1', '-m', '41000', '-M', '41099', '-b']`).
  */
-export async function startDaemon(t: Teardown, args: readonly string[]): Promise<RunningDaemon> {
+export async function startDaemon(
+  t: Teardown,
+  args: readonly string[],
+  options: StartOptions = {},
+): Promise<RunningDaemon> {
   const parsed = parseOptions(['-f', '-F', '-s', 'udp:127.0.0.1:0', '-d', 'CRIT', ...args]);
   if (!parsed.ok) throw new Error(`bad test arguments: ${parsed.message}`);
   const config = buildConfig(parsed.options);
@@ -37,7 +55,15 @@ export async function startDaemon(t: Teardown, args: readonly string[]): Promise
   const drained = new Promise<void>((resolve) => {
     onDrained = resolve;
   });
-  const daemon = new Daemon(config, pino({ level: 'silent' }), {
+  const logs: LogLine[] = [];
+  const logger =
+    options.captureLogs === true
+      ? pino(
+          { level: 'info' },
+          { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) },
+        )
+      : pino({ level: 'silent' });
+  const daemon = new Daemon(config, logger, {
     onDrained: () => onDrained(),
     onStdioEof: () => undefined,
   });
@@ -51,6 +77,7 @@ export async function startDaemon(t: Teardown, args: readonly string[]): Promise
   t.teardown(close);
   return {
     daemon,
+    logs,
     controlPort,
     command: (line) => client.command(line),
     port: async (line) => {

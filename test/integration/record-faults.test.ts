@@ -6,13 +6,9 @@
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import t, { type Test } from 'tap';
-import { buildConfig, isConfigErrors } from '../../src/cli/config.ts';
-import { parseOptions } from '../../src/cli/options.ts';
-import { Daemon } from '../../src/daemon.ts';
-import { UdpControlClient, waitUntil } from '../helpers/control.ts';
+import { waitUntil } from '../helpers/control.ts';
+import { startDaemon } from '../helpers/daemon.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
 function tempDir(t: Test, name: string): string {
@@ -21,44 +17,6 @@ function tempDir(t: Test, name: string): string {
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
-}
-
-/** The fields of a log line these tests read. */
-interface LogLine {
-  readonly msg?: string;
-  readonly code?: string;
-  readonly level?: number;
-  readonly err?: { readonly message?: string };
-}
-
-/** A daemon whose log lines (JSON) are collected in `logs`. */
-async function daemonWithLog(t: Test, args: string[]) {
-  const parsed = parseOptions(['-f', '-F', '-s', 'udp:127.0.0.1:0', '-d', 'INFO', ...args]);
-  if (!parsed.ok) throw new Error(parsed.message);
-  const config = buildConfig(parsed.options);
-  if (isConfigErrors(config)) throw new Error(JSON.stringify(config));
-  const logs: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line !== '') logs.push(JSON.parse(line) as LogLine);
-      }
-      done();
-    },
-  });
-  const daemon = new Daemon(config, pino({ level: 'info' }, sink), {
-    onDrained: () => undefined,
-    onStdioEof: () => undefined,
-  });
-  await daemon.start();
-  const client = await UdpControlClient.open(daemon.controlPort(0) ?? 0, '127.0.0.1');
-  t.teardown(async () => {
-    await client.close();
-    await daemon.close();
-  });
-  const port = async (line: string): Promise<number> =>
-    Number((await client.command(line)).split(' ')[0]);
-  return { daemon, logs, command: (line: string) => client.command(line), port };
 }
 
 /** Descriptors of this process that point into `dir`. */
@@ -81,7 +39,9 @@ t.test(
   { skip: noDevFull },
   async (t) => {
     const dir = tempDir(t, 'full');
-    const d = await daemonWithLog(t, ['-l', '127.0.0.1', ...portWindow(44), '-r', dir]);
+    const d = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(44), '-r', dir], {
+      captureLogs: true,
+    });
     // The named copy's RTP file is /dev/full: every write fails with ENOSPC.
     symlinkSync('/dev/full', path.join(dir, 'full.rtp'));
     const a = await Peer.open(t);
@@ -106,7 +66,7 @@ t.test(
     const stopped = d.logs.filter((l) => l.msg === 'recording stopped');
     t.equal(stopped.length, 1, 'one log line');
     t.match(stopped[0], { code: 'ERR_RECORD_WRITE', level: 40 });
-    t.match(stopped[0]?.err?.message ?? '', /ENOSPC/);
+    t.match((stopped[0]?.['err'] as { message?: string } | undefined)?.message ?? '', /ENOSPC/);
     t.equal(await d.command(`N ${c.id} ${c.from} ${c.to}`), '0\n', 'N still stops it');
     // The recorder closes asynchronously after N: its descriptors go away shortly after.
     await waitUntil(
@@ -119,7 +79,9 @@ t.test(
 t.test('no file is left open or in the spool after X', async (t) => {
   const dir = tempDir(t, 'leak');
   const spool = tempDir(t, 'leak-spool');
-  const d = await daemonWithLog(t, ['-l', '127.0.0.1', ...portWindow(44), '-r', dir, '-S', spool]);
+  const d = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(44), '-r', dir, '-S', spool], {
+    captureLogs: true,
+  });
   const calls = [];
   for (let i = 0; i < 3; i += 1) {
     const a = await Peer.open(t);

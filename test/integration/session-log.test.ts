@@ -3,70 +3,30 @@
  * shutdown, and D during a drain. The daemon runs in-process with a logger whose lines the test
  * reads back.
  */
-import pino from 'pino';
 import t from 'tap';
-import { buildConfig, isConfigErrors } from '../../src/cli/config.ts';
-import { parseOptions } from '../../src/cli/options.ts';
-import { Daemon } from '../../src/daemon.ts';
-import { UdpControlClient } from '../helpers/control.ts';
+import { withTimeout } from '../helpers/control.ts';
+import { type LogLine, startDaemon } from '../helpers/daemon.ts';
 import { NotifyListener } from '../helpers/notify-listener.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
-
-interface Line {
-  readonly level: number;
-  readonly msg: string;
-  readonly [field: string]: unknown;
-}
 
 t.test(
   'session end: one info line per session and reason, with packets and bytes each way',
   async (t) => {
     const tcp = await NotifyListener.tcp(t);
     const sock = `tcp:127.0.0.1:${String(tcp.port)}`;
-    const parsed = parseOptions([
-      '-f',
-      '-F',
-      '-s',
-      'udp:127.0.0.1:0',
-      '-l',
-      '127.0.0.1',
-      ...portWindow(12),
-      '-T',
-      '30',
-      '-W',
-      '1',
-      '-n',
-      sock,
-    ]);
-    if (!parsed.ok) throw new Error(parsed.message);
-    const config = buildConfig(parsed.options);
-    if (isConfigErrors(config)) throw new Error(JSON.stringify(config));
-    const lines: Line[] = [];
-    const logger = pino(
-      { level: 'info' },
-      { write: (s: string) => void lines.push(JSON.parse(s) as Line) },
+    const d = await startDaemon(
+      t,
+      ['-l', '127.0.0.1', ...portWindow(12), '-T', '30', '-W', '1', '-n', sock],
+      { captureLogs: true },
     );
-    let drained = false;
-    const daemon = new Daemon(config, logger, {
-      onDrained: () => (drained = true),
-      onStdioEof: () => undefined,
-    });
-    await daemon.start();
-    const client = await UdpControlClient.open(daemon.controlPort(0) ?? 0, '127.0.0.1');
-    t.teardown(async () => {
-      await client.close();
-      await daemon.close();
-    });
-    const ended = (): Line[] => lines.filter((l) => l.msg === 'session ended');
-    const port = async (line: string): Promise<number> =>
-      Number((await client.command(line)).split(' ')[0]);
+    const ended = (): LogLine[] => d.logs.filter((l) => l.msg === 'session ended');
 
     // D after media both ways: 3 packets from the caller, 2 from the callee.
     const a = await Peer.open(t);
     const b = await Peer.open(t);
     const call = uniqueCall('delete');
-    const toB = await port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-    const toA = await port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+    const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+    const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
     for (let seq = 1; seq <= 3; seq += 1) {
       await a.send(rtpPacket({ seq, ssrc: 1 }), toA);
       await b.receive();
@@ -75,7 +35,7 @@ t.test(
       await b.send(rtpPacket({ seq, ssrc: 2 }), toB);
       await a.receive();
     }
-    t.equal(await client.command(`D ${call.id} ${call.from} ${call.to}`), '0\n');
+    t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0\n');
     t.match(ended(), [
       {
         level: 30,
@@ -95,27 +55,28 @@ t.test(
 
     // X.
     const x = uniqueCall('x');
-    await port(`U ${x.id} 127.0.0.1 40000 ${x.from}`);
-    t.equal(await client.command('X'), '0\n');
+    await d.port(`U ${x.id} 127.0.0.1 40000 ${x.from}`);
+    t.equal(await d.command('X'), '0\n');
     t.match(ended()[1], { callId: x.id, reason: 'delete-all', complete: false, callerPkts: 0 });
 
     // Idle timeout (-W 1), with a notification.
     const idle = uniqueCall('idle');
-    await port(`U ${idle.id} 127.0.0.1 40000 ${idle.from} ${sock} bye`);
+    await d.port(`U ${idle.id} 127.0.0.1 40000 ${idle.from} ${sock} bye`);
     await tcp.waitFor('bye\n');
     t.match(ended()[2], { callId: idle.id, reason: 'timeout', notified: sock });
 
     // D while draining (SIGHUP): logged like any delete, then the drain completes.
     const last = uniqueCall('drain');
-    await port(`U ${last.id} 127.0.0.1 40000 ${last.from}`);
-    await port(`L ${last.id} 127.0.0.1 40002 ${last.from} ${last.to}`);
-    daemon.drain();
-    t.equal(await client.command(`U ${uniqueCall('refused').id} 127.0.0.1 40000 ft`), 'E99\n');
-    t.equal(await client.command(`D ${last.id} ${last.from}`), '0\n');
-    t.ok(drained, 'drained');
+    await d.port(`U ${last.id} 127.0.0.1 40000 ${last.from}`);
+    await d.port(`L ${last.id} 127.0.0.1 40002 ${last.from} ${last.to}`);
+    d.daemon.drain();
+    t.equal(await d.command(`U ${uniqueCall('refused').id} 127.0.0.1 40000 ft`), 'E99\n');
+    t.equal(await d.command(`D ${last.id} ${last.from}`), '0\n');
+    await withTimeout(d.drained, 2000, 'drained');
+    t.pass('drained');
     t.match(ended()[3], { callId: last.id, reason: 'delete' });
 
-    await daemon.close();
+    await d.daemon.close();
     t.equal(ended().length, 4, 'one line per ended session, no more');
     t.ok(
       ended().every(
@@ -127,39 +88,15 @@ t.test(
 );
 
 t.test('session end: shutdown logs each remaining session with reason shutdown', async (t) => {
-  const parsed = parseOptions([
-    '-f',
-    '-F',
-    '-s',
-    'udp:127.0.0.1:0',
-    '-l',
-    '127.0.0.1',
-    ...portWindow(12),
-    '-T',
-    '30',
-  ]);
-  if (!parsed.ok) throw new Error(parsed.message);
-  const config = buildConfig(parsed.options);
-  if (isConfigErrors(config)) throw new Error(JSON.stringify(config));
-  const lines: Line[] = [];
-  const logger = pino(
-    { level: 'info' },
-    { write: (s: string) => void lines.push(JSON.parse(s) as Line) },
-  );
-  const daemon = new Daemon(config, logger, {
-    onDrained: () => undefined,
-    onStdioEof: () => undefined,
+  const d = await startDaemon(t, ['-l', '127.0.0.1', ...portWindow(12), '-T', '30'], {
+    captureLogs: true,
   });
-  await daemon.start();
-  const client = await UdpControlClient.open(daemon.controlPort(0) ?? 0, '127.0.0.1');
-  t.teardown(() => daemon.close());
   const one = uniqueCall('s1');
   const two = uniqueCall('s2');
-  await client.command(`U ${one.id} 127.0.0.1 40000 ${one.from}`);
-  await client.command(`U ${two.id} 127.0.0.1 40000 ${two.from}`);
-  await client.close();
-  await daemon.close();
-  const ended = lines.filter((l) => l.msg === 'session ended');
+  await d.command(`U ${one.id} 127.0.0.1 40000 ${one.from}`);
+  await d.command(`U ${two.id} 127.0.0.1 40000 ${two.from}`);
+  await d.close();
+  const ended = d.logs.filter((l) => l.msg === 'session ended');
   t.same(
     ended.map((l) => [l['callId'], l['reason']]).sort(),
     [
