@@ -154,7 +154,7 @@ export class Dispatcher {
         return infoText(
           {
             created: stats.nsessCreated,
-            active: stats.nsessCreated - stats.nsessDestroyed,
+            active: manager.size,
             streams: manager.size * 2,
             received: stats.npktsRcvd,
             transmitted: stats.npktsRelayed + stats.npktsPlayed,

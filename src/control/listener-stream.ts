@@ -17,6 +17,9 @@ export const MAX_UNIX_COMMAND = 8191;
 /** Accepted connections served at once per stream listener; extra ones are closed at once. */
 export const MAX_STREAM_CONNECTIONS = 100;
 
+/** How long a `unix:` connection may stay silent before its command arrives. */
+export const UNIX_COMMAND_TIMEOUT_MS = 10_000;
+
 // Commands of one connection queued in the runner before we stop reading from it, so a client
 // that writes without reading cannot grow our memory without bound.
 const MAX_PENDING_PER_CONNECTION = 64;
@@ -366,8 +369,12 @@ export class StreamControlListener implements ControlListener {
       socket.destroy();
     };
     socket.once('end', onEnd);
+    // A unix: client sends its one command right after connecting; one that never does must not
+    // keep one of the MAX_STREAM_CONNECTIONS slots for ever.
+    socket.setTimeout(UNIX_COMMAND_TIMEOUT_MS, () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
       socket.off('end', onEnd);
+      socket.setTimeout(0);
       // Any further data is read and discarded: no 'data' listener is left.
       const command = chunk.subarray(0, MAX_UNIX_COMMAND).toString('latin1');
       void this.#runner.run(command).then((reply) => {

@@ -86,7 +86,8 @@ export class RelayStream {
   nsendErrors = 0;
 
   readonly #settings: RelaySettings;
-  readonly #activity: ActivitySink;
+  /** Told when a packet reaches the relay stage; the owning session sets itself here. */
+  activity: ActivitySink;
   #latched = false;
   /** The address was taken from a packet source: later signalling no longer moves it. */
   #untrusted = false;
@@ -98,7 +99,7 @@ export class RelayStream {
     this.leg = leg;
     this.isRtp = isRtp;
     this.#settings = settings;
-    this.#activity = activity;
+    this.activity = activity;
     this.rtpStats = isRtp ? new RtpStats() : undefined;
   }
 
@@ -170,7 +171,7 @@ export class RelayStream {
     }
     this.npktsIn += 1;
     this.nbytesIn += msg.length;
-    this.#activity.touch(this.leg);
+    this.activity.touch(this.leg);
     if (this.rtpStats !== undefined) this.rtpStats.update(msg, this.#settings.now());
     const out = this.peer;
     // The one per-packet playback check (protocol.md 4.11): muted towards a party hearing a prompt.

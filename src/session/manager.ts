@@ -529,8 +529,8 @@ export class SessionManager {
     const now = this.#deps.now();
     const media = this.#deps.media;
     const ttl = this.#opts.setupTtl;
-    let session: Session | undefined;
-    const sink = { touch: (leg: 0 | 1): void => session?.touch(leg) };
+    // The streams exist before their session; it takes over as their activity sink below.
+    const sink = { touch: (): void => undefined };
     const makeLeg = (index: 0 | 1, local: LegLocal): Leg =>
       new Leg(
         index,
@@ -542,8 +542,10 @@ export class SessionManager {
       );
     // Leg 1 faces T1 (the party that sent this offer); leg 0 is the reply leg.
     const legs = [makeLeg(0, replyLocal), makeLeg(1, forwardLocal)] as const;
-    session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
+    const session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
     for (const leg of legs) {
+      leg.rtp.activity = session;
+      leg.rtcp.activity = session;
       leg.rtp.peer = legs[1 - leg.index]?.rtp;
       leg.rtcp.peer = legs[1 - leg.index]?.rtcp;
       leg.rtp.rtcpSibling = leg.rtcp;
@@ -559,6 +561,9 @@ export class SessionManager {
     if (!bound || session.closed) {
       this.#unregister(session);
       session.close();
+      // Destroyed while the bind was awaited: session.close() already ran, so the new pair is
+      // released here.
+      legs[0].release();
       throw new RelayError('ERR_NO_PORTS_NEW');
     }
     legs[0].bound = true;
@@ -581,7 +586,11 @@ export class SessionManager {
       reply.rtp,
       reply.rtcp,
     );
-    if (!bound || session.closed) throw new RelayError('ERR_NO_PORTS_EXISTING');
+    if (!bound) throw new RelayError('ERR_NO_PORTS_EXISTING');
+    if (session.closed) {
+      reply.release();
+      throw new RelayError('ERR_NO_PORTS_EXISTING');
+    }
     reply.local = local;
     reply.bound = true;
     if (!session.complete) {
