@@ -19,20 +19,16 @@
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { readRtpHeader } from '../media/rtp.ts';
-import { alawToLinear, ulawToLinear } from './g711.ts';
+import { alawToLinear, decodeSamples, ulawToLinear } from './g711.ts';
 import { readRecording, type RecordedPacket } from './recording-reader.ts';
 import { REQUIRED_RATE, writeWav } from './wav.ts';
 import { processIo, type ToolIo } from './io.ts';
 
-/** G.711 decoders by payload type. */
-const DECODERS = {
-  0: { name: 'PCMU', decode: ulawToLinear },
-  8: { name: 'PCMA', decode: alawToLinear },
-} as const satisfies Readonly<
-  Record<number, { readonly name: string; readonly decode: (byte: number) => number }>
->;
-const DECODER_BY_PT: Readonly<Record<number, { readonly decode: (byte: number) => number }>> =
-  DECODERS;
+/** G.711 decoders by payload type (PCMU 0, PCMA 8). */
+const DECODER_BY_PT: Readonly<Record<number, ((byte: number) => number) | undefined>> = {
+  0: ulawToLinear,
+  8: alawToLinear,
+};
 
 /** Second byte of RTCP packets (RFC 5761 section 4: payload types 64-95 with the marker). */
 const RTCP_B1_MIN = 192;
@@ -97,8 +93,7 @@ export function directionsOf(
       continue;
     }
     const payload = p.payload.subarray(h.payloadOffset, h.payloadOffset + h.payloadLength);
-    const samples = new Int16Array(payload.length);
-    for (let i = 0; i < payload.length; i++) samples[i] = decoder.decode(payload[i] ?? 0);
+    const samples = decodeSamples(payload, decoder);
     dir.packets.push({
       arrival: p.time,
       ssrc: h.ssrc,

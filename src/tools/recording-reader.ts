@@ -7,6 +7,18 @@
  * packets with a warning instead of failing.
  */
 import { readAdhocHeader } from '../record/adhoc.ts';
+import {
+  ETHERNET_HEADER_SIZE,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  IP_PROTOCOL_UDP,
+  IPV6_HEADER_SIZE,
+  PCAP_GLOBAL_HEADER_SIZE,
+  PCAP_LINKTYPE_ETHERNET,
+  PCAP_MAGIC,
+  PCAP_RECORD_HEADER_SIZE,
+  UDP_HEADER_SIZE,
+} from '../record/pcap.ts';
 
 /** One UDP payload from a recording, with where it came from and went to. */
 export interface RecordedPacket {
@@ -28,27 +40,17 @@ export type RecordingReadResult =
     }
   | { readonly ok: false; readonly error: string };
 
-const PCAP_MAGIC_US = 0xa1b2c3d4;
 const PCAP_MAGIC_NS = 0xa1b23c4d;
-const PCAP_GLOBAL = 24;
-const PCAP_RECORD = 16;
 /* Global header: magic(4) major(2) minor(2) zone(4) sigfigs(4) snaplen(4) linktype(4). */
 const OFF_LINKTYPE = 20;
 /* Record header: seconds(4) fraction(4) captured length(4) original length(4). */
 const OFF_REC_FRACTION = 4;
 const OFF_REC_CAPLEN = 8;
 
-const LINKTYPE_ETHERNET = 1;
 const LINKTYPE_RAW = 101;
 const LINKTYPE_LINUX_SLL = 113;
-const ETHERNET_HEADER = 14;
 const SLL_HEADER = 16;
-const ETHERTYPE_IPV4 = 0x0800;
-const ETHERTYPE_IPV6 = 0x86dd;
 const ETHERTYPE_VLAN = 0x8100;
-const IPV6_HEADER = 40;
-const UDP_HEADER = 8;
-const IP_PROTOCOL_UDP = 17;
 
 function ipv4Text(buf: Buffer, at: number): string {
   return `${String(buf[at])}.${String(buf[at + 1])}.${String(buf[at + 2])}.${String(buf[at + 3])}`;
@@ -95,7 +97,7 @@ function ipOf(frame: Buffer, linktype: number): { at: number; type: number } | u
     const version = (frame[0] ?? 0) >> 4;
     return { at: 0, type: version === 6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4 };
   }
-  let at = linktype === LINKTYPE_ETHERNET ? ETHERNET_HEADER : SLL_HEADER;
+  let at = linktype === PCAP_LINKTYPE_ETHERNET ? ETHERNET_HEADER_SIZE : SLL_HEADER;
   if (frame.length < at) return undefined;
   let type = frame.readUInt16BE(at - 2);
   while (type === ETHERTYPE_VLAN && frame.length >= at + 4) {
@@ -126,37 +128,39 @@ function udpOf(
     dst = ipv4Text(frame, ip.at + 16);
     udp = ip.at + ihl;
   } else if (ip.type === ETHERTYPE_IPV6) {
-    if (frame.length < ip.at + IPV6_HEADER || frame[ip.at + 6] !== IP_PROTOCOL_UDP) {
+    if (frame.length < ip.at + IPV6_HEADER_SIZE || frame[ip.at + 6] !== IP_PROTOCOL_UDP) {
       return undefined;
     }
     src = `[${ipv6Text(frame, ip.at + 8)}]`;
     dst = `[${ipv6Text(frame, ip.at + 24)}]`;
-    udp = ip.at + IPV6_HEADER;
+    udp = ip.at + IPV6_HEADER_SIZE;
   } else return undefined;
-  if (frame.length < udp + UDP_HEADER) return undefined;
+  if (frame.length < udp + UDP_HEADER_SIZE) return undefined;
   const udpLength = frame.readUInt16BE(udp + 4);
-  if (udpLength < UDP_HEADER || frame.length < udp + udpLength) return undefined;
+  if (udpLength < UDP_HEADER_SIZE || frame.length < udp + udpLength) return undefined;
   return {
     source: `${src}:${String(frame.readUInt16BE(udp))}`,
     destination: `${dst}:${String(frame.readUInt16BE(udp + 2))}`,
-    payload: frame.subarray(udp + UDP_HEADER, udp + udpLength),
+    payload: frame.subarray(udp + UDP_HEADER_SIZE, udp + udpLength),
   };
 }
 
 /** Reads a pcap file (either byte order, micro- or nanosecond); UDP packets only. */
 export function readPcapRecording(bytes: Buffer): RecordingReadResult {
-  if (bytes.length < PCAP_GLOBAL) return { ok: false, error: 'truncated pcap global header' };
+  if (bytes.length < PCAP_GLOBAL_HEADER_SIZE) {
+    return { ok: false, error: 'truncated pcap global header' };
+  }
   const magicLe = bytes.readUInt32LE(0);
   const magicBe = bytes.readUInt32BE(0);
-  const le = magicLe === PCAP_MAGIC_US || magicLe === PCAP_MAGIC_NS;
+  const le = magicLe === PCAP_MAGIC || magicLe === PCAP_MAGIC_NS;
   const magic = le ? magicLe : magicBe;
-  if (magic !== PCAP_MAGIC_US && magic !== PCAP_MAGIC_NS) {
+  if (magic !== PCAP_MAGIC && magic !== PCAP_MAGIC_NS) {
     return { ok: false, error: 'not a pcap file' };
   }
   const u32 = (at: number): number => (le ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at));
   const linktype = u32(OFF_LINKTYPE);
   if (
-    linktype !== LINKTYPE_ETHERNET &&
+    linktype !== PCAP_LINKTYPE_ETHERNET &&
     linktype !== LINKTYPE_RAW &&
     linktype !== LINKTYPE_LINUX_SLL
   ) {
@@ -169,14 +173,14 @@ export function readPcapRecording(bytes: Buffer): RecordingReadResult {
   const packets: RecordedPacket[] = [];
   const warnings: string[] = [];
   let skipped = 0;
-  let offset = PCAP_GLOBAL;
+  let offset = PCAP_GLOBAL_HEADER_SIZE;
   while (offset < bytes.length) {
-    if (bytes.length < offset + PCAP_RECORD) {
+    if (bytes.length < offset + PCAP_RECORD_HEADER_SIZE) {
       warnings.push(`truncated pcap record header at offset ${String(offset)}: ignored`);
       break;
     }
     const capLen = u32(offset + OFF_REC_CAPLEN);
-    const start = offset + PCAP_RECORD;
+    const start = offset + PCAP_RECORD_HEADER_SIZE;
     if (bytes.length < start + capLen) {
       warnings.push(`truncated pcap record at offset ${String(offset)}: ignored`);
       break;
@@ -197,7 +201,7 @@ export function readRecording(bytes: Buffer): RecordingReadResult {
   if (bytes.length >= 4) {
     const le = bytes.readUInt32LE(0);
     const be = bytes.readUInt32BE(0);
-    if ([le, be].some((m) => m === PCAP_MAGIC_US || m === PCAP_MAGIC_NS)) {
+    if ([le, be].some((m) => m === PCAP_MAGIC || m === PCAP_MAGIC_NS)) {
       return readPcapRecording(bytes);
     }
   }
