@@ -15,6 +15,14 @@ export interface BenchOptions {
   readonly trace: string | null;
   /** Command (program and leading arguments) run instead of our daemon; null = ours. */
   readonly target: readonly string[] | null;
+  /** `--workers` given to our daemon; null = its default. */
+  readonly workers: number | null;
+  /** Callers of the control probe during the measured window; 0 = no probe. */
+  readonly control: number;
+  /** Ramp mode: sessions added per step; 0 = a single run. */
+  readonly rampStep: number;
+  /** Ramp mode: the most sessions tried. */
+  readonly rampMax: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -32,6 +40,14 @@ options:
   --port-min P      daemon media port range, passed as -m (default 20000)
   --port-max P      daemon media port range, passed as -M (default 29999)
   --recv-buffer B   SO_RCVBUF asked for on each generator peer socket (default 1048576)
+  --workers N       run our daemon with --workers N (default: its own default)
+  --control K       during the measured window, K callers each run U, L, D back to back on a
+                    second control client, and the report gives setups per second and the
+                    command round-trip times (default 0: no control load)
+  --ramp STEP       ramp mode: runs of --sessions, then STEP more sessions each time, until loss
+                    reaches 0.1 % or p99 latency 50 ms (or --ramp-max); prints the highest
+                    sustainable rate (use a short --duration, e.g. 5)
+  --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
   --no-pin          do not pin the daemon to CPU 0 and the generator to CPU 1 with taskset
   --trace FILE      write a CSV time series (per 100 ms: packets sent and received, largest
                     latency and send lateness, daemon and generator CPU %) to FILE
@@ -79,6 +95,10 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let recvBufferBytes = 1024 * 1024;
   let target: string[] | null = null;
   let trace: string | null = null;
+  let workers: number | null = null;
+  let control = 0;
+  let rampStep = 0;
+  let rampMax = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const next = (): string | undefined => argv[++i];
@@ -110,6 +130,18 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       case '--recv-buffer':
         recvBufferBytes = num(a, next(), 4096, 256 * 1024 * 1024);
         break;
+      case '--workers':
+        workers = num(a, next(), 0, 64);
+        break;
+      case '--control':
+        control = num(a, next(), 0, 256);
+        break;
+      case '--ramp':
+        rampStep = num(a, next(), 1, 15000);
+        break;
+      case '--ramp-max':
+        rampMax = num(a, next(), 1, 15000);
+        break;
       case '--no-pin':
         pin = false;
         break;
@@ -140,7 +172,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     }
   }
   const pairs = Math.floor((portMax - portMin + 1) / 2);
-  if (pairs < 2 * sessions + 16) {
+  const fits = Math.floor((pairs - 16 - 2 * control) / 2);
+  if (rampStep > 0) rampMax = Math.min(rampMax === 0 ? fits : rampMax, fits);
+  if (pairs < 2 * sessions + 16 + 2 * control) {
     throw new UsageError(
       `port range ${String(portMin)}..${String(portMax)} has ${String(pairs)} RTP/RTCP pairs; ` +
         `${String(sessions)} sessions need ${String(2 * sessions)} (plus headroom): widen it`,
@@ -159,5 +193,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     recvBufferBytes,
     trace,
     target,
+    workers,
+    control,
+    rampStep,
+    rampMax,
   };
 }

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from './control-client.ts';
+import { ControlProbe, type ProbeResult } from './control-probe.ts';
 import type { FromGenerator, GeneratorConfig, GeneratorResult, ToGenerator } from './messages.ts';
 import { parseArgs, USAGE, UsageError, type BenchOptions } from './options.ts';
 import {
@@ -29,7 +30,15 @@ import {
   udpSnmp,
   type CpuTimes,
 } from './procfs.ts';
-import { formatReport, type BenchReport, type CounterSet } from './report.ts';
+import {
+  formatRamp,
+  formatRampStep,
+  formatReport,
+  rampStep,
+  type BenchReport,
+  type CounterSet,
+  type RampStep,
+} from './report.ts';
 import { writeTrace, type CpuSample } from './trace.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -39,6 +48,8 @@ const ROOT = path.resolve(BENCH_DIR, '..');
 const START_TIMEOUT_MS = 10_000;
 /** Seconds of the generator's idle direct-loopback baseline. */
 const BASELINE_IDLE_S = 2;
+/** Ramp mode stops after this many runs whatever the range. */
+const MAX_RAMP_STEPS = 40;
 /** U/L commands in flight at once during setup. */
 const SETUP_CONCURRENCY = 16;
 
@@ -255,22 +266,8 @@ async function stopDaemon(daemon: ChildProcess, client: ControlClient | null): P
 
 // ---------------------------------------------------------------- main
 
-async function main(): Promise<number> {
-  let opts: BenchOptions | null;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}`);
-      return 2;
-    }
-    throw err;
-  }
-  if (opts === null) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-
+/** One run: start the daemon, set up, relay, measure, stop. */
+async function runOnce(opts: BenchOptions): Promise<BenchReport> {
   const plan = pinningPlan(opts.pin);
   const controlPort = await freeUdpPort();
   const daemonArgs = [
@@ -286,6 +283,7 @@ async function main(): Promise<number> {
     String(opts.portMax),
     '-d',
     'ERR',
+    ...(opts.workers === null || opts.target !== null ? [] : ['--workers', String(opts.workers)]),
   ];
   const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];
   const daemonCmd = [...(plan.pin ? ['taskset', '-c', '0'] : []), ...targetCmd, ...daemonArgs];
@@ -342,6 +340,9 @@ async function main(): Promise<number> {
     const gen = track(
       spawn(genCmd[0] ?? '', genCmd.slice(1), { cwd: ROOT, stdio: ['ignore', 2, 2, 'ipc'] }),
     );
+    const probe = opts.control > 0 ? await ControlProbe.open(controlPort, opts.control) : null;
+    // Set by the message handler below (a holder object, so the compiler does not narrow).
+    const probed: { result?: Promise<ProbeResult> } = {};
     const setupBudgetMs = 30_000 + opts.sessions * 40;
     const runMs = (opts.warmupS + opts.durationS) * 1000;
     const config: GeneratorConfig = {
@@ -407,10 +408,15 @@ async function main(): Promise<number> {
             break;
           case 'measure-start':
             window.start = sampleWindow(pid, client, opts);
-            log(`measuring for ${String(opts.durationS)} s`);
+            probe?.start();
+            log(
+              `measuring for ${String(opts.durationS)} s` +
+                (probe === null ? '' : ` with ${String(opts.control)} control callers`),
+            );
             break;
           case 'measure-end':
             window.end = sampleWindow(pid, client, opts);
+            if (probe !== null) probed.result = probe.stop();
             rssEnd = treeRssKiB(pid);
             break;
           case 'result':
@@ -436,6 +442,7 @@ async function main(): Promise<number> {
     }
     const s0 = await window.start;
     const s1 = await window.end;
+    const control = probed.result === undefined ? null : await probed.result;
 
     const pinned = {
       requested: opts.pin,
@@ -466,14 +473,49 @@ async function main(): Promise<number> {
       rssKiB: { before: rssBefore, afterSetup: rssAfterSetup, end: rssEnd },
       windowStart: s0,
       windowEnd: s1,
+      control,
     };
-    process.stdout.write(formatReport(report, opts.json));
-    return 0;
+    return report;
   } finally {
     client.close();
     await stopDaemon(daemon, null);
     killAll();
   }
+}
+
+/** Ramp mode: ever more sessions until the relay no longer keeps up (bounded by --ramp-max). */
+async function ramp(opts: BenchOptions): Promise<number> {
+  const steps: RampStep[] = [];
+  for (let sessions = opts.sessions; sessions <= opts.rampMax && steps.length < MAX_RAMP_STEPS;) {
+    log(`ramp step ${String(steps.length + 1)}: ${String(sessions)} sessions`);
+    const step = rampStep(await runOnce({ ...opts, sessions }));
+    steps.push(step);
+    log(formatRampStep(step));
+    if (!step.sustained) break;
+    sessions += opts.rampStep;
+  }
+  process.stdout.write(formatRamp(steps, opts.json));
+  return 0;
+}
+
+async function main(): Promise<number> {
+  let opts: BenchOptions | null;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts === null) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (opts.rampStep > 0) return ramp(opts);
+  process.stdout.write(formatReport(await runOnce(opts), opts.json));
+  return 0;
 }
 
 main().then(

@@ -1,6 +1,7 @@
 /** Derived figures of a benchmark run, as text for people or as one JSON object. */
 import type { LatencySummary } from './histogram.ts';
 import type { GeneratorResult } from './messages.ts';
+import type { ProbeResult } from './control-probe.ts';
 import type { BenchOptions } from './options.ts';
 
 export interface CounterSet {
@@ -48,6 +49,8 @@ export interface BenchReport {
   readonly rssKiB: { readonly before: number; readonly afterSetup: number; readonly end: number };
   readonly windowStart: Sample;
   readonly windowEnd: Sample;
+  /** The control probe's figures (--control), null without it. */
+  readonly control: ProbeResult | null;
 }
 
 const round = (v: number, digits = 3): number => Number(v.toFixed(digits));
@@ -305,6 +308,17 @@ function toJson(rep: BenchReport): string {
       RcvbufErrors: d.rcvbufErrors,
       SndbufErrors: d.sndbufErrors,
     },
+    control:
+      rep.control === null
+        ? null
+        : {
+            callers: rep.control.concurrency,
+            setupsPerSecond: round(rep.control.setupsPerS, 1),
+            commands: rep.control.commands,
+            failures: rep.control.failures,
+            retransmissions: rep.control.retransmissions,
+            roundTripMs: latencyJson(rep.control.latency),
+          },
     warnings: d.warnings,
   };
   return `${JSON.stringify(obj, null, 2)}\n`;
@@ -432,6 +446,19 @@ function toText(rep: BenchReport): string {
       `(RcvbufErrors +${String(d.rcvbufErrors)}, SndbufErrors +${String(d.sndbufErrors)}); ` +
       `peer SO_RCVBUF ${String(r.peerRecvBuffer)} bytes`,
   );
+  const c = rep.control;
+  if (c !== null) {
+    L.push('');
+    row(
+      'control under load',
+      `${c.setupsPerS.toFixed(0)} setups/s (U+L) by ${String(c.concurrency)} callers, ` +
+        `${String(c.commands)} commands, ${String(c.failures)} failed, ${String(c.retransmissions)} retransmitted`,
+    );
+    row(
+      'control round trip',
+      `p50 ${ms(c.latency.p50Ms)}, p99 ${ms(c.latency.p99Ms)}, max ${ms(c.latency.maxMs)}`,
+    );
+  }
   L.push('');
   if (d.warnings.length === 0) L.push('warnings: none');
   else for (const w of d.warnings) L.push(`WARNING: ${w}`);
@@ -441,4 +468,65 @@ function toText(rep: BenchReport): string {
 
 export function formatReport(rep: BenchReport, json: boolean): string {
   return json ? toJson(rep) : toText(rep);
+}
+
+/** Loss and p99 limits of a sustainable rate (ramp mode). */
+const RAMP_MAX_LOSS_PCT = 0.1;
+const RAMP_MAX_P99_MS = 50;
+
+/** One ramp run, reduced to what decides whether the rate is sustainable. */
+export interface RampStep {
+  readonly sessions: number;
+  readonly offeredPps: number;
+  readonly relayedPps: number;
+  readonly lossPct: number;
+  readonly p99Ms: number | null;
+  readonly cpuPct: number;
+  readonly cpuUsPerPacket: number | null;
+  readonly sustained: boolean;
+}
+
+export function rampStep(rep: BenchReport): RampStep {
+  const d = derive(rep);
+  const p99 = rep.result.latency.p99Ms;
+  return {
+    sessions: rep.options.sessions,
+    offeredPps: d.offeredPps,
+    relayedPps: d.receivedPps,
+    lossPct: d.lossPct,
+    p99Ms: p99,
+    cpuPct: d.daemonPct,
+    cpuUsPerPacket: d.cpuUsPerPacket,
+    sustained: d.lossPct < RAMP_MAX_LOSS_PCT && p99 !== null && p99 < RAMP_MAX_P99_MS,
+  };
+}
+
+export function formatRampStep(st: RampStep): string {
+  return (
+    `${String(st.sessions)} sessions: offered ${st.offeredPps.toFixed(0)} pps, relayed ${st.relayedPps.toFixed(0)} pps, ` +
+    `loss ${st.lossPct.toFixed(3)} %, p99 ${ms(st.p99Ms)}, daemon ${st.cpuPct.toFixed(0)} % of a core, ` +
+    `${st.cpuUsPerPacket === null ? 'n/a' : st.cpuUsPerPacket.toFixed(2)} µs/packet -> ` +
+    (st.sustained ? 'sustained' : 'NOT sustained')
+  );
+}
+
+export function formatRamp(steps: readonly RampStep[], json: boolean): string {
+  let best: RampStep | undefined;
+  for (const st of steps) if (st.sustained) best = st;
+  if (json) {
+    return `${JSON.stringify({ limits: { lossPct: RAMP_MAX_LOSS_PCT, p99Ms: RAMP_MAX_P99_MS }, steps, sustainablePps: best?.relayedPps ?? null }, null, 2)}\n`;
+  }
+  const lines = [
+    '',
+    `ramp (sustainable: loss < ${String(RAMP_MAX_LOSS_PCT)} % and p99 < ${String(RAMP_MAX_P99_MS)} ms)`,
+    ...steps.map((st) => `  ${formatRampStep(st)}`),
+    best === undefined
+      ? 'highest sustainable rate: none of the steps'
+      : `highest sustainable rate: ${best.relayedPps.toFixed(0)} packets/s (${String(best.sessions)} sessions)` +
+        (best === steps.at(-1)
+          ? ' (the ramp ended before the relay saturated: raise --ramp-max)'
+          : ''),
+    '',
+  ];
+  return lines.join('\n');
 }

@@ -7,6 +7,8 @@ export interface DaemonHooks {
   onDrained(): void;
   /** `stdioc:` saw EOF on stdin: start a graceful shutdown. */
   onStdioEof(): void;
+  /** A media worker failed: media can no longer be relayed; the process should stop (status 1). */
+  onFatal(err: Error): void;
 }
 
 /** The running relay, as seen by the command line entry point. */

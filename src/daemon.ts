@@ -11,13 +11,15 @@ import { UdpControlListener } from './control/listener-udp.ts';
 import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
-import { UdpMediaPlane } from './media/plane.ts';
+import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
+import { WorkerMediaPlane } from './media/worker-plane.ts';
 import { TimeoutNotifier } from './notify/notifier.ts';
 import { parseNotifyTargets } from './notify/targets.ts';
 import { PromptCache } from './play/prompts.ts';
 import { PlaybackScheduler } from './play/scheduler.ts';
 import { RecorderFactory } from './record/recorder.ts';
 import { SessionManager } from './session/manager.ts';
+import type { CommandOrigin } from './util/origin-types.ts';
 import { OverloadMonitor } from './util/overload.ts';
 import { GlobalStats } from './util/stats.ts';
 
@@ -46,6 +48,7 @@ export class Daemon implements DaemonHandle {
   readonly notifier: TimeoutNotifier | undefined;
   /** `--overload_prot`'s detector; undefined without it. */
   readonly #overload: OverloadMonitor | undefined;
+  readonly #media: MediaPlane;
   #load = 0;
   #closing: Promise<void> | undefined;
 
@@ -54,14 +57,24 @@ export class Daemon implements DaemonHandle {
     this.#logger = logger;
     this.#hooks = hooks;
     const now = (): number => performance.now();
-    const media = new UdpMediaPlane({
+    const mediaOptions = {
       portMin: config.portMin,
       portMax: config.portMax,
       sequentialPorts: config.sequentialPorts,
       sendTwice: config.sendTwice,
       stats: this.stats,
-      now,
-    });
+    };
+    const media: MediaPlane =
+      config.workers > 0
+        ? new WorkerMediaPlane({
+            ...mediaOptions,
+            workers: config.workers,
+            onFatal: (err) => {
+              hooks.onFatal(err);
+            },
+          })
+        : new UdpMediaPlane({ ...mediaOptions, now });
+    this.#media = media;
     const recordLog = logger.child({ mod: 'record' });
     const recorders =
       config.recordDir === undefined
@@ -134,11 +147,19 @@ export class Daemon implements DaemonHandle {
       load: () => this.#load,
       logger: logger.child({ mod: 'dispatch' }),
     });
-    this.#runner = new CommandRunner(
-      dispatcher.handle,
-      this.stats,
-      logger.child({ mod: 'control' }),
-    );
+    // With media workers, what they did so far is taken in before each command runs, and the
+    // reply waits until the ports the command released are closed, so replies (Q counters,
+    // latching, G totals, ports free after D) are what in-process media would give.
+    const handle =
+      media.sync === undefined
+        ? dispatcher.handle
+        : async (line: string, origin?: CommandOrigin): Promise<string> => {
+            media.sync?.();
+            const reply = await dispatcher.handle(line, origin);
+            await media.flush?.();
+            return reply;
+          };
+    this.#runner = new CommandRunner(handle, this.stats, logger.child({ mod: 'control' }));
     this.#cache = new ReplyCache({ now });
   }
 
@@ -149,6 +170,10 @@ export class Daemon implements DaemonHandle {
   }
 
   async start(): Promise<void> {
+    if (this.#media instanceof WorkerMediaPlane) {
+      await this.#media.start();
+      this.#logger.info({ workers: this.#media.workers }, 'media workers running');
+    }
     const log = this.#logger.child({ mod: 'control' });
     for (const spec of this.#config.controlSockets) {
       let listener: BoundListener;
@@ -225,6 +250,7 @@ export class Daemon implements DaemonHandle {
     this.#players.close();
     this.#overload?.close();
     await this.notifier?.close();
+    await this.#media.close?.();
   }
 
   /** The `-n` client (protocol.md 8), or undefined without any target. */
@@ -245,11 +271,13 @@ export class Daemon implements DaemonHandle {
 
   #startTimers(): void {
     const sweep = setInterval(() => {
+      this.#media.sync?.(true);
       this.manager.sweep(performance.now());
     }, SWEEP_INTERVAL_MS);
     let lastPackets = this.stats.npktsRcvd;
     let lastElu = performance.eventLoopUtilization();
     const rates = setInterval(() => {
+      this.#media.sync?.();
       this.stats.ppsIn = this.stats.npktsRcvd - lastPackets;
       lastPackets = this.stats.npktsRcvd;
       const elu = performance.eventLoopUtilization();

@@ -86,4 +86,6 @@ export interface Config {
   /** `--overload_prot`: refuse new sessions (E98) while the event loop runs late. */
   readonly overloadProt: boolean;
   readonly nice?: number;
+  /** `--workers`: media worker threads; 0 relays on the main thread (docs/architecture.md). */
+  readonly workers: number;
 }

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { parseSocketSpec } from '../control/socket-spec.ts';
 import { parseNotifyTargets } from '../notify/targets.ts';
 import type { ControlSocketSpec } from '../control/socket-types.ts';
@@ -26,6 +27,17 @@ export const DEFAULTS = {
 } as const;
 
 /** `-d` level names (any case) and the pino level each maps to. */
+/** Upper bound of `--workers`. */
+const MAX_WORKERS = 64;
+
+/**
+ * Media workers when `--workers` is not given: one per core but the one the main thread (control
+ * sockets, session manager) keeps; none on a one-core host, where a thread would only add hops.
+ */
+export function defaultWorkers(cores: number = availableParallelism()): number {
+  return Math.max(0, Math.min(cores - 1, MAX_WORKERS));
+}
+
 const LOG_LEVELS = {
   DBUG: 'debug',
   INFO: 'info',
@@ -160,6 +172,13 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     fail('--nice', `the nice level must be between -20 and 20, got ${String(raw.nice)}`);
   }
 
+  if (raw.workers !== undefined && (raw.workers < 0 || raw.workers > MAX_WORKERS)) {
+    fail(
+      '--workers',
+      `expected 0..${String(MAX_WORKERS)} media worker threads, got ${String(raw.workers)}`,
+    );
+  }
+
   if (raw.configFile === '') fail('--config', 'the configuration file name is empty');
   for (const dso of raw.dso) {
     if (dso === '') fail('--dso', 'the module file name is empty');
@@ -206,6 +225,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     noResolve: raw.noResolve,
     overloadProt: raw.overloadProt,
     ...(raw.nice === undefined ? {} : { nice: raw.nice }),
+    workers: raw.workers ?? defaultWorkers(),
   };
   return Object.freeze(config);
 }

@@ -349,7 +349,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   let stopping = false;
   let draining = false;
 
-  const stop = async (reason: string): Promise<void> => {
+  const stop = async (reason: string, failed = false): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ reason }, 'stopping');
@@ -358,7 +358,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
       removePidFile();
       finish(1);
     }, SHUTDOWN_DEADLINE_MS);
-    let code = 0;
+    let code = failed ? 1 : 0;
     try {
       await daemon?.close();
     } catch (err) {
@@ -405,6 +405,10 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     },
     onStdioEof: () => {
       drain('end of input on the stdioc: control socket');
+    },
+    onFatal: (err) => {
+      logger.fatal({ err }, 'media relay failed, stopping');
+      void stop('media worker failure', true);
     },
   });
 

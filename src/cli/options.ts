@@ -74,6 +74,8 @@ export interface RawOptions {
   readonly overloadProt: boolean;
   /** `--kamailio_notify` (ours: read Kamailio's timeout_socket forms, protocol.md 10.1). */
   readonly kamailioNotify: boolean;
+  /** `--workers N` (ours): media worker threads; 0 relays on the main thread. */
+  readonly workers?: number;
   /** `--config` */
   readonly configFile?: string;
   /** `--dso`, in command-line order. */
@@ -99,7 +101,7 @@ export const USAGE = [
   '\t  [-d log_level[:log_facility]] [-p pid_file] [-c fifo|rr]',
   '\t  [-A addr1[/addr2]] [-W setup_ttl] [--nice N] [--force_asymmetric]',
   '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
-  '\t  [--kamailio_notify] [--config file] [--dso file]',
+  '\t  [--kamailio_notify] [--workers N] [--config file] [--dso file]',
   '\trtpproxy -v | -V | -C',
 ].join('\n');
 
@@ -139,6 +141,7 @@ const LONG_OPTIONS = {
   no_resolve: 'none',
   no_redirect: 'none',
   kamailio_notify: 'none',
+  workers: 'required',
 } as const satisfies Readonly<Record<string, 'none' | 'required' | 'optional'>>;
 
 type LongName = keyof typeof LONG_OPTIONS;
@@ -319,6 +322,7 @@ function buildProgram(listen: ListenArg[]): Command {
     .option('--no_redirect', 'keep stdout/stderr when daemonizing')
     .option('--overload_prot', 'refuse new sessions (E98) while the event loop runs late')
     .option('--kamailio_notify', "read Kamailio's timeout_socket forms as a notify pair")
+    .option('--workers <n>', 'media worker threads (0: relay on the main thread)', decimal)
     .option('--config <file>', 'configuration file')
     .option('--dso <file>', 'module to load (repeatable)', collect, []);
   return program;
@@ -408,6 +412,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     noRedirect: flag(o, 'no_redirect'),
     overloadProt: flag(o, 'overload_prot'),
     kamailioNotify: flag(o, 'kamailio_notify'),
+    workers: num(o, 'workers'),
     configFile: str(o, 'config'),
     dso: list(o, 'dso'),
   });

@@ -9,6 +9,8 @@ import { formatSocketSpec } from './socket-spec.ts';
 /** Bytes of a datagram that are read as the command; the rest is dropped (protocol.md 1.7). */
 export const MAX_DATAGRAM_COMMAND = 8191;
 
+/** How long close() waits for replies already handed to the socket. */
+const CLOSE_SEND_WAIT_MS = 1000;
 /** SO_RCVBUF of a datagram control socket, as the reference sets it. */
 export const CONTROL_RCVBUF = 16 * 1024;
 
@@ -59,6 +61,9 @@ export class UdpControlListener implements ControlListener {
   #listening = false;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Replies handed to the socket whose send has not completed yet, and who waits for none. */
+  #sending = 0;
+  #sent: (() => void) | undefined;
 
   constructor(options: UdpControlListenerOptions) {
     this.#spec = options.spec;
@@ -115,21 +120,40 @@ export class UdpControlListener implements ControlListener {
     return this.address().port;
   }
 
-  /** Closes the socket; replies of commands still running are dropped. Idempotent. */
+  /**
+   * Closes the socket once the replies already handed to it are sent (at most
+   * {@link CLOSE_SEND_WAIT_MS}); replies of commands still running are dropped. Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     this.#closed = true;
     this.#closing = new Promise<void>((resolve) => {
-      try {
-        this.#socket.close(() => {
-          resolve();
-        });
-      } catch {
-        // Never bound (or already closed by a failed bind): nothing left to release.
-        resolve();
-      }
+      const timer = setTimeout(() => {
+        this.#sent?.();
+      }, CLOSE_SEND_WAIT_MS);
+      const sent =
+        this.#sending === 0
+          ? Promise.resolve()
+          : new Promise<void>((done) => {
+              this.#sent = done;
+            });
+      void sent.then(() => {
+        clearTimeout(timer);
+        this.#closeSocket(resolve);
+      });
     });
     return this.#closing;
+  }
+
+  #closeSocket(resolve: () => void): void {
+    try {
+      this.#socket.close(() => {
+        resolve();
+      });
+    } catch {
+      // Never bound (or already closed by a failed bind): nothing left to release.
+      resolve();
+    }
   }
 
   #name(): string {
@@ -185,7 +209,10 @@ export class UdpControlListener implements ControlListener {
       this.#log.debug({ socket: this.#name() }, 'control socket closed, reply dropped');
       return;
     }
+    this.#sending += 1;
     const onSent = (err: Error | null): void => {
+      this.#sending -= 1;
+      if (this.#sending === 0) this.#sent?.();
       if (err !== null) {
         this.#log.warn(
           { err, socket: this.#name(), to: to.address, port: to.port },

@@ -5,7 +5,8 @@
  */
 import type { GlobalStats } from '../util/stats.ts';
 import { PortAllocator } from './port-allocator.ts';
-import { type ActivitySink, RelayStream, type RelaySettings } from './relay.ts';
+import { RelayStream, type RelaySettings, wireSession } from './relay.ts';
+import type { ActivitySink, MediaStream, SessionStreams } from './stream.ts';
 import { routeSource, tryBindPair, type UdpPair } from './udp-pair.ts';
 
 /** Port range and behaviour of the media plane. */
@@ -20,12 +21,13 @@ export interface MediaPlaneOptions {
 
 /** What the session manager needs from the media plane. */
 export interface MediaPlane {
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream;
+  /** The four streams of a new session, wired to relay into each other. */
+  createStreams(activity: ActivitySink): SessionStreams;
   /**
-   * Binds a fresh RTP/RTCP pair on `address` and attaches it to the two streams (closing any
-   * previous sockets). Resolves false when no pair could be bound.
+   * Binds a fresh RTP/RTCP pair on `address` and attaches it to the two streams of a leg (closing
+   * any previous sockets). Resolves false when no pair could be bound.
    */
-  bindPair(address: string, family: 4 | 6, rtp: RelayStream, rtcp: RelayStream): Promise<boolean>;
+  bindPair(address: string, family: 4 | 6, rtp: MediaStream, rtcp: MediaStream): Promise<boolean>;
   /**
    * Binds a fresh RTP/RTCP pair on `address` from the media range for a sender that is not a
    * relay stream (a remote copy, protocol.md 6.6). The caller owns the sockets and closes them;
@@ -37,6 +39,39 @@ export interface MediaPlane {
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined>;
   /** Port pairs the range holds. */
   readonly capacity: number;
+  /**
+   * Brings the streams' main-thread view up to date with what media workers did so far (latching,
+   * counters); run before each command, and with `sweep` before each idle sweep (which also hands
+   * over packet activity). Absent when media runs on the main thread.
+   */
+  sync?(sweep?: boolean): void;
+  /**
+   * Resolves once every socket released so far is closed (media workers close them
+   * asynchronously), so that a D is answered only when its ports are free, as in the reference.
+   */
+  flush?(): Promise<void>;
+  /** Stops the media workers, if any; sockets were closed with their sessions. */
+  close?(): Promise<void>;
+}
+
+/** A relay stream of this thread, or an error naming the mix-up. */
+export function localStream(stream: MediaStream): RelayStream {
+  if (stream instanceof RelayStream) return stream;
+  throw new TypeError('a stream of another media plane');
+}
+
+/** The four streams of a session on this thread, wired. */
+export function createRelayStreams(
+  settings: RelaySettings,
+  activity: ActivitySink,
+): SessionStreams<RelayStream> {
+  const leg = (index: 0 | 1): { rtp: RelayStream; rtcp: RelayStream } => ({
+    rtp: new RelayStream(index, true, settings, activity),
+    rtcp: new RelayStream(index, false, settings, activity),
+  });
+  const streams = [leg(0), leg(1)] as const;
+  wireSession(streams);
+  return streams;
 }
 
 /** The in-process media plane: node:dgram sockets on the main event loop. */
@@ -56,16 +91,18 @@ export class UdpMediaPlane implements MediaPlane {
     return this.#allocators[4].capacity;
   }
 
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(leg, isRtp, this.#settings, activity);
+  createStreams(activity: ActivitySink): SessionStreams<RelayStream> {
+    return createRelayStreams(this.#settings, activity);
   }
 
   async bindPair(
     address: string,
     family: 4 | 6,
-    rtp: RelayStream,
-    rtcp: RelayStream,
+    rtpStream: MediaStream,
+    rtcpStream: MediaStream,
   ): Promise<boolean> {
+    const rtp = localStream(rtpStream);
+    const rtcp = localStream(rtcpStream);
     const port = await this.#allocators[family].allocate(async (candidate) => {
       const result = await tryBindPair(family, address, candidate, (pair) => {
         rtp.attach(pair.rtp, pair.address, pair.port, family);
@@ -76,21 +113,33 @@ export class UdpMediaPlane implements MediaPlane {
     return port !== undefined;
   }
 
-  async bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
-    let bound: UdpPair | undefined;
-    await this.#allocators[family].allocate(async (candidate) => {
-      const result = await tryBindPair(family, address, candidate, (pair) => {
-        const ignore = (): void => undefined;
-        pair.rtp.on('error', ignore);
-        pair.rtcp.on('error', ignore);
-        bound = pair;
-      });
-      return result.outcome;
-    });
-    return bound;
+  bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
+    return bindSendPairFrom(this.#allocators[family], family, address);
   }
 
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
     return routeSource(remote, family);
   }
+}
+
+/**
+ * Binds a pair from `allocator` for a sender that is not a relay stream (a remote copy); the
+ * caller owns the sockets. An 'error' listener is attached.
+ */
+export async function bindSendPairFrom(
+  allocator: PortAllocator,
+  family: 4 | 6,
+  address: string,
+): Promise<UdpPair | undefined> {
+  let bound: UdpPair | undefined;
+  await allocator.allocate(async (candidate) => {
+    const result = await tryBindPair(family, address, candidate, (pair) => {
+      const ignore = (): void => undefined;
+      pair.rtp.on('error', ignore);
+      pair.rtcp.on('error', ignore);
+      bound = pair;
+    });
+    return result.outcome;
+  });
+  return bound;
 }

@@ -11,6 +11,9 @@ import type dgram from 'node:dgram';
 import type { GlobalStats } from '../util/stats.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
 import { RtpStats } from './rtp-stats.ts';
+import type { ActivitySink, MediaStream, PacketTap, SessionStreams } from './stream.ts';
+
+export type { ActivitySink, PacketTap } from './stream.ts';
 
 /** Re-latch window after a pre-fill from signalling (the reference's 10 s). */
 const RELATCH_WINDOW_MS = 10_000;
@@ -19,32 +22,15 @@ const RELATCH_SEQ_DISTANCE = 536;
 /** `-2`: relayed packets shorter than this are sent twice. */
 const SEND_TWICE_BELOW = 128;
 
-/** Told when a packet reaches the relay stage, to re-arm the idle timer of the leg. */
-export interface ActivitySink {
-  touch(leg: 0 | 1): void;
-}
-
-/** Where a leg's recorder receives the packets that arrive on the leg (protocol.md 6.1). */
-export interface PacketTap {
-  record(
-    packet: Buffer,
-    isRtp: boolean,
-    from: { readonly address: string; readonly port: number },
-    to: { readonly address: string; readonly port: number },
-    family: 4 | 6,
-    wallMs: number,
-  ): void;
-}
-
 /** Shared, read-mostly settings of every stream of the daemon. */
 export interface RelaySettings {
-  readonly stats: GlobalStats;
+  readonly stats: Pick<GlobalStats, 'npktsRcvd' | 'npktsRelayed' | 'npktsDiscard'>;
   /** Monotonic milliseconds. */
   readonly now: () => number;
   readonly sendTwice: boolean;
 }
 
-export class RelayStream {
+export class RelayStream implements MediaStream {
   readonly leg: 0 | 1;
   readonly isRtp: boolean;
   /** Per-direction RTP analysis (RTP streams only). */
@@ -89,6 +75,7 @@ export class RelayStream {
   /** Told when a packet reaches the relay stage; the owning session sets itself here. */
   activity: ActivitySink;
   #latched = false;
+  #listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
   /** The address was taken from a packet source: later signalling no longer moves it. */
   #untrusted = false;
   #lastPrefill = Number.NEGATIVE_INFINITY;
@@ -101,6 +88,7 @@ export class RelayStream {
     this.#settings = settings;
     this.activity = activity;
     this.rtpStats = isRtp ? new RtpStats() : undefined;
+    this.#listener = this.onPacket;
   }
 
   /** True once a packet has latched the remote address. */
@@ -108,14 +96,24 @@ export class RelayStream {
     return this.#latched;
   }
 
-  /** Takes ownership of a bound socket; a previous one is closed. */
-  attach(socket: dgram.Socket, address: string, port: number, family: 4 | 6): void {
+  /**
+   * Takes ownership of a bound socket; a previous one is closed. `listener` replaces the stream's
+   * own packet handler (a media worker wraps it to publish the counters).
+   */
+  attach(
+    socket: dgram.Socket,
+    address: string,
+    port: number,
+    family: 4 | 6,
+    listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void = this.onPacket,
+  ): void {
     this.detach();
     this.socket = socket;
     this.localPort = port;
     this.local = { address, port };
     this.family = family;
-    socket.on('message', this.#onMessage);
+    this.#listener = listener;
+    socket.on('message', listener);
     socket.on('error', this.#onError);
   }
 
@@ -124,7 +122,7 @@ export class RelayStream {
     const socket = this.socket;
     if (socket === undefined) return;
     this.socket = undefined;
-    socket.removeListener('message', this.#onMessage);
+    socket.removeListener('message', this.#listener);
     try {
       socket.close();
     } catch {
@@ -145,7 +143,8 @@ export class RelayStream {
     this.nsendErrors += 1;
   };
 
-  #onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+  /** The packet path: one datagram received on this stream's socket. */
+  readonly onPacket = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     const stats = this.#settings.stats;
     stats.npktsRcvd += 1;
     if (!this.complete) {
@@ -240,5 +239,15 @@ export class RelayStream {
     if (rtpSsrc(msg) !== this.#ssrc) return false;
     const distance = Math.abs(((rtpSequence(msg) - this.#seq + 32768) & 0xffff) - 32768);
     return distance <= RELATCH_SEQ_DISTANCE;
+  }
+}
+
+/** Wires the four streams of a session: each relays out of the same component of the other leg. */
+export function wireSession(streams: SessionStreams<RelayStream>): void {
+  for (const [index, leg] of streams.entries()) {
+    const other = streams[1 - index];
+    leg.rtp.peer = other?.rtp;
+    leg.rtcp.peer = other?.rtcp;
+    leg.rtp.rtcpSibling = leg.rtcp;
   }
 }

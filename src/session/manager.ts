@@ -530,25 +530,15 @@ export class SessionManager {
     const media = this.#deps.media;
     const ttl = this.#opts.setupTtl;
     // The streams exist before their session; it takes over as their activity sink below.
-    const sink = { touch: (): void => undefined };
+    const streams = media.createStreams({ touch: (): void => undefined });
     const makeLeg = (index: 0 | 1, local: LegLocal): Leg =>
-      new Leg(
-        index,
-        media.createStream(index, true, sink),
-        media.createStream(index, false, sink),
-        local,
-        ttl,
-        now,
-      );
+      new Leg(index, streams[index].rtp, streams[index].rtcp, local, ttl, now);
     // Leg 1 faces T1 (the party that sent this offer); leg 0 is the reply leg.
     const legs = [makeLeg(0, replyLocal), makeLeg(1, forwardLocal)] as const;
     const session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
     for (const leg of legs) {
       leg.rtp.activity = session;
       leg.rtcp.activity = session;
-      leg.rtp.peer = legs[1 - leg.index]?.rtp;
-      leg.rtcp.peer = legs[1 - leg.index]?.rtcp;
-      leg.rtp.rtcpSibling = leg.rtcp;
     }
     // Registered before the bind is awaited, so a second U for the same call finds it.
     this.#register(session);

@@ -3,7 +3,7 @@
  * faces the party whose tag is the session tag (the caller), leg 0 the other party. Each leg owns
  * an RTP and an RTCP relay stream; the session owns the legs and closes them.
  */
-import type { ActivitySink, RelayStream } from '../media/relay.ts';
+import type { ActivitySink, MediaStream } from '../media/stream.ts';
 import type { Recorder } from '../record/recorder.ts';
 import type { SessionNotify } from './notify-types.ts';
 
@@ -17,8 +17,8 @@ export interface LegLocal {
 /** One side of a session. */
 export class Leg {
   readonly index: 0 | 1;
-  readonly rtp: RelayStream;
-  readonly rtcp: RelayStream;
+  readonly rtp: MediaStream;
+  readonly rtcp: MediaStream;
   local: LegLocal;
   /** A port pair is bound. */
   bound = false;
@@ -39,8 +39,8 @@ export class Leg {
 
   constructor(
     index: 0 | 1,
-    rtp: RelayStream,
-    rtcp: RelayStream,
+    rtp: MediaStream,
+    rtcp: MediaStream,
     local: LegLocal,
     ttl: number,
     now: number,

@@ -11,6 +11,7 @@ import { UdpControlClient } from './control.ts';
 /** The part of tap's Test these helpers use. */
 export interface Teardown {
   teardown(fn: () => unknown): void;
+  fail(message: string): unknown;
 }
 
 /** One JSON log line of the daemon, as tests read it. */
@@ -66,6 +67,9 @@ export async function startDaemon(
   const daemon = new Daemon(config, logger, {
     onDrained: () => onDrained(),
     onStdioEof: () => undefined,
+    onFatal: (err) => {
+      t.fail(`daemon: ${err.message}`);
+    },
   });
   await daemon.start();
   const controlPort = daemon.controlPort(0) ?? 0;

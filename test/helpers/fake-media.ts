@@ -2,8 +2,9 @@
  * A media plane without sockets for session-manager unit tests: real relay streams, ports from a
  * counter, bind failures on demand.
  */
-import type { MediaPlane } from '../../src/media/plane.ts';
-import { type ActivitySink, RelayStream } from '../../src/media/relay.ts';
+import { createRelayStreams, localStream, type MediaPlane } from '../../src/media/plane.ts';
+import type { RelayStream } from '../../src/media/relay.ts';
+import type { ActivitySink, MediaStream, SessionStreams } from '../../src/media/stream.ts';
 import type { GlobalStats } from '../../src/util/stats.ts';
 
 export class FakeMedia implements MediaPlane {
@@ -18,22 +19,19 @@ export class FakeMedia implements MediaPlane {
     this.#now = now;
   }
 
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(
-      leg,
-      isRtp,
-      { stats: this.#stats, now: this.#now, sendTwice: false },
-      activity,
-    );
+  createStreams(activity: ActivitySink): SessionStreams<RelayStream> {
+    return createRelayStreams({ stats: this.#stats, now: this.#now, sendTwice: false }, activity);
   }
 
   bindPair(
     _address: string,
     _family: 4 | 6,
-    rtp: RelayStream,
-    rtcp: RelayStream,
+    rtpStream: MediaStream,
+    rtcpStream: MediaStream,
   ): Promise<boolean> {
     if (this.failBinds) return Promise.resolve(false);
+    const rtp = localStream(rtpStream);
+    const rtcp = localStream(rtcpStream);
     rtp.localPort = this.nextPort;
     rtcp.localPort = this.nextPort + 1;
     this.nextPort += 2;

@@ -2,6 +2,7 @@ import t from 'tap';
 import type { Config } from '../../../src/cli/config-types.ts';
 import {
   buildConfig,
+  defaultWorkers,
   isConfigErrors,
   needsResolution,
   type ConfigError,
@@ -63,6 +64,7 @@ t.test('buildConfig() defaults', async (t) => {
     bridgeSymmetric: false,
     noResolve: false,
     overloadProt: false,
+    workers: defaultWorkers(),
   });
   t.ok(Object.isFrozen(c), 'config is frozen');
   t.ok(Object.isFrozen(c.addresses), 'addresses are frozen');
@@ -202,6 +204,8 @@ const okCases: readonly (readonly [
   [['--nice', '-20'], { nice: -20 }],
   [['--nice=20'], { nice: 20 }],
   [['--nice=-5'], { nice: -5 }],
+  [['--workers', '0'], { workers: 0 }],
+  [['--workers=4'], { workers: 4 }],
   [['-c', 'fifo'], {}],
   [['-c', 'rr'], {}],
   [['--config', '/etc/rtpproxy.conf', '--dso', 'a.so', '--dso', 'b.so'], {}],
@@ -375,6 +379,7 @@ const errorCases: readonly (readonly [argv: readonly string[], flag: string, mes
   [['-L', '0'], '-L', /positive/],
   [['--nice', '21'], '--nice', /-20 and 20/],
   [['--nice=-21'], '--nice', /-20 and 20/],
+  [['--workers', '65'], '--workers', /0\.\.64/],
   [['-c', 'other'], '-c', /fifo or rr/],
   [['-c', 'FIFO'], '-c', /fifo or rr/],
   // Recording.
@@ -535,6 +540,7 @@ const parseErrors: readonly (readonly [argv: readonly string[], message: RegExp]
   [['-M', '99999999999999999999'], /too large/],
   [['-T'], /argument missing/],
   [['--nice'], /argument missing/],
+  [['--workers', 'two'], /workers/],
   [['--no'], /ambiguous/],
   [['--no_resolve=1'], /doesn't allow an argument/],
   [['-x', '-v'], /unknown option '-x'/],
@@ -548,3 +554,10 @@ for (const [argv, message] of parseErrors) {
     if (!parsed.ok) t.match(parsed.message, message);
   });
 }
+
+t.test('defaultWorkers(): one per core but the main thread, none on one core', async (t) => {
+  t.equal(defaultWorkers(1), 0);
+  t.equal(defaultWorkers(2), 1);
+  t.equal(defaultWorkers(16), 15);
+  t.equal(defaultWorkers(500), 64);
+});

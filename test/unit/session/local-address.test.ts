@@ -6,8 +6,8 @@
  */
 import pino from 'pino';
 import t from 'tap';
-import type { MediaPlane } from '../../../src/media/plane.ts';
-import { type ActivitySink, RelayStream } from '../../../src/media/relay.ts';
+import { createRelayStreams, localStream, type MediaPlane } from '../../../src/media/plane.ts';
+import type { ActivitySink, MediaStream } from '../../../src/media/stream.ts';
 import {
   type ConfiguredAddress,
   type OfferRequest,
@@ -22,20 +22,17 @@ class RecordingMedia implements MediaPlane {
   route: string | undefined = '10.9.9.9';
   #next = 30000;
   readonly #stats = new GlobalStats();
-  createStream(leg: 0 | 1, isRtp: boolean, activity: ActivitySink): RelayStream {
-    return new RelayStream(
-      leg,
-      isRtp,
-      { stats: this.#stats, now: () => 0, sendTwice: false },
-      activity,
-    );
+  createStreams(activity: ActivitySink) {
+    return createRelayStreams({ stats: this.#stats, now: () => 0, sendTwice: false }, activity);
   }
   async bindPair(
     address: string,
     _family: 4 | 6,
-    rtp: RelayStream,
-    rtcp: RelayStream,
+    rtpStream: MediaStream,
+    rtcpStream: MediaStream,
   ): Promise<boolean> {
+    const rtp = localStream(rtpStream);
+    const rtcp = localStream(rtcpStream);
     this.binds.push(address);
     rtp.localPort = this.#next;
     rtcp.localPort = this.#next + 1;

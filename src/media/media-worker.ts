@@ -1,0 +1,247 @@
+/**
+ * A media worker: a thread that owns the sockets of the sessions the main thread placed on it and
+ * runs the relay (RelayStream, the same code as in-process media) for them. It learns what to do
+ * from messages (src/media/worker-protocol.ts) and publishes counters into shared memory after
+ * every packet, so the main thread's session manager and commands never wait for it.
+ */
+import type dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { workerData } from 'node:worker_threads';
+import { RelayStream, type RelaySettings, wireSession } from './relay.ts';
+import { tryBindPair } from './udp-pair.ts';
+import {
+  type FromWorker,
+  H_DISCARD,
+  H_RCVD,
+  H_RELAYED,
+  S_BYTES_IN,
+  S_DROPPED,
+  S_IGNORED,
+  S_JAVG,
+  S_JLAST,
+  S_JMAX,
+  S_LONGEST_IPI,
+  S_NDUPS,
+  S_NRCVD,
+  S_NSENT,
+  S_PERRS,
+  S_PKTS_IN,
+  S_RELAYED,
+  S_SEND_ERRORS,
+  slotBase,
+  STREAM_FIELDS,
+  type ToWorker,
+  type WorkerInit,
+} from './worker-protocol.ts';
+
+/** A stream of this worker with what the main thread last heard of its remote. */
+interface Entry {
+  readonly slot: number;
+  readonly stream: RelayStream;
+  /** The RTCP stream of the same leg, which an RTP packet may teach its address (RTP only). */
+  sibling: Entry | undefined;
+  address: string | undefined;
+  port: number;
+  latched: boolean;
+}
+
+const init = workerData as WorkerInit;
+const port = init.port;
+const counters = new Float64Array(init.counters);
+const activity = new Int32Array(init.activity);
+const totals = { npktsRcvd: 0, npktsRelayed: 0, npktsDiscard: 0 };
+const settings: RelaySettings = {
+  stats: totals,
+  now: () => performance.now(),
+  sendTwice: init.sendTwice,
+};
+const entries = new Map<number, Entry>();
+
+function post(msg: FromWorker): void {
+  port.postMessage(msg);
+}
+
+/** Tells the main thread when a stream's remote address, port or latch state changed. */
+function reportRemote(entry: Entry): void {
+  const s = entry.stream;
+  if (
+    s.remoteAddress === entry.address &&
+    s.remotePort === entry.port &&
+    s.latched === entry.latched
+  ) {
+    return;
+  }
+  entry.address = s.remoteAddress;
+  entry.port = s.remotePort;
+  entry.latched = s.latched;
+  post({
+    op: 'remote',
+    slot: entry.slot,
+    address: s.remoteAddress,
+    port: s.remotePort,
+    latched: s.latched,
+  });
+}
+
+/** Writes a stream's counters (and the worker totals) where the main thread reads them. */
+function publish(entry: Entry): void {
+  const s = entry.stream;
+  const b = slotBase(entry.slot);
+  counters[b + S_PKTS_IN] = s.npktsIn;
+  counters[b + S_BYTES_IN] = s.nbytesIn;
+  counters[b + S_RELAYED] = s.nrelayed;
+  counters[b + S_DROPPED] = s.ndropped;
+  counters[b + S_IGNORED] = s.nignored;
+  counters[b + S_SEND_ERRORS] = s.nsendErrors;
+  const a = s.rtpStats;
+  if (a !== undefined) {
+    counters[b + S_PERRS] = a.perrs;
+    counters[b + S_NRCVD] = a.nrcvd;
+    counters[b + S_NDUPS] = a.ndups;
+    counters[b + S_NSENT] = a.nsent;
+    counters[b + S_JLAST] = a.jlast;
+    counters[b + S_JMAX] = a.jmax;
+    counters[b + S_JAVG] = a.javg;
+    counters[b + S_LONGEST_IPI] = a.longestIpi;
+  }
+  counters[H_RCVD] = totals.npktsRcvd;
+  counters[H_RELAYED] = totals.npktsRelayed;
+  counters[H_DISCARD] = totals.npktsDiscard;
+}
+
+/** The socket listener of a stream: the relay, then what the main thread must see of it. */
+function listenerOf(entry: Entry): (msg: Buffer, rinfo: dgram.RemoteInfo) => void {
+  const stream = entry.stream;
+  const sibling = entry.sibling;
+  return (msg, rinfo) => {
+    stream.onPacket(msg, rinfo);
+    publish(entry);
+    reportRemote(entry);
+    if (sibling !== undefined) reportRemote(sibling);
+  };
+}
+
+function create(slots: readonly [number, number, number, number]): void {
+  const make = (slot: number, leg: 0 | 1, isRtp: boolean): Entry => {
+    const stream = new RelayStream(leg, isRtp, settings, {
+      touch: () => {
+        Atomics.store(activity, slot, 1);
+      },
+    });
+    counters.fill(0, slotBase(slot), slotBase(slot) + STREAM_FIELDS);
+    Atomics.store(activity, slot, 0);
+    const entry: Entry = {
+      slot,
+      stream,
+      sibling: undefined,
+      address: undefined,
+      port: 0,
+      latched: false,
+    };
+    entries.set(slot, entry);
+    return entry;
+  };
+  const leg = (
+    index: 0 | 1,
+    rtpSlot: number,
+    rtcpSlot: number,
+  ): { rtp: RelayStream; rtcp: RelayStream } => {
+    const rtp = make(rtpSlot, index, true);
+    const rtcp = make(rtcpSlot, index, false);
+    rtp.sibling = rtcp;
+    return { rtp: rtp.stream, rtcp: rtcp.stream };
+  };
+  const [rtp0, rtcp0, rtp1, rtcp1] = slots;
+  wireSession([leg(0, rtp0, rtcp0), leg(1, rtp1, rtcp1)]);
+}
+
+async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
+  const rtp = entries.get(msg.rtp);
+  const rtcp = entries.get(msg.rtcp);
+  if (rtp === undefined || rtcp === undefined) {
+    post({ op: 'bound', req: msg.req, outcome: 'fatal', error: 'no such stream' });
+    return;
+  }
+  const result = await tryBindPair(msg.family, msg.address, msg.port, (pair) => {
+    rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp));
+    rtcp.stream.attach(pair.rtcp, pair.address, pair.port + 1, msg.family, listenerOf(rtcp));
+  });
+  post({
+    op: 'bound',
+    req: msg.req,
+    outcome: result.outcome,
+    ...(result.error === undefined ? {} : { error: result.error.message }),
+  });
+}
+
+function set(
+  entry: Entry,
+  field: 'complete' | 'asymmetric' | 'playing' | 'tap',
+  value: boolean,
+): void {
+  const stream = entry.stream;
+  switch (field) {
+    case 'complete':
+      stream.complete = value;
+      break;
+    case 'asymmetric':
+      stream.asymmetric = value;
+      break;
+    case 'playing':
+      stream.playing = value;
+      break;
+    case 'tap':
+      stream.tap = value
+        ? {
+            record: (packet, _isRtp, from, _to, _family, wallMs) => {
+              post({
+                op: 'tap',
+                slot: entry.slot,
+                data: packet,
+                address: from.address,
+                port: from.port,
+                wallMs,
+              });
+            },
+          }
+        : undefined;
+  }
+}
+
+function onMessage(msg: ToWorker): void {
+  if (msg.op === 'create') {
+    create(msg.slots);
+    return;
+  }
+  if (msg.op === 'bind') {
+    void bind(msg);
+    return;
+  }
+  const entry = entries.get(msg.slot);
+  if (entry === undefined) return;
+  switch (msg.op) {
+    case 'set':
+      set(entry, msg.field, msg.value);
+      break;
+    case 'prefill':
+      entry.stream.prefill(msg.address, msg.port);
+      reportRemote(entry);
+      break;
+    case 'send':
+      try {
+        entry.stream.socket?.send(msg.data, msg.port, msg.address);
+      } catch {
+        // The socket closed under the player: the session is going away.
+      }
+      break;
+    case 'free':
+      entry.stream.detach();
+      entry.stream.tap = undefined;
+      entries.delete(msg.slot);
+      publish(entry);
+      post({ op: 'freed', slot: msg.slot });
+  }
+}
+
+port.on('message', onMessage);
+post({ op: 'ready' });

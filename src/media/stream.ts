@@ -1,0 +1,85 @@
+/**
+ * A relay stream as the session manager, the recorder and the player see it, whether the packets
+ * run through it on the main thread (RelayStream) or in a media worker (WorkerStream, a main-thread
+ * proxy over the worker's stream). Everything here is read or set from the main thread.
+ */
+
+/** Told when a packet reaches the relay stage, to re-arm the idle timer of the leg. */
+export interface ActivitySink {
+  touch(leg: 0 | 1): void;
+}
+
+/** Where a leg's recorder receives the packets that arrive on the leg (protocol.md 6.1). */
+export interface PacketTap {
+  record(
+    packet: Buffer,
+    isRtp: boolean,
+    from: { readonly address: string; readonly port: number },
+    to: { readonly address: string; readonly port: number },
+    family: 4 | 6,
+    wallMs: number,
+  ): void;
+}
+
+/** Sends a datagram out of a stream's socket; errors are counted by the stream. */
+export interface SendSocket {
+  send(msg: Buffer, port: number, address: string): void;
+}
+
+/** The per-direction RTP analysis behind Q's rtpa_* and longest_ipi (protocol.md 5.1). */
+export interface RtpStatsView {
+  readonly perrs: number;
+  readonly nrcvd: number;
+  readonly ndups: number;
+  readonly nsent: number;
+  readonly nlost: number;
+  readonly jlast: number;
+  readonly jmax: number;
+  readonly javg: number;
+  /** Seconds. */
+  readonly longestIpi: number;
+}
+
+export interface MediaStream {
+  readonly leg: 0 | 1;
+  readonly isRtp: boolean;
+  readonly rtpStats: RtpStatsView | undefined;
+  /** False until the session is complete: packets are then read and discarded. */
+  complete: boolean;
+  /** Asymmetric leg: the remote comes from signalling; packets are checked by IP only. */
+  asymmetric: boolean;
+  /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
+  tap: PacketTap | undefined;
+  /** A prompt plays out of this stream: the other party's packets towards it are dropped. */
+  playing: boolean;
+  /** Told when a packet reaches the relay stage; the owning session sets itself here. */
+  activity: ActivitySink;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number;
+  /** Sends out of the stream's socket; undefined while no socket is bound. */
+  readonly socket: SendSocket | undefined;
+  readonly localPort: number;
+  readonly latched: boolean;
+  readonly npktsIn: number;
+  readonly nbytesIn: number;
+  readonly nrelayed: number;
+  readonly ndropped: number;
+  readonly nignored: number;
+  readonly nsendErrors: number;
+  /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
+  prefill(address: string, port: number): void;
+  /** Closes the socket for good. Idempotent. */
+  detach(): void;
+}
+
+/** The RTP and RTCP streams of one leg. */
+export interface LegStreams<S extends MediaStream = MediaStream> {
+  readonly rtp: S;
+  readonly rtcp: S;
+}
+
+/** The four streams of a session, leg 0 first. */
+export type SessionStreams<S extends MediaStream = MediaStream> = readonly [
+  LegStreams<S>,
+  LegStreams<S>,
+];

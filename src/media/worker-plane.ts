@@ -1,0 +1,516 @@
+/**
+ * The media plane with media in worker threads (`--workers N`, N >= 1). The session manager, the
+ * control sockets, recording, playback scheduling and notifications stay on the main thread; each
+ * session's four sockets live on one worker, chosen as the one with the fewest streams, and every
+ * packet is received, checked, counted and relayed there without involving the main thread.
+ *
+ * The main thread sees each worker stream through a WorkerStream proxy: settings it makes are
+ * posted to the worker; counters are read from shared memory the worker writes after each packet;
+ * latching and recorded packets come back as messages, which sync() drains synchronously before
+ * every command and every sweep, so replies and expiry are the same as with in-process media.
+ */
+import {
+  MessageChannel,
+  type MessagePort,
+  receiveMessageOnPort,
+  Worker,
+} from 'node:worker_threads';
+import type { GlobalStats } from '../util/stats.ts';
+import { bindSendPairFrom, type MediaPlane } from './plane.ts';
+import { PortAllocator } from './port-allocator.ts';
+import type {
+  ActivitySink,
+  MediaStream,
+  PacketTap,
+  RtpStatsView,
+  SendSocket,
+  SessionStreams,
+} from './stream.ts';
+import { routeSource, type UdpPair } from './udp-pair.ts';
+import {
+  type FromWorker,
+  H_DISCARD,
+  H_RCVD,
+  H_RELAYED,
+  S_BYTES_IN,
+  S_DROPPED,
+  S_IGNORED,
+  S_JAVG,
+  S_JLAST,
+  S_JMAX,
+  S_LONGEST_IPI,
+  S_NDUPS,
+  S_NRCVD,
+  S_NSENT,
+  S_PERRS,
+  S_PKTS_IN,
+  S_RELAYED,
+  S_SEND_ERRORS,
+  sharedSizes,
+  slotBase,
+  type ToWorker,
+  type WorkerInit,
+} from './worker-protocol.ts';
+
+/** How long a worker may take to load and report ready. */
+const START_TIMEOUT_MS = 20_000;
+/** Stream slots beyond four per port pair, for sessions whose bind is still in flight. */
+const SLOT_HEADROOM = 256;
+
+export interface WorkerMediaPlaneOptions {
+  readonly workers: number;
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly sequentialPorts: boolean;
+  readonly sendTwice: boolean;
+  readonly stats: GlobalStats;
+  /** A worker failed or exited: media can no longer be relayed faithfully. */
+  readonly onFatal: (err: Error) => void;
+}
+
+/** One media worker as the main thread sees it. */
+class WorkerHost {
+  readonly index: number;
+  readonly worker: Worker;
+  readonly port: MessagePort;
+  readonly counters: Float64Array;
+  readonly activity: Int32Array;
+  /** Live streams (not yet freed by the worker), by slot. */
+  readonly streams = new Map<number, WorkerStream>();
+  readonly #free: number[] = [];
+  readonly #binds = new Map<number, (outcome: 'ok' | 'busy' | 'fatal') => void>();
+  #nextReq = 1;
+  /** Streams freed but not yet confirmed closed by the worker, and who waits for none left. */
+  #freeing = 0;
+  #flushed: (() => void)[] = [];
+  readonly ready: Promise<void>;
+  #onReady: () => void = () => undefined;
+  stopping = false;
+
+  constructor(index: number, slots: number, sendTwice: boolean, onFatal: (err: Error) => void) {
+    this.index = index;
+    const sizes = sharedSizes(slots);
+    const countersBuffer = new SharedArrayBuffer(sizes.counters);
+    const activityBuffer = new SharedArrayBuffer(sizes.activity);
+    this.counters = new Float64Array(countersBuffer);
+    this.activity = new Int32Array(activityBuffer);
+    for (let slot = slots - 1; slot >= 0; slot -= 1) this.#free.push(slot);
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    const init: WorkerInit = {
+      index,
+      counters: countersBuffer,
+      activity: activityBuffer,
+      slots,
+      sendTwice,
+      port: channel.port2,
+    };
+    this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
+      workerData: init,
+      transferList: [channel.port2],
+      name: `media-${String(index)}`,
+    });
+    this.ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `media worker ${String(index)} did not start within ${String(START_TIMEOUT_MS)} ms`,
+          ),
+        );
+      }, START_TIMEOUT_MS);
+      this.#onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.worker.on('error', (err) => {
+      onFatal(new Error(`media worker ${String(index)} failed: ${err.message}`));
+    });
+    this.worker.on('exit', (code) => {
+      if (!this.stopping) {
+        onFatal(new Error(`media worker ${String(index)} exited (${String(code)})`));
+      }
+    });
+    this.port.on('message', (msg: FromWorker) => {
+      this.handle(msg);
+    });
+  }
+
+  post(msg: ToWorker): void {
+    this.port.postMessage(msg);
+  }
+
+  /** Closes a stream's socket on the worker; flush() waits for it. */
+  free(slot: number): void {
+    this.#freeing += 1;
+    this.post({ op: 'free', slot });
+  }
+
+  /** Resolves once every stream freed so far has its socket closed. */
+  flush(): Promise<void> {
+    if (this.#freeing === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#flushed.push(resolve);
+    });
+  }
+
+  /** Four free slots, or undefined when the worker is full. */
+  takeSlots(): [number, number, number, number] | undefined {
+    if (this.#free.length < 4) return undefined;
+    const take = (): number => this.#free.pop() ?? -1;
+    return [take(), take(), take(), take()];
+  }
+
+  bind(
+    rtp: number,
+    rtcp: number,
+    family: 4 | 6,
+    address: string,
+    port: number,
+  ): Promise<'ok' | 'busy' | 'fatal'> {
+    const req = this.#nextReq++;
+    return new Promise((resolve) => {
+      this.#binds.set(req, resolve);
+      this.post({ op: 'bind', req, rtp, rtcp, family, address, port });
+    });
+  }
+
+  /** Handles everything the worker has said so far, synchronously. */
+  drain(): void {
+    for (;;) {
+      const received = receiveMessageOnPort(this.port);
+      if (received === undefined) return;
+      this.handle(received.message as FromWorker);
+    }
+  }
+
+  handle(msg: FromWorker): void {
+    switch (msg.op) {
+      case 'ready':
+        this.#onReady();
+        break;
+      case 'bound': {
+        const resolve = this.#binds.get(msg.req);
+        this.#binds.delete(msg.req);
+        resolve?.(msg.outcome);
+        break;
+      }
+      case 'remote':
+        this.streams.get(msg.slot)?.learnt(msg.address, msg.port, msg.latched);
+        break;
+      case 'tap':
+        this.streams.get(msg.slot)?.recorded(msg.data, msg.address, msg.port, msg.wallMs);
+        break;
+      case 'freed': {
+        this.streams.delete(msg.slot);
+        this.#free.push(msg.slot);
+        this.#freeing -= 1;
+        if (this.#freeing > 0) break;
+        const waiting = this.#flushed;
+        this.#flushed = [];
+        for (const resolve of waiting) resolve();
+      }
+    }
+  }
+}
+
+/** A stream relayed by a media worker, as the main thread sees it. */
+export class WorkerStream implements MediaStream {
+  readonly leg: 0 | 1;
+  readonly isRtp: boolean;
+  readonly rtpStats: RtpStatsView | undefined;
+  readonly #host: WorkerHost;
+  readonly #slot: number;
+  readonly #base: number;
+  activity: ActivitySink;
+  remoteAddress: string | undefined;
+  remotePort = 0;
+  latched = false;
+  localPort = 0;
+  local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
+  family: 4 | 6 = 4;
+  #complete = false;
+  #asymmetric = false;
+  #playing = false;
+  #tap: PacketTap | undefined;
+  #bound = false;
+  #freed = false;
+  readonly #sender: SendSocket;
+
+  constructor(host: WorkerHost, slot: number, leg: 0 | 1, isRtp: boolean, activity: ActivitySink) {
+    this.#host = host;
+    this.#slot = slot;
+    this.#base = slotBase(slot);
+    this.leg = leg;
+    this.isRtp = isRtp;
+    this.activity = activity;
+    this.rtpStats = isRtp ? new SharedRtpStats(host.counters, this.#base) : undefined;
+    this.#sender = {
+      send: (msg, port, address) => {
+        host.post({ op: 'send', slot, data: msg, port, address });
+      },
+    };
+    host.streams.set(slot, this);
+  }
+
+  get slot(): number {
+    return this.#slot;
+  }
+
+  get hostIndex(): number {
+    return this.#host.index;
+  }
+
+  #counter(field: number): number {
+    return this.#host.counters[this.#base + field] ?? 0;
+  }
+
+  get npktsIn(): number {
+    return this.#counter(S_PKTS_IN);
+  }
+  get nbytesIn(): number {
+    return this.#counter(S_BYTES_IN);
+  }
+  get nrelayed(): number {
+    return this.#counter(S_RELAYED);
+  }
+  get ndropped(): number {
+    return this.#counter(S_DROPPED);
+  }
+  get nignored(): number {
+    return this.#counter(S_IGNORED);
+  }
+  get nsendErrors(): number {
+    return this.#counter(S_SEND_ERRORS);
+  }
+
+  get complete(): boolean {
+    return this.#complete;
+  }
+  set complete(value: boolean) {
+    this.#set('complete', value);
+    this.#complete = value;
+  }
+  get asymmetric(): boolean {
+    return this.#asymmetric;
+  }
+  set asymmetric(value: boolean) {
+    this.#set('asymmetric', value);
+    this.#asymmetric = value;
+  }
+  get playing(): boolean {
+    return this.#playing;
+  }
+  set playing(value: boolean) {
+    this.#set('playing', value);
+    this.#playing = value;
+  }
+  get tap(): PacketTap | undefined {
+    return this.#tap;
+  }
+  set tap(value: PacketTap | undefined) {
+    this.#set('tap', value !== undefined);
+    this.#tap = value;
+  }
+
+  get socket(): SendSocket | undefined {
+    return this.#bound && !this.#freed ? this.#sender : undefined;
+  }
+
+  #set(field: 'complete' | 'asymmetric' | 'playing' | 'tap', value: boolean): void {
+    if (!this.#freed) this.#host.post({ op: 'set', slot: this.#slot, field, value });
+  }
+
+  prefill(address: string, port: number): void {
+    if (!this.#freed) this.#host.post({ op: 'prefill', slot: this.#slot, address, port });
+  }
+
+  /** A pair was bound for this stream on the worker. */
+  bound(address: string, port: number, family: 4 | 6): void {
+    this.#bound = true;
+    this.localPort = port;
+    this.local = { address, port };
+    this.family = family;
+  }
+
+  detach(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    this.#tap = undefined;
+    this.#host.free(this.#slot);
+  }
+
+  /** Takes the activity flag the worker set for packets since the last call. */
+  takeActivity(): void {
+    if (this.#freed) return;
+    if (Atomics.exchange(this.#host.activity, this.#slot, 0) !== 0) this.activity.touch(this.leg);
+  }
+
+  /** The worker reports a new remote address, port or latch state. */
+  learnt(address: string | undefined, port: number, latched: boolean): void {
+    this.remoteAddress = address;
+    this.remotePort = port;
+    this.latched = latched;
+  }
+
+  /** A packet the worker accepted while the recorder runs. */
+  recorded(data: Uint8Array, address: string, port: number, wallMs: number): void {
+    const packet = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    this.#tap?.record(packet, this.isRtp, { address, port }, this.local, this.family, wallMs);
+  }
+}
+
+/** RTP analysis figures the worker publishes for a stream (RtpStats computes them there). */
+class SharedRtpStats implements RtpStatsView {
+  readonly #counters: Float64Array;
+  readonly #base: number;
+
+  constructor(counters: Float64Array, base: number) {
+    this.#counters = counters;
+    this.#base = base;
+  }
+
+  #get(field: number): number {
+    return this.#counters[this.#base + field] ?? 0;
+  }
+
+  get perrs(): number {
+    return this.#get(S_PERRS);
+  }
+  get nrcvd(): number {
+    return this.#get(S_NRCVD);
+  }
+  get ndups(): number {
+    return this.#get(S_NDUPS);
+  }
+  get nsent(): number {
+    return this.#get(S_NSENT);
+  }
+  get nlost(): number {
+    const lost = this.nsent - this.nrcvd;
+    return lost > 0 ? lost : 0;
+  }
+  get jlast(): number {
+    return this.#get(S_JLAST);
+  }
+  get jmax(): number {
+    return this.#get(S_JMAX);
+  }
+  get javg(): number {
+    return this.#get(S_JAVG);
+  }
+  get longestIpi(): number {
+    return this.#get(S_LONGEST_IPI);
+  }
+}
+
+export class WorkerMediaPlane implements MediaPlane {
+  readonly #hosts: WorkerHost[] = [];
+  readonly #stats: GlobalStats;
+  readonly #allocators: { readonly 4: PortAllocator; readonly 6: PortAllocator };
+
+  constructor(options: WorkerMediaPlaneOptions) {
+    this.#stats = options.stats;
+    const make = (): PortAllocator =>
+      new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
+    this.#allocators = { 4: make(), 6: make() };
+    // Any one worker may end up with every session: each gets slots for the whole range.
+    const slots = 4 * this.#allocators[4].capacity + SLOT_HEADROOM;
+    for (let i = 0; i < options.workers; i += 1) {
+      this.#hosts.push(new WorkerHost(i, slots, options.sendTwice, options.onFatal));
+    }
+  }
+
+  get capacity(): number {
+    return this.#allocators[4].capacity;
+  }
+
+  /** Number of media workers. */
+  get workers(): number {
+    return this.#hosts.length;
+  }
+
+  /** Resolves once every worker runs; rejects when one does not start in time. */
+  async start(): Promise<void> {
+    await Promise.all(this.#hosts.map((h) => h.ready));
+  }
+
+  createStreams(activity: ActivitySink): SessionStreams<WorkerStream> {
+    let host: WorkerHost | undefined;
+    for (const h of this.#hosts) {
+      if (host === undefined || h.streams.size < host.streams.size) host = h;
+    }
+    const slots = host?.takeSlots();
+    if (host === undefined || slots === undefined) throw new Error('no free media worker slot');
+    const [rtp0, rtcp0, rtp1, rtcp1] = slots;
+    host.post({ op: 'create', slots });
+    return [
+      {
+        rtp: new WorkerStream(host, rtp0, 0, true, activity),
+        rtcp: new WorkerStream(host, rtcp0, 0, false, activity),
+      },
+      {
+        rtp: new WorkerStream(host, rtp1, 1, true, activity),
+        rtcp: new WorkerStream(host, rtcp1, 1, false, activity),
+      },
+    ];
+  }
+
+  async bindPair(
+    address: string,
+    family: 4 | 6,
+    rtpStream: MediaStream,
+    rtcpStream: MediaStream,
+  ): Promise<boolean> {
+    if (!(rtpStream instanceof WorkerStream) || !(rtcpStream instanceof WorkerStream)) {
+      throw new TypeError('a stream of another media plane');
+    }
+    const host = this.#hosts[rtpStream.hostIndex];
+    if (host === undefined) throw new TypeError('a stream of another media plane');
+    const port = await this.#allocators[family].allocate((candidate) =>
+      host.bind(rtpStream.slot, rtcpStream.slot, family, address, candidate),
+    );
+    if (port === undefined) return false;
+    rtpStream.bound(address, port, family);
+    rtcpStream.bound(address, port + 1, family);
+    return true;
+  }
+
+  bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
+    return bindSendPairFrom(this.#allocators[family], family, address);
+  }
+
+  routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
+    return routeSource(remote, family);
+  }
+
+  sync(sweep = false): void {
+    let rcvd = 0;
+    let relayed = 0;
+    let discard = 0;
+    for (const host of this.#hosts) {
+      host.drain();
+      rcvd += host.counters[H_RCVD] ?? 0;
+      relayed += host.counters[H_RELAYED] ?? 0;
+      discard += host.counters[H_DISCARD] ?? 0;
+      if (sweep) for (const stream of host.streams.values()) stream.takeActivity();
+    }
+    this.#stats.npktsRcvd = rcvd;
+    this.#stats.npktsRelayed = relayed;
+    this.#stats.npktsDiscard = discard;
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.#hosts.map((h) => h.flush()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.#hosts.map(async (host) => {
+        host.stopping = true;
+        host.port.close();
+        await host.worker.terminate();
+      }),
+    );
+  }
+}

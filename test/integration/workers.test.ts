@@ -1,0 +1,207 @@
+/**
+ * The daemon behaves the same whatever the number of media workers (`--workers`,
+ * docs/architecture.md "Media workers"): relaying, latching and re-latching, Q and G counters,
+ * ports free as soon as D is answered, recording, and idle expiry, with media on the main thread
+ * (0), on one worker, and spread over three.
+ */
+import dgram from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { waitUntil } from '../helpers/control.ts';
+import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
+import { readPcapFile } from '../helpers/pcap-reader.ts';
+import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+
+const WORKER_COUNTS = [0, 1, 3] as const;
+/** Sessions of the multi-session case: more than the most workers, so every worker gets some. */
+const SESSIONS = 4;
+
+function tempDir(t: Teardown): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpp-workers-'));
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** True when a UDP socket can bind 127.0.0.1:port right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind({ port, address: '127.0.0.1', exclusive: true }, () => {
+      s.close();
+      resolve(true);
+    });
+  });
+}
+
+interface Call {
+  readonly call: { id: string; from: string; to: string };
+  readonly a: Peer;
+  readonly b: Peer;
+  /** Daemon port A sends to (it relays to B), and the one B sends to. */
+  readonly toA: number;
+  readonly toB: number;
+}
+
+async function newCall(t: Teardown, d: RunningDaemon): Promise<Call> {
+  const a = await Peer.open(t);
+  const b = await Peer.open(t);
+  const call = uniqueCall('workers');
+  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+  return { call, a, b, toA, toB };
+}
+
+for (const [index, workers] of WORKER_COUNTS.entries()) {
+  const args = [
+    '-l',
+    '127.0.0.1',
+    ...portWindow(50 + index),
+    '-T',
+    '30',
+    '--workers',
+    String(workers),
+  ];
+
+  t.test(
+    `--workers ${String(workers)}: sessions relay both ways with exact Q and G counters`,
+    async (t) => {
+      const d = await startDaemon(t, args);
+      const calls: Call[] = [];
+      for (let i = 0; i < SESSIONS; i += 1) calls.push(await newCall(t, d));
+      for (const [i, c] of calls.entries()) {
+        for (let seq = 1; seq <= 3; seq += 1) {
+          const pa = rtpPacket({ seq, ssrc: 0x1000 + i });
+          await c.a.send(pa, c.toA);
+          await c.b.expect(pa, c.toB);
+        }
+        const pb = rtpPacket({ seq: 1, ssrc: 0x2000 + i, fill: 0x55 });
+        await c.b.send(pb, c.toB);
+        await c.a.expect(pb, c.toA);
+      }
+      for (const c of calls) {
+        t.equal(
+          await d.command(`Qv ${c.call.id} ${c.call.from} ${c.call.to}`),
+          'ttl=30 npkts_ina=3 npkts_ino=1 nrelayed=4 ndropped=0\n',
+        );
+        t.equal(
+          await d.command(
+            `Q ${c.call.id} ${c.call.from} ${c.call.to} rtpa_nsent rtpa_nrcvd rtpa_nlost`,
+          ),
+          '3 3 0\n',
+          'RTP analysis of the caller',
+        );
+      }
+      t.equal(
+        await d.command('G npkts_rcvd npkts_relayed npkts_discard nsess_created'),
+        `${String(4 * SESSIONS)} ${String(4 * SESSIONS)} 0 ${String(SESSIONS)}\n`,
+      );
+      // Each D is answered once its ports are closed: they can be bound at once.
+      for (const c of calls) {
+        t.equal(await d.command(`D ${c.call.id} ${c.call.from} ${c.call.to}`), '0\n');
+        t.ok(await portFree(c.toA), `port ${String(c.toA)} free after D`);
+        t.ok(await portFree(c.toB + 1), `port ${String(c.toB + 1)} free after D`);
+      }
+      t.equal(await d.command('G nsess_destroyed'), `${String(SESSIONS)}\n`);
+    },
+  );
+
+  t.test(
+    `--workers ${String(workers)}: latching follows the real source, then a moved one`,
+    async (t) => {
+      const d = await startDaemon(t, args);
+      const { call, a, b, toA, toB } = await newCall(t, d);
+      // A's packets come from another port than it signalled (NAT): B's answer must go there.
+      const natA = await Peer.open(t);
+      await natA.send(rtpPacket({ seq: 1, ssrc: 0xa }), toA);
+      await b.expect(rtpPacket({ seq: 1, ssrc: 0xa }), toB);
+      const pb = rtpPacket({ seq: 1, ssrc: 0xb });
+      await b.send(pb, toB);
+      await natA.expect(pb, toA);
+      await a.expectNothing(100);
+      // The same SSRC from a new port with the next sequence number moves the leg (re-latch).
+      const moved = await Peer.open(t);
+      await moved.send(rtpPacket({ seq: 2, ssrc: 0xa }), toA);
+      await b.expect(rtpPacket({ seq: 2, ssrc: 0xa }), toB);
+      const pb2 = rtpPacket({ seq: 2, ssrc: 0xb });
+      await b.send(pb2, toB);
+      await moved.expect(pb2, toA);
+      // A stranger is ignored and counted.
+      const stranger = await Peer.open(t);
+      await stranger.send(rtpPacket({ seq: 900, ssrc: 0xdead }), toA);
+      await b.expectNothing(100);
+      t.equal(await d.command(`Q ${call.id} ${call.from} ${call.to} npkts_ino`), '2\n');
+      t.equal(await d.command('G npkts_discard'), '1\n');
+    },
+  );
+
+  t.test(`--workers ${String(workers)}: R records every packet of the leg`, async (t) => {
+    const dir = tempDir(t);
+    const d = await startDaemon(t, [...args, '-r', dir, '-P']);
+    const { call, a, b, toA, toB } = await newCall(t, d);
+    t.equal(await d.command(`R ${call.id} ${call.from} ${call.to}`), '0\n');
+    const sent: Buffer[] = [];
+    for (let seq = 1; seq <= 5; seq += 1) {
+      const p = rtpPacket({ seq, ssrc: 0x77 });
+      sent.push(p);
+      await a.send(p, toA);
+      await b.expect(p, toB);
+    }
+    t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0\n');
+    const file = path.join(dir, `${call.id}=${call.from}.o.rtp`);
+    await waitUntil(
+      () => existsSync(file) && readPcapFile(readFileSync(file)).records.length === sent.length,
+      'every packet recorded',
+    );
+    const { records } = readPcapFile(readFileSync(file));
+    records.forEach((r, i) => {
+      t.same(r.payload, sent[i]);
+      t.equal(r.srcPort, a.port);
+      t.equal(r.dstPort, toA);
+    });
+  });
+
+  t.test(
+    `--workers ${String(workers)}: a session with media stays, one without expires`,
+    async (t) => {
+      const d = await startDaemon(t, [
+        '-l',
+        '127.0.0.1',
+        ...portWindow(50 + index),
+        '-T',
+        '2',
+        '-W',
+        '2',
+        '--workers',
+        String(workers),
+      ]);
+      const live = await newCall(t, d);
+      const idle = await newCall(t, d);
+      // 4 s of packets every 200 ms on one call: well past its 2 s timer, bounded by count.
+      for (let seq = 1; seq <= 20; seq += 1) {
+        const p = rtpPacket({ seq, ssrc: 0x99 });
+        await live.a.send(p, live.toA);
+        await live.b.expect(p, live.toB);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      t.match(
+        await d.command(`Q ${live.call.id} ${live.call.from} ${live.call.to}`),
+        /^[0-9]+ 20 0 20 0\n$/,
+        'the call with media is alive',
+      );
+      t.equal(
+        await d.command(`Q ${idle.call.id} ${idle.call.from} ${idle.call.to}`),
+        'E50\n',
+        'the idle call expired',
+      );
+      t.equal(await d.command('G nsess_timeout'), '1\n');
+    },
+  );
+}
