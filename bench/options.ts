@@ -15,6 +15,8 @@ export interface BenchOptions {
   readonly trace: string | null;
   /** Command (program and leading arguments) run instead of our daemon; null = ours. */
   readonly target: readonly string[] | null;
+  /** CPU list the daemon is pinned to (taskset -c). */
+  readonly daemonCpus: string;
   /** `--workers` given to our daemon; null = its default. */
   readonly workers: number | null;
   /** Callers of the control probe during the measured window; 0 = no probe. */
@@ -48,6 +50,8 @@ options:
                     reaches 0.1 % or p99 latency 50 ms (or --ramp-max); prints the highest
                     sustainable rate (use a short --duration, e.g. 5)
   --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
+  --daemon-cpus L   pin the daemon to CPU list L instead of 0 (e.g. 0,1 to give media workers a
+                    core of their own; the generator stays on CPU 1)
   --no-pin          do not pin the daemon to CPU 0 and the generator to CPU 1 with taskset
   --trace FILE      write a CSV time series (per 100 ms: packets sent and received, largest
                     latency and send lateness, daemon and generator CPU %) to FILE
@@ -96,6 +100,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let target: string[] | null = null;
   let trace: string | null = null;
   let workers: number | null = null;
+  let daemonCpus = '0';
   let control = 0;
   let rampStep = 0;
   let rampMax = 0;
@@ -130,6 +135,14 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       case '--recv-buffer':
         recvBufferBytes = num(a, next(), 4096, 256 * 1024 * 1024);
         break;
+      case '--daemon-cpus': {
+        const list = next();
+        if (list === undefined || !/^[0-9]+([-,][0-9]+)*$/.test(list)) {
+          throw new UsageError('--daemon-cpus needs a CPU list such as 0 or 0,1');
+        }
+        daemonCpus = list;
+        break;
+      }
       case '--workers':
         workers = num(a, next(), 0, 64);
         break;
@@ -193,6 +206,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     recvBufferBytes,
     trace,
     target,
+    daemonCpus,
     workers,
     control,
     rampStep,

@@ -286,7 +286,11 @@ async function runOnce(opts: BenchOptions): Promise<BenchReport> {
     ...(opts.workers === null || opts.target !== null ? [] : ['--workers', String(opts.workers)]),
   ];
   const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];
-  const daemonCmd = [...(plan.pin ? ['taskset', '-c', '0'] : []), ...targetCmd, ...daemonArgs];
+  const daemonCmd = [
+    ...(plan.pin ? ['taskset', '-c', opts.daemonCpus] : []),
+    ...targetCmd,
+    ...daemonArgs,
+  ];
   log(`starting daemon: ${daemonCmd.join(' ')}`);
   const daemon = track(
     // detached: its own process group, so that the group can be killed with whatever it started.

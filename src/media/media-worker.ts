@@ -6,7 +6,7 @@
  */
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { workerData } from 'node:worker_threads';
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { RelayStream, type RelaySettings, wireSession } from './relay.ts';
 import { tryBindPair } from './udp-pair.ts';
 import {
@@ -49,6 +49,7 @@ const init = workerData as WorkerInit;
 const port = init.port;
 const counters = new Float64Array(init.counters);
 const activity = new Int32Array(init.activity);
+const mailbox = new Int32Array(init.mailbox);
 const totals = { npktsRcvd: 0, npktsRelayed: 0, npktsDiscard: 0 };
 const settings: RelaySettings = {
   stats: totals,
@@ -118,7 +119,19 @@ function listenerOf(entry: Entry): (msg: Buffer, rinfo: dgram.RemoteInfo) => voi
     publish(entry);
     reportRemote(entry);
     if (sibling !== undefined) reportRemote(sibling);
+    if (Atomics.load(mailbox, 0) !== 0) readMailbox();
   };
+}
+
+/** Handles the main thread's messages now, between two packets (see WorkerInit.mailbox). */
+function readMailbox(): void {
+  Atomics.store(mailbox, 0, 0);
+  // Bounded: the main thread posts a handful of messages per command.
+  for (let n = 0; n < 10_000; n += 1) {
+    const received = receiveMessageOnPort(port);
+    if (received === undefined) return;
+    onMessage(received.message as ToWorker);
+  }
 }
 
 function create(slots: readonly [number, number, number, number]): void {

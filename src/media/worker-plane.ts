@@ -54,6 +54,8 @@ import {
 
 /** How long a worker may take to load and report ready. */
 const START_TIMEOUT_MS = 20_000;
+/** V8 young generation of a media worker, MiB. */
+const YOUNG_GENERATION_MB = 48;
 /** Stream slots beyond four per port pair, for sessions whose bind is still in flight. */
 const SLOT_HEADROOM = 256;
 
@@ -75,6 +77,7 @@ class WorkerHost {
   readonly port: MessagePort;
   readonly counters: Float64Array;
   readonly activity: Int32Array;
+  readonly #mailbox: Int32Array;
   /** Live streams (not yet freed by the worker), by slot. */
   readonly streams = new Map<number, WorkerStream>();
   readonly #free: number[] = [];
@@ -94,6 +97,8 @@ class WorkerHost {
     const activityBuffer = new SharedArrayBuffer(sizes.activity);
     this.counters = new Float64Array(countersBuffer);
     this.activity = new Int32Array(activityBuffer);
+    const mailboxBuffer = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+    this.#mailbox = new Int32Array(mailboxBuffer);
     for (let slot = slots - 1; slot >= 0; slot -= 1) this.#free.push(slot);
     const channel = new MessageChannel();
     this.port = channel.port1;
@@ -101,6 +106,7 @@ class WorkerHost {
       index,
       counters: countersBuffer,
       activity: activityBuffer,
+      mailbox: mailboxBuffer,
       slots,
       sendTwice,
       port: channel.port2,
@@ -109,6 +115,9 @@ class WorkerHost {
       workerData: init,
       transferList: [channel.port2],
       name: `media-${String(index)}`,
+      // Every packet allocates a Buffer and its sender's address: a young generation as large as
+      // the main thread's keeps scavenges rare (about 2 us less CPU per packet at 50k pps).
+      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -138,6 +147,7 @@ class WorkerHost {
 
   post(msg: ToWorker): void {
     this.port.postMessage(msg);
+    Atomics.store(this.#mailbox, 0, 1);
   }
 
   /** Closes a stream's socket on the worker; flush() waits for it. */

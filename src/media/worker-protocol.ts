@@ -39,6 +39,13 @@ export interface WorkerInit {
   readonly index: number;
   readonly counters: SharedArrayBuffer;
   readonly activity: SharedArrayBuffer;
+  /**
+   * One Int32 the main thread sets after posting a message. A busy worker checks it after every
+   * packet and then reads its messages at once, instead of after the whole event-loop turn of
+   * packets: a command waiting for the worker (a bind, a release) waits for one packet, not for
+   * thousands.
+   */
+  readonly mailbox: SharedArrayBuffer;
   readonly slots: number;
   readonly sendTwice: boolean;
   readonly port: MessagePort;
