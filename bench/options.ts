@@ -17,6 +17,8 @@ export interface BenchOptions {
   readonly target: readonly string[] | null;
   /** CPU list the daemon is pinned to (taskset -c). */
   readonly daemonCpus: string;
+  /** More arguments for the daemon (`--daemon-arg`, repeatable). */
+  readonly daemonArgs: readonly string[];
   /** `--workers` given to our daemon; null = its default. */
   readonly workers: number | null;
   /** Callers of the control probe during the measured window; 0 = no probe. */
@@ -50,6 +52,8 @@ options:
                     reaches 0.1 % or p99 latency 50 ms (or --ramp-max); prints the highest
                     sustainable rate (use a short --duration, e.g. 5)
   --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
+  --daemon-arg ARG  one more argument for the daemon, repeatable (e.g. --daemon-arg
+                    --no_connect_media)
   --daemon-cpus L   pin the daemon to CPU list L instead of 0 (e.g. 0,1 to give media workers a
                     core of their own; the generator stays on CPU 1)
   --no-pin          do not pin the daemon to CPU 0 and the generator to CPU 1 with taskset
@@ -101,6 +105,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let trace: string | null = null;
   let workers: number | null = null;
   let daemonCpus = '0';
+  const daemonArgs: string[] = [];
   let control = 0;
   let rampStep = 0;
   let rampMax = 0;
@@ -135,6 +140,12 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       case '--recv-buffer':
         recvBufferBytes = num(a, next(), 4096, 256 * 1024 * 1024);
         break;
+      case '--daemon-arg': {
+        const arg = next();
+        if (arg === undefined) throw new UsageError('--daemon-arg needs a value');
+        daemonArgs.push(arg);
+        break;
+      }
       case '--daemon-cpus': {
         const list = next();
         if (list === undefined || !/^[0-9]+([-,][0-9]+)*$/.test(list)) {
@@ -207,6 +218,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     trace,
     target,
     daemonCpus,
+    daemonArgs,
     workers,
     control,
     rampStep,

@@ -284,6 +284,7 @@ async function runOnce(opts: BenchOptions): Promise<BenchReport> {
     '-d',
     'ERR',
     ...(opts.workers === null || opts.target !== null ? [] : ['--workers', String(opts.workers)]),
+    ...opts.daemonArgs,
   ];
   const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];
   const daemonCmd = [

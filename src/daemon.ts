@@ -62,6 +62,7 @@ export class Daemon implements DaemonHandle {
       portMax: config.portMax,
       sequentialPorts: config.sequentialPorts,
       sendTwice: config.sendTwice,
+      connect: config.connectMedia,
       stats: this.stats,
     };
     const media: MediaPlane =

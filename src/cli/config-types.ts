@@ -88,4 +88,9 @@ export interface Config {
   readonly nice?: number;
   /** `--workers`: media worker threads; 0 relays on the main thread (docs/architecture.md). */
   readonly workers: number;
+  /**
+   * Connect the socket of a latched symmetric RTP leg to its party (docs/architecture.md,
+   * "Connected sockets"); false with `--no_connect_media`.
+   */
+  readonly connectMedia: boolean;
 }

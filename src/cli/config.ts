@@ -226,6 +226,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     overloadProt: raw.overloadProt,
     ...(raw.nice === undefined ? {} : { nice: raw.nice }),
     workers: raw.workers ?? defaultWorkers(),
+    connectMedia: !raw.noConnectMedia,
   };
   return Object.freeze(config);
 }

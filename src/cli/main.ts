@@ -37,6 +37,20 @@ const STOP_SIGNALS = [
   'SIGPROF',
 ] as const satisfies readonly NodeJS.Signals[];
 
+/**
+ * The stop signals to handle: all of them, except SIGPROF when V8's sampling profiler runs
+ * (`node --cpu-prof` or `--prof`, for `npm run bench -- --target node --cpu-prof ...`), which
+ * interrupts the threads with SIGPROF many times a second.
+ */
+export function stopSignals(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env['NODE_OPTIONS'] ?? '',
+): readonly NodeJS.Signals[] {
+  const args = [...execArgv, ...nodeOptions.split(/\s+/)];
+  const profiling = args.some((a) => a === '--prof' || a.startsWith('--cpu-prof'));
+  return profiling ? STOP_SIGNALS.filter((s) => s !== 'SIGPROF') : STOP_SIGNALS;
+}
+
 /** Name of the monotonic clock printed by `-C` (Node's timers and performance.now() use it). */
 const CLOCK_NAME = 'CLOCK_MONOTONIC';
 
@@ -380,7 +394,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     daemon?.drain();
   };
 
-  for (const signal of STOP_SIGNALS) {
+  for (const signal of stopSignals()) {
     process.on(signal, () => {
       if (stopping) {
         logger.warn({ signal }, 'second stop signal while stopping, exiting at once');

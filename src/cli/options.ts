@@ -76,6 +76,8 @@ export interface RawOptions {
   readonly kamailioNotify: boolean;
   /** `--workers N` (ours): media worker threads; 0 relays on the main thread. */
   readonly workers?: number;
+  /** `--no_connect_media` (ours): media sockets are never connect()ed to the latched party. */
+  readonly noConnectMedia: boolean;
   /** `--config` */
   readonly configFile?: string;
   /** `--dso`, in command-line order. */
@@ -101,7 +103,8 @@ export const USAGE = [
   '\t  [-d log_level[:log_facility]] [-p pid_file] [-c fifo|rr]',
   '\t  [-A addr1[/addr2]] [-W setup_ttl] [--nice N] [--force_asymmetric]',
   '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
-  '\t  [--kamailio_notify] [--workers N] [--config file] [--dso file]',
+  '\t  [--kamailio_notify] [--workers N] [--no_connect_media] [--config file]',
+  '\t  [--dso file]',
   '\trtpproxy -v | -V | -C',
 ].join('\n');
 
@@ -142,6 +145,7 @@ const LONG_OPTIONS = {
   no_redirect: 'none',
   kamailio_notify: 'none',
   workers: 'required',
+  no_connect_media: 'none',
 } as const satisfies Readonly<Record<string, 'none' | 'required' | 'optional'>>;
 
 type LongName = keyof typeof LONG_OPTIONS;
@@ -323,6 +327,7 @@ function buildProgram(listen: ListenArg[]): Command {
     .option('--overload_prot', 'refuse new sessions (E98) while the event loop runs late')
     .option('--kamailio_notify', "read Kamailio's timeout_socket forms as a notify pair")
     .option('--workers <n>', 'media worker threads (0: relay on the main thread)', decimal)
+    .option('--no_connect_media', 'never connect media sockets to the latched party')
     .option('--config <file>', 'configuration file')
     .option('--dso <file>', 'module to load (repeatable)', collect, []);
   return program;
@@ -413,6 +418,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     overloadProt: flag(o, 'overload_prot'),
     kamailioNotify: flag(o, 'kamailio_notify'),
     workers: num(o, 'workers'),
+    noConnectMedia: flag(o, 'no_connect_media'),
     configFile: str(o, 'config'),
     dso: list(o, 'dso'),
   });

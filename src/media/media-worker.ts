@@ -7,7 +7,13 @@
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { RelayStream, type RelaySettings, wireSession } from './relay.ts';
+import {
+  CONNECTION_CHECK_MS,
+  Connections,
+  RelayStream,
+  type RelaySettings,
+  wireSession,
+} from './relay.ts';
 import { tryBindPair } from './udp-pair.ts';
 import {
   type FromWorker,
@@ -51,10 +57,13 @@ const counters = new Float64Array(init.counters);
 const activity = new Int32Array(init.activity);
 const mailbox = new Int32Array(init.mailbox);
 const totals = { npktsRcvd: 0, npktsRelayed: 0, npktsDiscard: 0 };
+const connections = new Connections();
 const settings: RelaySettings = {
   stats: totals,
   now: () => performance.now(),
   sendTwice: init.sendTwice,
+  ...(init.connect ? { connections } : {}),
+  counted: publish,
 };
 const entries = new Map<number, Entry>();
 
@@ -85,9 +94,8 @@ function reportRemote(entry: Entry): void {
 }
 
 /** Writes a stream's counters (and the worker totals) where the main thread reads them. */
-function publish(entry: Entry): void {
-  const s = entry.stream;
-  const b = slotBase(entry.slot);
+function publish(s: RelayStream): void {
+  const b = slotBase(s.slot);
   counters[b + S_PKTS_IN] = s.npktsIn;
   counters[b + S_BYTES_IN] = s.nbytesIn;
   counters[b + S_RELAYED] = s.nrelayed;
@@ -116,7 +124,7 @@ function listenerOf(entry: Entry): (msg: Buffer, rinfo: dgram.RemoteInfo) => voi
   const sibling = entry.sibling;
   return (msg, rinfo) => {
     stream.onPacket(msg, rinfo);
-    publish(entry);
+    publish(stream);
     reportRemote(entry);
     if (sibling !== undefined) reportRemote(sibling);
     if (Atomics.load(mailbox, 0) !== 0) readMailbox();
@@ -141,6 +149,7 @@ function create(slots: readonly [number, number, number, number]): void {
         Atomics.store(activity, slot, 1);
       },
     });
+    stream.slot = slot;
     counters.fill(0, slotBase(slot), slotBase(slot) + STREAM_FIELDS);
     Atomics.store(activity, slot, 0);
     const entry: Entry = {
@@ -242,7 +251,8 @@ function onMessage(msg: ToWorker): void {
       break;
     case 'send':
       try {
-        entry.stream.socket?.send(msg.data, msg.port, msg.address);
+        const data = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+        entry.stream.socket?.send(data, msg.port, msg.address);
       } catch {
         // The socket closed under the player: the session is going away.
       }
@@ -251,10 +261,14 @@ function onMessage(msg: ToWorker): void {
       entry.stream.detach();
       entry.stream.tap = undefined;
       entries.delete(msg.slot);
-      publish(entry);
+      publish(entry.stream);
       post({ op: 'freed', slot: msg.slot });
   }
 }
 
 port.on('message', onMessage);
+// Unref'd: the worker ends when the main thread terminates it, whatever this timer does.
+setInterval(() => {
+  connections.check();
+}, CONNECTION_CHECK_MS).unref();
 post({ op: 'ready' });

@@ -5,7 +5,13 @@
  */
 import type { GlobalStats } from '../util/stats.ts';
 import { PortAllocator } from './port-allocator.ts';
-import { RelayStream, type RelaySettings, wireSession } from './relay.ts';
+import {
+  CONNECTION_CHECK_MS,
+  Connections,
+  RelayStream,
+  type RelaySettings,
+  wireSession,
+} from './relay.ts';
 import type { ActivitySink, MediaStream, SessionStreams } from './stream.ts';
 import { routeSource, tryBindPair, type UdpPair } from './udp-pair.ts';
 
@@ -15,6 +21,8 @@ export interface MediaPlaneOptions {
   readonly portMax: number;
   readonly sequentialPorts: boolean;
   readonly sendTwice: boolean;
+  /** Connect the sockets of latched symmetric RTP legs (relay.ts, "Connected sockets"). */
+  readonly connect: boolean;
   readonly stats: GlobalStats;
   readonly now: () => number;
 }
@@ -78,9 +86,20 @@ export function createRelayStreams(
 export class UdpMediaPlane implements MediaPlane {
   readonly #settings: RelaySettings;
   readonly #allocators: { readonly 4: PortAllocator; readonly 6: PortAllocator };
+  readonly #connectionTimer: NodeJS.Timeout;
 
   constructor(options: MediaPlaneOptions) {
-    this.#settings = { stats: options.stats, now: options.now, sendTwice: options.sendTwice };
+    const connections = new Connections();
+    this.#settings = {
+      stats: options.stats,
+      now: options.now,
+      sendTwice: options.sendTwice,
+      ...(options.connect ? { connections } : {}),
+    };
+    this.#connectionTimer = setInterval(() => {
+      connections.check();
+    }, CONNECTION_CHECK_MS);
+    this.#connectionTimer.unref();
     const make = (): PortAllocator =>
       new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
     // IPv4 and IPv6 walk separate tables over the same range, as in the reference.
@@ -119,6 +138,11 @@ export class UdpMediaPlane implements MediaPlane {
 
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
     return routeSource(remote, family);
+  }
+
+  close(): Promise<void> {
+    clearInterval(this.#connectionTimer);
+    return Promise.resolve();
   }
 }
 

@@ -6,12 +6,21 @@
  *
  * The packet path forwards the Buffer dgram handed over untouched, reads at most the RTP SSRC and
  * sequence number, bumps plain-number counters and logs nothing.
+ *
+ * Connected sockets: once a symmetric leg has latched, its socket is connect()ed to the remote.
+ * Sends then skip node:dgram's address handling and the kernel's route lookup (about 1.3 us of
+ * CPU per packet on loopback), and the kernel drops datagrams from any other source (spoofed or
+ * injected RTP never reaches the relay during the call). A connected socket cannot see its party
+ * move, so it goes back to unconnected, and to the reference's latching rules, whenever a move is
+ * possible: at every pre-fill (a re-INVITE opens the re-latch window), when the leg becomes
+ * asymmetric, and when the remote has sent nothing for a check interval (a NAT that rebinds
+ * first goes silent on the old port): see {@link Connections}.
  */
 import type dgram from 'node:dgram';
 import type { GlobalStats } from '../util/stats.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
 import { RtpStats } from './rtp-stats.ts';
-import type { ActivitySink, MediaStream, PacketTap, SessionStreams } from './stream.ts';
+import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
 
 export type { ActivitySink, PacketTap } from './stream.ts';
 
@@ -22,12 +31,49 @@ const RELATCH_SEQ_DISTANCE = 536;
 /** `-2`: relayed packets shorter than this are sent twice. */
 const SEND_TWICE_BELOW = 128;
 
+/**
+ * The streams whose socket is connected, checked every {@link CONNECTION_CHECK_MS} by the owner
+ * of the streams (the media plane or the media worker): a stream whose remote sent nothing since
+ * the previous check is disconnected, so that a party that moved can be latched again.
+ */
+export class Connections {
+  readonly #streams = new Set<RelayStream>();
+
+  add(stream: RelayStream): void {
+    this.#streams.add(stream);
+  }
+
+  delete(stream: RelayStream): void {
+    this.#streams.delete(stream);
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  /** One check of every connected stream. */
+  check(): void {
+    for (const stream of this.#streams) stream.checkConnection();
+  }
+}
+
+/** How often connected streams are checked for silence. */
+export const CONNECTION_CHECK_MS = 100;
+
 /** Shared, read-mostly settings of every stream of the daemon. */
 export interface RelaySettings {
   readonly stats: Pick<GlobalStats, 'npktsRcvd' | 'npktsRelayed' | 'npktsDiscard'>;
   /** Monotonic milliseconds. */
   readonly now: () => number;
   readonly sendTwice: boolean;
+  /** Where connected streams register; without it sockets are never connected. */
+  readonly connections?: Connections;
+  /**
+   * Called once a relayed packet is counted, just before it is sent: a media worker writes the
+   * counters where the main thread reads them, so a party that got the packet and asks at once
+   * finds it counted.
+   */
+  readonly counted?: (stream: RelayStream) => void;
 }
 
 export class RelayStream implements MediaStream {
@@ -41,11 +87,12 @@ export class RelayStream implements MediaStream {
   rtcpSibling: RelayStream | undefined;
   /** False until the session is complete: packets are then read and discarded. */
   complete = false;
-  /** Asymmetric leg: the remote comes from signalling; packets are checked by IP only. */
-  asymmetric = false;
   remoteAddress: string | undefined;
   remotePort = 0;
-  socket: dgram.Socket | undefined;
+  /** The leg's bound socket. */
+  udp: dgram.Socket | undefined;
+  /** Where a media worker keeps this stream's shared counters; -1 on the main thread. */
+  slot = -1;
   localPort = 0;
   /** The local address and port packets arrive on, as the recorder writes them. */
   local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
@@ -75,6 +122,16 @@ export class RelayStream implements MediaStream {
   /** Told when a packet reaches the relay stage; the owning session sets itself here. */
   activity: ActivitySink;
   #latched = false;
+  #asymmetric = false;
+  /** The socket is connected to the remote (see the file comment). */
+  #connected = false;
+  /** npktsIn at the previous connection check. */
+  #checkedPkts = 0;
+  readonly #sender: SendSocket = {
+    send: (msg, port, address) => {
+      this.#sendTo(msg, port, address);
+    },
+  };
   #listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
   /** The address was taken from a packet source: later signalling no longer moves it. */
   #untrusted = false;
@@ -96,6 +153,25 @@ export class RelayStream implements MediaStream {
     return this.#latched;
   }
 
+  /** True while the socket is connected to the latched remote. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Asymmetric leg: the remote comes from signalling; packets are checked by IP only. */
+  get asymmetric(): boolean {
+    return this.#asymmetric;
+  }
+  set asymmetric(value: boolean) {
+    if (value) this.#disconnect();
+    this.#asymmetric = value;
+  }
+
+  /** Sends out of this stream's socket (prompts); undefined while no socket is bound. */
+  get socket(): SendSocket | undefined {
+    return this.udp === undefined ? undefined : this.#sender;
+  }
+
   /**
    * Takes ownership of a bound socket; a previous one is closed. `listener` replaces the stream's
    * own packet handler (a media worker wraps it to publish the counters).
@@ -108,7 +184,7 @@ export class RelayStream implements MediaStream {
     listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void = this.onPacket,
   ): void {
     this.detach();
-    this.socket = socket;
+    this.udp = socket;
     this.localPort = port;
     this.local = { address, port };
     this.family = family;
@@ -119,9 +195,10 @@ export class RelayStream implements MediaStream {
 
   /** Closes the socket, if any. Idempotent. */
   detach(): void {
-    const socket = this.socket;
+    const socket = this.udp;
     if (socket === undefined) return;
-    this.socket = undefined;
+    this.#disconnect();
+    this.udp = undefined;
     socket.removeListener('message', this.#listener);
     try {
       socket.close();
@@ -132,6 +209,8 @@ export class RelayStream implements MediaStream {
 
   /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void {
+    // The re-latch window opens: any source may take the leg over again.
+    this.#disconnect();
     if (this.remoteAddress !== undefined) this.#lastPrefill = this.#settings.now();
     if (this.#untrusted) return;
     if (address === this.remoteAddress && port === this.remotePort) return;
@@ -155,14 +234,16 @@ export class RelayStream implements MediaStream {
     const port = rinfo.port;
     if (this.remoteAddress === undefined) {
       this.#learn(address, port, msg);
-    } else if (address === this.remoteAddress && (port === this.remotePort || this.asymmetric)) {
+    } else if (address === this.remoteAddress && (port === this.remotePort || this.#asymmetric)) {
       if (!this.#latched) this.#latch(msg);
       else if (this.isRtp) this.#followSsrc(msg);
-    } else if (this.asymmetric || !this.#mayMove(msg)) {
+      if (!this.#connected && this.#latched && this.isRtp && !this.#asymmetric) this.#connect();
+    } else if (this.#asymmetric || !this.#mayMove(msg)) {
       this.nignored += 1;
       stats.npktsDiscard += 1;
       return;
     } else {
+      this.#disconnect();
       this.remoteAddress = address;
       this.remotePort = port;
       this.#untrusted = true;
@@ -182,19 +263,71 @@ export class RelayStream implements MediaStream {
     if (this.tap !== undefined) {
       this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
     }
-    const socket = out?.socket;
+    const socket = out?.udp;
     if (out === undefined || socket === undefined || out.remoteAddress === undefined) {
       this.ndropped += 1;
       stats.npktsDiscard += 1;
       return;
     }
-    socket.send(msg, out.remotePort, out.remoteAddress);
-    if (this.#settings.sendTwice && msg.length < SEND_TWICE_BELOW) {
-      socket.send(msg, out.remotePort, out.remoteAddress);
-    }
     this.nrelayed += 1;
     stats.npktsRelayed += 1;
+    this.#settings.counted?.(this);
+    const twice = this.#settings.sendTwice && msg.length < SEND_TWICE_BELOW;
+    if (out.#connected) {
+      socket.send(msg);
+      if (twice) socket.send(msg);
+    } else {
+      socket.send(msg, out.remotePort, out.remoteAddress);
+      if (twice) socket.send(msg, out.remotePort, out.remoteAddress);
+    }
   };
+
+  /** Connection check (see {@link Connections}): silence since the previous one disconnects. */
+  checkConnection(): void {
+    if (this.npktsIn === this.#checkedPkts) this.#disconnect();
+    else this.#checkedPkts = this.npktsIn;
+  }
+
+  /** Connects the socket to the latched remote, outside the re-latch window. */
+  #connect(): void {
+    const socket = this.udp;
+    const connections = this.#settings.connections;
+    const address = this.remoteAddress;
+    if (socket === undefined || connections === undefined || address === undefined) return;
+    if (this.remotePort <= 0) return;
+    if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return;
+    try {
+      // Synchronous: media sockets resolve addresses with an identity lookup (udp-pair.ts).
+      socket.connect(this.remotePort, address);
+    } catch {
+      return; // stays unconnected: sends name the address
+    }
+    this.#connected = true;
+    this.#checkedPkts = this.npktsIn;
+    connections.add(this);
+  }
+
+  #disconnect(): void {
+    if (!this.#connected) return;
+    this.#connected = false;
+    this.#settings.connections?.delete(this);
+    try {
+      this.udp?.disconnect();
+    } catch {
+      // Not connected after all (closed): nothing to undo.
+    }
+  }
+
+  /** A send from outside the relay (a prompt): connected only to the remote. */
+  #sendTo(msg: Buffer, port: number, address: string): void {
+    const socket = this.udp;
+    if (socket === undefined) return;
+    if (this.#connected && (port !== this.remotePort || address !== this.remoteAddress)) {
+      this.#disconnect();
+    }
+    if (this.#connected) socket.send(msg);
+    else socket.send(msg, port, address);
+  }
 
   /** First packet on a leg without any address: take its source (protocol.md 4.4). */
   #learn(address: string, port: number, msg: Buffer): void {
@@ -204,6 +337,7 @@ export class RelayStream implements MediaStream {
     this.#latch(msg);
     const rtcp = this.rtcpSibling;
     if (rtcp !== undefined && rtcp.remoteAddress !== address) {
+      rtcp.#disconnect();
       rtcp.remoteAddress = address;
       rtcp.remotePort = port + 1;
       rtcp.#untrusted = true;

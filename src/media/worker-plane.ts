@@ -65,6 +65,7 @@ export interface WorkerMediaPlaneOptions {
   readonly portMax: number;
   readonly sequentialPorts: boolean;
   readonly sendTwice: boolean;
+  readonly connect: boolean;
   readonly stats: GlobalStats;
   /** A worker failed or exited: media can no longer be relayed faithfully. */
   readonly onFatal: (err: Error) => void;
@@ -90,7 +91,12 @@ class WorkerHost {
   #onReady: () => void = () => undefined;
   stopping = false;
 
-  constructor(index: number, slots: number, sendTwice: boolean, onFatal: (err: Error) => void) {
+  constructor(
+    index: number,
+    slots: number,
+    options: Pick<WorkerMediaPlaneOptions, 'sendTwice' | 'connect' | 'onFatal'>,
+  ) {
+    const { sendTwice, connect, onFatal } = options;
     this.index = index;
     const sizes = sharedSizes(slots);
     const countersBuffer = new SharedArrayBuffer(sizes.counters);
@@ -109,6 +115,7 @@ class WorkerHost {
       mailbox: mailboxBuffer,
       slots,
       sendTwice,
+      connect,
       port: channel.port2,
     };
     this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
@@ -427,7 +434,7 @@ export class WorkerMediaPlane implements MediaPlane {
     // Any one worker may end up with every session: each gets slots for the whole range.
     const slots = 4 * this.#allocators[4].capacity + SLOT_HEADROOM;
     for (let i = 0; i < options.workers; i += 1) {
-      this.#hosts.push(new WorkerHost(i, slots, options.sendTwice, options.onFatal));
+      this.#hosts.push(new WorkerHost(i, slots, options));
     }
   }
 

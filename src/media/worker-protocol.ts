@@ -48,6 +48,8 @@ export interface WorkerInit {
   readonly mailbox: SharedArrayBuffer;
   readonly slots: number;
   readonly sendTwice: boolean;
+  /** Connect the sockets of latched symmetric RTP legs. */
+  readonly connect: boolean;
   readonly port: MessagePort;
 }
 

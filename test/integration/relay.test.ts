@@ -4,6 +4,7 @@
  */
 import dgram from 'node:dgram';
 import t from 'tap';
+import { CONNECTION_CHECK_MS } from '../../src/media/relay.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import {
   openRtpRtcpPeers,
@@ -100,9 +101,9 @@ t.test('relay: after latching, a third party is not relayed', async (t) => {
 });
 
 t.test(
-  'relay: the latched party moving with the same SSRC and a close sequence re-latches',
+  'relay: the latched party moving with the same SSRC and a close sequence re-latches at once (--no_connect_media)',
   async (t) => {
-    const d = await startDaemon(t, ARGS);
+    const d = await startDaemon(t, [...ARGS, '--no_connect_media']);
     const a = await Peer.open(t);
     const a2 = await Peer.open(t);
     const b = await Peer.open(t);
@@ -112,6 +113,39 @@ t.test(
     await a.send(rtpPacket({ seq: 100, ssrc: 0xaaaa }), toA);
     await b.receive();
     const moved = rtpPacket({ seq: 101, ssrc: 0xaaaa });
+    await a2.send(moved, toA);
+    await b.expect(moved, toB);
+    const back = rtpPacket({ seq: 7, ssrc: 0xbbbb });
+    await b.send(back, toB);
+    await a2.expect(back, toA);
+  },
+);
+
+t.test(
+  'relay: with connected sockets the moved party re-latches once the old source went silent',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const a = await Peer.open(t);
+    const a2 = await Peer.open(t);
+    const b = await Peer.open(t);
+    const call = uniqueCall(t.name);
+    const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+    const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+    // Two packets: the first latches, the second (same source) connects the socket.
+    for (const seq of [100, 101]) {
+      const p = rtpPacket({ seq, ssrc: 0xaaaa });
+      await a.send(p, toA);
+      await b.expect(p, toB);
+    }
+    const rcvd = await d.command('G npkts_rcvd');
+    // While A's source is the connected one, the kernel keeps any other source out.
+    await a2.send(rtpPacket({ seq: 102, ssrc: 0xaaaa }), toA);
+    await b.expectNothing(50);
+    t.equal(await d.command('G npkts_rcvd'), rcvd, 'the other source never reached the relay');
+    // A goes silent (its NAT rebinds): after a connection check interval the leg listens to
+    // every source again, and the reference's rule moves it to the new one.
+    await new Promise((resolve) => setTimeout(resolve, 3 * CONNECTION_CHECK_MS));
+    const moved = rtpPacket({ seq: 103, ssrc: 0xaaaa });
     await a2.send(moved, toA);
     await b.expect(moved, toB);
     const back = rtpPacket({ seq: 7, ssrc: 0xbbbb });

@@ -11,6 +11,7 @@ import path from 'node:path';
 import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
+import { CONNECTION_CHECK_MS } from '../../src/media/relay.ts';
 import { readPcapFile } from '../helpers/pcap-reader.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
@@ -119,23 +120,34 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
       const d = await startDaemon(t, args);
       const { call, a, b, toA, toB } = await newCall(t, d);
       // A's packets come from another port than it signalled (NAT): B's answer must go there.
+      // The first packet latches the leg, the second connects its socket to that source.
       const natA = await Peer.open(t);
-      await natA.send(rtpPacket({ seq: 1, ssrc: 0xa }), toA);
-      await b.expect(rtpPacket({ seq: 1, ssrc: 0xa }), toB);
+      for (const seq of [1, 2]) {
+        await natA.send(rtpPacket({ seq, ssrc: 0xa }), toA);
+        await b.expect(rtpPacket({ seq, ssrc: 0xa }), toB);
+      }
       const pb = rtpPacket({ seq: 1, ssrc: 0xb });
       await b.send(pb, toB);
       await natA.expect(pb, toA);
       await a.expectNothing(100);
-      // The same SSRC from a new port with the next sequence number moves the leg (re-latch).
+      // A stranger never reaches the relay while the leg is connected.
+      const rcvd = await d.command('G npkts_rcvd');
+      const stranger = await Peer.open(t);
+      await stranger.send(rtpPacket({ seq: 900, ssrc: 0xdead }), toA);
+      await b.expectNothing(100);
+      t.equal(await d.command('G npkts_rcvd'), rcvd, 'the stranger was kept out');
+      // A silence of a connection check interval opens the leg to every source again; then the
+      // same SSRC from a new port with the next sequence number moves the leg (re-latch).
+      await new Promise((resolve) => setTimeout(resolve, 3 * CONNECTION_CHECK_MS));
       const moved = await Peer.open(t);
-      await moved.send(rtpPacket({ seq: 2, ssrc: 0xa }), toA);
-      await b.expect(rtpPacket({ seq: 2, ssrc: 0xa }), toB);
+      await moved.send(rtpPacket({ seq: 3, ssrc: 0xa }), toA);
+      await b.expect(rtpPacket({ seq: 3, ssrc: 0xa }), toB);
       const pb2 = rtpPacket({ seq: 2, ssrc: 0xb });
       await b.send(pb2, toB);
       await moved.expect(pb2, toA);
-      // A stranger is ignored and counted.
-      const stranger = await Peer.open(t);
-      await stranger.send(rtpPacket({ seq: 900, ssrc: 0xdead }), toA);
+      // Not connected yet to the new source (that takes its second packet): a stranger reaches
+      // the relay and is ignored and counted, as in the reference.
+      await stranger.send(rtpPacket({ seq: 901, ssrc: 0xdead }), toA);
       await b.expectNothing(100);
       t.equal(await d.command(`Q ${call.id} ${call.from} ${call.to} npkts_ino`), '2\n');
       t.equal(await d.command('G npkts_discard'), '1\n');

@@ -65,6 +65,7 @@ t.test('buildConfig() defaults', async (t) => {
     noResolve: false,
     overloadProt: false,
     workers: defaultWorkers(),
+    connectMedia: true,
   });
   t.ok(Object.isFrozen(c), 'config is frozen');
   t.ok(Object.isFrozen(c.addresses), 'addresses are frozen');
@@ -206,6 +207,7 @@ const okCases: readonly (readonly [
   [['--nice=-5'], { nice: -5 }],
   [['--workers', '0'], { workers: 0 }],
   [['--workers=4'], { workers: 4 }],
+  [['--no_connect_media'], { connectMedia: false }],
   [['-c', 'fifo'], {}],
   [['-c', 'rr'], {}],
   [['--config', '/etc/rtpproxy.conf', '--dso', 'a.so', '--dso', 'b.so'], {}],

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
 import fc from 'fast-check';
 import t from 'tap';
-import { RelayStream } from '../../../src/media/relay.ts';
+import { Connections, RelayStream } from '../../../src/media/relay.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
 /** Just enough of a dgram socket for the relay: records what it sends. */
@@ -120,3 +120,126 @@ t.test(
     t.pass('500 random packet sequences');
   },
 );
+
+/** A fake socket that can be connected, as node:dgram's: connected, it sends only to its remote. */
+class ConnectingSocket extends FakeSocket {
+  remote: { port: number; address: string } | undefined;
+  connects = 0;
+  connect(port: number, address: string): void {
+    if (this.remote !== undefined) throw new Error('already connected');
+    this.remote = { port, address };
+    this.connects += 1;
+  }
+  disconnect(): void {
+    if (this.remote === undefined) throw new Error('not connected');
+    this.remote = undefined;
+  }
+  override send(data: Buffer, port?: number, address?: string): void {
+    const remote = this.remote;
+    if (remote === undefined) {
+      if (port === undefined || address === undefined) throw new Error('no address');
+      super.send(data, port, address);
+    } else {
+      if (port !== undefined) throw new Error('ERR_SOCKET_DGRAM_IS_CONNECTED');
+      super.send(data, remote.port, remote.address);
+    }
+  }
+}
+
+function connectingSetup(now: { ms: number }) {
+  const connections = new Connections();
+  const settings = { stats: new GlobalStats(), now: () => now.ms, sendTwice: false, connections };
+  const sink = { touch: () => undefined };
+  const make = (leg: 0 | 1, isRtp: boolean) => {
+    const stream = new RelayStream(leg, isRtp, settings, sink);
+    const socket = new ConnectingSocket();
+    stream.attach(socket as unknown as dgram.Socket, '127.0.0.1', 30000 + leg * 2, 4);
+    stream.complete = true;
+    return { stream, socket };
+  };
+  const a = make(1, true);
+  const b = make(0, true);
+  a.stream.peer = b.stream;
+  b.stream.peer = a.stream;
+  return { connections, a, b };
+}
+
+t.test(
+  'relayStream connects a latched symmetric RTP leg and goes back when a move is possible',
+  async (t) => {
+    const now = { ms: 100_000 };
+    const { connections, a, b } = connectingSetup(now);
+    b.stream.prefill('10.0.0.2', 4000);
+    a.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5000));
+    t.notOk(a.stream.connected, 'the packet that latches does not connect');
+    a.socket.emit('message', rtp(1, 2), rinfo('10.0.0.1', 5000));
+    t.ok(a.stream.connected, 'the next one from the latched source does');
+    t.same(a.socket.remote, { port: 5000, address: '10.0.0.1' });
+    t.equal(connections.size, 1);
+    // B's packets leave through A's connected socket, without an address.
+    b.socket.emit('message', rtp(2, 1), rinfo('10.0.0.2', 4000));
+    t.same(a.socket.sent.at(-1)?.address, '10.0.0.1');
+    t.ok(b.stream.connected, "B's first packet confirmed its signalled address: connected at once");
+
+    // Silence: a check after packets keeps it, the next check without any disconnects.
+    connections.check();
+    t.ok(a.stream.connected, 'packets since the last check');
+    connections.check();
+    t.notOk(a.stream.connected, 'no packet since the last check: disconnected');
+    t.equal(a.socket.remote, undefined);
+    t.equal(connections.size, 0);
+    a.socket.emit('message', rtp(1, 3), rinfo('10.0.0.1', 5000));
+    t.ok(a.stream.connected, 'the party speaks again: connected again');
+
+    // A pre-fill opens the re-latch window: no connection until it closes.
+    a.stream.prefill('10.0.0.1', 5000);
+    t.notOk(a.stream.connected, 'pre-fill disconnects');
+    a.socket.emit('message', rtp(1, 4), rinfo('10.0.0.1', 5000));
+    t.notOk(a.stream.connected, 'not within the 10 s window');
+    now.ms += 10_000;
+    a.socket.emit('message', rtp(1, 5), rinfo('10.0.0.1', 5000));
+    t.ok(a.stream.connected, 'after the window');
+
+    // A prompt to the party goes out of the connected socket; one elsewhere disconnects first.
+    a.stream.socket?.send(rtp(9, 1), 5000, '10.0.0.1');
+    t.ok(a.stream.connected, 'a prompt to the remote keeps the connection');
+    t.same(a.socket.sent.at(-1)?.address, '10.0.0.1');
+    a.stream.socket?.send(rtp(9, 2), 7000, '10.0.0.7');
+    t.notOk(a.stream.connected, 'a send elsewhere disconnects');
+    t.same(a.socket.sent.at(-1), { data: rtp(9, 2), port: 7000, address: '10.0.0.7' });
+
+    // Asymmetric legs never connect.
+    a.socket.emit('message', rtp(1, 6), rinfo('10.0.0.1', 5000));
+    t.ok(a.stream.connected);
+    a.stream.asymmetric = true;
+    t.notOk(a.stream.connected, 'becoming asymmetric disconnects');
+    a.socket.emit('message', rtp(1, 7), rinfo('10.0.0.1', 5000));
+    t.notOk(a.stream.connected, 'and stays so');
+    a.stream.detach();
+    t.equal(connections.size, 0, 'nothing left registered');
+  },
+);
+
+t.test('relayStream never connects RTCP or without a Connections registry', async (t) => {
+  const now = { ms: 100_000 };
+  const connections = new Connections();
+  const settings = { stats: new GlobalStats(), now: () => now.ms, sendTwice: false, connections };
+  const rtcp = new RelayStream(1, false, settings, { touch: () => undefined });
+  const socket = new ConnectingSocket();
+  rtcp.attach(socket as unknown as dgram.Socket, '127.0.0.1', 30001, 4);
+  rtcp.complete = true;
+  for (let i = 0; i < 3; i += 1) socket.emit('message', rtp(1, i), rinfo('10.0.0.1', 5001));
+  t.equal(socket.connects, 0, 'RTCP stays unconnected');
+  const unregistered = new RelayStream(
+    1,
+    true,
+    { stats: new GlobalStats(), now: () => now.ms, sendTwice: false },
+    { touch: () => undefined },
+  );
+  const s2 = new ConnectingSocket();
+  unregistered.attach(s2 as unknown as dgram.Socket, '127.0.0.1', 30004, 4);
+  unregistered.complete = true;
+  for (let i = 0; i < 3; i += 1) s2.emit('message', rtp(1, i), rinfo('10.0.0.1', 5000));
+  t.equal(s2.connects, 0, '--no_connect_media');
+  t.equal(connections.size, 0);
+});
