@@ -17,6 +17,11 @@ export interface BenchOptions {
   readonly target: readonly string[] | null;
   /** CPU list the daemon is pinned to (taskset -c). */
   readonly daemonCpus: string;
+  /**
+   * `--split-media`: once media flows, pin the daemon's busiest thread (the media worker) to
+   * CPU 0 and its other threads to CPU 1, as on a host where media has a core of its own.
+   */
+  readonly splitMedia: boolean;
   /** More arguments for the daemon (`--daemon-arg`, repeatable). */
   readonly daemonArgs: readonly string[];
   /** `--workers` given to our daemon; null = its default. */
@@ -52,6 +57,9 @@ options:
                     reaches 0.1 % or p99 latency 50 ms (or --ramp-max); prints the highest
                     sustainable rate (use a short --duration, e.g. 5)
   --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
+  --split-media     with --workers 1: during the warm-up, pin the daemon's busiest thread (the
+                    media worker) to CPU 0 and its other threads (control, sessions) to CPU 1,
+                    the generator's CPU: media gets a core of its own as on a real host
   --daemon-arg ARG  one more argument for the daemon, repeatable (e.g. --daemon-arg
                     --no_connect_media)
   --daemon-cpus L   pin the daemon to CPU list L instead of 0 (e.g. 0,1 to give media workers a
@@ -105,6 +113,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let trace: string | null = null;
   let workers: number | null = null;
   let daemonCpus = '0';
+  let splitMedia = false;
   const daemonArgs: string[] = [];
   let control = 0;
   let rampStep = 0;
@@ -139,6 +148,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         break;
       case '--recv-buffer':
         recvBufferBytes = num(a, next(), 4096, 256 * 1024 * 1024);
+        break;
+      case '--split-media':
+        splitMedia = true;
         break;
       case '--daemon-arg': {
         const arg = next();
@@ -217,7 +229,8 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     recvBufferBytes,
     trace,
     target,
-    daemonCpus,
+    daemonCpus: splitMedia ? '0,1' : daemonCpus,
+    splitMedia,
     daemonArgs,
     workers,
     control,

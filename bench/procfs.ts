@@ -184,6 +184,26 @@ export function treeCpuNs(pid: number): number {
   return total;
 }
 
+/** CPU time (ns, from schedstat) of every thread of one process, by thread id. */
+export function threadCpuNs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${String(pid)}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const f = readFileSync(`/proc/${String(pid)}/task/${tid}/schedstat`, 'latin1').split(' ');
+      out.set(Number(tid), Number(f[0] ?? 0));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
 /**
  * Per-CPU time from /proc/stat, in seconds: busy = user + nice + system (task time), irq = irq +
  * softirq (kernel work not charged to any task when the kernel accounts IRQ time separately, such

@@ -23,6 +23,7 @@ import {
   cpusAllowed,
   processTree,
   systemCpuTimes,
+  threadCpuNs,
   treeCpuNs,
   treeCpuSeconds,
   treeRssKiB,
@@ -48,6 +49,34 @@ const ROOT = path.resolve(BENCH_DIR, '..');
 const START_TIMEOUT_MS = 10_000;
 /** Seconds of the generator's idle direct-loopback baseline. */
 const BASELINE_IDLE_S = 2;
+/** --split-media: how long the threads' CPU use is watched to find the media worker. */
+const SPLIT_WATCH_MS = 800;
+
+/**
+ * --split-media: the thread that used the most CPU over a short watch (the media worker, once
+ * media flows) goes to CPU 0, every other thread of the daemon to CPU 1. Returns what was done.
+ */
+async function splitMediaThread(pid: number): Promise<string> {
+  const before = threadCpuNs(pid);
+  await sleep(SPLIT_WATCH_MS);
+  const after = threadCpuNs(pid);
+  let busiest = -1;
+  let most = -1;
+  for (const [tid, ns] of after) {
+    const used = ns - (before.get(tid) ?? ns);
+    if (used > most) {
+      most = used;
+      busiest = tid;
+    }
+  }
+  if (busiest < 0) return 'no thread found';
+  for (const tid of after.keys()) {
+    spawnSync('taskset', ['-p', '-c', tid === busiest ? '0' : '1', String(tid)], { timeout: 2000 });
+  }
+  const share = (100 * most) / (SPLIT_WATCH_MS * 1e6);
+  return `thread ${String(busiest)} (${share.toFixed(0)} % of a core) on CPU 0, ${String(after.size - 1)} others on CPU 1`;
+}
+
 /** Ramp mode stops after this many runs whatever the range. */
 const MAX_RAMP_STEPS = 40;
 /** U/L commands in flight at once during setup. */
@@ -410,6 +439,11 @@ async function runOnce(opts: BenchOptions): Promise<BenchReport> {
             log(
               `${String(opts.sessions)} sessions set up in ${(msg.ms / 1000).toFixed(2)} s; warm-up ${String(opts.warmupS)} s`,
             );
+            if (opts.splitMedia && plan.pin) {
+              void splitMediaThread(pid).then((what) => {
+                log(`--split-media: ${what}`);
+              });
+            }
             break;
           case 'measure-start':
             window.start = sampleWindow(pid, client, opts);
@@ -496,7 +530,7 @@ async function ramp(opts: BenchOptions): Promise<number> {
     const step = rampStep(await runOnce({ ...opts, sessions }));
     steps.push(step);
     log(formatRampStep(step));
-    if (!step.sustained) break;
+    if (!step.sustained || step.generatorLimited) break;
     sessions += opts.rampStep;
   }
   process.stdout.write(formatRamp(steps, opts.json));

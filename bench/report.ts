@@ -473,6 +473,8 @@ export function formatReport(rep: BenchReport, json: boolean): string {
 /** Loss and p99 limits of a sustainable rate (ramp mode). */
 const RAMP_MAX_LOSS_PCT = 0.1;
 const RAMP_MAX_P99_MS = 50;
+/** Below this share of the nominal rate, the generator (not the relay) is the limit. */
+const RAMP_MIN_OFFERED = 0.95;
 
 /** One ramp run, reduced to what decides whether the rate is sustainable. */
 export interface RampStep {
@@ -484,11 +486,14 @@ export interface RampStep {
   readonly cpuPct: number;
   readonly cpuUsPerPacket: number | null;
   readonly sustained: boolean;
+  /** The generator could not offer the nominal rate: the step says nothing of the relay. */
+  readonly generatorLimited: boolean;
 }
 
 export function rampStep(rep: BenchReport): RampStep {
   const d = derive(rep);
   const p99 = rep.result.latency.p99Ms;
+  const nominal = 2 * rep.options.sessions * rep.options.rate;
   return {
     sessions: rep.options.sessions,
     offeredPps: d.offeredPps,
@@ -498,6 +503,7 @@ export function rampStep(rep: BenchReport): RampStep {
     cpuPct: d.daemonPct,
     cpuUsPerPacket: d.cpuUsPerPacket,
     sustained: d.lossPct < RAMP_MAX_LOSS_PCT && p99 !== null && p99 < RAMP_MAX_P99_MS,
+    generatorLimited: d.offeredPps < RAMP_MIN_OFFERED * nominal,
   };
 }
 
@@ -506,13 +512,18 @@ export function formatRampStep(st: RampStep): string {
     `${String(st.sessions)} sessions: offered ${st.offeredPps.toFixed(0)} pps, relayed ${st.relayedPps.toFixed(0)} pps, ` +
     `loss ${st.lossPct.toFixed(3)} %, p99 ${ms(st.p99Ms)}, daemon ${st.cpuPct.toFixed(0)} % of a core, ` +
     `${st.cpuUsPerPacket === null ? 'n/a' : st.cpuUsPerPacket.toFixed(2)} µs/packet -> ` +
-    (st.sustained ? 'sustained' : 'NOT sustained')
+    (st.generatorLimited
+      ? `the generator offered only ${st.offeredPps.toFixed(0)} pps: it, not the relay, is the limit`
+      : st.sustained
+        ? 'sustained'
+        : 'NOT sustained')
   );
 }
 
 export function formatRamp(steps: readonly RampStep[], json: boolean): string {
   let best: RampStep | undefined;
-  for (const st of steps) if (st.sustained) best = st;
+  for (const st of steps) if (st.sustained && !st.generatorLimited) best = st;
+  const limited = steps.at(-1)?.generatorLimited === true;
   if (json) {
     return `${JSON.stringify({ limits: { lossPct: RAMP_MAX_LOSS_PCT, p99Ms: RAMP_MAX_P99_MS }, steps, sustainablePps: best?.relayedPps ?? null }, null, 2)}\n`;
   }
@@ -523,9 +534,11 @@ export function formatRamp(steps: readonly RampStep[], json: boolean): string {
     best === undefined
       ? 'highest sustainable rate: none of the steps'
       : `highest sustainable rate: ${best.relayedPps.toFixed(0)} packets/s (${String(best.sessions)} sessions)` +
-        (best === steps.at(-1)
-          ? ' (the ramp ended before the relay saturated: raise --ramp-max)'
-          : ''),
+        (limited
+          ? ' or more: the generator could not offer the next step (run it on another host or core)'
+          : best === steps.at(-1)
+            ? ' (the ramp ended before the relay saturated: raise --ramp-max)'
+            : ''),
     '',
   ];
   return lines.join('\n');

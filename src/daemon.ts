@@ -99,6 +99,7 @@ export class Daemon implements DaemonHandle {
             if (overloaded) overloadLog.warn(fields, 'overloaded: new sessions are refused (E98)');
             else overloadLog.info(fields, 'no longer overloaded: new sessions are accepted');
           },
+          otherLateMs: () => media.lateMs?.() ?? 0,
         })
       : undefined;
     this.manager = new SessionManager(
@@ -282,7 +283,9 @@ export class Daemon implements DaemonHandle {
       this.stats.ppsIn = this.stats.npktsRcvd - lastPackets;
       lastPackets = this.stats.npktsRcvd;
       const elu = performance.eventLoopUtilization();
-      this.#load = performance.eventLoopUtilization(elu, lastElu).utilization;
+      const mainLoad = performance.eventLoopUtilization(elu, lastElu).utilization;
+      // The busiest event loop: the main thread's, or a media worker's.
+      this.#load = Math.max(mainLoad, this.#media.load?.() ?? 0);
       lastElu = elu;
       this.#overload?.sample();
     }, RATE_INTERVAL_MS);

@@ -59,6 +59,8 @@ export class UdpControlListener implements ControlListener {
   readonly #log: Logger;
   readonly #socket: dgram.Socket;
   #listening = false;
+  /** The address the socket is bound on, read once it listens (for command origins). */
+  #localAddress: string | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Replies handed to the socket whose send has not completed yet, and who waits for none. */
@@ -93,6 +95,7 @@ export class UdpControlListener implements ControlListener {
       const onListening = (): void => {
         this.#socket.off('error', onError);
         this.#listening = true;
+        this.#localAddress = this.#socket.address().address;
         try {
           this.#socket.setRecvBufferSize(CONTROL_RCVBUF);
         } catch (err) {
@@ -161,11 +164,8 @@ export class UdpControlListener implements ControlListener {
   }
 
   #origin(rinfo: dgram.RemoteInfo): CommandOrigin {
-    try {
-      return { remote: rinfo.address, local: this.#socket.address().address };
-    } catch {
-      return { remote: rinfo.address };
-    }
+    const local = this.#localAddress;
+    return local === undefined ? { remote: rinfo.address } : { remote: rinfo.address, local };
   }
 
   #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {

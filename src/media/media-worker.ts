@@ -5,7 +5,7 @@
  * every packet, so the main thread's session manager and commands never wait for it.
  */
 import type dgram from 'node:dgram';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
   CONNECTION_CHECK_MS,
@@ -18,6 +18,8 @@ import { tryBindPair } from './udp-pair.ts';
 import {
   type FromWorker,
   H_DISCARD,
+  H_LATE_MS,
+  H_LOAD,
   H_RCVD,
   H_RELAYED,
   S_BYTES_IN,
@@ -50,6 +52,11 @@ interface Entry {
   port: number;
   latched: boolean;
 }
+
+/** How often the event loop's load and lateness are published. */
+const LOAD_INTERVAL_MS = 1000;
+/** Sampling period of the event-loop delay timer (as the main thread's overload monitor). */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 
 const init = workerData as WorkerInit;
 const port = init.port;
@@ -123,8 +130,10 @@ function listenerOf(entry: Entry): (msg: Buffer, rinfo: dgram.RemoteInfo) => voi
   const stream = entry.stream;
   const sibling = entry.sibling;
   return (msg, rinfo) => {
+    const relayed = stream.nrelayed;
     stream.onPacket(msg, rinfo);
-    publish(stream);
+    // A relayed packet was published before it left (settings.counted); any other outcome here.
+    if (stream.nrelayed === relayed) publish(stream);
     reportRemote(entry);
     if (sibling !== undefined) reportRemote(sibling);
     if (Atomics.load(mailbox, 0) !== 0) readMailbox();
@@ -271,4 +280,16 @@ port.on('message', onMessage);
 setInterval(() => {
   connections.check();
 }, CONNECTION_CHECK_MS).unref();
+// Once a second: how busy and how late this event loop was (Il's load, --overload_prot).
+const delay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+delay.enable();
+let lastElu = performance.eventLoopUtilization();
+setInterval(() => {
+  const elu = performance.eventLoopUtilization();
+  counters[H_LOAD] = performance.eventLoopUtilization(elu, lastElu).utilization;
+  lastElu = elu;
+  const mean = delay.count > 0 ? delay.mean / 1e6 - LOOP_DELAY_RESOLUTION_MS : 0;
+  counters[H_LATE_MS] = Number.isFinite(mean) && mean > 0 ? mean : 0;
+  delay.reset();
+}, LOAD_INTERVAL_MS).unref();
 post({ op: 'ready' });

@@ -60,6 +60,10 @@ export interface MediaPlane {
   flush?(): Promise<void>;
   /** Stops the media workers, if any; sockets were closed with their sessions. */
   close?(): Promise<void>;
+  /** Event-loop utilization of the busiest media worker (0..1); absent without workers. */
+  load?(): number;
+  /** Mean event-loop lateness of the latest media worker, ms; absent without workers. */
+  lateMs?(): number;
 }
 
 /** A relay stream of this thread, or an error naming the mix-up. */

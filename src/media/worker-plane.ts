@@ -30,6 +30,8 @@ import { routeSource, type UdpPair } from './udp-pair.ts';
 import {
   type FromWorker,
   H_DISCARD,
+  H_LATE_MS,
+  H_LOAD,
   H_RCVD,
   H_RELAYED,
   S_BYTES_IN,
@@ -515,6 +517,16 @@ export class WorkerMediaPlane implements MediaPlane {
     this.#stats.npktsRcvd = rcvd;
     this.#stats.npktsRelayed = relayed;
     this.#stats.npktsDiscard = discard;
+  }
+
+  /** Event-loop utilization of the busiest worker over its last second (0..1). */
+  load(): number {
+    return Math.max(0, ...this.#hosts.map((h) => h.counters[H_LOAD] ?? 0));
+  }
+
+  /** Mean event-loop lateness of the latest worker over its last second, milliseconds. */
+  lateMs(): number {
+    return Math.max(0, ...this.#hosts.map((h) => h.counters[H_LATE_MS] ?? 0));
   }
 
   async flush(): Promise<void> {

@@ -11,11 +11,17 @@
 
 import type { MessagePort } from 'node:worker_threads';
 
-/** Doubles of the header: the worker's packet totals behind G's npkts_*. */
-export const HEADER_FIELDS = 4;
+/**
+ * Doubles of the header: the worker's packet totals behind G's npkts_*, and, once a second, its
+ * event loop's utilization and mean lateness over the last second (for `Il` and
+ * `--overload_prot`).
+ */
+export const HEADER_FIELDS = 8;
 export const H_RCVD = 0;
 export const H_RELAYED = 1;
 export const H_DISCARD = 2;
+export const H_LOAD = 3;
+export const H_LATE_MS = 4;
 
 /** Doubles of one stream slot. */
 export const STREAM_FIELDS = 16;

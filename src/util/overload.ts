@@ -35,6 +35,11 @@ export interface OverloadMonitorOptions {
   readonly resolutionMs?: number;
   /** Called when the state changes, with the window's mean lateness. */
   readonly onChange?: (overloaded: boolean, lateMs: number) => void;
+  /**
+   * Lateness of other event loops (media workers) over their last window, milliseconds: the
+   * daemon is overloaded when the latest of all loops is.
+   */
+  readonly otherLateMs?: () => number;
 }
 
 /** Event-loop lateness, evaluated per window. */
@@ -43,6 +48,7 @@ export class OverloadMonitor {
   readonly #histogram: DelayHistogram;
   readonly #resolutionMs: number;
   readonly #onChange: ((overloaded: boolean, lateMs: number) => void) | undefined;
+  readonly #otherLateMs: (() => number) | undefined;
   #overloaded = false;
   #lateMs = 0;
   #closed = false;
@@ -51,6 +57,7 @@ export class OverloadMonitor {
     this.limitMs = options.limitMs ?? OVERLOAD_LIMIT_MS;
     this.#resolutionMs = options.resolutionMs ?? DELAY_RESOLUTION_MS;
     this.#onChange = options.onChange;
+    this.#otherLateMs = options.otherLateMs;
     if (options.histogram !== undefined) {
       this.#histogram = options.histogram;
     } else {
@@ -78,7 +85,8 @@ export class OverloadMonitor {
     if (this.#closed) return this.#overloaded;
     const h = this.#histogram;
     if (h.count > 0 && Number.isFinite(h.mean)) {
-      this.#lateMs = Math.max(0, h.mean / 1e6 - this.#resolutionMs);
+      const other = this.#otherLateMs?.() ?? 0;
+      this.#lateMs = Math.max(0, h.mean / 1e6 - this.#resolutionMs, other);
       const overloaded = this.#lateMs >= this.limitMs;
       if (overloaded !== this.#overloaded) {
         this.#overloaded = overloaded;

@@ -62,6 +62,26 @@ t.test('overloadMonitor: overloaded while a window is late by the limit or more'
   t.ok(h.disabled, 'close() stops the delay timer');
 });
 
+t.test('overloadMonitor: a late media worker makes the daemon overloaded too', async (t) => {
+  const h = new FakeHistogram();
+  let workerLate = 0;
+  const m = new OverloadMonitor({
+    histogram: h,
+    limitMs: 50,
+    resolutionMs: 10,
+    otherLateMs: () => workerLate,
+  });
+  h.window(1);
+  t.equal(m.sample(), false, 'both loops on time');
+  h.window(1);
+  workerLate = 80;
+  t.equal(m.sample(), true, 'the worker is 80 ms late');
+  t.equal(m.lateMs, 80, 'the latest loop counts');
+  h.window(1);
+  workerLate = 3;
+  t.equal(m.sample(), false, 'the worker caught up');
+});
+
 t.test('overloadMonitor: the real event-loop delay sees a blocked loop', async (t) => {
   const m = new OverloadMonitor({ limitMs: 50 });
   t.teardown(() => m.close());
