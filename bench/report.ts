@@ -107,6 +107,9 @@ function derive(rep: BenchReport) {
   const baseIdleP50 = r.baselineIdle.p50Ms;
   const relayP50 = r.latency.p50Ms;
   const addedP50 = relayP50 === null || baseLoadP50 === null ? null : relayP50 - baseLoadP50;
+  const relayP99 = r.latency.p99Ms;
+  const baseLoadP99 = r.baselineLoad.p99Ms;
+  const addedP99 = relayP99 === null || baseLoadP99 === null ? null : relayP99 - baseLoadP99;
   const addedP50Idle = relayP50 === null || baseIdleP50 === null ? null : relayP50 - baseIdleP50;
   const delta = (name: string): number =>
     (rep.windowEnd.snmp[name] ?? 0) - (rep.windowStart.snmp[name] ?? 0);
@@ -205,6 +208,7 @@ function derive(rep: BenchReport) {
     lost,
     lossPct,
     addedP50,
+    addedP99,
     addedP50Idle,
     offeredPps: r.sent / windowS,
     receivedPps: r.received / windowS,
@@ -265,6 +269,7 @@ function toJson(rep: BenchReport): string {
     baselineIdleMs: latencyJson(r.baselineIdle),
     baselineUnderLoadMs: latencyJson(r.baselineLoad),
     addedLatencyP50Ms: d.addedP50 === null ? null : round(d.addedP50, 4),
+    addedLatencyP99Ms: d.addedP99 === null ? null : round(d.addedP99, 4),
     addedLatencyP50VsIdleBaselineMs: d.addedP50Idle === null ? null : round(d.addedP50Idle, 4),
     daemon: {
       counters: d.counters,
@@ -393,6 +398,10 @@ function toText(rep: BenchReport): string {
   row(
     'added latency (p50)',
     `${ms(d.addedP50)} (relay p50 - in-load baseline p50; ${ms(d.addedP50Idle)} against the idle baseline)`,
+  );
+  row(
+    'added latency (p99)',
+    `${ms(d.addedP99)} (relay p99 - in-load baseline p99: the generator's own tail is in both)`,
   );
   L.push('');
   if (d.counters !== null) {

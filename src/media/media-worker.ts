@@ -70,9 +70,12 @@ const settings: RelaySettings = {
   now: () => performance.now(),
   sendTwice: init.sendTwice,
   ...(init.connect ? { connections } : {}),
-  counted: publish,
+  counted: (stream) => {
+    settle(stream);
+  },
 };
-const entries = new Map<number, Entry>();
+/** The streams of this worker, by slot (an array: no hashing on the packet path). */
+const entries: (Entry | undefined)[] = [];
 
 function post(msg: FromWorker): void {
   port.postMessage(msg);
@@ -125,17 +128,27 @@ function publish(s: RelayStream): void {
   counters[H_DISCARD] = totals.npktsDiscard;
 }
 
+/**
+ * Makes what a packet did visible to the main thread: counters, and the remote address the
+ * stream (or, for RTP, its RTCP sibling) may have learnt.
+ */
+function settle(stream: RelayStream): void {
+  publish(stream);
+  const entry = entries[stream.slot];
+  if (entry === undefined) return;
+  reportRemote(entry);
+  if (entry.sibling !== undefined) reportRemote(entry.sibling);
+}
+
 /** The socket listener of a stream: the relay, then what the main thread must see of it. */
 function listenerOf(entry: Entry): (msg: Buffer, rinfo: dgram.RemoteInfo) => void {
   const stream = entry.stream;
-  const sibling = entry.sibling;
   return (msg, rinfo) => {
     const relayed = stream.nrelayed;
     stream.onPacket(msg, rinfo);
-    // A relayed packet was published before it left (settings.counted); any other outcome here.
-    if (stream.nrelayed === relayed) publish(stream);
-    reportRemote(entry);
-    if (sibling !== undefined) reportRemote(sibling);
+    // A relayed packet was settled before it left (settings.counted), any other outcome here:
+    // a party that got the packet and asks at once finds it counted and its sender latched.
+    if (stream.nrelayed === relayed) settle(stream);
     if (Atomics.load(mailbox, 0) !== 0) readMailbox();
   };
 }
@@ -169,7 +182,7 @@ function create(slots: readonly [number, number, number, number]): void {
       port: 0,
       latched: false,
     };
-    entries.set(slot, entry);
+    entries[slot] = entry;
     return entry;
   };
   const leg = (
@@ -187,8 +200,8 @@ function create(slots: readonly [number, number, number, number]): void {
 }
 
 async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
-  const rtp = entries.get(msg.rtp);
-  const rtcp = entries.get(msg.rtcp);
+  const rtp = entries[msg.rtp];
+  const rtcp = entries[msg.rtcp];
   if (rtp === undefined || rtcp === undefined) {
     post({ op: 'bound', req: msg.req, outcome: 'fatal', error: 'no such stream' });
     return;
@@ -248,7 +261,7 @@ function onMessage(msg: ToWorker): void {
     void bind(msg);
     return;
   }
-  const entry = entries.get(msg.slot);
+  const entry = entries[msg.slot];
   if (entry === undefined) return;
   switch (msg.op) {
     case 'set':
@@ -269,7 +282,7 @@ function onMessage(msg: ToWorker): void {
     case 'free':
       entry.stream.detach();
       entry.stream.tap = undefined;
-      entries.delete(msg.slot);
+      entries[msg.slot] = undefined;
       publish(entry.stream);
       post({ op: 'freed', slot: msg.slot });
   }

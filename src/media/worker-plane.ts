@@ -142,9 +142,11 @@ class WorkerHost {
       };
     });
     this.worker.on('error', (err) => {
+      this.#abandon();
       onFatal(new Error(`media worker ${String(index)} failed: ${err.message}`));
     });
     this.worker.on('exit', (code) => {
+      this.#abandon();
       if (!this.stopping) {
         onFatal(new Error(`media worker ${String(index)} exited (${String(code)})`));
       }
@@ -152,6 +154,16 @@ class WorkerHost {
     this.port.on('message', (msg: FromWorker) => {
       this.handle(msg);
     });
+  }
+
+  /** The worker is gone: nothing it was asked will be answered; nobody may wait for it. */
+  #abandon(): void {
+    for (const resolve of this.#binds.values()) resolve('fatal');
+    this.#binds.clear();
+    this.#freeing = 0;
+    const waiting = this.#flushed;
+    this.#flushed = [];
+    for (const resolve of waiting) resolve();
   }
 
   post(msg: ToWorker): void {
