@@ -30,12 +30,16 @@ export const DEFAULTS = {
 /** Upper bound of `--workers`. */
 const MAX_WORKERS = 64;
 
+/** Media workers by default at most (each is a V8 isolate of its own: memory, start-up time). */
+const MAX_DEFAULT_WORKERS = 8;
+
 /**
  * Media workers when `--workers` is not given: one per core but the one the main thread (control
- * sockets, session manager) keeps; none on a one-core host, where a thread would only add hops.
+ * sockets, session manager) keeps, at most {@link MAX_DEFAULT_WORKERS}; none on a one-core host,
+ * where a thread would only add hops.
  */
 export function defaultWorkers(cores: number = availableParallelism()): number {
-  return Math.max(0, Math.min(cores - 1, MAX_WORKERS));
+  return Math.max(0, Math.min(cores - 1, MAX_DEFAULT_WORKERS));
 }
 
 const LOG_LEVELS = {

@@ -40,7 +40,7 @@ export interface RunningDaemon {
 }
 
 /**
- * Starts a daemon with `-f -F -s udp:127.0.0.1:0` plus `args` (for example
+ * Starts a daemon with `-f -F -s udp:127.0.0.1:0 --workers 1` plus `args` (for example
  * `['-l', '127.0.0.1', '-m', '41000', '-M', '41099', '-b']`).
  */
 export async function startDaemon(
@@ -48,7 +48,21 @@ export async function startDaemon(
   args: readonly string[],
   options: StartOptions = {},
 ): Promise<RunningDaemon> {
-  const parsed = parseOptions(['-f', '-F', '-s', 'udp:127.0.0.1:0', '-d', 'CRIT', ...args]);
+  // One media worker unless the test asks otherwise: the same daemon on every test host, whatever
+  // its number of cores (test/integration/workers.test.ts covers 0 and several).
+  const workers = args.some((a) => a === '--workers' || a.startsWith('--workers='))
+    ? []
+    : ['--workers', '1'];
+  const parsed = parseOptions([
+    '-f',
+    '-F',
+    '-s',
+    'udp:127.0.0.1:0',
+    '-d',
+    'CRIT',
+    ...workers,
+    ...args,
+  ]);
   if (!parsed.ok) throw new Error(`bad test arguments: ${parsed.message}`);
   const config = buildConfig(parsed.options);
   if (isConfigErrors(config)) throw new Error(`bad test config: ${JSON.stringify(config)}`);
