@@ -125,9 +125,12 @@ export class ControlClient {
   }
 }
 
-/** Parses a `U`/`L` reply (`PORT`, `PORT ADDR` or `PORT ADDR 6`); throws on anything else. */
+/**
+ * Parses a `U`/`L` reply (`PORT`, `PORT ADDR`, `PORT ADDR 6`, or rtpengine's `PORT ADDR 4`);
+ * throws on anything else.
+ */
 export function parsePortReply(line: string, reply: string): { port: number; addr: string | null } {
-  const m = /^([0-9]+)(?: (\S+))?(?: 6)?$/.exec(reply);
+  const m = /^([0-9]+)(?: (\S+))?(?: [46])?$/.exec(reply);
   const port = m?.[1] === undefined ? Number.NaN : Number(m[1]);
   if (m === null || !(port > 0 && port < 65536)) {
     throw new Error(`unexpected reply to "${line}": ${JSON.stringify(reply)}`);

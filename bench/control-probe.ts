@@ -27,6 +27,7 @@ export interface ProbeResult {
 export class ControlProbe {
   readonly #client: ControlClient;
   readonly #concurrency: number;
+  readonly #suffix: string;
   readonly #histogram = new LatencyHistogram();
   #running = false;
   #setups = 0;
@@ -35,13 +36,18 @@ export class ControlProbe {
   #startedAt = 0;
   #callers: Promise<void>[] = [];
 
-  private constructor(client: ControlClient, concurrency: number) {
+  private constructor(client: ControlClient, concurrency: number, tagSuffix: string) {
     this.#client = client;
     this.#concurrency = concurrency;
+    this.#suffix = tagSuffix;
   }
 
-  static async open(controlPort: number, concurrency: number): Promise<ControlProbe> {
-    return new ControlProbe(await ControlClient.open(controlPort), concurrency);
+  static async open(
+    controlPort: number,
+    concurrency: number,
+    tagSuffix: string,
+  ): Promise<ControlProbe> {
+    return new ControlProbe(await ControlClient.open(controlPort), concurrency, tagSuffix);
   }
 
   start(): void {
@@ -88,13 +94,12 @@ export class ControlProbe {
   async #caller(index: number): Promise<void> {
     for (let n = 0; this.#running && n < MAX_SETUPS_PER_CALLER; n++) {
       const callId = `probe-${String(process.pid)}-${String(index)}-${String(n)}`;
-      const u = await this.#command(`U ${callId} 127.0.0.1 9 from${String(n)}`);
-      const l =
-        u === null
-          ? null
-          : await this.#command(`L ${callId} 127.0.0.1 9 from${String(n)} to${String(n)}`);
+      const from = `from${String(n)}${this.#suffix}`;
+      const to = `to${String(n)}${this.#suffix}`;
+      const u = await this.#command(`U ${callId} 127.0.0.1 9 ${from}`);
+      const l = u === null ? null : await this.#command(`L ${callId} 127.0.0.1 9 ${from} ${to}`);
       if (u !== null && l !== null) this.#setups++;
-      await this.#command(`D ${callId} from${String(n)} to${String(n)}`);
+      await this.#command(`D ${callId} ${from} ${to}`);
     }
   }
 }

@@ -370,11 +370,13 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
       if (p === undefined) return;
       const callId = `bench-${tag}-${String(i)}`;
       // U: the caller's offer; the reply is the relay port the callee must send to (leg 0).
-      const uLine = `U ${callId} 127.0.0.1 ${String(p.caller.address().port)} from${String(i)}`;
+      const from = `from${String(i)}${config.tagSuffix}`;
+      const to = `to${String(i)}${config.tagSuffix}`;
+      const uLine = `U ${callId} 127.0.0.1 ${String(p.caller.address().port)} ${from}`;
       const toCalleeSide = parsePortReply(uLine, await client.command(uLine));
       commands++;
       // L: the callee's answer; the reply is the relay port the caller must send to (leg 1).
-      const lLine = `L ${callId} 127.0.0.1 ${String(p.callee.address().port)} from${String(i)} to${String(i)}`;
+      const lLine = `L ${callId} 127.0.0.1 ${String(p.callee.address().port)} ${from} ${to}`;
       const toCallerSide = parsePortReply(lLine, await client.command(lLine));
       commands++;
       await connect(p.caller, toCallerSide.port);

@@ -15,6 +15,8 @@ export interface GeneratorConfig {
   readonly baselineIdleS: number;
   /** U/L commands in flight at once during setup. */
   readonly setupConcurrency: number;
+  /** Appended to every tag (`;1` for relays that need a media number, such as rtpengine). */
+  readonly tagSuffix: string;
   /** SO_RCVBUF asked for on every peer socket. */
   readonly recvBufferBytes: number;
   /** Wall-clock limit of the whole generator run in ms; it exits with an error past it. */

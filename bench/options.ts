@@ -22,6 +22,8 @@ export interface BenchOptions {
    * CPU 0 and its other threads to CPU 1, as on a host where media has a core of its own.
    */
   readonly splitMedia: boolean;
+  /** Appended to every tag the generator and the probe send (`--tag-suffix`). */
+  readonly tagSuffix: string;
   /** More arguments for the daemon (`--daemon-arg`, repeatable). */
   readonly daemonArgs: readonly string[];
   /** `--workers` given to our daemon; null = its default. */
@@ -60,6 +62,8 @@ options:
   --split-media     with --workers 1: during the warm-up, pin the daemon's busiest thread (the
                     media worker) to CPU 0 and its other threads (control, sessions) to CPU 1,
                     the generator's CPU: media gets a core of its own as on a real host
+  --tag-suffix S    append S to every tag sent (e.g. ';1': rtpengine's rtpproxy protocol needs
+                    a media number)
   --daemon-arg ARG  one more argument for the daemon, repeatable (e.g. --daemon-arg
                     --no_connect_media)
   --daemon-cpus L   pin the daemon to CPU list L instead of 0 (e.g. 0,1 to give media workers a
@@ -114,6 +118,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let workers: number | null = null;
   let daemonCpus = '0';
   let splitMedia = false;
+  let tagSuffix = '';
   const daemonArgs: string[] = [];
   let control = 0;
   let rampStep = 0;
@@ -149,6 +154,14 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       case '--recv-buffer':
         recvBufferBytes = num(a, next(), 4096, 256 * 1024 * 1024);
         break;
+      case '--tag-suffix': {
+        const suffix = next();
+        if (suffix === undefined || /\s/.test(suffix)) {
+          throw new UsageError('--tag-suffix needs a value without spaces');
+        }
+        tagSuffix = suffix;
+        break;
+      }
       case '--split-media':
         splitMedia = true;
         break;
@@ -231,6 +244,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     target,
     daemonCpus: splitMedia ? '0,1' : daemonCpus,
     splitMedia,
+    tagSuffix,
     daemonArgs,
     workers,
     control,

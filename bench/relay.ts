@@ -374,7 +374,8 @@ async function runOnce(opts: BenchOptions): Promise<BenchReport> {
     const gen = track(
       spawn(genCmd[0] ?? '', genCmd.slice(1), { cwd: ROOT, stdio: ['ignore', 2, 2, 'ipc'] }),
     );
-    const probe = opts.control > 0 ? await ControlProbe.open(controlPort, opts.control) : null;
+    const probe =
+      opts.control > 0 ? await ControlProbe.open(controlPort, opts.control, opts.tagSuffix) : null;
     // Set by the message handler below (a holder object, so the compiler does not narrow).
     const probed: { result?: Promise<ProbeResult> } = {};
     const setupBudgetMs = 30_000 + opts.sessions * 40;
@@ -388,6 +389,7 @@ async function runOnce(opts: BenchOptions): Promise<BenchReport> {
       durationS: opts.durationS,
       baselineIdleS: BASELINE_IDLE_S,
       setupConcurrency: SETUP_CONCURRENCY,
+      tagSuffix: opts.tagSuffix,
       recvBufferBytes: opts.recvBufferBytes,
       deadlineMs: BASELINE_IDLE_S * 1000 + setupBudgetMs + runMs + 15_000,
     };
