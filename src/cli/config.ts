@@ -26,7 +26,6 @@ export const DEFAULTS = {
   maxAddresses: 16,
 } as const;
 
-/** `-d` level names (any case) and the pino level each maps to. */
 /** Upper bound of `--workers`. */
 const MAX_WORKERS = 64;
 
@@ -42,6 +41,7 @@ export function defaultWorkers(cores: number = availableParallelism()): number {
   return Math.max(0, Math.min(cores - 1, MAX_DEFAULT_WORKERS));
 }
 
+/** `-d` level names (any case) and the pino level each maps to. */
 const LOG_LEVELS = {
   DBUG: 'debug',
   INFO: 'info',

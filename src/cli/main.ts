@@ -12,6 +12,7 @@ import { computeCapacity } from './capacity.ts';
 import { buildConfig, isConfigErrors, needsResolution } from './config.ts';
 import type { Config, LocalAddress } from './config-types.ts';
 import { parseOptions, USAGE, type RawOptions } from './options.ts';
+import { errorMessage } from '../util/error-message.ts';
 
 /**
  * Entry point: the only module that touches `process` (argv, env, signals, exit, uid, cwd).
@@ -645,10 +646,6 @@ function logUnappliedOptions(logger: Logger, raw: RawOptions, config: Config): v
 
 function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && 'code' in err;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function writeStream(stream: NodeJS.WriteStream, text: string): Promise<void> {

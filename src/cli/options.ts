@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { errorMessage } from '../util/error-message.ts';
 
 /**
  * The command line as typed, before any decision (protocol.md section 9). Values are syntactically
@@ -379,7 +380,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     if (err instanceof CommanderError) {
       return { ok: false, message: err.message.replace(/^error: /, '') };
     }
-    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+    return { ok: false, message: errorMessage(err) };
   }
   const o: Readonly<Record<string, unknown>> = program.opts();
   const options = defined<RawOptions>({

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { CommandOrigin } from '../util/origin-types.ts';
 import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
+import { errorMessage } from '../util/error-message.ts';
 
 /** Input buffer of a line-framed stream connection; a line (with its LF) must fit (protocol.md 1.7). */
 export const STREAM_LINE_BUFFER = 8192;
@@ -215,7 +216,7 @@ export class StreamControlListener implements ControlListener {
         await this.#listenOn({ host, port: spec.port });
       }
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw new Error(`cannot listen on control socket ${this.#name()}: ${message}`, {
         cause: err,
       });
@@ -230,7 +231,7 @@ export class StreamControlListener implements ControlListener {
     try {
       if (owner !== undefined) await chown(path, owner.uid, owner.gid);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw new Error(
         `cannot set the owner of control socket ${this.#name()} to uid ${String(owner?.uid)} gid ${String(owner?.gid)}: ${message}`,
         { cause: err },
@@ -239,7 +240,7 @@ export class StreamControlListener implements ControlListener {
     try {
       if (this.#mode !== undefined) await chmod(path, this.#mode);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       throw new Error(
         `cannot set the mode of control socket ${this.#name()} to ${(this.#mode ?? 0).toString(8)}: ${message}`,
         { cause: err },

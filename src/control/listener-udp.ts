@@ -5,14 +5,16 @@ import type { CommandOrigin } from '../util/origin-types.ts';
 import type { ReplyCache } from './reply-cache.ts';
 import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
+import { InFlight } from '../util/in-flight.ts';
 
 /** Bytes of a datagram that are read as the command; the rest is dropped (protocol.md 1.7). */
 export const MAX_DATAGRAM_COMMAND = 8191;
 
-/** How long close() waits for replies already handed to the socket. */
-const CLOSE_SEND_WAIT_MS = 1000;
 /** SO_RCVBUF of a datagram control socket, as the reference sets it. */
 export const CONTROL_RCVBUF = 16 * 1024;
+
+/** How long close() waits for replies already handed to the socket. */
+const CLOSE_SEND_WAIT_MS = 1000;
 
 /** A `udp:` or `udp6:` control socket spec. */
 export interface UdpControlSpec {
@@ -63,9 +65,8 @@ export class UdpControlListener implements ControlListener {
   #localAddress: string | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** Replies handed to the socket whose send has not completed yet, and who waits for none. */
-  #sending = 0;
-  #sent: (() => void) | undefined;
+  /** Replies handed to the socket whose send has not completed yet. */
+  readonly #sending = new InFlight();
 
   constructor(options: UdpControlListenerOptions) {
     this.#spec = options.spec;
@@ -132,15 +133,9 @@ export class UdpControlListener implements ControlListener {
     this.#closed = true;
     this.#closing = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        this.#sent?.();
+        this.#sending.abandon();
       }, CLOSE_SEND_WAIT_MS);
-      const sent =
-        this.#sending === 0
-          ? Promise.resolve()
-          : new Promise<void>((done) => {
-              this.#sent = done;
-            });
-      void sent.then(() => {
+      void this.#sending.idle().then(() => {
         clearTimeout(timer);
         this.#closeSocket(resolve);
       });
@@ -209,10 +204,9 @@ export class UdpControlListener implements ControlListener {
       this.#log.debug({ socket: this.#name() }, 'control socket closed, reply dropped');
       return;
     }
-    this.#sending += 1;
+    this.#sending.begin();
     const onSent = (err: Error | null): void => {
-      this.#sending -= 1;
-      if (this.#sending === 0) this.#sent?.();
+      this.#sending.end();
       if (err !== null) {
         this.#log.warn(
           { err, socket: this.#name(), to: to.address, port: to.port },

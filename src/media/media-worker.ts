@@ -5,7 +5,7 @@
  * every packet, so the main thread's session manager and commands never wait for it.
  */
 import type dgram from 'node:dgram';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
   CONNECTION_CHECK_MS,
@@ -14,40 +14,21 @@ import {
   type RelaySettings,
   wireSession,
 } from './relay.ts';
+import { OverloadMonitor } from '../util/overload.ts';
 import { tryBindPair } from './udp-pair.ts';
 import {
+  clearCounters,
   type FromWorker,
-  H_DISCARD,
   H_LATE_MS,
   H_LOAD,
-  H_RCVD,
-  H_RELAYED,
-  S_BYTES_IN,
-  S_DROPPED,
-  S_IGNORED,
-  S_JAVG,
-  S_JLAST,
-  S_JMAX,
-  S_LONGEST_IPI,
-  S_NDUPS,
-  S_NRCVD,
-  S_NSENT,
-  S_PERRS,
-  S_PKTS_IN,
-  S_RELAYED,
-  S_SEND_ERRORS,
-  slotBase,
-  STREAM_FIELDS,
   type ToWorker,
   type WorkerInit,
+  writeCounters,
 } from './worker-protocol.ts';
 
 /** A stream of this worker with what the main thread last heard of its remote. */
 interface Entry {
-  readonly slot: number;
   readonly stream: RelayStream;
-  /** The RTCP stream of the same leg, which an RTP packet may teach its address (RTP only). */
-  sibling: Entry | undefined;
   address: string | undefined;
   port: number;
   latched: boolean;
@@ -55,8 +36,6 @@ interface Entry {
 
 /** How often the event loop's load and lateness are published. */
 const LOAD_INTERVAL_MS = 1000;
-/** Sampling period of the event-loop delay timer (as the main thread's overload monitor). */
-const LOOP_DELAY_RESOLUTION_MS = 10;
 
 const init = workerData as WorkerInit;
 const port = init.port;
@@ -96,36 +75,11 @@ function reportRemote(entry: Entry): void {
   entry.latched = s.latched;
   post({
     op: 'remote',
-    slot: entry.slot,
+    slot: s.slot,
     address: s.remoteAddress,
     port: s.remotePort,
     latched: s.latched,
   });
-}
-
-/** Writes a stream's counters (and the worker totals) where the main thread reads them. */
-function publish(s: RelayStream): void {
-  const b = slotBase(s.slot);
-  counters[b + S_PKTS_IN] = s.npktsIn;
-  counters[b + S_BYTES_IN] = s.nbytesIn;
-  counters[b + S_RELAYED] = s.nrelayed;
-  counters[b + S_DROPPED] = s.ndropped;
-  counters[b + S_IGNORED] = s.nignored;
-  counters[b + S_SEND_ERRORS] = s.nsendErrors;
-  const a = s.rtpStats;
-  if (a !== undefined) {
-    counters[b + S_PERRS] = a.perrs;
-    counters[b + S_NRCVD] = a.nrcvd;
-    counters[b + S_NDUPS] = a.ndups;
-    counters[b + S_NSENT] = a.nsent;
-    counters[b + S_JLAST] = a.jlast;
-    counters[b + S_JMAX] = a.jmax;
-    counters[b + S_JAVG] = a.javg;
-    counters[b + S_LONGEST_IPI] = a.longestIpi;
-  }
-  counters[H_RCVD] = totals.npktsRcvd;
-  counters[H_RELAYED] = totals.npktsRelayed;
-  counters[H_DISCARD] = totals.npktsDiscard;
 }
 
 /**
@@ -133,16 +87,16 @@ function publish(s: RelayStream): void {
  * stream (or, for RTP, its RTCP sibling) may have learnt.
  */
 function settle(stream: RelayStream): void {
-  publish(stream);
+  writeCounters(counters, stream.slot, stream, totals);
   const entry = entries[stream.slot];
-  if (entry === undefined) return;
-  reportRemote(entry);
-  if (entry.sibling !== undefined) reportRemote(entry.sibling);
+  if (entry !== undefined) reportRemote(entry);
+  // An RTP packet may teach the RTCP stream of its leg its address too.
+  const sibling = stream.rtcpSibling === undefined ? undefined : entries[stream.rtcpSibling.slot];
+  if (sibling !== undefined) reportRemote(sibling);
 }
 
 /** The socket listener of a stream: the relay, then what the main thread must see of it. */
-function listenerOf(entry: Entry): (msg: Buffer, rinfo: dgram.RemoteInfo) => void {
-  const stream = entry.stream;
+function listenerOf(stream: RelayStream): (msg: Buffer, rinfo: dgram.RemoteInfo) => void {
   return (msg, rinfo) => {
     const relayed = stream.nrelayed;
     stream.onPacket(msg, rinfo);
@@ -165,36 +119,22 @@ function readMailbox(): void {
 }
 
 function create(slots: readonly [number, number, number, number]): void {
-  const make = (slot: number, leg: 0 | 1, isRtp: boolean): Entry => {
+  const make = (slot: number, leg: 0 | 1, isRtp: boolean): RelayStream => {
     const stream = new RelayStream(leg, isRtp, settings, {
       touch: () => {
         Atomics.store(activity, slot, 1);
       },
     });
     stream.slot = slot;
-    counters.fill(0, slotBase(slot), slotBase(slot) + STREAM_FIELDS);
+    clearCounters(counters, slot);
     Atomics.store(activity, slot, 0);
-    const entry: Entry = {
-      slot,
-      stream,
-      sibling: undefined,
-      address: undefined,
-      port: 0,
-      latched: false,
-    };
-    entries[slot] = entry;
-    return entry;
+    entries[slot] = { stream, address: undefined, port: 0, latched: false };
+    return stream;
   };
-  const leg = (
-    index: 0 | 1,
-    rtpSlot: number,
-    rtcpSlot: number,
-  ): { rtp: RelayStream; rtcp: RelayStream } => {
-    const rtp = make(rtpSlot, index, true);
-    const rtcp = make(rtcpSlot, index, false);
-    rtp.sibling = rtcp;
-    return { rtp: rtp.stream, rtcp: rtcp.stream };
-  };
+  const leg = (index: 0 | 1, rtpSlot: number, rtcpSlot: number) => ({
+    rtp: make(rtpSlot, index, true),
+    rtcp: make(rtcpSlot, index, false),
+  });
   const [rtp0, rtcp0, rtp1, rtcp1] = slots;
   wireSession([leg(0, rtp0, rtcp0), leg(1, rtp1, rtcp1)]);
 }
@@ -207,8 +147,8 @@ async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
     return;
   }
   const result = await tryBindPair(msg.family, msg.address, msg.port, (pair) => {
-    rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp));
-    rtcp.stream.attach(pair.rtcp, pair.address, pair.port + 1, msg.family, listenerOf(rtcp));
+    rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp.stream));
+    rtcp.stream.attach(pair.rtcp, pair.address, pair.port + 1, msg.family, listenerOf(rtcp.stream));
   });
   post({
     op: 'bound',
@@ -240,7 +180,7 @@ function set(
             record: (packet, _isRtp, from, _to, _family, wallMs) => {
               post({
                 op: 'tap',
-                slot: entry.slot,
+                slot: stream.slot,
                 data: packet,
                 address: from.address,
                 port: from.port,
@@ -283,7 +223,7 @@ function onMessage(msg: ToWorker): void {
       entry.stream.detach();
       entry.stream.tap = undefined;
       entries[msg.slot] = undefined;
-      publish(entry.stream);
+      writeCounters(counters, msg.slot, entry.stream, totals);
       post({ op: 'freed', slot: msg.slot });
   }
 }
@@ -293,16 +233,15 @@ port.on('message', onMessage);
 setInterval(() => {
   connections.check();
 }, CONNECTION_CHECK_MS).unref();
-// Once a second: how busy and how late this event loop was (Il's load, --overload_prot).
-const delay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
-delay.enable();
+// Once a second: how busy and how late this event loop was (Il's load, --overload_prot), measured
+// as the main thread measures its own.
+const lateness = new OverloadMonitor();
 let lastElu = performance.eventLoopUtilization();
 setInterval(() => {
   const elu = performance.eventLoopUtilization();
   counters[H_LOAD] = performance.eventLoopUtilization(elu, lastElu).utilization;
   lastElu = elu;
-  const mean = delay.count > 0 ? delay.mean / 1e6 - LOOP_DELAY_RESOLUTION_MS : 0;
-  counters[H_LATE_MS] = Number.isFinite(mean) && mean > 0 ? mean : 0;
-  delay.reset();
+  lateness.sample();
+  counters[H_LATE_MS] = lateness.lateMs;
 }, LOAD_INTERVAL_MS).unref();
 post({ op: 'ready' });

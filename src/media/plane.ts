@@ -90,20 +90,24 @@ export function createRelayStreams(
 export class UdpMediaPlane implements MediaPlane {
   readonly #settings: RelaySettings;
   readonly #allocators: { readonly 4: PortAllocator; readonly 6: PortAllocator };
-  readonly #connectionTimer: NodeJS.Timeout;
+  /** Runs the connection checks; undefined with `--no_connect_media`. */
+  readonly #connectionTimer: NodeJS.Timeout | undefined;
 
   constructor(options: MediaPlaneOptions) {
-    const connections = new Connections();
+    const connections = options.connect ? new Connections() : undefined;
     this.#settings = {
       stats: options.stats,
       now: options.now,
       sendTwice: options.sendTwice,
-      ...(options.connect ? { connections } : {}),
+      ...(connections === undefined ? {} : { connections }),
     };
-    this.#connectionTimer = setInterval(() => {
-      connections.check();
-    }, CONNECTION_CHECK_MS);
-    this.#connectionTimer.unref();
+    this.#connectionTimer =
+      connections === undefined
+        ? undefined
+        : setInterval(() => {
+            connections.check();
+          }, CONNECTION_CHECK_MS);
+    this.#connectionTimer?.unref();
     const make = (): PortAllocator =>
       new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
     // IPv4 and IPv6 walk separate tables over the same range, as in the reference.

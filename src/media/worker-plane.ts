@@ -16,7 +16,7 @@ import {
   Worker,
 } from 'node:worker_threads';
 import type { GlobalStats } from '../util/stats.ts';
-import { bindSendPairFrom, type MediaPlane } from './plane.ts';
+import { bindSendPairFrom, type MediaPlane, type MediaPlaneOptions } from './plane.ts';
 import { PortAllocator } from './port-allocator.ts';
 import type {
   ActivitySink,
@@ -26,30 +26,15 @@ import type {
   SendSocket,
   SessionStreams,
 } from './stream.ts';
+import { InFlight } from '../util/in-flight.ts';
 import { routeSource, type UdpPair } from './udp-pair.ts';
 import {
   type FromWorker,
-  H_DISCARD,
   H_LATE_MS,
   H_LOAD,
-  H_RCVD,
-  H_RELAYED,
-  S_BYTES_IN,
-  S_DROPPED,
-  S_IGNORED,
-  S_JAVG,
-  S_JLAST,
-  S_JMAX,
-  S_LONGEST_IPI,
-  S_NDUPS,
-  S_NRCVD,
-  S_NSENT,
-  S_PERRS,
-  S_PKTS_IN,
-  S_RELAYED,
-  S_SEND_ERRORS,
+  readTotals,
   sharedSizes,
-  slotBase,
+  SlotCounters,
   type ToWorker,
   type WorkerInit,
 } from './worker-protocol.ts';
@@ -61,14 +46,8 @@ const YOUNG_GENERATION_MB = 48;
 /** Stream slots beyond four per port pair, for sessions whose bind is still in flight. */
 const SLOT_HEADROOM = 256;
 
-export interface WorkerMediaPlaneOptions {
+export interface WorkerMediaPlaneOptions extends Omit<MediaPlaneOptions, 'now'> {
   readonly workers: number;
-  readonly portMin: number;
-  readonly portMax: number;
-  readonly sequentialPorts: boolean;
-  readonly sendTwice: boolean;
-  readonly connect: boolean;
-  readonly stats: GlobalStats;
   /** A worker failed or exited: media can no longer be relayed faithfully. */
   readonly onFatal: (err: Error) => void;
 }
@@ -86,9 +65,8 @@ class WorkerHost {
   readonly #free: number[] = [];
   readonly #binds = new Map<number, (outcome: 'ok' | 'busy' | 'fatal') => void>();
   #nextReq = 1;
-  /** Streams freed but not yet confirmed closed by the worker, and who waits for none left. */
-  #freeing = 0;
-  #flushed: (() => void)[] = [];
+  /** Streams freed but not yet confirmed closed by the worker. */
+  readonly #freeing = new InFlight();
   readonly ready: Promise<void>;
   #onReady: () => void = () => undefined;
   stopping = false;
@@ -111,11 +89,9 @@ class WorkerHost {
     const channel = new MessageChannel();
     this.port = channel.port1;
     const init: WorkerInit = {
-      index,
       counters: countersBuffer,
       activity: activityBuffer,
       mailbox: mailboxBuffer,
-      slots,
       sendTwice,
       connect,
       port: channel.port2,
@@ -160,10 +136,7 @@ class WorkerHost {
   #abandon(): void {
     for (const resolve of this.#binds.values()) resolve('fatal');
     this.#binds.clear();
-    this.#freeing = 0;
-    const waiting = this.#flushed;
-    this.#flushed = [];
-    for (const resolve of waiting) resolve();
+    this.#freeing.abandon();
   }
 
   post(msg: ToWorker): void {
@@ -173,16 +146,13 @@ class WorkerHost {
 
   /** Closes a stream's socket on the worker; flush() waits for it. */
   free(slot: number): void {
-    this.#freeing += 1;
+    this.#freeing.begin();
     this.post({ op: 'free', slot });
   }
 
   /** Resolves once every stream freed so far has its socket closed. */
   flush(): Promise<void> {
-    if (this.#freeing === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#flushed.push(resolve);
-    });
+    return this.#freeing.idle();
   }
 
   /** Four free slots, or undefined when the worker is full. */
@@ -232,15 +202,10 @@ class WorkerHost {
       case 'tap':
         this.streams.get(msg.slot)?.recorded(msg.data, msg.address, msg.port, msg.wallMs);
         break;
-      case 'freed': {
+      case 'freed':
         this.streams.delete(msg.slot);
         this.#free.push(msg.slot);
-        this.#freeing -= 1;
-        if (this.#freeing > 0) break;
-        const waiting = this.#flushed;
-        this.#flushed = [];
-        for (const resolve of waiting) resolve();
-      }
+        this.#freeing.end();
     }
   }
 }
@@ -252,7 +217,7 @@ export class WorkerStream implements MediaStream {
   readonly rtpStats: RtpStatsView | undefined;
   readonly #host: WorkerHost;
   readonly #slot: number;
-  readonly #base: number;
+  readonly #counters: SlotCounters;
   activity: ActivitySink;
   remoteAddress: string | undefined;
   remotePort = 0;
@@ -271,11 +236,11 @@ export class WorkerStream implements MediaStream {
   constructor(host: WorkerHost, slot: number, leg: 0 | 1, isRtp: boolean, activity: ActivitySink) {
     this.#host = host;
     this.#slot = slot;
-    this.#base = slotBase(slot);
+    this.#counters = new SlotCounters(host.counters, slot, isRtp);
     this.leg = leg;
     this.isRtp = isRtp;
     this.activity = activity;
-    this.rtpStats = isRtp ? new SharedRtpStats(host.counters, this.#base) : undefined;
+    this.rtpStats = this.#counters.rtpStats;
     this.#sender = {
       send: (msg, port, address) => {
         host.post({ op: 'send', slot, data: msg, port, address });
@@ -292,27 +257,23 @@ export class WorkerStream implements MediaStream {
     return this.#host.index;
   }
 
-  #counter(field: number): number {
-    return this.#host.counters[this.#base + field] ?? 0;
-  }
-
   get npktsIn(): number {
-    return this.#counter(S_PKTS_IN);
+    return this.#counters.npktsIn;
   }
   get nbytesIn(): number {
-    return this.#counter(S_BYTES_IN);
+    return this.#counters.nbytesIn;
   }
   get nrelayed(): number {
-    return this.#counter(S_RELAYED);
+    return this.#counters.nrelayed;
   }
   get ndropped(): number {
-    return this.#counter(S_DROPPED);
+    return this.#counters.ndropped;
   }
   get nignored(): number {
-    return this.#counter(S_IGNORED);
+    return this.#counters.nignored;
   }
   get nsendErrors(): number {
-    return this.#counter(S_SEND_ERRORS);
+    return this.#counters.nsendErrors;
   }
 
   get complete(): boolean {
@@ -388,50 +349,6 @@ export class WorkerStream implements MediaStream {
   recorded(data: Uint8Array, address: string, port: number, wallMs: number): void {
     const packet = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     this.#tap?.record(packet, this.isRtp, { address, port }, this.local, this.family, wallMs);
-  }
-}
-
-/** RTP analysis figures the worker publishes for a stream (RtpStats computes them there). */
-class SharedRtpStats implements RtpStatsView {
-  readonly #counters: Float64Array;
-  readonly #base: number;
-
-  constructor(counters: Float64Array, base: number) {
-    this.#counters = counters;
-    this.#base = base;
-  }
-
-  #get(field: number): number {
-    return this.#counters[this.#base + field] ?? 0;
-  }
-
-  get perrs(): number {
-    return this.#get(S_PERRS);
-  }
-  get nrcvd(): number {
-    return this.#get(S_NRCVD);
-  }
-  get ndups(): number {
-    return this.#get(S_NDUPS);
-  }
-  get nsent(): number {
-    return this.#get(S_NSENT);
-  }
-  get nlost(): number {
-    const lost = this.nsent - this.nrcvd;
-    return lost > 0 ? lost : 0;
-  }
-  get jlast(): number {
-    return this.#get(S_JLAST);
-  }
-  get jmax(): number {
-    return this.#get(S_JMAX);
-  }
-  get javg(): number {
-    return this.#get(S_JAVG);
-  }
-  get longestIpi(): number {
-    return this.#get(S_LONGEST_IPI);
   }
 }
 
@@ -521,9 +438,10 @@ export class WorkerMediaPlane implements MediaPlane {
     let discard = 0;
     for (const host of this.#hosts) {
       host.drain();
-      rcvd += host.counters[H_RCVD] ?? 0;
-      relayed += host.counters[H_RELAYED] ?? 0;
-      discard += host.counters[H_DISCARD] ?? 0;
+      const totals = readTotals(host.counters);
+      rcvd += totals.npktsRcvd;
+      relayed += totals.npktsRelayed;
+      discard += totals.npktsDiscard;
       if (sweep) for (const stream of host.streams.values()) stream.takeActivity();
     }
     this.#stats.npktsRcvd = rcvd;

@@ -10,6 +10,7 @@
  */
 
 import type { MessagePort } from 'node:worker_threads';
+import type { RtpStatsView } from './stream.ts';
 
 /**
  * Doubles of the header: the worker's packet totals behind G's npkts_*, and, once a second, its
@@ -17,32 +18,170 @@ import type { MessagePort } from 'node:worker_threads';
  * `--overload_prot`).
  */
 export const HEADER_FIELDS = 8;
-export const H_RCVD = 0;
-export const H_RELAYED = 1;
-export const H_DISCARD = 2;
+const H_RCVD = 0;
+const H_RELAYED = 1;
+const H_DISCARD = 2;
 export const H_LOAD = 3;
 export const H_LATE_MS = 4;
 
-/** Doubles of one stream slot. */
-export const STREAM_FIELDS = 16;
-export const S_PKTS_IN = 0;
-export const S_BYTES_IN = 1;
-export const S_RELAYED = 2;
-export const S_DROPPED = 3;
-export const S_IGNORED = 4;
-export const S_SEND_ERRORS = 5;
-export const S_PERRS = 6;
-export const S_NRCVD = 7;
-export const S_NDUPS = 8;
-export const S_NSENT = 9;
-export const S_JLAST = 10;
-export const S_JMAX = 11;
-export const S_JAVG = 12;
-export const S_LONGEST_IPI = 13;
+/** Doubles of one stream slot (the layout is private to this file: write and read below). */
+const STREAM_FIELDS = 16;
+const S_PKTS_IN = 0;
+const S_BYTES_IN = 1;
+const S_RELAYED = 2;
+const S_DROPPED = 3;
+const S_IGNORED = 4;
+const S_SEND_ERRORS = 5;
+const S_PERRS = 6;
+const S_NRCVD = 7;
+const S_NDUPS = 8;
+const S_NSENT = 9;
+const S_JLAST = 10;
+const S_JMAX = 11;
+const S_JAVG = 12;
+const S_LONGEST_IPI = 13;
+
+/** The counters of a stream as the worker keeps them (a RelayStream has this shape). */
+export interface StreamCounters {
+  readonly npktsIn: number;
+  readonly nbytesIn: number;
+  readonly nrelayed: number;
+  readonly ndropped: number;
+  readonly nignored: number;
+  readonly nsendErrors: number;
+  readonly rtpStats: RtpStatsView | undefined;
+}
+
+/** The worker's packet totals behind G's npkts_* (its RelaySettings.stats). */
+export interface PacketTotals {
+  readonly npktsRcvd: number;
+  readonly npktsRelayed: number;
+  readonly npktsDiscard: number;
+}
+
+/**
+ * Worker side, on the packet path: writes a stream's counters into its slot and the worker's
+ * totals into the header. Plain stores, no allocation.
+ */
+export function writeCounters(
+  counters: Float64Array,
+  slot: number,
+  s: StreamCounters,
+  totals: PacketTotals,
+): void {
+  const b = slotBase(slot);
+  counters[b + S_PKTS_IN] = s.npktsIn;
+  counters[b + S_BYTES_IN] = s.nbytesIn;
+  counters[b + S_RELAYED] = s.nrelayed;
+  counters[b + S_DROPPED] = s.ndropped;
+  counters[b + S_IGNORED] = s.nignored;
+  counters[b + S_SEND_ERRORS] = s.nsendErrors;
+  const a = s.rtpStats;
+  if (a !== undefined) {
+    counters[b + S_PERRS] = a.perrs;
+    counters[b + S_NRCVD] = a.nrcvd;
+    counters[b + S_NDUPS] = a.ndups;
+    counters[b + S_NSENT] = a.nsent;
+    counters[b + S_JLAST] = a.jlast;
+    counters[b + S_JMAX] = a.jmax;
+    counters[b + S_JAVG] = a.javg;
+    counters[b + S_LONGEST_IPI] = a.longestIpi;
+  }
+  counters[H_RCVD] = totals.npktsRcvd;
+  counters[H_RELAYED] = totals.npktsRelayed;
+  counters[H_DISCARD] = totals.npktsDiscard;
+}
+
+/** Worker side: a new stream's slot starts from zero. */
+export function clearCounters(counters: Float64Array, slot: number): void {
+  counters.fill(0, slotBase(slot), slotBase(slot) + STREAM_FIELDS);
+}
+
+/** Main-thread side: one stream's counters, read from its slot whenever asked. */
+export class SlotCounters implements StreamCounters {
+  readonly rtpStats: RtpStatsView | undefined;
+  readonly #counters: Float64Array;
+  readonly #base: number;
+
+  constructor(counters: Float64Array, slot: number, isRtp: boolean) {
+    this.#counters = counters;
+    this.#base = slotBase(slot);
+    this.rtpStats = isRtp ? new SlotRtpStats(this) : undefined;
+  }
+
+  get(field: number): number {
+    return this.#counters[this.#base + field] ?? 0;
+  }
+
+  get npktsIn(): number {
+    return this.get(S_PKTS_IN);
+  }
+  get nbytesIn(): number {
+    return this.get(S_BYTES_IN);
+  }
+  get nrelayed(): number {
+    return this.get(S_RELAYED);
+  }
+  get ndropped(): number {
+    return this.get(S_DROPPED);
+  }
+  get nignored(): number {
+    return this.get(S_IGNORED);
+  }
+  get nsendErrors(): number {
+    return this.get(S_SEND_ERRORS);
+  }
+}
+
+/** Main-thread side: the RTP analysis figures the worker computed for a stream. */
+class SlotRtpStats implements RtpStatsView {
+  readonly #slot: SlotCounters;
+
+  constructor(slot: SlotCounters) {
+    this.#slot = slot;
+  }
+
+  get perrs(): number {
+    return this.#slot.get(S_PERRS);
+  }
+  get nrcvd(): number {
+    return this.#slot.get(S_NRCVD);
+  }
+  get ndups(): number {
+    return this.#slot.get(S_NDUPS);
+  }
+  get nsent(): number {
+    return this.#slot.get(S_NSENT);
+  }
+  get nlost(): number {
+    const lost = this.nsent - this.nrcvd;
+    return lost > 0 ? lost : 0;
+  }
+  get jlast(): number {
+    return this.#slot.get(S_JLAST);
+  }
+  get jmax(): number {
+    return this.#slot.get(S_JMAX);
+  }
+  get javg(): number {
+    return this.#slot.get(S_JAVG);
+  }
+  get longestIpi(): number {
+    return this.#slot.get(S_LONGEST_IPI);
+  }
+}
+
+/** Main-thread side: the packet totals of a worker. */
+export function readTotals(counters: Float64Array): PacketTotals {
+  return {
+    npktsRcvd: counters[H_RCVD] ?? 0,
+    npktsRelayed: counters[H_RELAYED] ?? 0,
+    npktsDiscard: counters[H_DISCARD] ?? 0,
+  };
+}
 
 /** What a worker is started with (workerData). */
 export interface WorkerInit {
-  readonly index: number;
   readonly counters: SharedArrayBuffer;
   readonly activity: SharedArrayBuffer;
   /**
@@ -52,7 +191,6 @@ export interface WorkerInit {
    * thousands.
    */
   readonly mailbox: SharedArrayBuffer;
-  readonly slots: number;
   readonly sendTwice: boolean;
   /** Connect the sockets of latched symmetric RTP legs. */
   readonly connect: boolean;
@@ -68,7 +206,7 @@ export function sharedSizes(slots: number): { counters: number; activity: number
 }
 
 /** Offset of a stream's slot in the counters array. */
-export function slotBase(slot: number): number {
+function slotBase(slot: number): number {
   return HEADER_FIELDS + slot * STREAM_FIELDS;
 }
 

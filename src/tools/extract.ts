@@ -23,6 +23,7 @@ import { alawToLinear, decodeSamples, ulawToLinear } from './g711.ts';
 import { readRecording, type RecordedPacket } from './recording-reader.ts';
 import { REQUIRED_RATE, writeWav } from './wav.ts';
 import { processIo, type ToolIo } from './io.ts';
+import { errorMessage } from '../util/error-message.ts';
 
 /** G.711 decoders by payload type (PCMU 0, PCMA 8). */
 const DECODER_BY_PT: Readonly<Record<number, ((byte: number) => number) | undefined>> = {
@@ -222,10 +223,6 @@ export function parseExtractArgs(
   return { inputs, ...(opts.outdir === undefined ? {} : { outDir: opts.outdir }) };
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Runs the tool; resolves with the exit code (0 done, 1 input or output failure, 2 usage). */
 export async function runExtract(
   argv: readonly string[],
@@ -258,7 +255,7 @@ async function extractOne(input: string, outDir: string | undefined, io: Extract
   try {
     bytes = await io.readFile(input);
   } catch (error) {
-    return fail(`cannot read: ${errorText(error)}`);
+    return fail(`cannot read: ${errorMessage(error)}`);
   }
   const read = readRecording(bytes);
   if (!read.ok) return fail(read.error);
@@ -285,7 +282,7 @@ async function extractOne(input: string, outDir: string | undefined, io: Extract
       await io.rename(temporary, out);
     } catch (error) {
       await io.unlink(temporary).catch(() => undefined);
-      return fail(`cannot write ${out}: ${errorText(error)}`);
+      return fail(`cannot write ${out}: ${errorMessage(error)}`);
     }
     const seconds = (d.samples.length / REQUIRED_RATE).toFixed(3);
     io.out(

@@ -17,6 +17,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { encodeSamples, linearToAlaw, linearToUlaw } from './g711.ts';
 import { CONVERT_HINT, pcm16le, readWav, REQUIRED_RATE } from './wav.ts';
 import { processIo, type ToolIo } from './io.ts';
+import { errorMessage } from '../util/error-message.ts';
 
 /** The encoders makeann has, by payload type. */
 export const MAKEANN_ENCODERS = {
@@ -166,7 +167,7 @@ export async function runMakeann(
   try {
     bytes = await io.readFile(parsed.input);
   } catch (error) {
-    io.err(`rtpproxy-makeann: ${parsed.input}: cannot read: ${errorText(error)}`);
+    io.err(`rtpproxy-makeann: ${parsed.input}: cannot read: ${errorMessage(error)}`);
     return 1;
   }
   let samples: Int16Array;
@@ -193,7 +194,7 @@ export async function runMakeann(
       await io.rename(temporary, path);
     } catch (error) {
       await io.unlink(temporary).catch(() => undefined);
-      io.err(`rtpproxy-makeann: ${path}: cannot write: ${errorText(error)}`);
+      io.err(`rtpproxy-makeann: ${path}: cannot write: ${errorMessage(error)}`);
       return 1;
     }
     const seconds = (samples.length / REQUIRED_RATE).toFixed(3);
@@ -214,8 +215,4 @@ function codecList(value: string): number[] {
     throw new InvalidArgumentError('expected payload type numbers separated by commas');
   }
   return value.split(',').map(Number);
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

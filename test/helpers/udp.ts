@@ -164,3 +164,19 @@ export async function openRtpRtcpPeers(t: Teardown, host = '127.0.0.1'): Promise
   }
   throw new Error('no free even/odd UDP port pair on loopback after 20 attempts');
 }
+
+/** True when a UDP socket can bind 127.0.0.1:port right now (nothing holds the port). */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind({ port, address: '127.0.0.1', exclusive: true }, () => {
+      s.close(() => {
+        resolve(true);
+      });
+    });
+  });
+}

@@ -6,12 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { udpCommand, waitUntil } from '../helpers/control.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 /** Media ports of this file (no session here binds more than one pair). */
@@ -28,12 +28,6 @@ async function freeUdpPort(): Promise<number> {
   const { port } = socket.address();
   await new Promise<void>((resolve) => socket.close(resolve));
   return port;
-}
-
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rtpproxy-cli-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 interface Spawned {
@@ -103,7 +97,7 @@ function isAlive(pid: number): boolean {
 t.test(
   'foreground: ready, pid file, SIGTERM stops with status 0 and removes the pid file',
   async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const port = await freeUdpPort();
     const d = spawnCli(t, [
@@ -170,7 +164,7 @@ t.test(
     await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
     t.teardown(() => new Promise<void>((resolve) => busy.close(resolve)));
     const port = busy.address().port;
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const d = spawnCli(t, [
       '-f',
@@ -234,7 +228,7 @@ t.test('stdioc: EOF on stdin drains and exits 0', async (t) => {
 t.test(
   'background: the parent exits 0 once the daemon serves; SIGTERM stops the daemon',
   async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const port = await freeUdpPort();
     const parent = spawnCli(t, [
@@ -270,7 +264,7 @@ t.test(
 );
 
 t.test('background: -D keeps the working directory', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'cli');
   const pidFile = join(dir, 'rtpproxy.pid');
   const port = await freeUdpPort();
   const parent = spawnCli(t, [
@@ -299,7 +293,7 @@ t.test('background: a start failure is reported by the parent with status 1', as
   await new Promise<void>((resolve) => busy.bind(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => busy.close(resolve)));
   const port = busy.address().port;
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'cli');
   const pidFile = join(dir, 'rtpproxy.pid');
   const parent = spawnCli(t, [
     '-F',

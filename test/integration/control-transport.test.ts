@@ -3,7 +3,6 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
@@ -22,6 +21,7 @@ import {
   waitUntil,
   withTimeout,
 } from '../helpers/control.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -112,14 +112,6 @@ async function streamClient(
   const client = await StreamControlClient.connect(target);
   t.teardown(() => client.close());
   return client;
-}
-
-function tempDir(t: WithTeardown): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtpproxy-ctl-'));
-  t.teardown(() => {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
 }
 
 async function canBindIPv6Loopback(): Promise<boolean> {
@@ -380,7 +372,7 @@ function lineFramedTests(
 }
 
 lineFramedTests('cunix lines', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'ctl');
   const socketPath = path.join(dir, 'c.sock');
   return { spec: { kind: 'cunix', path: socketPath }, connect: () => ({ path: socketPath }) };
 });
@@ -452,7 +444,7 @@ t.test('tcp listener', async (t) => {
 t.test('unix', async (t) => {
   t.test('one command per connection, then the daemon closes', async (t) => {
     const f = fixture(t);
-    const socketPath = path.join(tempDir(t), 'u.sock');
+    const socketPath = path.join(tempDir(t, 'ctl'), 'u.sock');
     await streamListener(t, f, { kind: 'unix', path: socketPath });
     t.equal(await unixCommand(socketPath, 'V'), 'got:"V"\n', 'no trailing LF needed');
     t.equal(await unixCommand(socketPath, 'V\n'), 'got:"V\\n"\n');
@@ -466,7 +458,7 @@ t.test('unix', async (t) => {
     const f = fixture(t);
     const g = gate();
     f.gates.set('slow', g);
-    const socketPath = path.join(tempDir(t), 'u.sock');
+    const socketPath = path.join(tempDir(t, 'ctl'), 'u.sock');
     await streamListener(t, f, { kind: 'unix', path: socketPath });
     const socket = net.createConnection(socketPath);
     t.teardown(() => socket.destroy());
@@ -484,7 +476,7 @@ t.test('unix', async (t) => {
 
   t.test('a stale socket file left by a killed process is replaced', async (t) => {
     const f = fixture(t);
-    const socketPath = path.join(tempDir(t), 'stale.sock');
+    const socketPath = path.join(tempDir(t, 'ctl'), 'stale.sock');
     const child = spawn(
       process.execPath,
       [
@@ -507,7 +499,7 @@ t.test('unix', async (t) => {
     'the socket file is removed on close, and a non-socket file is never replaced',
     async (t) => {
       const f = fixture(t);
-      const dir = tempDir(t);
+      const dir = tempDir(t, 'ctl');
       const socketPath = path.join(dir, 'u.sock');
       const listener = await streamListener(t, f, { kind: 'unix', path: socketPath });
       t.equal(listener.address(), socketPath);

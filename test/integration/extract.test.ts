@@ -4,8 +4,7 @@
  * sample, with a lost packet as silence and a reordered packet in place; bad inputs fail clearly.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { runExtract, type ExtractIo } from '../../src/tools/extract.ts';
@@ -21,20 +20,13 @@ import { readWav } from '../../src/tools/wav.ts';
 import { waitUntil } from '../helpers/control.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const BIN = path.join(import.meta.dirname, '../../bin/rtpproxy-extract.js');
 const FRAME = 160;
 const FRAMES = 8;
 /** Sent in this order: 3 is lost, 6 arrives after 7. */
 const SEND_ORDER = [1, 2, 4, 5, 7, 6, 8];
-
-function tempDir(t: Test, name: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `rtpp-${name}-`));
-  t.teardown(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
 
 function tone(hz: number): Int16Array {
   return Int16Array.from({ length: FRAME * FRAMES }, (_, i) =>

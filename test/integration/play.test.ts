@@ -3,15 +3,7 @@
  * Kamailio's stream2uac/stream2uas send them, the RTP the player generates compared byte for byte
  * with the prompt file, muting of the other party, count and looping, E-codes, prompt file changes.
  */
-import {
-  promises as fsp,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
-import os from 'node:os';
+import { promises as fsp, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { readRtpHeader } from '../../src/media/rtp.ts';
@@ -20,20 +12,12 @@ import { writeWav } from '../../src/tools/wav.ts';
 import { waitUntil } from '../helpers/control.ts';
 import { startDaemon, type RunningDaemon, type Teardown } from '../helpers/daemon.ts';
 import { Peer, type Received, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 // Port window index 20 (44000..44099); play-load.test.ts uses the rest of indices 20-24.
 const ARGS = ['-l', '127.0.0.1', '-m', '44000', '-M', '44039', '-T', '30'];
 /** PCMA at the default 10 ms: 80 payload bytes per packet. */
 const PACKET = 80;
-
-/** A directory of prompt files for one test. */
-function promptDir(t: Teardown): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpproxy-play-'));
-  t.teardown(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
 
 /** `packets` distinct 80-byte payloads, so every packet's position in the file is recognizable. */
 function promptBytes(packets: number, seed = 1): Buffer {
@@ -131,7 +115,7 @@ t.test(
   'play: stream2uac plays the prompt to the caller with correct RTP, muting the callee',
   async (t) => {
     const d = await startDaemon(t, ARGS);
-    const dir = promptDir(t);
+    const dir = tempDir(t, 'play');
     const file = promptBytes(5);
     writeFileSync(path.join(dir, 'hello.8'), file);
     const c = await call(t, d);
@@ -157,7 +141,7 @@ t.test(
 
 t.test('play: stream2uas plays to the callee; the caller hears nothing of it', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const file = promptBytes(4, 3);
   writeFileSync(path.join(dir, 'moh.8'), file);
   const c = await call(t, d);
@@ -168,7 +152,7 @@ t.test('play: stream2uas plays to the callee; the caller hears nothing of it', a
 
 t.test('play: P-1 loops until S; the other party is muted meanwhile, not the target', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const file = promptBytes(3);
   writeFileSync(path.join(dir, 'loop.8'), file);
   const c = await call(t, d);
@@ -205,7 +189,7 @@ t.test('play: P-1 loops until S; the other party is muted meanwhile, not the tar
 
 t.test('play: P3 plays the file three times back to back, then stops', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   // 2.5 packets: the trailing half packet is never sent, as in the reference.
   const file = Buffer.concat([promptBytes(2, 5), Buffer.alloc(40, 0x11)]);
   writeFileSync(path.join(dir, 'three.8'), file);
@@ -219,7 +203,7 @@ t.test('play: P3 plays the file three times back to back, then stops', async (t)
 
 t.test('play: a new P replaces the running player with a new SSRC', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const one = promptBytes(3, 1);
   const two = promptBytes(3, 2);
   writeFileSync(path.join(dir, 'one.0'), one);
@@ -238,7 +222,7 @@ t.test('play: a new P replaces the running player with a new SSRC', async (t) =>
 
 t.test('play: E-codes, and the call goes on after a refused P', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   writeFileSync(path.join(dir, 'p.8'), promptBytes(2));
   writeFileSync(path.join(dir, 'odd.96'), promptBytes(2));
   writeFileSync(path.join(dir, 'tiny.8'), Buffer.alloc(10));
@@ -273,7 +257,7 @@ t.test('play: E-codes, and the call goes on after a refused P', async (t) => {
 
 t.test('play: P session without a stored codec list answers E35', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   writeFileSync(path.join(dir, 'p.8'), promptBytes(2));
   const c = await call(t, d, { u: '', l: '' });
   t.equal(await d.command(`P ${c.id} ${dir}/p session ${c.from} ${c.to}`), 'E35\n');
@@ -282,7 +266,7 @@ t.test('play: P session without a stored codec list answers E35', async (t) => {
 
 t.test('play: the stored z packet time sizes the packets of P ... session', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const file = promptBytes(8);
   writeFileSync(path.join(dir, 'z.8'), file);
   // z20 in the callee's answer is remembered on the caller's leg (protocol.md 4.10).
@@ -294,7 +278,7 @@ t.test('play: the stored z packet time sizes the packets of P ... session', asyn
 
 t.test('play: a changed prompt file is read again on the next P', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const file = path.join(dir, 'news.8');
   const v1 = promptBytes(2, 1);
   writeFileSync(file, v1);
@@ -327,7 +311,7 @@ t.test(
   'play: a prompt asked for before the answer starts once the leg has an address',
   async (t) => {
     const d = await startDaemon(t, ARGS);
-    const dir = promptDir(t);
+    const dir = tempDir(t, 'play');
     const file = promptBytes(3);
     writeFileSync(path.join(dir, 'early.8'), file);
     const a = await Peer.open(t);
@@ -344,7 +328,7 @@ t.test(
 
 t.test('play: D stops the player; a re-INVITE moves it to the new address', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const file = promptBytes(4);
   writeFileSync(path.join(dir, 'moh.8'), file);
   const c = await call(t, d);
@@ -367,7 +351,7 @@ t.test('play: D stops the player; a re-INVITE moves it to the new address', asyn
 
 t.test('play: a looping prompt keeps the session alive; after S it expires', async (t) => {
   const d = await startDaemon(t, ['-l', '127.0.0.1', '-m', '44000', '-M', '44039', '-T', '1']);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   writeFileSync(path.join(dir, 'moh.8'), promptBytes(3));
   const c = await call(t, d);
   t.equal(await d.command(`P-1 ${c.id} ${dir}/moh 8 ${c.from} ${c.to}`), '0\n');
@@ -380,7 +364,7 @@ t.test('play: a looping prompt keeps the session alive; after S it expires', asy
 
 t.test('play: a prompt made by rtpproxy-makeann plays as PCMU, byte for byte', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = promptDir(t);
+  const dir = tempDir(t, 'play');
   const samples = Int16Array.from({ length: 400 }, (_, i) => Math.round(8000 * Math.sin(i / 3)));
   writeFileSync(path.join(dir, 'welcome.wav'), writeWav(samples));
   const io = {

@@ -3,21 +3,13 @@
  * with one log line while media keeps flowing, and no recording file is left open or spooled
  * after X.
  */
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
-
-function tempDir(t: Test, name: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `rtpp-${name}-`));
-  t.teardown(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
+import { tempDir } from '../helpers/tmp.ts';
 
 /** Descriptors of this process that point into `dir`. */
 function openFilesUnder(dir: string): string[] {

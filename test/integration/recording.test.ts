@@ -2,8 +2,7 @@
  * Recording of real relayed calls (protocol.md 6): R, C to a file name, N, -a, the spool move, and
  * files read back packet by packet.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { readAdhocHeader } from '../../src/record/adhoc.ts';
@@ -11,14 +10,7 @@ import { waitUntil } from '../helpers/control.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import { readPcapFile } from '../helpers/pcap-reader.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
-
-function tempDir(t: Test, name: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `rtpp-${name}-`));
-  t.teardown(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
+import { tempDir } from '../helpers/tmp.ts';
 
 /** Sets up a call and relays `n` packets from the caller, returning what was sent. */
 async function callWithPackets(

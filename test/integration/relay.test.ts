@@ -2,13 +2,13 @@
  * Offer, answer and relay through the real daemon on loopback (protocol.md 4): both directions,
  * RTP and RTCP, latching, NAT, third parties, re-INVITE, two media streams, delete.
  */
-import dgram from 'node:dgram';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { CONNECTION_CHECK_MS } from '../../src/media/relay.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import {
   openRtpRtcpPeers,
   Peer,
+  portFree,
   portWindow,
   rtcpPacket,
   rtpPacket,
@@ -100,37 +100,41 @@ t.test('relay: after latching, a third party is not relayed', async (t) => {
   t.equal(await d.command(`Q ${call.id} ${call.from} ${call.to}`), '30 1 1 2 0\n');
 });
 
-t.test(
-  'relay: the latched party moving with the same SSRC and a close sequence re-latches at once (--no_connect_media)',
-  async (t) => {
-    const d = await startDaemon(t, [...ARGS, '--no_connect_media']);
-    const a = await Peer.open(t);
-    const a2 = await Peer.open(t);
-    const b = await Peer.open(t);
-    const call = uniqueCall(t.name);
-    const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-    const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
-    await a.send(rtpPacket({ seq: 100, ssrc: 0xaaaa }), toA);
-    await b.receive();
-    const moved = rtpPacket({ seq: 101, ssrc: 0xaaaa });
+/** A call whose caller A will move to A2 (same SSRC), with B answering. */
+async function movingCall(t: Test, args: readonly string[]) {
+  const d = await startDaemon(t, args);
+  const a = await Peer.open(t);
+  const a2 = await Peer.open(t);
+  const b = await Peer.open(t);
+  const call = uniqueCall(t.name);
+  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+  /** A2's next packet reaches B, and B's answer reaches A2: the leg moved. */
+  const expectMoved = async (seq: number): Promise<void> => {
+    const moved = rtpPacket({ seq, ssrc: 0xaaaa });
     await a2.send(moved, toA);
     await b.expect(moved, toB);
     const back = rtpPacket({ seq: 7, ssrc: 0xbbbb });
     await b.send(back, toB);
     await a2.expect(back, toA);
+  };
+  return { d, a, a2, b, toA, toB, expectMoved };
+}
+
+t.test(
+  'relay: the latched party moving with the same SSRC and a close sequence re-latches at once (--no_connect_media)',
+  async (t) => {
+    const { a, b, toA, expectMoved } = await movingCall(t, [...ARGS, '--no_connect_media']);
+    await a.send(rtpPacket({ seq: 100, ssrc: 0xaaaa }), toA);
+    await b.receive();
+    await expectMoved(101);
   },
 );
 
 t.test(
   'relay: with connected sockets the moved party re-latches once the old source went silent',
   async (t) => {
-    const d = await startDaemon(t, ARGS);
-    const a = await Peer.open(t);
-    const a2 = await Peer.open(t);
-    const b = await Peer.open(t);
-    const call = uniqueCall(t.name);
-    const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-    const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+    const { d, a, a2, b, toA, toB, expectMoved } = await movingCall(t, ARGS);
     // Two packets: the first latches, the second (same source) connects the socket.
     for (const seq of [100, 101]) {
       const p = rtpPacket({ seq, ssrc: 0xaaaa });
@@ -145,12 +149,7 @@ t.test(
     // A goes silent (its NAT rebinds): after a connection check interval the leg listens to
     // every source again, and the reference's rule moves it to the new one.
     await new Promise((resolve) => setTimeout(resolve, 3 * CONNECTION_CHECK_MS));
-    const moved = rtpPacket({ seq: 103, ssrc: 0xaaaa });
-    await a2.send(moved, toA);
-    await b.expect(moved, toB);
-    const back = rtpPacket({ seq: 7, ssrc: 0xbbbb });
-    await b.send(back, toB);
-    await a2.expect(back, toA);
+    await expectMoved(103);
   },
 );
 
@@ -241,26 +240,12 @@ t.test('relay: D and X free the ports at once', async (t) => {
   const call = uniqueCall(t.name);
   const port = await d.port(`U ${call.id} 127.0.0.1 40000 ${call.from}`);
   t.equal(await d.command(`D ${call.id} ${call.from}`), '0\n');
-  const probe = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.bind(port, '127.0.0.1', () => {
-      resolve();
-    });
-  });
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  t.ok(await portFree(port), 'the RTP port can be bound at once after D');
   const other = uniqueCall(t.name);
   const port2 = await d.port(`U ${other.id} 127.0.0.1 40000 ${other.from}`);
   t.equal(await d.command('X'), '0\n');
   t.equal(d.daemon.manager.size, 0);
-  const probe2 = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    probe2.once('error', reject);
-    probe2.bind(port2 + 1, '127.0.0.1', () => {
-      resolve();
-    });
-  });
-  await new Promise<void>((resolve) => probe2.close(() => resolve()));
+  t.ok(await portFree(port2 + 1), 'the RTCP port can be bound at once after X');
 });
 
 t.test('relay: a retransmitted cookie is answered from the cache and executed once', async (t) => {

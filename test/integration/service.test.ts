@@ -6,14 +6,14 @@
  * packets twice.
  */
 import { spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { unixCommand } from '../helpers/control.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 const DEADLINE_MS = 15_000;
@@ -47,12 +47,6 @@ function spawnDaemon(t: Test, args: readonly string[]): Child {
   });
   if (child.pid === undefined) throw new Error('spawn failed');
   return { pid: child.pid, stderr: () => err, exited, kill: (s) => child.kill(s) };
-}
-
-function tempDir(t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rtpproxy-service-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** Polls until `check` returns a value (not undefined), or fails with `what` and the daemon's log. */
@@ -124,7 +118,7 @@ t.test(
   '-u USER:GROUP drops privileges after binding and owns the unix sockets with the -w mode',
   { skip: skipDrop },
   async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'service');
     // The unprivileged process removes its socket files and pid file at exit: give it the directory.
     chownSync(dir, nobody ?? 0, nogroup ?? 0);
     const unixPath = join(dir, 'ctl.sock');
@@ -187,7 +181,7 @@ t.test(
   '-u USER alone switches to the user and its primary group, and chowns without chmod',
   { skip: skipDrop },
   async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'service');
     chownSync(dir, nobody ?? 0, nogroup ?? 0);
     const unixPath = join(dir, 'ctl.sock');
     const child = spawnDaemon(t, [

@@ -4,43 +4,19 @@
  * ports free as soon as D is answered, recording, and idle expiry, with media on the main thread
  * (0), on one worker, and spread over three.
  */
-import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
 import { CONNECTION_CHECK_MS } from '../../src/media/relay.ts';
 import { readPcapFile } from '../helpers/pcap-reader.ts';
-import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { Peer, portFree, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const WORKER_COUNTS = [0, 1, 3] as const;
 /** Sessions of the multi-session case: more than the most workers, so every worker gets some. */
 const SESSIONS = 4;
-
-function tempDir(t: Teardown): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpp-workers-'));
-  t.teardown(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** True when a UDP socket can bind 127.0.0.1:port right now. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', () => {
-      s.close();
-      resolve(false);
-    });
-    s.bind({ port, address: '127.0.0.1', exclusive: true }, () => {
-      s.close();
-      resolve(true);
-    });
-  });
-}
 
 interface Call {
   readonly call: { id: string; from: string; to: string };
@@ -155,7 +131,7 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
   );
 
   t.test(`--workers ${String(workers)}: R records every packet of the leg`, async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'workers');
     const d = await startDaemon(t, [...args, '-r', dir, '-P']);
     const { call, a, b, toA, toB } = await newCall(t, d);
     t.equal(await d.command(`R ${call.id} ${call.from} ${call.to}`), '0\n');
