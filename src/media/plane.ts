@@ -66,6 +66,21 @@ export interface MediaPlane {
   lateMs?(): number;
 }
 
+/** The port tables of a media plane, one per address family. */
+export interface PortTables {
+  readonly 4: PortAllocator;
+  readonly 6: PortAllocator;
+}
+
+/** IPv4 and IPv6 walk separate tables over the same range, as in the reference. */
+export function portTables(
+  options: Pick<MediaPlaneOptions, 'portMin' | 'portMax' | 'sequentialPorts'>,
+): PortTables {
+  const make = (): PortAllocator =>
+    new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
+  return { 4: make(), 6: make() };
+}
+
 /** A relay stream of this thread, or an error naming the mix-up. */
 export function localStream(stream: MediaStream): RelayStream {
   if (stream instanceof RelayStream) return stream;
@@ -89,7 +104,7 @@ export function createRelayStreams(
 /** The in-process media plane: node:dgram sockets on the main event loop. */
 export class UdpMediaPlane implements MediaPlane {
   readonly #settings: RelaySettings;
-  readonly #allocators: { readonly 4: PortAllocator; readonly 6: PortAllocator };
+  readonly #allocators: PortTables;
   /** Runs the connection checks; undefined with `--no_connect_media`. */
   readonly #connectionTimer: NodeJS.Timeout | undefined;
 
@@ -108,10 +123,7 @@ export class UdpMediaPlane implements MediaPlane {
             connections.check();
           }, CONNECTION_CHECK_MS);
     this.#connectionTimer?.unref();
-    const make = (): PortAllocator =>
-      new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
-    // IPv4 and IPv6 walk separate tables over the same range, as in the reference.
-    this.#allocators = { 4: make(), 6: make() };
+    this.#allocators = portTables(options);
   }
 
   get capacity(): number {

@@ -40,10 +40,27 @@ export interface RtpStatsView {
   readonly longestIpi: number;
 }
 
-export interface MediaStream {
+/** A stream's packet counters (protocol.md 5.1). */
+export interface StreamCounters {
+  /** Packets accepted from the party this leg faces. */
+  readonly npktsIn: number;
+  /** Bytes (UDP payload) of the accepted packets. */
+  readonly nbytesIn: number;
+  /** Accepted packets relayed out of the peer. */
+  readonly nrelayed: number;
+  /** Accepted packets that could not be relayed. */
+  readonly ndropped: number;
+  /** Packets refused by the source check. */
+  readonly nignored: number;
+  /** Send errors on the stream's socket. */
+  readonly nsendErrors: number;
+  /** Per-direction RTP analysis (RTP streams only). */
+  readonly rtpStats: RtpStatsView | undefined;
+}
+
+export interface MediaStream extends StreamCounters {
   readonly leg: 0 | 1;
   readonly isRtp: boolean;
-  readonly rtpStats: RtpStatsView | undefined;
   /** False until the session is complete: packets are then read and discarded. */
   complete: boolean;
   /** Asymmetric leg: the remote comes from signalling; packets are checked by IP only. */
@@ -60,12 +77,6 @@ export interface MediaStream {
   readonly socket: SendSocket | undefined;
   readonly localPort: number;
   readonly latched: boolean;
-  readonly npktsIn: number;
-  readonly nbytesIn: number;
-  readonly nrelayed: number;
-  readonly ndropped: number;
-  readonly nignored: number;
-  readonly nsendErrors: number;
   /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void;
   /** Closes the socket for good. Idempotent. */

@@ -16,8 +16,13 @@ import {
   Worker,
 } from 'node:worker_threads';
 import type { GlobalStats } from '../util/stats.ts';
-import { bindSendPairFrom, type MediaPlane, type MediaPlaneOptions } from './plane.ts';
-import { PortAllocator } from './port-allocator.ts';
+import {
+  bindSendPairFrom,
+  type MediaPlane,
+  type MediaPlaneOptions,
+  portTables,
+  type PortTables,
+} from './plane.ts';
 import type {
   ActivitySink,
   MediaStream,
@@ -355,13 +360,11 @@ export class WorkerStream implements MediaStream {
 export class WorkerMediaPlane implements MediaPlane {
   readonly #hosts: WorkerHost[] = [];
   readonly #stats: GlobalStats;
-  readonly #allocators: { readonly 4: PortAllocator; readonly 6: PortAllocator };
+  readonly #allocators: PortTables;
 
   constructor(options: WorkerMediaPlaneOptions) {
     this.#stats = options.stats;
-    const make = (): PortAllocator =>
-      new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
-    this.#allocators = { 4: make(), 6: make() };
+    this.#allocators = portTables(options);
     // Any one worker may end up with every session: each gets slots for the whole range.
     const slots = 4 * this.#allocators[4].capacity + SLOT_HEADROOM;
     for (let i = 0; i < options.workers; i += 1) {

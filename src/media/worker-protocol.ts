@@ -10,7 +10,7 @@
  */
 
 import type { MessagePort } from 'node:worker_threads';
-import type { RtpStatsView } from './stream.ts';
+import type { RtpStatsView, StreamCounters } from './stream.ts';
 
 /**
  * Doubles of the header: the worker's packet totals behind G's npkts_*, and, once a second, its
@@ -40,17 +40,6 @@ const S_JLAST = 10;
 const S_JMAX = 11;
 const S_JAVG = 12;
 const S_LONGEST_IPI = 13;
-
-/** The counters of a stream as the worker keeps them (a RelayStream has this shape). */
-export interface StreamCounters {
-  readonly npktsIn: number;
-  readonly nbytesIn: number;
-  readonly nrelayed: number;
-  readonly ndropped: number;
-  readonly nignored: number;
-  readonly nsendErrors: number;
-  readonly rtpStats: RtpStatsView | undefined;
-}
 
 /** The worker's packet totals behind G's npkts_* (its RelaySettings.stats). */
 export interface PacketTotals {
