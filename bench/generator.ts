@@ -16,8 +16,9 @@
  */
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { ControlClient, parsePortReply } from './control-client.ts';
 import { LatencyHistogram } from './histogram.ts';
+import { runNative } from './native-generator.ts';
+import { setupSessions } from './session-setup.ts';
 import type {
   FromGenerator,
   GeneratorConfig,
@@ -341,63 +342,32 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
   await sleep(100);
 
   // 2. Sessions.
-  const setupStart = performance.now();
-  const client = await ControlClient.open(config.controlPort);
   const relayHist = new LatencyHistogram();
   const trace = new Trace(Math.ceil((totalTicks * tickMs + DRAIN_MAX_MS + 1000) / TRACE_BUCKET_MS));
   const relayStreams: Stream[] = [];
-  let commands = 0;
-  try {
-    const peers: {
-      caller: dgram.Socket;
-      callee: dgram.Socket;
-      toCallee: Stream;
-      toCaller: Stream;
-    }[] = [];
-    for (let i = 0; i < config.sessions; i++) {
-      const caller = await bindPeer(config.recvBufferBytes);
-      const callee = await bindPeer(config.recvBufferBytes);
-      sockets.push(caller, callee);
-      const toCallee = newStream(2 * i, caller, totalTicks, relayHist, trace);
-      const toCaller = newStream(2 * i + 1, callee, totalTicks, relayHist, trace);
-      callee.on('message', makeReceiver(toCallee, counters));
-      caller.on('message', makeReceiver(toCaller, counters));
-      peers.push({ caller, callee, toCallee, toCaller });
-    }
-    const tag = `${String(process.pid)}x${Date.now().toString(36)}`;
-    const setupOne = async (i: number): Promise<void> => {
-      const p = peers[i];
-      if (p === undefined) return;
-      const callId = `bench-${tag}-${String(i)}`;
-      // U: the caller's offer; the reply is the relay port the callee must send to (leg 0).
-      const from = `from${String(i)}${config.tagSuffix}`;
-      const to = `to${String(i)}${config.tagSuffix}`;
-      const uLine = `U ${callId} 127.0.0.1 ${String(p.caller.address().port)} ${from}`;
-      const toCalleeSide = parsePortReply(uLine, await client.command(uLine));
-      commands++;
-      // L: the callee's answer; the reply is the relay port the caller must send to (leg 1).
-      const lLine = `L ${callId} 127.0.0.1 ${String(p.callee.address().port)} ${from} ${to}`;
-      const toCallerSide = parsePortReply(lLine, await client.command(lLine));
-      commands++;
-      await connect(p.caller, toCallerSide.port);
-      await connect(p.callee, toCalleeSide.port);
-    };
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < config.sessions) {
-        const i = next++;
-        await setupOne(i);
-      }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(config.setupConcurrency, config.sessions) }, () => worker()),
-    );
-    for (const p of peers) relayStreams.push(p.toCallee, p.toCaller);
-  } finally {
-    client.close();
+  const peers: { caller: dgram.Socket; callee: dgram.Socket }[] = [];
+  for (let i = 0; i < config.sessions; i++) {
+    const caller = await bindPeer(config.recvBufferBytes);
+    const callee = await bindPeer(config.recvBufferBytes);
+    sockets.push(caller, callee);
+    const toCallee = newStream(2 * i, caller, totalTicks, relayHist, trace);
+    const toCaller = newStream(2 * i + 1, callee, totalTicks, relayHist, trace);
+    callee.on('message', makeReceiver(toCallee, counters));
+    caller.on('message', makeReceiver(toCaller, counters));
+    peers.push({ caller, callee });
+    relayStreams.push(toCallee, toCaller);
   }
-  const setupMs = performance.now() - setupStart;
-  send({ type: 'setup-done', ms: setupMs });
+  const setup = await setupSessions(
+    config,
+    peers.map((p) => ({ caller: p.caller.address().port, callee: p.callee.address().port })),
+  );
+  for (const [i, p] of peers.entries()) {
+    const relay = setup.relay[i];
+    if (relay === undefined) throw new Error(`no relay ports for session ${String(i)}`);
+    await connect(p.caller, relay.fromCaller);
+    await connect(p.callee, relay.fromCallee);
+  }
+  send({ type: 'setup-done', ms: setup.ms });
 
   // 3. Load, with a direct pair running alongside (the baseline under load).
   const loadHist = new LatencyHistogram();
@@ -472,10 +442,11 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
     }
   }
   return {
+    generator: 'node',
     sessions: config.sessions,
     relayStreams: relayStreams.length,
     packetBytes: PACKET_BYTES,
-    setup: { ms: setupMs, commands, retransmissions: client.retransmissions },
+    setup: { ms: setup.ms, commands: setup.commands, retransmissions: setup.retransmissions },
     windowMs,
     sent,
     received,
@@ -522,7 +493,10 @@ process.on('message', (raw: unknown) => {
       () => process.exit(3),
     );
   }, msg.config.deadlineMs);
-  run(msg.config).then(
+  (msg.config.native === null
+    ? run(msg.config)
+    : runNative(msg.config, msg.config.native, send)
+  ).then(
     (result) => {
       clearTimeout(deadline);
       finished = true;

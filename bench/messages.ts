@@ -21,6 +21,11 @@ export interface GeneratorConfig {
   readonly recvBufferBytes: number;
   /** Wall-clock limit of the whole generator run in ms; it exits with an error past it. */
   readonly deadlineMs: number;
+  /**
+   * Path of the compiled native generator (bench/rtpgen.c) that runs the packet path, or null to
+   * run it in the Node generator process itself.
+   */
+  readonly native: string | null;
 }
 
 export interface ScheduleStats {
@@ -35,6 +40,12 @@ export interface ScheduleStats {
 }
 
 export interface GeneratorResult {
+  /**
+   * Which generator ran the packets: `native` sends every stream at its own instant and takes
+   * arrival times from the kernel (SO_TIMESTAMPNS); `node` sends in slots from its event loop and
+   * takes arrival times when the receive callback runs.
+   */
+  readonly generator: 'native' | 'node';
   readonly sessions: number;
   readonly relayStreams: number;
   readonly packetBytes: number;
@@ -61,8 +72,8 @@ export interface GeneratorResult {
   readonly baselineLoad: LatencySummary & { readonly sent: number };
   readonly schedule: ScheduleStats;
   readonly cpu: { readonly userS: number; readonly systemS: number };
-  /** Event-loop utilisation over the measured window (0..1). */
-  readonly elu: number;
+  /** Event-loop utilisation over the measured window (0..1); null for the native generator. */
+  readonly elu: number | null;
   /** SO_RCVBUF the kernel granted (Linux doubles the value asked for, capped by rmem_max). */
   readonly peerRecvBuffer: number;
   /** Time series of the load phase, in buckets of bucketMs from originEpochMs (wall clock, ms). */

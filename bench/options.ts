@@ -34,6 +34,8 @@ export interface BenchOptions {
   readonly rampStep: number;
   /** Ramp mode: the most sessions tried. */
   readonly rampMax: number;
+  /** Which generator runs the packets: the native one (bench/rtpgen.c) when it builds, or Node. */
+  readonly generator: 'auto' | 'native' | 'node';
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -46,8 +48,13 @@ options:
   --duration S      measured seconds (default 10)
   --warmup S        unmeasured seconds of load before the measurement (default 2)
   --rate PPS        packets per second per direction per session (default 50 = 20 ms)
-  --slots N         spread the streams over N sub-slots of each tick (default 20; 1 = all
-                    streams send at the same instant of the tick)
+  --generator G     auto (default), native or node. native: bench/rtpgen.c, built with cc on
+                    first use; sends every stream at its own instant of the tick and takes
+                    arrival times from the kernel, so the latency figures are the relay's.
+                    node: the packets go through the Node generator's event loop (slots below),
+                    whose own delays are in the figures. auto: native when cc builds it
+  --slots N         Node generator: spread the streams over N sub-slots of each tick (default
+                    20; 1 = all streams send at the same instant of the tick)
   --port-min P      daemon media port range, passed as -m (default 20000)
   --port-max P      daemon media port range, passed as -M (default 29999)
   --recv-buffer B   SO_RCVBUF asked for on each generator peer socket (default 1048576)
@@ -123,6 +130,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let control = 0;
   let rampStep = 0;
   let rampMax = 0;
+  let generator: BenchOptions['generator'] = 'auto';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const next = (): string | undefined => argv[++i];
@@ -191,6 +199,14 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       case '--ramp-max':
         rampMax = num(a, next(), 1, 15000);
         break;
+      case '--generator': {
+        const g = next();
+        if (g !== 'auto' && g !== 'native' && g !== 'node') {
+          throw new UsageError('--generator needs auto, native or node');
+        }
+        generator = g;
+        break;
+      }
       case '--no-pin':
         pin = false;
         break;
@@ -250,5 +266,6 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     control,
     rampStep,
     rampMax,
+    generator,
   };
 }

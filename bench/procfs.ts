@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 
 let clockTicks: number | undefined;
 
@@ -238,4 +239,32 @@ export function systemCpuTimes(): Map<number, CpuTimes> {
     out.set(Number(m[1]), { busy: busy / hz, irq: irq / hz, steal: steal / hz, total: total / hz });
   }
   return out;
+}
+
+/**
+ * Lowers to nice 19 every thread of the processes in `pids` except those whose command name is
+ * `keep` (nice is per thread on Linux). Returns how many threads were reniced.
+ */
+export function reniceThreads(pids: readonly number[], keep: string): number {
+  let n = 0;
+  for (const pid of pids) {
+    let comm: string;
+    let tids: string[];
+    try {
+      comm = readFileSync(`/proc/${String(pid)}/comm`, 'utf8').trim();
+      tids = readdirSync(`/proc/${String(pid)}/task`);
+    } catch {
+      continue;
+    }
+    if (comm === keep) continue;
+    for (const tid of tids) {
+      try {
+        os.setPriority(Number(tid), 19);
+        n++;
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  }
+  return n;
 }

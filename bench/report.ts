@@ -156,9 +156,10 @@ function derive(rep: BenchReport) {
       `CPU pinning not applied (${rep.pinning.reason}): daemon and generator share CPUs`,
     );
   }
-  if (genPct > 85 || r.elu > 0.9) {
+  if (genPct > 85 || (r.elu ?? 0) > 0.9) {
+    const loop = r.elu === null ? '' : `, event loop ${(100 * r.elu).toFixed(0)} % utilised`;
     warnings.push(
-      `the generator was busy (${genPct.toFixed(0)} % of a core, event loop ${(100 * r.elu).toFixed(0)} % utilised): ` +
+      `the generator was busy (${genPct.toFixed(0)} % of a core${loop}): ` +
         'it may be the bottleneck, not the daemon',
     );
   }
@@ -286,10 +287,11 @@ function toJson(rep: BenchReport): string {
       },
     },
     generator: {
+      kind: r.generator,
       cpuUserSeconds: round(r.cpu.userS, 2),
       cpuSystemSeconds: round(r.cpu.systemS, 2),
       cpuPercentOfCore: round(d.genPct, 1),
-      eventLoopUtilisation: round(r.elu, 3),
+      eventLoopUtilisation: r.elu === null ? null : round(r.elu, 3),
       schedule: {
         slotSends: r.schedule.slotSends,
         slotsLateByMoreThanOneTick: r.schedule.slotsLateByTick,
@@ -358,7 +360,16 @@ function toText(rep: BenchReport): string {
   row(
     'load',
     `${String(o.sessions)} sessions, ${String(r.relayStreams)} RTP streams, ${String(r.packetBytes)}-byte packets, ` +
-      `${String(o.rate)} pps per direction, spread over ${String(o.slots)} slots per tick`,
+      `${String(o.rate)} pps per direction, ` +
+      (r.generator === 'native'
+        ? 'each stream at its own instant of the tick'
+        : `spread over ${String(o.slots)} slots per tick`),
+  );
+  row(
+    'generator',
+    r.generator === 'native'
+      ? 'native (bench/rtpgen.c): arrival times from the kernel (SO_TIMESTAMPNS)'
+      : 'Node (bench/generator.ts): arrival times taken in its receive callbacks',
   );
   row(
     'setup',
@@ -401,7 +412,8 @@ function toText(rep: BenchReport): string {
   );
   row(
     'added latency (p99)',
-    `${ms(d.addedP99)} (relay p99 - in-load baseline p99: the generator's own tail is in both)`,
+    `${ms(d.addedP99)} (relay p99 - in-load baseline p99` +
+      (r.generator === 'native' ? ')' : `: the generator's own tail is in both)`),
   );
   L.push('');
   if (d.counters !== null) {
@@ -432,12 +444,12 @@ function toText(rep: BenchReport): string {
   row(
     'generator CPU',
     `${d.genCpuS.toFixed(2)} s (user ${r.cpu.userS.toFixed(2)}, sys ${r.cpu.systemS.toFixed(2)}) = ${d.genPct.toFixed(1)} % of one core, ` +
-      `event loop ${(100 * r.elu).toFixed(0)} % utilised`,
+      (r.elu === null ? 'native' : `event loop ${(100 * r.elu).toFixed(0)} % utilised`),
   );
   row(
     'generator schedule',
     `sends late by mean ${r.schedule.meanLateMs.toFixed(2)} ms, max ${r.schedule.maxLateMs.toFixed(2)} ms; ` +
-      `${String(r.schedule.slotsLateByTick)} slot sends more than one tick late`,
+      `${String(r.schedule.slotsLateByTick)} ${r.generator === 'native' ? 'wake-ups' : 'slot sends'} more than one tick late`,
   );
   row(
     'machine during the window',
