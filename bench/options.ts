@@ -34,6 +34,8 @@ export interface BenchOptions {
   readonly rampStep: number;
   /** Ramp mode: the most sessions tried. */
   readonly rampMax: number;
+  /** Runs of the same configuration (`--repeat`); 1 = a single run. */
+  readonly repeat: number;
   /** Which generator runs the packets: the native one (bench/rtpgen.c) when it builds, or Node. */
   readonly generator: 'auto' | 'native' | 'node';
 }
@@ -65,6 +67,8 @@ options:
   --ramp STEP       ramp mode: runs of --sessions, then STEP more sessions each time, until loss
                     reaches 0.1 % or p99 latency 50 ms (or --ramp-max); prints the highest
                     sustainable rate (use a short --duration, e.g. 5)
+  --repeat N        run the same load N times (fresh daemon each time) and print the median and
+                    range of the figures: latency tails vary from run to run
   --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
   --split-media     with --workers 1: during the warm-up, pin the daemon's busiest thread (the
                     media worker) to CPU 0 and its other threads (control, sessions) to CPU 1,
@@ -131,6 +135,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let rampStep = 0;
   let rampMax = 0;
   let generator: BenchOptions['generator'] = 'auto';
+  let repeat = 1;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const next = (): string | undefined => argv[++i];
@@ -196,6 +201,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       case '--ramp':
         rampStep = num(a, next(), 1, 15000);
         break;
+      case '--repeat':
+        repeat = num(a, next(), 1, 50);
+        break;
       case '--ramp-max':
         rampMax = num(a, next(), 1, 15000);
         break;
@@ -236,6 +244,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         throw new UsageError(`unknown option ${JSON.stringify(a)}`);
     }
   }
+  if (repeat > 1 && rampStep > 0) throw new UsageError('--repeat and --ramp do not go together');
   const pairs = Math.floor((portMax - portMin + 1) / 2);
   const fits = Math.floor((pairs - 16 - 2 * control) / 2);
   if (rampStep > 0) rampMax = Math.min(rampMax === 0 ? fits : rampMax, fits);
@@ -267,5 +276,6 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     rampStep,
     rampMax,
     generator,
+    repeat,
   };
 }

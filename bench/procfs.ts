@@ -4,7 +4,7 @@
  * daemon is measured as its process tree (the PID we started plus its live descendants), so a
  * `--target` wrapper script or a forking daemon is still accounted in full.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -242,11 +242,14 @@ export function systemCpuTimes(): Map<number, CpuTimes> {
 }
 
 /**
- * Lowers to nice 19 every thread of the processes in `pids` except those whose command name is
- * `keep` (nice is per thread on Linux). Returns how many threads were reniced.
+ * Moves every thread of the processes in `pids`, except those whose command name is `keep`, to the
+ * SCHED_IDLE policy (`chrt --idle`: they run only when nothing else wants the CPU, and a waking
+ * normal thread preempts them at once), or to nice 19 where chrt is missing or fails (a nice-19
+ * thread may still finish its slice, a few ms, before a waking thread runs). Scheduling policy and
+ * nice are per thread on Linux. Returns how many threads went idle and how many were reniced.
  */
-export function reniceThreads(pids: readonly number[], keep: string): number {
-  let n = 0;
+export function yieldCpu(pids: readonly number[], keep: string): { idle: number; niced: number } {
+  const out = { idle: 0, niced: 0 };
   for (const pid of pids) {
     let comm: string;
     let tids: string[];
@@ -258,13 +261,18 @@ export function reniceThreads(pids: readonly number[], keep: string): number {
     }
     if (comm === keep) continue;
     for (const tid of tids) {
+      const r = spawnSync('chrt', ['--idle', '--pid', '0', tid], { timeout: 2000 });
+      if (r.status === 0) {
+        out.idle++;
+        continue;
+      }
       try {
         os.setPriority(Number(tid), 19);
-        n++;
+        out.niced++;
       } catch {
         // The thread ended meanwhile.
       }
     }
   }
-  return n;
+  return out;
 }

@@ -23,7 +23,7 @@ import { parseArgs, USAGE, UsageError, type BenchOptions } from './options.ts';
 import {
   cpusAllowed,
   processTree,
-  reniceThreads,
+  yieldCpu,
   systemCpuTimes,
   threadCpuNs,
   treeCpuNs,
@@ -36,11 +36,15 @@ import {
 import {
   formatRamp,
   formatRampStep,
+  formatRepeat,
+  formatRepeatRun,
   formatReport,
   rampStep,
+  repeatRun,
   type BenchReport,
   type CounterSet,
   type RampStep,
+  type RepeatRun,
 } from './report.ts';
 import { writeTrace, type CpuSample } from './trace.ts';
 
@@ -298,8 +302,15 @@ async function stopDaemon(daemon: ChildProcess, client: ControlClient | null): P
 // ---------------------------------------------------------------- main
 
 /** One run: start the daemon, set up, relay, measure, stop. */
-async function runOnce(opts: BenchOptions, native: string | null): Promise<BenchReport> {
-  const plan = pinningPlan(opts.pin);
+/** What every run of one bench invocation shares, decided once before the first run pins anything. */
+interface RunSetup {
+  /** Path of the native generator, or null for the Node one. */
+  readonly native: string | null;
+  readonly plan: { pin: boolean; reason: string };
+}
+
+async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport> {
+  const { native, plan } = setup;
   const controlPort = await freeUdpPort();
   const daemonArgs = [
     '-f',
@@ -438,12 +449,13 @@ async function runOnce(opts: BenchOptions, native: string | null): Promise<Bench
             setupMs = msg.ms;
             rssAfterSetup = treeRssKiB(pid);
             if (native !== null && gen.pid !== undefined) {
-              // The native generator shares its CPU with this driver and the Node process that
-              // started it: they step aside (nice 19) so that it sends on time. The driver keeps
-              // its priority while it runs the control probe, whose round trips it measures.
-              const pids = processTree(gen.pid);
-              if (probe === null) pids.push(process.pid);
-              reniceThreads(pids, NATIVE_GENERATOR_NAME);
+              // The native generator shares its CPU with the Node process that started it, which
+              // steps aside (SCHED_IDLE) so that it sends on time. Not this driver: what it starts
+              // later (the next run's daemon and generator) would inherit the policy.
+              const moved = yieldCpu(processTree(gen.pid), NATIVE_GENERATOR_NAME);
+              if (moved.niced > 0) {
+                log(`chrt --idle unavailable for ${String(moved.niced)} threads: reniced to 19`);
+              }
             }
             if (opts.trace !== null) {
               sampleCpu();
@@ -536,17 +548,30 @@ async function runOnce(opts: BenchOptions, native: string | null): Promise<Bench
 }
 
 /** Ramp mode: ever more sessions until the relay no longer keeps up (bounded by --ramp-max). */
-async function ramp(opts: BenchOptions, native: string | null): Promise<number> {
+async function ramp(opts: BenchOptions, setup: RunSetup): Promise<number> {
   const steps: RampStep[] = [];
   for (let sessions = opts.sessions; sessions <= opts.rampMax && steps.length < MAX_RAMP_STEPS;) {
     log(`ramp step ${String(steps.length + 1)}: ${String(sessions)} sessions`);
-    const step = rampStep(await runOnce({ ...opts, sessions }, native));
+    const step = rampStep(await runOnce({ ...opts, sessions }, setup));
     steps.push(step);
     log(formatRampStep(step));
     if (!step.sustained || step.generatorLimited) break;
     sessions += opts.rampStep;
   }
   process.stdout.write(formatRamp(steps, opts.json));
+  return 0;
+}
+
+/** Repeat mode: the same run --repeat times, then the spread of the figures. */
+async function repeat(opts: BenchOptions, setup: RunSetup): Promise<number> {
+  const runs: RepeatRun[] = [];
+  for (let i = 0; i < opts.repeat; i++) {
+    log(`run ${String(i + 1)} of ${String(opts.repeat)}`);
+    const run = repeatRun(await runOnce(opts, setup));
+    runs.push(run);
+    log(formatRepeatRun(i, run));
+  }
+  process.stdout.write(formatRepeat(runs, opts.json));
   return 0;
 }
 
@@ -572,8 +597,11 @@ async function main(): Promise<number> {
     else if (opts.generator === 'native') throw new Error(`native generator: ${built.error}`);
     else log(`native generator unavailable (${built.error}); using the Node generator`);
   }
-  if (opts.rampStep > 0) return ramp(opts, native);
-  process.stdout.write(formatReport(await runOnce(opts, native), opts.json));
+  // The driver pins itself to CPU 1 during a run: the plan is made before, once for all runs.
+  const setup: RunSetup = { native, plan: pinningPlan(opts.pin) };
+  if (opts.rampStep > 0) return ramp(opts, setup);
+  if (opts.repeat > 1) return repeat(opts, setup);
+  process.stdout.write(formatReport(await runOnce(opts, setup), opts.json));
   return 0;
 }
 

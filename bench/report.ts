@@ -564,3 +564,92 @@ export function formatRamp(steps: readonly RampStep[], json: boolean): string {
   ];
   return lines.join('\n');
 }
+
+/** One run of --repeat, reduced to the figures compared across runs. */
+export interface RepeatRun {
+  readonly lossPct: number;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+  readonly addedP99Ms: number | null;
+  readonly cpuPct: number;
+  readonly cpuUsPerPacket: number | null;
+  /** The generator's largest send delay: a late generator sends bursts the relay must queue. */
+  readonly generatorMaxLateMs: number;
+}
+
+export function repeatRun(rep: BenchReport): RepeatRun {
+  const d = derive(rep);
+  const r = rep.result;
+  return {
+    lossPct: d.lossPct,
+    p50Ms: r.latency.p50Ms,
+    p99Ms: r.latency.p99Ms,
+    maxMs: r.latency.maxMs,
+    addedP99Ms: d.addedP99,
+    cpuPct: d.daemonPct,
+    cpuUsPerPacket: d.cpuUsPerPacket,
+    generatorMaxLateMs: r.schedule.maxLateMs,
+  };
+}
+
+export function formatRepeatRun(i: number, run: RepeatRun): string {
+  return (
+    `run ${String(i + 1)}: loss ${run.lossPct.toFixed(3)} %, p50 ${ms(run.p50Ms)}, p99 ${ms(run.p99Ms)}, ` +
+    `max ${ms(run.maxMs)}, added p99 ${ms(run.addedP99Ms)}, daemon ${run.cpuPct.toFixed(0)} % of a core, ` +
+    `${run.cpuUsPerPacket === null ? 'n/a' : run.cpuUsPerPacket.toFixed(2)} µs/packet, ` +
+    `generator up to ${run.generatorMaxLateMs.toFixed(1)} ms late`
+  );
+}
+
+/** Median, smallest and largest of the non-null values (null when there are none). */
+function spread(
+  values: readonly (number | null)[],
+): { median: number; min: number; max: number } | null {
+  const v = values.filter((x): x is number => x !== null).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 === 1 ? (v[mid] ?? 0) : ((v[mid - 1] ?? 0) + (v[mid] ?? 0)) / 2;
+  return { median, min: v[0] ?? 0, max: v[v.length - 1] ?? 0 };
+}
+
+export function formatRepeat(runs: readonly RepeatRun[], json: boolean): string {
+  const fields = {
+    lossPct: spread(runs.map((r) => r.lossPct)),
+    p50Ms: spread(runs.map((r) => r.p50Ms)),
+    p99Ms: spread(runs.map((r) => r.p99Ms)),
+    maxMs: spread(runs.map((r) => r.maxMs)),
+    addedP99Ms: spread(runs.map((r) => r.addedP99Ms)),
+    cpuPct: spread(runs.map((r) => r.cpuPct)),
+    cpuUsPerPacket: spread(runs.map((r) => r.cpuUsPerPacket)),
+    generatorMaxLateMs: spread(runs.map((r) => r.generatorMaxLateMs)),
+  };
+  if (json) return `${JSON.stringify({ runs, summary: fields }, null, 2)}\n`;
+  const line = (
+    label: string,
+    s: { median: number; min: number; max: number } | null,
+    unit: string,
+    digits: number,
+  ): string =>
+    `  ${label.padEnd(26)}: ` +
+    (s === null
+      ? 'n/a'
+      : `median ${s.median.toFixed(digits)}${unit} (${s.min.toFixed(digits)} to ${s.max.toFixed(digits)})`);
+  const under = (limit: number): number =>
+    runs.filter((r) => r.p99Ms !== null && r.p99Ms < limit).length;
+  return [
+    '',
+    `${String(runs.length)} runs`,
+    ...runs.map((r, i) => `  ${formatRepeatRun(i, r)}`),
+    line('loss', fields.lossPct, ' %', 3),
+    line('latency p50', fields.p50Ms, ' ms', 3),
+    line('latency p99', fields.p99Ms, ' ms', 3),
+    line('latency max', fields.maxMs, ' ms', 3),
+    line('added latency p99', fields.addedP99Ms, ' ms', 3),
+    line('daemon CPU', fields.cpuPct, ' % of a core', 1),
+    line('daemon CPU per packet', fields.cpuUsPerPacket, ' µs', 2),
+    line('generator max lateness', fields.generatorMaxLateMs, ' ms', 2),
+    `  runs with p99 under 1 / 2 / 5 ms: ${String(under(1))} / ${String(under(2))} / ${String(under(5))} of ${String(runs.length)}`,
+    '',
+  ].join('\n');
+}
