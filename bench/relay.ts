@@ -381,6 +381,8 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     const genCmd = [
       ...(plan.pin ? ['taskset', '-c', '1'] : []),
       process.execPath,
+      // Idle once the native generator runs: no heap compaction on the generator's CPU then.
+      ...(native === null ? [] : ['--no-memory-reducer']),
       '--import=tsx',
       path.join(BENCH_DIR, 'generator.ts'),
     ];
