@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { FromGenerator, GeneratorConfig, GeneratorResult, ScheduleStats } from './messages.ts';
-import type { LatencySummary } from './histogram.ts';
+import type { FromGenerator, GeneratorConfig, GeneratorResult } from './messages.ts';
 import { setupSessions } from './session-setup.ts';
 
 /** The native generator's command name (its binary's name). */
@@ -51,22 +50,24 @@ export function buildNativeGenerator(): { path: string } | { error: string } {
   return { path: BINARY };
 }
 
-/** What rtpgen prints after `result `. */
-interface NativeResult {
-  readonly windowMs: number;
-  readonly sent: number;
-  readonly received: number;
-  readonly duplicates: number;
-  readonly misrouted: number;
-  readonly reordered: number;
-  readonly streamsWithLoss: number;
-  readonly worstStreamLossPct: number;
-  readonly latency: LatencySummary;
-  readonly baselineIdle: LatencySummary;
-  readonly baselineLoad: LatencySummary & { readonly sent: number };
-  readonly schedule: ScheduleStats;
-  readonly cpu: { readonly userS: number; readonly systemS: number };
-  readonly peerRecvBuffer: number;
+/** What rtpgen prints after `result `: GeneratorResult's figures, and the time series flat. */
+type NativeResult = Pick<
+  GeneratorResult,
+  | 'windowMs'
+  | 'sent'
+  | 'received'
+  | 'duplicates'
+  | 'misrouted'
+  | 'reordered'
+  | 'streamsWithLoss'
+  | 'worstStreamLossPct'
+  | 'latency'
+  | 'baselineIdle'
+  | 'baselineLoad'
+  | 'schedule'
+  | 'cpu'
+  | 'peerRecvBuffer'
+> & {
   readonly originEpochMs: number;
   readonly warmupEndEpochMs: number;
   readonly bucketMs: number;
@@ -74,7 +75,7 @@ interface NativeResult {
   readonly traceReceived: number[];
   readonly traceMaxLatencyMs: number[];
   readonly traceMaxLateMs: number[];
-}
+};
 
 /** Packet size rtpgen sends (RTP header + 20 ms of G.711). */
 const NATIVE_PACKET_BYTES = 172;
