@@ -13,6 +13,10 @@
  *
  * Every packet carries its send time (performance.now() of this process: one clock for sender and
  * receiver), its stream index, a per-stream counter and whether it belongs to the measured window.
+ *
+ * With `config.native` set, this process only sets the sessions up: the native generator
+ * (bench/rtpgen.c, driven by native-generator.ts) does the same steps with its own sockets, sends
+ * every stream at its own instant of the tick and reads arrival times from the kernel.
  */
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';

@@ -23,7 +23,6 @@ import { parseArgs, USAGE, UsageError, type BenchOptions } from './options.ts';
 import {
   cpusAllowed,
   processTree,
-  yieldCpu,
   systemCpuTimes,
   threadCpuNs,
   treeCpuNs,
@@ -31,6 +30,7 @@ import {
   treeRssKiB,
   udpDrops,
   udpSnmp,
+  yieldCpu,
   type CpuTimes,
 } from './procfs.ts';
 import {
@@ -301,7 +301,6 @@ async function stopDaemon(daemon: ChildProcess, client: ControlClient | null): P
 
 // ---------------------------------------------------------------- main
 
-/** One run: start the daemon, set up, relay, measure, stop. */
 /** What every run of one bench invocation shares, decided once before the first run pins anything. */
 interface RunSetup {
   /** Path of the native generator, or null for the Node one. */
@@ -309,6 +308,7 @@ interface RunSetup {
   readonly plan: { pin: boolean; reason: string };
 }
 
+/** One run: start the daemon, set up, relay, measure, stop. */
 async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport> {
   const { native, plan } = setup;
   const controlPort = await freeUdpPort();
