@@ -48,7 +48,7 @@ export default defineConfig(
   {
     files: [
       'src/control/{tokenize,parse,modifiers,reply,ecodes,commands}.ts',
-      'src/media/{rtp,rtcp,latch}.ts',
+      'src/media/{rtp,rtcp,latch,resizer}.ts',
       'src/record/pcap.ts',
     ],
     rules: {
@@ -83,7 +83,7 @@ export default defineConfig(
   // §3: media/, record/ and play/ report upwards through callbacks; they never import session/ or control/.
   {
     files: ['src/media/**', 'src/record/**', 'src/play/**'],
-    ignores: ['src/media/{rtp,rtcp,latch}.ts', 'src/record/pcap.ts'],
+    ignores: ['src/media/{rtp,rtcp,latch,resizer}.ts', 'src/record/pcap.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
