@@ -10,6 +10,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import {
   CONNECTION_CHECK_MS,
   Connections,
+  HeldPackets,
   RelayStream,
   type RelaySettings,
   wireSession,
@@ -42,12 +43,24 @@ const port = init.port;
 const counters = new Float64Array(init.counters);
 const activity = new Int32Array(init.activity);
 const mailbox = new Int32Array(init.mailbox);
-const totals = { npktsRcvd: 0, npktsRelayed: 0, npktsDiscard: 0 };
+const totals = {
+  npktsRcvd: 0,
+  npktsRelayed: 0,
+  npktsDiscard: 0,
+  npktsResizerIn: 0,
+  npktsResizerOut: 0,
+  npktsResizerDiscard: 0,
+};
 const connections = new Connections();
+// A tick that drained a stream's re-packetizer publishes what it did (dropped packets included).
+const held = new HeldPackets((stream) => {
+  settle(stream);
+});
 const settings: RelaySettings = {
   stats: totals,
   now: () => performance.now(),
   sendTwice: init.sendTwice,
+  held,
   ...(init.connect ? { connections } : {}),
   counted: (stream) => {
     settle(stream);
@@ -210,6 +223,11 @@ function onMessage(msg: ToWorker): void {
     case 'prefill':
       entry.stream.prefill(msg.address, msg.port);
       reportRemote(entry);
+      break;
+    case 'resize':
+      entry.stream.repacketize(msg.ms > 0 ? msg.ms : undefined);
+      // Stopping it drops what it held: npkts_resizer_discard.
+      writeCounters(counters, msg.slot, entry.stream, totals);
       break;
     case 'send':
       try {

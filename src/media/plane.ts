@@ -8,6 +8,7 @@ import { PortAllocator } from './port-allocator.ts';
 import {
   CONNECTION_CHECK_MS,
   Connections,
+  HeldPackets,
   RelayStream,
   type RelaySettings,
   wireSession,
@@ -107,6 +108,8 @@ export class UdpMediaPlane implements MediaPlane {
   readonly #allocators: PortTables;
   /** Runs the connection checks; undefined with `--no_connect_media`. */
   readonly #connectionTimer: NodeJS.Timeout | undefined;
+  /** Drains the re-packetizers that hold packets (`z`). */
+  readonly #held = new HeldPackets();
 
   constructor(options: MediaPlaneOptions) {
     const connections = options.connect ? new Connections() : undefined;
@@ -114,6 +117,7 @@ export class UdpMediaPlane implements MediaPlane {
       stats: options.stats,
       now: options.now,
       sendTwice: options.sendTwice,
+      held: this.#held,
       ...(connections === undefined ? {} : { connections }),
     };
     this.#connectionTimer =
@@ -162,6 +166,7 @@ export class UdpMediaPlane implements MediaPlane {
 
   close(): Promise<void> {
     clearInterval(this.#connectionTimer);
+    this.#held.close();
     return Promise.resolve();
   }
 }

@@ -18,6 +18,7 @@
  */
 import type dgram from 'node:dgram';
 import type { GlobalStats } from '../util/stats.ts';
+import { RtpResizer } from './resizer.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
 import { RtpStats } from './rtp-stats.ts';
 import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
@@ -60,14 +61,74 @@ export class Connections {
 /** How often connected streams are checked for silence. */
 export const CONNECTION_CHECK_MS = 100;
 
+/** How often streams whose re-packetizer holds packets are drained. */
+export const RESIZER_TICK_MS = 10;
+/** Packets one drain of a re-packetizer may emit (each takes at least one held piece). */
+const RESIZER_DRAIN_LIMIT = 64;
+
+/**
+ * The streams whose re-packetizer (`z`) holds packets, drained every {@link RESIZER_TICK_MS} by
+ * one timer for all of them, which runs only while some stream holds packets. Arrivals drain a
+ * stream too; the tick sends what is due when nothing more arrives (the end of a talk spurt, a
+ * late packet, the last rest of a split).
+ */
+export class HeldPackets {
+  readonly #streams = new Set<RelayStream>();
+  readonly #after: ((stream: RelayStream) => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  /** `after` runs for a stream once a tick drained it (a media worker publishes its counters). */
+  constructor(after?: (stream: RelayStream) => void) {
+    this.#after = after;
+  }
+
+  add(stream: RelayStream): void {
+    this.#streams.add(stream);
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => {
+      this.tick();
+    }, RESIZER_TICK_MS);
+    this.#timer.unref();
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  /** One drain of every stream that holds packets; the timer stops when none holds any. */
+  tick(): void {
+    for (const stream of this.#streams) {
+      if (!stream.drainResizer()) this.#streams.delete(stream);
+      this.#after?.(stream);
+    }
+    if (this.#streams.size === 0) this.close();
+  }
+
+  /** Stops the timer (streams added later start it again). */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 /** Shared, read-mostly settings of every stream of the daemon. */
 export interface RelaySettings {
-  readonly stats: Pick<GlobalStats, 'npktsRcvd' | 'npktsRelayed' | 'npktsDiscard'>;
+  readonly stats: Pick<
+    GlobalStats,
+    | 'npktsRcvd'
+    | 'npktsRelayed'
+    | 'npktsDiscard'
+    | 'npktsResizerIn'
+    | 'npktsResizerOut'
+    | 'npktsResizerDiscard'
+  >;
   /** Monotonic milliseconds. */
   readonly now: () => number;
   readonly sendTwice: boolean;
   /** Where connected streams register; without it sockets are never connected. */
   readonly connections?: Connections;
+  /** Where streams whose re-packetizer holds packets register; without it only arrivals drain. */
+  readonly held?: HeldPackets;
   /**
    * Called once a relayed packet is counted, just before it is sent: a media worker writes the
    * counters where the main thread reads them, so a party that got the packet and asks at once
@@ -138,6 +199,10 @@ export class RelayStream implements MediaStream {
   #lastPrefill = Number.NEGATIVE_INFINITY;
   #ssrc = -1;
   #seq = 0;
+  /** The `z` re-packetizer of packets from this leg's party (RTP only); usually undefined. */
+  #resizer: RtpResizer | undefined;
+  /** Registered with the settings' HeldPackets. */
+  #held = false;
 
   constructor(leg: 0 | 1, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
     this.leg = leg;
@@ -183,7 +248,7 @@ export class RelayStream implements MediaStream {
     family: 4 | 6,
     listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void = this.onPacket,
   ): void {
-    this.detach();
+    this.#closeSocket();
     this.udp = socket;
     this.localPort = port;
     this.local = { address, port };
@@ -193,8 +258,13 @@ export class RelayStream implements MediaStream {
     socket.on('error', this.#onError);
   }
 
-  /** Closes the socket, if any. Idempotent. */
+  /** Closes the socket, if any, and drops the packets the re-packetizer holds. Idempotent. */
   detach(): void {
+    this.#closeSocket();
+    this.repacketize(undefined);
+  }
+
+  #closeSocket(): void {
     const socket = this.udp;
     if (socket === undefined) return;
     this.#disconnect();
@@ -216,6 +286,30 @@ export class RelayStream implements MediaStream {
     if (address === this.remoteAddress && port === this.remotePort) return;
     this.remoteAddress = address;
     this.remotePort = port;
+  }
+
+  /**
+   * `z<ms>` of the U/L that pre-fills this leg: packets from its party leave re-packetized to
+   * `ms` per packet (docs/protocol.md, "Re-packetization"); undefined stops it, and the packets
+   * it held are dropped (`npkts_resizer_discard`), as in sippy/rtpproxy src/commands/rpcpv1_ul.c.
+   * RTP streams only.
+   */
+  repacketize(ms: number | undefined): void {
+    if (ms !== undefined && ms > 0) {
+      if (!this.isRtp) return;
+      if (this.#resizer === undefined) this.#resizer = new RtpResizer(ms);
+      else this.#resizer.ptimeMs = ms;
+      return;
+    }
+    const resizer = this.#resizer;
+    if (resizer === undefined) return;
+    this.#resizer = undefined;
+    this.#settings.stats.npktsResizerDiscard += resizer.clear();
+  }
+
+  /** The packet time `z` asked for, or undefined. */
+  get repacketizeMs(): number | undefined {
+    return this.#resizer?.ptimeMs;
   }
 
   #onError = (): void => {
@@ -253,6 +347,20 @@ export class RelayStream implements MediaStream {
     this.nbytesIn += msg.length;
     this.activity.touch(this.leg);
     if (this.rtpStats !== undefined) this.rtpStats.update(msg, this.#settings.now());
+    if (this.#resizer !== undefined) {
+      this.#resize(this.#resizer, msg, rinfo);
+      return;
+    }
+    this.#relay(msg, rinfo);
+  };
+
+  /**
+   * The relay stage of an accepted packet (protocol.md 4.11): muted towards a party hearing a
+   * prompt, recorded, sent out of the peer. `from` is the datagram's source, for the recorder;
+   * undefined for a packet the re-packetizer built.
+   */
+  #relay(msg: Buffer, from: { readonly address: string; readonly port: number } | undefined): void {
+    const stats = this.#settings.stats;
     const out = this.peer;
     // The one per-packet playback check (protocol.md 4.11): muted towards a party hearing a prompt.
     if (out?.playing === true) {
@@ -261,7 +369,9 @@ export class RelayStream implements MediaStream {
       return;
     }
     if (this.tap !== undefined) {
-      this.tap.record(msg, this.isRtp, rinfo, this.local, this.family, Date.now());
+      // A re-packetized packet comes from the party (no one datagram's source).
+      const source = from ?? { address: this.remoteAddress ?? '', port: this.remotePort };
+      this.tap.record(msg, this.isRtp, source, this.local, this.family, Date.now());
     }
     const socket = out?.udp;
     if (out === undefined || socket === undefined || out.remoteAddress === undefined) {
@@ -280,7 +390,45 @@ export class RelayStream implements MediaStream {
       socket.send(msg, out.remotePort, out.remoteAddress);
       if (twice) socket.send(msg, out.remotePort, out.remoteAddress);
     }
-  };
+  }
+
+  /** An accepted RTP packet of a leg with `z`: into the re-packetizer, then what is due. */
+  #resize(resizer: RtpResizer, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const stats = this.#settings.stats;
+    const intake = resizer.enqueue(msg, this.#settings.now());
+    if (intake === 'pass') {
+      this.#relay(msg, rinfo);
+    } else if (intake === 'late') {
+      stats.npktsResizerDiscard += 1;
+    } else {
+      stats.npktsResizerIn += 1;
+    }
+    this.drainResizer();
+  }
+
+  /**
+   * Relays what the re-packetizer has due now (on arrival and on the HeldPackets tick). Returns
+   * whether it still holds packets.
+   */
+  drainResizer(): boolean {
+    const resizer = this.#resizer;
+    if (resizer === undefined) {
+      this.#held = false;
+      return false;
+    }
+    const now = this.#settings.now();
+    for (let n = 0; n < RESIZER_DRAIN_LIMIT; n += 1) {
+      const packet = resizer.get(now);
+      if (packet === undefined) break;
+      this.#settings.stats.npktsResizerOut += 1;
+      this.#relay(packet, undefined);
+    }
+    const holds = resizer.held > 0;
+    const held = this.#settings.held;
+    if (holds && !this.#held && held !== undefined) held.add(this);
+    this.#held = holds;
+    return holds;
+  }
 
   /** Connection check (see {@link Connections}): silence since the previous one disconnects. */
   checkConnection(): void {

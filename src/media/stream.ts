@@ -79,6 +79,11 @@ export interface MediaStream extends StreamCounters {
   readonly latched: boolean;
   /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void;
+  /**
+   * `z<ms>`: re-packetize the packets of this leg's party to `ms` per packet before they are
+   * relayed; undefined stops it (docs/protocol.md "Re-packetization"). RTP streams only.
+   */
+  repacketize(ms: number | undefined): void;
   /** Closes the socket for good. Idempotent. */
   detach(): void;
 }

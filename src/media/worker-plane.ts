@@ -234,6 +234,7 @@ export class WorkerStream implements MediaStream {
   #asymmetric = false;
   #playing = false;
   #tap: PacketTap | undefined;
+  #repacketizeMs: number | undefined;
   #bound = false;
   #freed = false;
   readonly #sender: SendSocket;
@@ -320,6 +321,14 @@ export class WorkerStream implements MediaStream {
 
   prefill(address: string, port: number): void {
     if (!this.#freed) this.#host.post({ op: 'prefill', slot: this.#slot, address, port });
+  }
+
+  repacketize(ms: number | undefined): void {
+    if (!this.isRtp || this.#freed) return;
+    // Nothing to tell a worker whose stream never had a re-packetizer.
+    if (ms === undefined && this.#repacketizeMs === undefined) return;
+    this.#repacketizeMs = ms;
+    this.#host.post({ op: 'resize', slot: this.#slot, ms: ms ?? 0 });
   }
 
   /** A pair was bound for this stream on the worker. */
@@ -439,17 +448,26 @@ export class WorkerMediaPlane implements MediaPlane {
     let rcvd = 0;
     let relayed = 0;
     let discard = 0;
+    let resizerIn = 0;
+    let resizerOut = 0;
+    let resizerDiscard = 0;
     for (const host of this.#hosts) {
       host.drain();
       const totals = readTotals(host.counters);
       rcvd += totals.npktsRcvd;
       relayed += totals.npktsRelayed;
       discard += totals.npktsDiscard;
+      resizerIn += totals.npktsResizerIn;
+      resizerOut += totals.npktsResizerOut;
+      resizerDiscard += totals.npktsResizerDiscard;
       if (sweep) for (const stream of host.streams.values()) stream.takeActivity();
     }
     this.#stats.npktsRcvd = rcvd;
     this.#stats.npktsRelayed = relayed;
     this.#stats.npktsDiscard = discard;
+    this.#stats.npktsResizerIn = resizerIn;
+    this.#stats.npktsResizerOut = resizerOut;
+    this.#stats.npktsResizerDiscard = resizerDiscard;
   }
 
   /** Event-loop utilization of the busiest worker over its last second (0..1). */

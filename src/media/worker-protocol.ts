@@ -23,6 +23,9 @@ const H_RELAYED = 1;
 const H_DISCARD = 2;
 export const H_LOAD = 3;
 export const H_LATE_MS = 4;
+const H_RESIZER_IN = 5;
+const H_RESIZER_OUT = 6;
+const H_RESIZER_DISCARD = 7;
 
 /** Doubles of one stream slot (the layout is private to this file: write and read below). */
 const STREAM_FIELDS = 16;
@@ -46,6 +49,9 @@ export interface PacketTotals {
   readonly npktsRcvd: number;
   readonly npktsRelayed: number;
   readonly npktsDiscard: number;
+  readonly npktsResizerIn: number;
+  readonly npktsResizerOut: number;
+  readonly npktsResizerDiscard: number;
 }
 
 /**
@@ -79,6 +85,9 @@ export function writeCounters(
   counters[H_RCVD] = totals.npktsRcvd;
   counters[H_RELAYED] = totals.npktsRelayed;
   counters[H_DISCARD] = totals.npktsDiscard;
+  counters[H_RESIZER_IN] = totals.npktsResizerIn;
+  counters[H_RESIZER_OUT] = totals.npktsResizerOut;
+  counters[H_RESIZER_DISCARD] = totals.npktsResizerDiscard;
 }
 
 /** Worker side: a new stream's slot starts from zero. */
@@ -166,6 +175,9 @@ export function readTotals(counters: Float64Array): PacketTotals {
     npktsRcvd: counters[H_RCVD] ?? 0,
     npktsRelayed: counters[H_RELAYED] ?? 0,
     npktsDiscard: counters[H_DISCARD] ?? 0,
+    npktsResizerIn: counters[H_RESIZER_IN] ?? 0,
+    npktsResizerOut: counters[H_RESIZER_OUT] ?? 0,
+    npktsResizerDiscard: counters[H_RESIZER_DISCARD] ?? 0,
   };
 }
 
@@ -218,6 +230,8 @@ export type ToWorker =
       readonly field: 'complete' | 'asymmetric' | 'playing' | 'tap';
       readonly value: boolean;
     }
+  /** `z<ms>` of the stream's leg (docs/protocol.md "Re-packetization"); 0 stops it. */
+  | { readonly op: 'resize'; readonly slot: number; readonly ms: number }
   | {
       readonly op: 'prefill';
       readonly slot: number;

@@ -607,6 +607,9 @@ export class SessionManager {
     forward.rtp.asymmetric = asymmetric;
     forward.rtcp.asymmetric = asymmetric;
     forward.codecs = req.codecs;
+    // Packets from the SDP owner are re-packetized (sippy/rtpproxy src/commands/rpcpv1_ul.c:
+    // the resizer of the stream facing it); a U/L without `z` stops it.
+    forward.rtp.repacketize(req.repacketizeMs);
     reply.packetTimeMs = req.repacketizeMs ?? -1;
   }
 
