@@ -31,8 +31,8 @@ export const CAPABILITIES: readonly Capability[] = [
     description: 'Support for extra parameter in the V command',
     supported: true,
   },
-  // Not yet: the `z` modifier (re-packetization).
-  { date: '20071116', description: 'Support for RTP re-packetization', supported: false },
+  // The `z` modifier: packets from the SDP owner are re-packetized (src/media/resizer.ts).
+  { date: '20071116', description: 'Support for RTP re-packetization', supported: true },
   // Not yet: C (copy/fork).
   { date: '20071218', description: 'Support for forking (copying) RTP stream', supported: true },
   { date: '20080403', description: 'Support for RTP statistics querying', supported: true },

@@ -13,7 +13,7 @@ const answers: readonly (readonly [string, boolean])[] = [
   ['20040107', true],
   ['20050322', true],
   ['20060704', true],
-  ['20071116', false],
+  ['20071116', true],
   ['20071218', true],
   ['20250523', true],
   ['20080403', true],
