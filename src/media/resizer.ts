@@ -23,6 +23,7 @@
  *   the samples taken and its marker cleared. Output sequence numbers are the resizer's own:
  *   contiguous from the first packet's number, wrapping at 16 bits.
  * - A new SSRC restarts the timeline and the late-packet check; held packets stay queued.
+ * - Ours only: past {@link MAX_HELD_BYTES} of held packets it sends without waiting.
  *
  * Deliberate difference: the reference splits G.722 at half the bytes of the samples it takes,
  * which loses audio; here a G.722 piece takes one byte per sample tick, as its sample count does.
@@ -36,6 +37,13 @@ import { rtpPayloadOffset } from './rtp.ts';
 const SAMPLES_PER_MS = 8;
 /** The largest packet the resizer builds (the reference's MAX_RPKT_LEN). */
 const MAX_PACKET = 8192;
+/**
+ * Bytes of received packets a resizer may hold before it stops waiting and sends what it has:
+ * a party sending tiny or sample-less packets (a GSM payload shorter than a frame counts no
+ * samples) with large headers could otherwise make it hold without bound. A legitimate stream
+ * holds less than one output packet plus one input packet (about 9 KB at z999).
+ */
+const MAX_HELD_BYTES = 64 * 1024;
 /** The shortest wait, in samples (40 ms). */
 const MIN_BUFFER_SAMPLES = 320;
 /** How far ahead of its arrival a packet's timestamp is placed on the stream's timeline. */
@@ -212,6 +220,8 @@ export class RtpResizer {
   #maxBufferSamples = 0;
   readonly #queue: Piece[] = [];
   #heldSamples = 0;
+  /** Bytes of the received packets the queue references. */
+  #heldBytes = 0;
   #seqInited = false;
   #seq = 0;
   #ssrcInited = false;
@@ -244,6 +254,7 @@ export class RtpResizer {
     const n = this.#queue.length;
     this.#queue.length = 0;
     this.#heldSamples = 0;
+    this.#heldBytes = 0;
     return n;
   }
 
@@ -303,6 +314,7 @@ export class RtpResizer {
     if (i === queue.length) queue.push(piece);
     else queue.splice(i, 0, piece);
     this.#heldSamples += nsamples;
+    this.#heldBytes += buf.length;
     return 'held';
   }
 
@@ -314,6 +326,7 @@ export class RtpResizer {
     const ref = ((nowMs * SAMPLES_PER_MS) >>> 0) + this.#tsDelta;
     if (
       this.#heldSamples < this.#outputSamples &&
+      this.#heldBytes <= MAX_HELD_BYTES &&
       tsLess(ref >>> 0, (head.ts + this.#maxBufferSamples) >>> 0)
     ) {
       return undefined;
@@ -333,7 +346,7 @@ export class RtpResizer {
             out = this.#begin(p, p.start + chunk.bytes, chunk.nsamples);
             this.#cut(p);
           } else {
-            queue.shift();
+            this.#shift();
             out = this.#begin(p, p.end, p.nsamples);
           }
           break;
@@ -349,7 +362,7 @@ export class RtpResizer {
             this.#cut(p);
           } else {
             if (out.first.headerLength + out.bytes + (p.end - p.start) > MAX_PACKET) break;
-            queue.shift();
+            this.#shift();
             this.#append(out, p, p.end, p.nsamples);
             out.appendable = p.appendable;
           }
@@ -357,7 +370,7 @@ export class RtpResizer {
         }
         if (out.first.headerLength + out.bytes + (p.end - p.start) > MAX_PACKET) break;
       }
-      queue.shift();
+      this.#shift();
       if (out === undefined) {
         out = this.#begin(p, p.end, p.nsamples);
       } else {
@@ -377,6 +390,12 @@ export class RtpResizer {
     this.#lastSentInited = true;
     this.#lastSentTs = (out.ts + out.nsamples) >>> 0;
     return build(out, seq);
+  }
+
+  /** Drops the head piece, which the output took whole. */
+  #shift(): void {
+    const p = this.#queue.shift();
+    if (p !== undefined) this.#heldBytes -= p.buf.length;
   }
 
   /** Starts an output packet with the head of `p` up to `end`. */

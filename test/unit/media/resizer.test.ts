@@ -218,6 +218,30 @@ t.test('held packets are sorted by timestamp; clear() drops and counts them', as
   t.equal(r.held, 0);
 });
 
+t.test('a party cannot make it hold without bound', async (t) => {
+  const r = new RtpResizer(10);
+  // 1000-byte GSM packets: a 964-byte header extension and a 20-byte payload (no whole frame,
+  // so no samples), all at once.
+  let most = 0;
+  let sent = 0;
+  let taken = 0;
+  for (let i = 0; i < 1000; i += 1) {
+    const p = Buffer.alloc(1000);
+    p[0] = 0x90;
+    p[1] = 3;
+    p.writeUInt16BE(i, 2);
+    p.writeUInt32BE(0x55, 8);
+    p.writeUInt16BE(0xbede, 12);
+    p.writeUInt16BE(240, 14);
+    if (r.enqueue(p, 0) === 'held') taken += 1;
+    sent += drain(r, 0).length;
+    most = Math.max(most, r.held);
+  }
+  t.equal(taken, 1000);
+  t.ok(most <= 66, `held at most ${String(most)} packets of 1000 bytes`);
+  t.ok(sent > 0, 'the rest was sent');
+});
+
 t.test('property: contiguous PCMU of any sizes re-packetizes losslessly to any z', async (t) => {
   fc.assert(
     fc.property(
