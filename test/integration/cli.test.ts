@@ -59,11 +59,19 @@ t.test('rtpproxy -v prints the base version and the supported extensions, exit 0
   t.equal(r.stderr, '');
   const lines = r.stdout.trimEnd().split('\n');
   t.equal(lines[0], 'Basic version: 20040107');
-  const expected = CAPABILITIES.filter((c) => c.supported === true).map(
+  const expected = CAPABILITIES.filter((c) => c.supported === true || c.listed === true).map(
     (c) => `Extension ${c.date}: ${c.description}`,
   );
   t.same(lines.slice(1), expected);
   t.ok(lines.includes('Extension 20191015: Support for the && sub-command specifier'));
+  // Listed without -n, as the reference's -v lists it (VF still answers 0 without -n).
+  t.ok(lines.includes('Extension 20081224: Support for session timeout notifications'));
+  for (const date of ['20140617', '20251015', '20260309']) {
+    t.ok(
+      lines.some((l) => l.startsWith(`Extension ${date}: `)),
+      `${date} is listed`,
+    );
+  }
   t.notOk(r.stdout.includes('20071116'), 'unsupported capabilities are not listed');
 });
 
