@@ -93,21 +93,33 @@ export const CAPABILITIES: readonly Capability[] = [
       'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
     supported: true,
   },
-  // Newer dates of protocol.md 3.
+  // Newer dates of protocol.md 3 (also in the reference's table now, descriptions verbatim).
   {
     date: '20250523',
-    description: 'Support for the "p" modifier of the C command',
+    description: 'Support for the "P" modifier in the C command',
     supported: true,
   },
   // `S ttl=N` with the reference's counters (`tos=N` is answered as the reference does).
   {
     date: '20251015',
-    description: 'Support for the "ttl=" and "tos=" S sub-commands',
+    description: "Support for changing session's ttl / IP tos via S subcommand",
     supported: true,
   },
-  { date: '20260306', description: 'Support for address labels in "l{label}"', supported: true },
-  { date: '20260308', description: 'Support for "U ... && L ..." in one command', supported: true },
-  { date: '20260309', description: 'Support for C as a sub-command', supported: true },
+  {
+    date: '20260306',
+    description: 'Support for address labels in the "Ul"/"Ll" commands',
+    supported: true,
+  },
+  {
+    date: '20260308',
+    description: 'Support for single-shot dual-leg setup via "U ... && L ..."',
+    supported: true,
+  },
+  {
+    date: '20260309',
+    description: 'Support for forking both streams via "C" sub-command',
+    supported: true,
+  },
 ];
 
 /** Whether `VF date` answers 1 with this configuration (exact string match; unknown dates: false). */

@@ -66,11 +66,13 @@ t.test('rtpproxy -v prints the base version and the supported extensions, exit 0
   t.ok(lines.includes('Extension 20191015: Support for the && sub-command specifier'));
   // Listed without -n, as the reference's -v lists it (VF still answers 0 without -n).
   t.ok(lines.includes('Extension 20081224: Support for session timeout notifications'));
-  for (const date of ['20140617', '20251015', '20260309']) {
-    t.ok(
-      lines.some((l) => l.startsWith(`Extension ${date}: `)),
-      `${date} is listed`,
-    );
+  // The reference's descriptions, verbatim (sippy/rtpproxy src/commands/rpcpv1_ver.c).
+  for (const line of [
+    'Extension 20140617: Support for anchoring session connect time',
+    "Extension 20251015: Support for changing session's ttl / IP tos via S subcommand",
+    'Extension 20260309: Support for forking both streams via "C" sub-command',
+  ]) {
+    t.ok(lines.includes(line), line);
   }
   t.notOk(r.stdout.includes('20071116'), 'unsupported capabilities are not listed');
 });
