@@ -10,6 +10,7 @@ import { StdioControlListener, StreamControlListener } from './control/listener-
 import { UdpControlListener } from './control/listener-udp.ts';
 import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
+import type { CountedReply } from './control/socket-types.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
 import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
 import { WorkerMediaPlane } from './media/worker-plane.ts';
@@ -23,8 +24,11 @@ import type { CommandOrigin } from './util/origin-types.ts';
 import { OverloadMonitor } from './util/overload.ts';
 import { GlobalStats } from './util/stats.ts';
 
-/** How often idle timers are re-armed from packet activity and checked for expiry. */
-const SWEEP_INTERVAL_MS = 250;
+/**
+ * The idle sweep's tick: once a second, as the reference's (sippy/rtpproxy src/rtpp_proc_ttl.c),
+ * since the counters count whole ticks.
+ */
+const SWEEP_INTERVAL_MS = 1000;
 /** How often pps_in and the load figure are recomputed. */
 const RATE_INTERVAL_MS = 1000;
 
@@ -155,13 +159,17 @@ export class Daemon implements DaemonHandle {
     const handle =
       media.sync === undefined
         ? dispatcher.handle
-        : async (line: string, origin?: CommandOrigin): Promise<string> => {
+        : async (
+            line: string,
+            origin?: CommandOrigin,
+            receivedAt?: number,
+          ): Promise<string | CountedReply> => {
             media.sync?.();
-            const reply = await dispatcher.handle(line, origin);
+            const reply = await dispatcher.handle(line, origin, receivedAt);
             await media.flush?.();
             return reply;
           };
-    this.#runner = new CommandRunner(handle, this.stats, logger.child({ mod: 'control' }));
+    this.#runner = new CommandRunner(handle, this.stats, logger.child({ mod: 'control' }), now);
     this.#cache = new ReplyCache({ now });
   }
 
@@ -274,7 +282,7 @@ export class Daemon implements DaemonHandle {
   #startTimers(): void {
     const sweep = setInterval(() => {
       this.#media.sync?.(true);
-      this.manager.sweep(performance.now());
+      this.manager.sweep();
     }, SWEEP_INTERVAL_MS);
     let lastPackets = this.stats.npktsRcvd;
     let lastElu = performance.eventLoopUtilization();

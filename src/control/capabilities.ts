@@ -11,6 +11,8 @@ export interface Capability {
    * what is really implemented may be true (protocol.md 3, "Rule for us").
    */
   readonly supported: boolean | ((config: Config) => boolean);
+  /** `rtpproxy -v` lists it even when `supported` depends on the configuration (20081224). */
+  readonly listed?: boolean;
 }
 
 /** The base protocol version answered by `V` (Kamailio and OpenSIPS refuse anything else). */
@@ -42,19 +44,23 @@ export const CAPABILITIES: readonly Capability[] = [
     description: 'Support for setting codecs in the update/lookup command',
     supported: true,
   },
-  // Timeout notifications: like the reference, 1 only when at least one -n target is configured
-  // (OpenSIPS sends its notify pair only after a 1 here).
+  // Timeout notifications: like the reference, VF answers 1 only when at least one -n target is
+  // configured (OpenSIPS sends its notify pair only after a 1 here); `-v` lists it regardless, as
+  // the reference's does.
   {
     date: '20081224',
     description: 'Support for session timeout notifications',
     supported: (c) => c.notifyTargets.length > 0,
+    listed: true,
   },
   // The `r` modifier (the local address that routes to the remote; OpenSIPS' rtpproxy_autobridge
   // sends it only after a 1 here) and the choice of a local address by the remote's family (`6`).
   { date: '20090810', description: 'Support for automatic bridging', supported: true },
   { date: '20140323', description: 'Support for tracking/reporting load', supported: true },
-  // Not yet.
-  { date: '20140617', description: 'Support for anchoring session connect time', supported: false },
+  // Session times are anchored to the arrival of the commands: a session's creation and connect
+  // (completion) times are those of the U and of the command that completed it, whatever the
+  // wait in the command queue; `total_duration` and the session-end log use them.
+  { date: '20140617', description: 'Support for anchoring session connect time', supported: true },
   { date: '20141004', description: 'Support for extendable performance counters', supported: true },
   {
     date: '20150330',
@@ -87,20 +93,33 @@ export const CAPABILITIES: readonly Capability[] = [
       'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
     supported: true,
   },
-  // Newer dates of protocol.md 3.
+  // Newer dates of protocol.md 3 (also in the reference's table now, descriptions verbatim).
   {
     date: '20250523',
-    description: 'Support for the "p" modifier of the C command',
+    description: 'Support for the "P" modifier in the C command',
+    supported: true,
+  },
+  // `S ttl=N` with the reference's counters (`tos=N` is answered as the reference does).
+  {
+    date: '20251015',
+    description: "Support for changing session's ttl / IP tos via S subcommand",
     supported: true,
   },
   {
-    date: '20251015',
-    description: 'Support for the "ttl=" and "tos=" S sub-commands',
-    supported: false,
+    date: '20260306',
+    description: 'Support for address labels in the "Ul"/"Ll" commands',
+    supported: true,
   },
-  { date: '20260306', description: 'Support for address labels in "l{label}"', supported: true },
-  { date: '20260308', description: 'Support for "U ... && L ..." in one command', supported: true },
-  { date: '20260309', description: 'Support for C as a sub-command', supported: false },
+  {
+    date: '20260308',
+    description: 'Support for single-shot dual-leg setup via "U ... && L ..."',
+    supported: true,
+  },
+  {
+    date: '20260309',
+    description: 'Support for forking both streams via "C" sub-command',
+    supported: true,
+  },
 ];
 
 /** Whether `VF date` answers 1 with this configuration (exact string match; unknown dates: false). */
@@ -111,11 +130,14 @@ export function isCapabilitySupported(date: string, config: Config): boolean {
 }
 
 /**
- * The capabilities to list (`rtpproxy -v`): the supported ones. Without a valid config (the
- * command line had errors), capabilities that depend on the config are left out.
+ * The capabilities to list (`rtpproxy -v`): the supported ones, and those marked `listed` (the
+ * reference prints 20081224 whatever the options). Without a valid config (the command line had
+ * errors), other capabilities that depend on the config are left out.
  */
 export function supportedCapabilities(config?: Config): readonly Capability[] {
   return CAPABILITIES.filter((c) =>
-    typeof c.supported === 'boolean' ? c.supported : config !== undefined && c.supported(config),
+    typeof c.supported === 'boolean'
+      ? c.supported
+      : c.listed === true || (config !== undefined && c.supported(config)),
   );
 }

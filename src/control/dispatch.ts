@@ -14,6 +14,7 @@ import type { GlobalStats } from '../util/stats.ts';
 import { BASE_VERSION, isCapabilitySupported } from './capabilities.ts';
 import type { Command, SessionRef, SubCommand, UpdateModifiers } from './commands.ts';
 import type { ECode } from './ecodes.ts';
+import type { CountedReply } from './socket-types.ts';
 import { type ParseContext, parseCommand } from './parse.ts';
 import { counterText, errorReply, infoText, MAX_REPLY, namedValues, portText } from './reply.ts';
 
@@ -68,7 +69,7 @@ const GLOBAL_COUNTERS = {
 
 /** Per-session counters by their Q name (protocol.md 5.1), seen from the leg facing T1. */
 const SESSION_COUNTERS: Readonly<Record<string, (s: Session, t1: 0 | 1, now: number) => string>> = {
-  ttl: (s, _t1, now) => String(s.ttl(now)),
+  ttl: (s) => String(s.ttl()),
   npkts_ina: (s, t1) => String(s.legs[t1].rtp.npktsIn),
   npkts_ino: (s, t1) => String(s.legs[t1 === 0 ? 1 : 0].rtp.npktsIn),
   nrelayed: (s) => String(s.legs[0].rtp.nrelayed + s.legs[1].rtp.nrelayed),
@@ -107,11 +108,15 @@ export class Dispatcher {
   }
 
   /** Runs one command line; always resolves with exactly one reply ending in LF. */
-  readonly handle = async (line: string, origin?: CommandOrigin): Promise<string> => {
+  readonly handle = async (
+    line: string,
+    origin?: CommandOrigin,
+    receivedAt?: number,
+  ): Promise<string | CountedReply> => {
     const parsed = parseCommand(line, this.#d.parseContext);
     if (!parsed.ok) return errorReply(parsed.ecode);
     try {
-      return await this.#execute(parsed.command, origin);
+      return await this.#execute(parsed.command, origin, receivedAt ?? this.#d.now());
     } catch (error) {
       if (error instanceof RelayError) return errorReply(RELAY_ECODES[error.code]);
       this.#d.logger.error({ err: error, line }, 'command failed unexpectedly');
@@ -119,7 +124,11 @@ export class Dispatcher {
     }
   };
 
-  async #execute(cmd: Command, origin: CommandOrigin | undefined): Promise<string> {
+  async #execute(
+    cmd: Command,
+    origin: CommandOrigin | undefined,
+    receivedAt: number,
+  ): Promise<string | CountedReply> {
     const { manager, stats } = this.#d;
     switch (cmd.op) {
       case 'version':
@@ -128,14 +137,23 @@ export class Dispatcher {
         return isCapabilitySupported(cmd.date, this.#d.config) ? '1\n' : '0\n';
       case 'update':
       case 'lookup': {
-        const req = offerRequest(cmd.ref, cmd.remote, cmd.modifiers, cmd.notify, origin);
+        const req = offerRequest(
+          cmd.ref,
+          cmd.remote,
+          cmd.modifiers,
+          receivedAt,
+          cmd.notify,
+          origin,
+        );
         const answer = cmd.op === 'update' ? await manager.update(req) : await manager.lookup(req);
-        if (answer === undefined) return '0\n';
+        // No session: `0`, counted as an error (sippy/rtpproxy src/rtpp_command.c, ul_reply_port).
+        if (answer === undefined) return { text: '0\n', failed: true };
         const subs = await this.#subcommands(
           cmd.subcommands,
           cmd.ref,
           answer.session,
           answer.forwardLeg,
+          receivedAt,
         );
         return `${portText(answer)}${subs}\n`;
       }
@@ -213,7 +231,13 @@ export class Dispatcher {
       pairs.push([name, read(found.session, found.legT1, now)]);
     }
     const text = namedValues(pairs, cmd.verbose);
-    const subs = await this.#subcommands(cmd.subcommands, cmd.ref, found.session, found.legT1);
+    const subs = await this.#subcommands(
+      cmd.subcommands,
+      cmd.ref,
+      found.session,
+      found.legT1,
+      this.#d.now(),
+    );
     const reply = `${text}${subs}\n`;
     return reply.length >= MAX_REPLY ? errorReply('RTOOBIG_2') : reply;
   }
@@ -235,19 +259,25 @@ export class Dispatcher {
   /**
    * Runs `&&` sub-commands after a successful main command (protocol.md 2.14) and composes their
    * part of the reply: results with text, failures as `-1`, and `0` for text-less successes that
-   * come before a later result. Processing stops at the first failure.
+   * come before a later result. Processing stops at the first failure. `forwardLeg` is the leg
+   * that received the address (the reference's `strmp_in`); an `L` sub-command makes its own
+   * forward leg the one the later sub-commands see.
    */
   async #subcommands(
     subs: readonly SubCommand[],
     ref: SessionRef,
     session: Session,
     forwardLeg: 0 | 1,
+    receivedAt: number,
   ): Promise<string> {
     const results: (string | undefined)[] = [];
+    let forward = forwardLeg;
     for (const sub of subs) {
       let result: string | undefined;
       try {
-        result = await this.#subcommand(sub, ref, session, forwardLeg);
+        result = await this.#subcommand(sub, ref, session, forward, receivedAt);
+        // After L the streams swap roles, as in sippy/rtpproxy src/commands/rpcpv1_ul_subc.c.
+        if (sub.op === 'lookup') forward = forward === 0 ? 1 : 0;
       } catch (error) {
         if (!(error instanceof RelayError)) {
           this.#d.logger.error({ err: error }, 'sub-command failed');
@@ -272,12 +302,13 @@ export class Dispatcher {
     ref: SessionRef,
     session: Session,
     forwardLeg: 0 | 1,
+    receivedAt: number,
   ): Promise<string | undefined> {
     const manager = this.#d.manager;
     switch (sub.op) {
       case 'lookup': {
         const answer: LegAnswer | undefined = await manager.lookup(
-          offerRequest(ref, sub.remote, sub.modifiers),
+          offerRequest(ref, sub.remote, sub.modifiers, receivedAt),
         );
         if (answer === undefined) throw new RelayError('ERR_SESSION_NOT_FOUND');
         return portText(answer);
@@ -291,8 +322,12 @@ export class Dispatcher {
       case 'delete':
         manager.delete(session.callId, session.tag, undefined, sub.weak);
         return undefined;
+      case 'attach-recorder': {
+        const source = this.#find(sub.source);
+        manager.fork(source, session, forwardLeg);
+        return undefined;
+      }
       case 'set-tos':
-      case 'attach-recorder':
         // Not available: Node cannot set IP_TOS on a dgram socket, and recording has not landed.
         throw new RelayError('ERR_COPY', `${sub.op} is not available`);
     }
@@ -303,10 +338,12 @@ function offerRequest(
   ref: SessionRef,
   remote: OfferRequest['remote'],
   m: UpdateModifiers,
+  receivedAt: number,
   notify?: { readonly socket: string; readonly tag: string },
   origin?: CommandOrigin,
 ): OfferRequest {
   return {
+    receivedAt,
     callId: ref.callId,
     tag1: ref.tag1,
     ...(ref.tag2 === undefined ? {} : { tag2: ref.tag2 }),

@@ -1,7 +1,8 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { CommandOrigin } from '../util/origin-types.ts';
 import type { GlobalStats } from '../util/stats.ts';
-import type { CommandHandler } from './socket-types.ts';
+import type { CommandHandler, CountedReply } from './socket-types.ts';
 
 /** Reply used when the handler breaks its never-rejects contract: E89 is NOMEM_9, "internal error". */
 export const INTERNAL_ERROR_REPLY = 'E89\n';
@@ -16,6 +17,15 @@ export interface ControlListener {
 
 const ERROR_REPLY = /^E[0-9]/;
 
+function isCountedReply(value: unknown): value is CountedReply {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { text?: unknown }).text === 'string' &&
+    typeof (value as { failed?: unknown }).failed === 'boolean'
+  );
+}
+
 /**
  * Runs commands from every control socket one at a time, in arrival order, and keeps the command
  * counters. The reference holds a global lock around command execution (protocol.md 1.8); the
@@ -25,12 +35,20 @@ export class CommandRunner {
   readonly #handler: CommandHandler;
   readonly #stats: GlobalStats;
   readonly #log: Logger;
+  readonly #now: () => number;
   #tail: Promise<void> = Promise.resolve();
 
-  constructor(handler: CommandHandler, stats: GlobalStats, log: Logger) {
+  /** `now`: the monotonic clock that stamps each command's arrival. */
+  constructor(
+    handler: CommandHandler,
+    stats: GlobalStats,
+    log: Logger,
+    now: () => number = () => performance.now(),
+  ) {
     this.#handler = handler;
     this.#stats = stats;
     this.#log = log;
+    this.#now = now;
   }
 
   /**
@@ -38,7 +56,8 @@ export class CommandRunner {
    * `origin`: where it came from, handed to the handler.
    */
   run(line: string, origin?: CommandOrigin): Promise<string> {
-    const result = this.#tail.then(() => this.#execute(line, origin));
+    const receivedAt = this.#now();
+    const result = this.#tail.then(() => this.#execute(line, origin, receivedAt));
     this.#tail = result.then(
       () => undefined,
       () => undefined,
@@ -56,21 +75,32 @@ export class CommandRunner {
     return this.#tail;
   }
 
-  async #execute(line: string, origin: CommandOrigin | undefined): Promise<string> {
+  async #execute(
+    line: string,
+    origin: CommandOrigin | undefined,
+    receivedAt: number,
+  ): Promise<string> {
     // Counted before running, so `G ncmds_rcvd` includes itself but not its own reply (5.3).
     this.#stats.ncmdsRcvd++;
     this.#log.debug({ line }, 'received command');
     let reply: string;
+    let failed: boolean;
     try {
-      const value: unknown = await this.#handler(line, origin);
-      if (typeof value !== 'string') throw new TypeError(`handler resolved with ${typeof value}`);
-      reply = value;
+      const value: unknown = await this.#handler(line, origin, receivedAt);
+      if (typeof value === 'string') {
+        reply = value;
+        failed = ERROR_REPLY.test(reply);
+      } else if (isCountedReply(value)) {
+        reply = value.text;
+        failed = value.failed;
+      } else throw new TypeError(`handler resolved with ${typeof value}`);
     } catch (err) {
       this.#log.error({ err, line }, 'command handler failed');
       reply = INTERNAL_ERROR_REPLY;
+      failed = true;
     }
     this.#stats.ncmdsRepld++;
-    if (ERROR_REPLY.test(reply)) {
+    if (failed) {
       this.#stats.ncmdsErrs++;
     } else {
       this.#stats.ncmdsSuccd++;

@@ -8,8 +8,24 @@ export type ControlSocketSpec =
   | { readonly kind: 'stdio' | 'stdioc' };
 
 /**
- * Runs one command line (without cookie) and resolves with the full reply text, ending in LF.
- * Never rejects: every input gets exactly one reply. `origin` says where the command came from
- * (for the `%%CC_SELF%%` notify target); absent for unix and stdio sockets.
+ * A reply whose text does not tell whether the command failed: an L that finds no session
+ * answers `0` and counts in `ncmds_errs` (sippy/rtpproxy src/commands/rpcpv1_ul.c delivers it
+ * as an error).
  */
-export type CommandHandler = (line: string, origin?: CommandOrigin) => Promise<string>;
+export interface CountedReply {
+  readonly text: string;
+  readonly failed: boolean;
+}
+
+/**
+ * Runs one command line (without cookie) and resolves with the full reply text, ending in LF
+ * (a plain string fails when it starts with `E<digit>`). Never rejects: every input gets exactly
+ * one reply. `origin` says where the command came from (for the `%%CC_SELF%%` notify target);
+ * absent for unix and stdio sockets. `receivedAt`: when the command arrived (monotonic ms), before
+ * any wait in the command queue.
+ */
+export type CommandHandler = (
+  line: string,
+  origin?: CommandOrigin,
+  receivedAt?: number,
+) => Promise<string | CountedReply>;

@@ -9,6 +9,7 @@ import type { PlaybackService } from '../play/scheduler.ts';
 import { parseCopyTarget, resolveCopyTarget } from '../record/copy-target.ts';
 import type { RecorderFactory } from '../record/recorder.ts';
 import { RemoteCopy } from '../record/remote-copy.ts';
+import { SessionFork } from '../record/session-fork.ts';
 import { makeRateLimiter } from '../util/logger.ts';
 import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
 import { isWildcard, sameAddress } from '../util/net.ts';
@@ -17,7 +18,7 @@ import type { GlobalStats } from '../util/stats.ts';
 import { RelayError } from './errors.ts';
 import { matchSingle, prefixMatch } from './keys.ts';
 import type { SessionNotifier, SessionNotify } from './notify-types.ts';
-import { Leg, type LegLocal, Session } from './session.ts';
+import { IdleCounter, Leg, type LegLocal, Session } from './session.ts';
 
 /** A configured local address (`-l` / `-6`). */
 export interface ConfiguredAddress extends LegLocal {
@@ -83,6 +84,11 @@ export interface OfferRequest {
   readonly notify?: { readonly socket: string; readonly tag: string };
   /** Where the command came from: the `%%CC_SELF%%` notify target connects back to it. */
   readonly origin?: CommandOrigin;
+  /**
+   * When the command arrived (monotonic ms, the deps' clock): a session created or completed by
+   * it is stamped with this time, not with the time the queue reached it (20140617).
+   */
+  readonly receivedAt?: number;
 }
 
 /** The reply leg of a U or L: where the other party must send. */
@@ -150,8 +156,7 @@ export class SessionManager {
     if (match === undefined) return this.#create(req);
     const { session, m } = match;
     const reply = session.legs[m];
-    const now = this.#deps.now();
-    session.rearm(now);
+    session.rearm();
     await this.#ensurePorts(session, reply, req);
     if (req.weak) reply.weak = true;
     else session.strong = true;
@@ -167,7 +172,7 @@ export class SessionManager {
     if (match === undefined) return undefined;
     const { session, m } = match;
     const reply = session.legs[m === 0 ? 1 : 0];
-    session.rearm(this.#deps.now());
+    session.rearm();
     await this.#ensurePorts(session, reply, req);
     if (req.weak) reply.weak = true;
     this.#applyParty(session.legs[m], reply, req);
@@ -204,11 +209,18 @@ export class SessionManager {
     for (const session of [...this.sessions()]) this.destroy(session, 'delete-all');
   }
 
-  /** `S ttl=N` sub-command: a leg's idle timeout, re-armed. */
+  /**
+   * `S ttl=N` sub-command (sippy/rtpproxy src/commands/rpcpv1_ul_subc_set.c): the leg keeps N as
+   * the timeout it gets when the session completes, and its counter restarts from N. The other
+   * leg takes N too when it shares the counter (the default; not with `-i`).
+   */
   setLegTtl(session: Session, leg: 0 | 1, seconds: number): void {
     const target = session.legs[leg];
-    target.ttlMax = seconds;
-    target.rearm(this.#deps.now());
+    const other = session.legs[leg === 0 ? 1 : 0];
+    target.streamTtl = seconds;
+    if (other.ttl === target.ttl) other.streamTtl = seconds;
+    target.ttl.resetWith(seconds);
+    target.active = false;
   }
 
   /** Destroys a session: sockets closed, counters folded into the global ones, logged once. */
@@ -252,6 +264,10 @@ export class SessionManager {
         reason,
         duration: Number(duration.toFixed(3)),
         complete: session.complete,
+        // Seconds from the U to the command that connected both parties (20140617).
+        ...(session.connectedAt === undefined
+          ? {}
+          : { setup: Number(((session.connectedAt - session.createdAt) / 1000).toFixed(3)) }),
         // "caller" is leg 1 (faces the session-tag party), "callee" leg 0, as the reference logs.
         callerPkts: l1.rtp.npktsIn,
         calleePkts: l0.rtp.npktsIn,
@@ -268,17 +284,12 @@ export class SessionManager {
   }
 
   /**
-   * The idle sweep (protocol.md 4.7), run a few times a second: legs that saw packets are
-   * re-armed, sessions whose smallest timer ran out expire.
+   * One tick of the idle sweep (protocol.md 4.7), run once a second: counters of legs that saw
+   * packets restart, sessions whose smallest counter is at 0 expire, the others count down.
    */
-  sweep(now: number): void {
+  sweep(): void {
     const expired: Session[] = [];
-    for (const session of this.sessions()) {
-      for (const leg of session.legs) if (leg.active) leg.rearm(now);
-      if (Math.min(session.legs[0].remaining(now), session.legs[1].remaining(now)) < 0) {
-        expired.push(session);
-      }
-    }
+    for (const session of this.sessions()) if (session.tick()) expired.push(session);
     for (const session of expired) this.destroy(session, 'timeout');
   }
 
@@ -392,6 +403,42 @@ export class SessionManager {
       sameAddress(a.address, pair.address),
     )?.advertised;
     return { port: pair.port, address: advertised ?? pair.address };
+  }
+
+  /**
+   * The `C CALLID T1 T2` sub-command of U (protocol.md 2.14; sippy/rtpproxy
+   * src/commands/rpcpv1_ul_subc_copy.c): both streams of `source`, RTP and RTCP, are forked into
+   * `target`. What the T2 party of C sends leaves out of the target's forward leg (the one the U
+   * gave an address), what the T1 party sends out of its other leg, each to the party that leg
+   * faces; the copies restart the target's idle timer. The target's own parties are no longer
+   * relayed (their packets are dropped, as towards a party hearing a prompt). The fork lasts until
+   * either session ends. Refused (ERR_COPY) when source and target are the same session.
+   */
+  fork(source: FoundSession, target: Session, forwardLeg: 0 | 1): void {
+    if (target.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
+    if (source.session === target) {
+      throw new RelayError('ERR_COPY', 'a session cannot be forked into itself');
+    }
+    const other = forwardLeg === 0 ? 1 : 0;
+    const legT2 = source.legT1 === 0 ? 1 : 0;
+    const routes = [
+      [source.session.legs[legT2], forwardLeg],
+      [source.session.legs[source.legT1], other],
+    ] as const;
+    for (const [from, outIndex] of routes) {
+      const inIndex = outIndex === 0 ? 1 : 0;
+      const fork = new SessionFork(target.legs[outIndex], () => {
+        target.touch(inIndex);
+      });
+      from.addFork(fork);
+      target.onClose(() => {
+        from.removeFork(fork);
+      });
+    }
+    for (const leg of target.legs) {
+      leg.rtp.playing = true;
+      leg.rtcp.playing = true;
+    }
   }
 
   /** N: stop the recorder of the leg facing T1 (both legs with `a`); returns how many stopped. */
@@ -526,13 +573,16 @@ export class SessionManager {
     if (this.#draining || this.#closed) throw new RelayError('ERR_SHUTTING_DOWN');
     if (this.#deps.overloaded?.() === true) throw new RelayError('ERR_OVERLOADED');
     const [forwardLocal, replyLocal] = await this.#localsForNewSession(req.local);
-    const now = this.#deps.now();
+    const now = req.receivedAt ?? this.#deps.now();
     const media = this.#deps.media;
-    const ttl = this.#opts.setupTtl;
+    // Counters start at -W; one shared by both legs unless -i (sippy/rtpproxy src/rtpp_session.c).
+    const shared = new IdleCounter(this.#opts.setupTtl);
+    const counter = (): IdleCounter =>
+      this.#opts.independentTtl ? new IdleCounter(this.#opts.setupTtl) : shared;
     // The streams exist before their session; it takes over as their activity sink below.
     const streams = media.createStreams({ touch: (): void => undefined });
     const makeLeg = (index: 0 | 1, local: LegLocal): Leg =>
-      new Leg(index, streams[index].rtp, streams[index].rtcp, local, ttl, now);
+      new Leg(index, streams[index].rtp, streams[index].rtcp, local, counter(), this.#opts.ttl);
     // Leg 1 faces T1 (the party that sent this offer); leg 0 is the reply leg.
     const legs = [makeLeg(0, replyLocal), makeLeg(1, forwardLocal)] as const;
     const session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
@@ -584,13 +634,8 @@ export class SessionManager {
     reply.local = local;
     reply.bound = true;
     if (!session.complete) {
-      session.markComplete();
+      session.markComplete(req.receivedAt ?? this.#deps.now());
       this.#deps.stats.nsessComplete += 1;
-      const now = this.#deps.now();
-      for (const leg of session.legs) {
-        leg.ttlMax = this.#opts.ttl;
-        leg.rearm(now);
-      }
     }
   }
 

@@ -3,9 +3,35 @@
  * faces the party whose tag is the session tag (the caller), leg 0 the other party. Each leg owns
  * an RTP and an RTCP relay stream; the session owns the legs and closes them.
  */
-import type { ActivitySink, MediaStream } from '../media/stream.ts';
+import type { ActivitySink, MediaStream, PacketTap } from '../media/stream.ts';
 import type { Recorder } from '../record/recorder.ts';
 import type { SessionNotify } from './notify-types.ts';
+
+/**
+ * An idle counter in whole seconds (sippy/rtpproxy src/rtpp_ttl.c): `left` counts down once per
+ * sweep tick; the session expires at the tick that finds it at 0. In the default ("unified") mode
+ * both legs share one counter; with `-i` each leg has its own.
+ */
+export class IdleCounter {
+  /** The value `reset()` restores. */
+  max: number;
+  left: number;
+
+  constructor(max: number) {
+    this.max = max;
+    this.left = max;
+  }
+
+  reset(): void {
+    this.left = this.max;
+  }
+
+  /** New maximum, and the counter restarts from it. */
+  resetWith(max: number): void {
+    this.max = max;
+    this.left = max;
+  }
+}
 
 /** A local media address a leg binds on. */
 export interface LegLocal {
@@ -28,29 +54,34 @@ export class Leg {
   codecs: readonly number[] | undefined;
   /** `z` value stored for `P ... session`; -1 when none. */
   packetTimeMs = -1;
-  /** Idle timeout of this leg, seconds. */
-  ttlMax: number;
-  /** Monotonic ms of the last re-arm. */
-  armedAt: number;
-  /** A packet arrived since the last sweep: re-arm at the next one. */
+  /** The leg's idle counter; the same object for both legs unless `-i`. */
+  readonly ttl: IdleCounter;
+  /**
+   * The timeout this leg gets when the session completes: `-T`, or what `S ttl=N` set (the
+   * reference's `stream_ttl`).
+   */
+  streamTtl: number;
+  /** A packet reached the relay stage since the last sweep tick: the counter restarts there. */
   active = false;
   /** The leg's one recorder slot, shared by R, C and -a (protocol.md 6.1). */
   #recorder: Recorder | undefined;
+  /** Forks into other sessions (the `C` sub-command); apart from the recorder slot. */
+  readonly #forks = new Set<PacketTap>();
 
   constructor(
     index: 0 | 1,
     rtp: MediaStream,
     rtcp: MediaStream,
     local: LegLocal,
-    ttl: number,
-    now: number,
+    ttl: IdleCounter,
+    streamTtl: number,
   ) {
     this.index = index;
     this.rtp = rtp;
     this.rtcp = rtcp;
     this.local = local;
-    this.ttlMax = ttl;
-    this.armedAt = now;
+    this.ttl = ttl;
+    this.streamTtl = streamTtl;
   }
 
   /** Local RTP port, 0 when no pair is bound. */
@@ -58,15 +89,9 @@ export class Leg {
     return this.bound ? this.rtp.localPort : 0;
   }
 
-  /** Whole seconds left before this leg counts as idle (may be negative once overdue). */
-  remaining(now: number): number {
-    return this.ttlMax - Math.floor((now - this.armedAt) / 1000);
-  }
-
-  /** Re-arms the idle timer to its maximum. */
-  rearm(now: number): void {
-    this.armedAt = now;
-    this.active = false;
+  /** Whole seconds left on the leg's counter, as Q sees it: a packet not yet swept counts as a reset. */
+  remaining(): number {
+    return this.active ? this.ttl.max : this.ttl.left;
   }
 
   get recorder(): Recorder | undefined {
@@ -76,8 +101,7 @@ export class Leg {
   /** Puts a recorder in the slot: packets arriving on the leg are handed to it. */
   startRecording(recorder: Recorder): void {
     this.#recorder = recorder;
-    this.rtp.tap = recorder;
-    this.rtcp.tap = recorder;
+    this.#applyTaps();
   }
 
   /** Empties the slot; resolves when the files are flushed, closed and moved. */
@@ -85,9 +109,35 @@ export class Leg {
     const recorder = this.#recorder;
     if (recorder === undefined) return Promise.resolve();
     this.#recorder = undefined;
-    this.rtp.tap = undefined;
-    this.rtcp.tap = undefined;
+    this.#applyTaps();
     return recorder.close();
+  }
+
+  /** Hands the packets arriving on the leg to `fork` too, until removeFork(). */
+  addFork(fork: PacketTap): void {
+    this.#forks.add(fork);
+    this.#applyTaps();
+  }
+
+  removeFork(fork: PacketTap): void {
+    if (this.#forks.delete(fork)) this.#applyTaps();
+  }
+
+  /** The streams' one tap: the recorder, a fork, or both in turn (set only when they change). */
+  #applyTaps(): void {
+    const taps: PacketTap[] = [...this.#forks];
+    if (this.#recorder !== undefined) taps.unshift(this.#recorder);
+    let tap: PacketTap | undefined;
+    if (taps.length === 1) tap = taps[0];
+    else if (taps.length > 1) {
+      tap = {
+        record: (packet, isRtp, from, to, family, wallMs) => {
+          for (const each of taps) each.record(packet, isRtp, from, to, family, wallMs);
+        },
+      };
+    }
+    this.rtp.tap = tap;
+    this.rtcp.tap = tap;
   }
 
   /** Closes both sockets. */
@@ -107,11 +157,18 @@ export class Session implements ActivitySink {
   readonly createdAt: number;
   /** One idle counter for both legs (default) or one per leg (`-i`). */
   readonly unifiedTtl: boolean;
+  /**
+   * When the session became complete (both parties have a port): the arrival time of the command
+   * that completed it, monotonic ms; undefined until then.
+   */
+  connectedAt: number | undefined;
   strong = false;
   complete = false;
   /** Where to send the tag when the session expires (protocol.md 8); replaced by every U. */
   notify: SessionNotify | undefined;
   #closed = false;
+  /** Run once when the session closes (forks into it are taken off their source legs). */
+  readonly #onClose: (() => void)[] = [];
 
   constructor(
     callId: string,
@@ -139,15 +196,36 @@ export class Session implements ActivitySink {
     } else this.legs[leg].active = true;
   }
 
-  /** Re-arms both legs (every U/L that finds the session). */
-  rearm(now: number): void {
-    this.legs[0].rearm(now);
-    this.legs[1].rearm(now);
+  /** Restarts both counters from their maximum (every U/L that finds the session). */
+  rearm(): void {
+    for (const leg of this.legs) {
+      leg.ttl.reset();
+      leg.active = false;
+    }
   }
 
-  /** Smallest whole seconds left of the legs' idle timers, as Q reports it (never below 0). */
-  ttl(now: number): number {
-    return Math.max(0, Math.min(this.legs[0].remaining(now), this.legs[1].remaining(now)));
+  /** Smallest whole seconds left of the legs' idle counters, as Q reports it (never below 0). */
+  ttl(): number {
+    return Math.max(0, Math.min(this.legs[0].remaining(), this.legs[1].remaining()));
+  }
+
+  /**
+   * One tick of the once-a-second sweep (sippy/rtpproxy src/rtpp_proc_ttl.c): counters of legs
+   * that saw packets restart; then the session expires if the smallest counter is at 0 (true),
+   * otherwise every counter goes down by one. A counter of N thus expires between N and N + 1
+   * seconds after its last restart, as in the reference.
+   */
+  tick(): boolean {
+    const [l0, l1] = this.legs;
+    for (const leg of this.legs) {
+      if (!leg.active) continue;
+      leg.ttl.reset();
+      leg.active = false;
+    }
+    if (Math.min(l0.ttl.left, l1.ttl.left) <= 0) return true;
+    l0.ttl.left -= 1;
+    if (l1.ttl !== l0.ttl) l1.ttl.left -= 1;
+    return false;
   }
 
   /** No strong or weak reference is left: D may destroy the session. */
@@ -155,19 +233,33 @@ export class Session implements ActivitySink {
     return !this.strong && !this.legs[0].weak && !this.legs[1].weak;
   }
 
-  /** Marks the session complete: packets are relayed from now on. */
-  markComplete(): void {
+  /**
+   * Marks the session complete: packets are relayed from now on, and each counter restarts from
+   * its leg's `streamTtl` (-T unless `S ttl=N` changed it). `now`: arrival of the command.
+   */
+  markComplete(now: number): void {
     this.complete = true;
+    this.connectedAt = now;
+    for (const leg of this.legs) {
+      leg.ttl.resetWith(leg.streamTtl);
+      leg.active = false;
+    }
     for (const leg of this.legs) {
       leg.rtp.complete = true;
       leg.rtcp.complete = true;
     }
   }
 
+  /** Registers `fn` to run when the session closes. */
+  onClose(fn: () => void): void {
+    this.#onClose.push(fn);
+  }
+
   /** Closes every socket. Idempotent; the manager does the bookkeeping. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const fn of this.#onClose.splice(0)) fn();
     this.legs[0].release();
     this.legs[1].release();
   }

@@ -59,12 +59,22 @@ t.test('rtpproxy -v prints the base version and the supported extensions, exit 0
   t.equal(r.stderr, '');
   const lines = r.stdout.trimEnd().split('\n');
   t.equal(lines[0], 'Basic version: 20040107');
-  const expected = CAPABILITIES.filter((c) => c.supported === true).map(
+  const expected = CAPABILITIES.filter((c) => c.supported === true || c.listed === true).map(
     (c) => `Extension ${c.date}: ${c.description}`,
   );
   t.same(lines.slice(1), expected);
   t.ok(lines.includes('Extension 20191015: Support for the && sub-command specifier'));
   t.ok(lines.includes('Extension 20071116: Support for RTP re-packetization'));
+  // Listed without -n, as the reference's -v lists it (VF still answers 0 without -n).
+  t.ok(lines.includes('Extension 20081224: Support for session timeout notifications'));
+  // The reference's descriptions, verbatim (sippy/rtpproxy src/commands/rpcpv1_ver.c).
+  for (const line of [
+    'Extension 20140617: Support for anchoring session connect time',
+    "Extension 20251015: Support for changing session's ttl / IP tos via S subcommand",
+    'Extension 20260309: Support for forking both streams via "C" sub-command',
+  ]) {
+    t.ok(lines.includes(line), line);
+  }
   for (const c of CAPABILITIES.filter((c) => c.supported === false)) {
     t.notOk(r.stdout.includes(c.date), `${c.date} is not supported and not listed`);
   }

@@ -20,6 +20,7 @@ const answers: readonly (readonly [string, boolean])[] = [
   ['20081102', true],
   ['20081224', false],
   ['20090810', true],
+  ['20140617', true],
   ['20150420', true],
   ['20150617', true],
   ['20170313', false],
@@ -27,6 +28,8 @@ const answers: readonly (readonly [string, boolean])[] = [
   ['20200226', true],
   ['20230314', true],
   ['20260308', true],
+  ['20251015', true],
+  ['20260309', true],
   ['19700101', false],
   ['', false],
 ];

@@ -110,3 +110,28 @@ t.test('commandRunner.drain() resolves after the queued commands', async (t) => 
   gate.resolve('0\n');
   t.equal(await drained, true);
 });
+
+t.test(
+  'commandRunner: a counted reply says whether it failed, and carries the arrival',
+  async (t) => {
+    const stats = new GlobalStats();
+    let clock = 100;
+    const arrivals: (number | undefined)[] = [];
+    const runner = new CommandRunner(
+      (line, _origin, receivedAt) => {
+        arrivals.push(receivedAt);
+        clock += 50;
+        return Promise.resolve(line === 'L' ? { text: '0\n', failed: true } : '0\n');
+      },
+      stats,
+      silent,
+      () => clock,
+    );
+    const replies = [runner.run('L'), runner.run('D')];
+    t.strictSame(await Promise.all(replies), ['0\n', '0\n'], 'the text is the reply');
+    t.strictSame(arrivals, [100, 100], 'stamped when queued, not when run');
+    t.equal(stats.ncmdsErrs, 1, 'the L that found nothing is an error');
+    t.equal(stats.ncmdsSuccd, 1);
+    t.equal(stats.ncmdsRepld, 2);
+  },
+);

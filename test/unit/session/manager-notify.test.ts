@@ -56,9 +56,11 @@ function setup(deps: Partial<Pick<ManagerDeps, 'notifier' | 'overloaded'>>) {
   return {
     manager,
     stats,
+    // The sweep ticks once a second: once per whole second crossed.
     advance: (ms: number) => {
+      const before = Math.floor(now / 1000);
       now += ms;
-      manager.sweep(now);
+      for (let tick = before; tick < Math.floor(now / 1000); tick += 1) manager.sweep();
     },
   };
 }

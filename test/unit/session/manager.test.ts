@@ -35,9 +35,11 @@ function setup(overrides: { ttl?: number; setupTtl?: number } = {}) {
     manager,
     stats,
     media,
+    // The sweep ticks once a second: once per whole second crossed.
     advance: (ms: number) => {
+      const before = Math.floor(now / 1000);
       now += ms;
-      manager.sweep(now);
+      for (let tick = before; tick < Math.floor(now / 1000); tick += 1) manager.sweep();
     },
     now: () => now,
     drained: () => drained,
@@ -122,14 +124,15 @@ t.test(
     const { manager, stats, advance } = setup({ ttl: 5, setupTtl: 2 });
     await manager.update(offer('c', 'ft'));
     advance(2900);
-    t.equal(manager.size, 1, 'alive within -W + 1 s');
+    t.equal(manager.size, 1, 'alive while the -W counter counts down to 0 (two ticks)');
     advance(200);
-    t.equal(manager.size, 0, 'gone after -W + 1 s');
+    t.equal(manager.size, 0, 'gone at the tick that finds it at 0');
     t.equal(stats.nsessTimeout, 1);
     await manager.update(offer('d', 'ft'));
     await manager.lookup(offer('d', 'ft', 'tt'));
-    advance(5900);
-    t.equal(manager.size, 1, 'complete session uses -T');
+    t.equal(manager.find('d', 'ft', 'tt')?.session.ttl(), 5, 'complete: the counter is -T');
+    advance(4900);
+    t.equal(manager.size, 1, 'complete session uses -T: five ticks bring it to 0');
     const found = manager.find('d', 'ft', 'tt');
     found?.session.touch(0);
     advance(100);
