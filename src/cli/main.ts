@@ -26,14 +26,18 @@ const DAEMON_CHILD_ENV = 'RTPPROXY_DAEMON_CHILD';
 const READY_DEADLINE_MS = 10_000;
 /** How long a stop may take before the process gives up and exits 1. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
-/** Signals that stop at once (the reference's `fatsignal`). */
+/**
+ * Signals that stop at once (the reference's `fatsignal`), but SIGXFSZ: the kernel sends it to a
+ * process whose write would pass its file-size limit (`ulimit -f`), and that is one recording's
+ * failure, not the relay's. It is ignored, so the write fails with EFBIG and the recorder stops
+ * that one file with a log line (docs/recording.md).
+ */
 const STOP_SIGNALS = [
   'SIGTERM',
   'SIGINT',
   'SIGUSR1',
   'SIGUSR2',
   'SIGXCPU',
-  'SIGXFSZ',
   'SIGVTALRM',
   'SIGPROF',
 ] as const satisfies readonly NodeJS.Signals[];
@@ -350,6 +354,8 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   process.on('uncaughtException', (err) => fatalExit(err, 'uncaught exception'));
   process.on('unhandledRejection', (reason) => fatalExit(reason, 'unhandled promise rejection'));
   process.on('SIGPIPE', () => undefined);
+  // A write past the file-size limit then fails with EFBIG (see STOP_SIGNALS).
+  process.on('SIGXFSZ', () => undefined);
 
   logUnappliedOptions(logger, raw, config);
   const fileLimitProblem =
