@@ -114,6 +114,8 @@ class WorkerHost {
       // the main thread's keeps scavenges rare (about 2 us less CPU per packet at 50k pps).
       resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
+    let started = false;
+    let failStart: (err: Error) => void = () => undefined;
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
@@ -124,17 +126,30 @@ class WorkerHost {
       }, START_TIMEOUT_MS);
       this.#onReady = () => {
         clearTimeout(timer);
+        started = true;
         resolve();
       };
+      failStart = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
     });
+    // Whoever starts the plane awaits it; a plane that is never started must not fail the process.
+    this.ready.catch(() => undefined);
+    // A worker that fails before it is ready fails the start (start() rejects with the reason);
+    // afterwards it fails the running daemon.
+    const fail = (err: Error): void => {
+      if (started) onFatal(err);
+      else failStart(err);
+    };
     this.worker.on('error', (err) => {
       this.#abandon();
-      onFatal(new Error(`media worker ${String(index)} failed: ${err.message}`));
+      fail(new Error(`media worker ${String(index)} failed: ${err.message}`));
     });
     this.worker.on('exit', (code) => {
       this.#abandon();
       if (!this.stopping) {
-        onFatal(new Error(`media worker ${String(index)} exited (${String(code)})`));
+        fail(new Error(`media worker ${String(index)} exited (${String(code)})`));
       }
     });
     this.port.on('message', (msg: FromWorker) => {
