@@ -256,6 +256,9 @@ export class Daemon implements DaemonHandle {
     await this.#runner.drain();
     await Promise.all(this.#listeners.map((l) => l.close()));
     this.#cache.close();
+    // Media workers stop receiving and hand over the packets they recorded before the recorders
+    // close: a recording then holds every packet the parties were sent.
+    await this.#media.stopReceiving?.();
     await this.manager.close();
     this.#players.close();
     this.#overload?.close();

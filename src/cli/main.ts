@@ -1,6 +1,16 @@
 import { execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants as osConstants, setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -26,14 +36,18 @@ const DAEMON_CHILD_ENV = 'RTPPROXY_DAEMON_CHILD';
 const READY_DEADLINE_MS = 10_000;
 /** How long a stop may take before the process gives up and exits 1. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
-/** Signals that stop at once (the reference's `fatsignal`). */
+/**
+ * Signals that stop at once (the reference's `fatsignal`), but SIGXFSZ: the kernel sends it to a
+ * process whose write would pass its file-size limit (`ulimit -f`), and that is one recording's
+ * failure, not the relay's. It is ignored, so the write fails with EFBIG and the recorder stops
+ * that one file with a log line (docs/recording.md).
+ */
 const STOP_SIGNALS = [
   'SIGTERM',
   'SIGINT',
   'SIGUSR1',
   'SIGUSR2',
   'SIGXCPU',
-  'SIGXFSZ',
   'SIGVTALRM',
   'SIGPROF',
 ] as const satisfies readonly NodeJS.Signals[];
@@ -97,6 +111,18 @@ export async function main(argv: string[]): Promise<number> {
   const resolved = await resolveAddresses(withCreds);
   if (typeof resolved === 'string') {
     await writeStderr(`rtpproxy: ${resolved}\n`);
+    return 1;
+  }
+
+  const notLocal = await checkLocalAddresses(resolved);
+  if (notLocal !== undefined) {
+    await writeStderr(`rtpproxy: ${notLocal}\n`);
+    return 1;
+  }
+
+  const tooFewFiles = checkFileLimit(resolved);
+  if (tooFewFiles !== undefined) {
+    await writeStderr(`rtpproxy: -L: ${tooFewFiles}\n`);
     return 1;
   }
 
@@ -248,6 +274,44 @@ async function resolveAddresses(config: Config): Promise<Config | string> {
 }
 
 /**
+ * -l/-6 addresses must be addresses of this host: media ports are bound on them for every call,
+ * and on any other address each bind fails (every U would answer E72). A test bind on port 0
+ * now tells; an address that only comes up later (a floating address) binds when the kernel
+ * allows non-local binds (net.ipv4.ip_nonlocal_bind, net.ipv6.ip_nonlocal_bind). A message on
+ * failure.
+ */
+async function checkLocalAddresses(config: Config): Promise<string | undefined> {
+  for (const a of config.addresses) {
+    if (a.address === '0.0.0.0' || a.address === '::') continue;
+    const code = await tryBind(a.address, a.family);
+    if (code === undefined) continue;
+    const flag = a.family === 4 ? '-l' : '-6';
+    const why =
+      code === 'EADDRNOTAVAIL'
+        ? 'it is not an address of this host'
+        : 'media sockets cannot be bound on it';
+    return `${flag}: ${JSON.stringify(a.address)}: ${why} (${code})`;
+  }
+  return undefined;
+}
+
+/** Binds a UDP socket on `address`, port 0, and closes it: undefined, or the error code. */
+function tryBind(address: string, family: 4 | 6): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket(family === 4 ? 'udp4' : 'udp6');
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      socket.close();
+      resolve(err.code ?? err.message);
+    });
+    socket.bind(0, address, () => {
+      socket.close(() => {
+        resolve(undefined);
+      });
+    });
+  });
+}
+
+/**
  * Goes to the background. Node cannot fork, so the same program is started again, detached (its
  * own session), with an IPC channel; it runs the foreground code path, and says 'ready' once its
  * control sockets serve (the reference's parent also waits for that: `rtpp_daemon_rel_parent`).
@@ -350,8 +414,12 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
   process.on('uncaughtException', (err) => fatalExit(err, 'uncaught exception'));
   process.on('unhandledRejection', (reason) => fatalExit(reason, 'unhandled promise rejection'));
   process.on('SIGPIPE', () => undefined);
+  // A write past the file-size limit then fails with EFBIG (see STOP_SIGNALS).
+  process.on('SIGXFSZ', () => undefined);
 
   logUnappliedOptions(logger, raw, config);
+  // The daemon's modules are loaded before -L applies: loading opens each source file.
+  const { createDaemon } = await import('../daemon.ts');
   const fileLimitProblem =
     config.fileLimit === undefined ? undefined : setFileLimit(config.fileLimit);
 
@@ -410,7 +478,6 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     drain('SIGHUP');
   });
 
-  const { createDaemon } = await import('../daemon.ts');
   const handle: DaemonHandle = createDaemon(config, logger, {
     onDrained: () => {
       logger.info('the last session is gone');
@@ -434,10 +501,15 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     logger.fatal({ err }, 'cannot start');
     // The reason in plain words too, as the reference's err(3) prints it; a background process
     // hands it to the waiting parent, which prints it.
+    const hint =
+      config.fileLimit !== undefined && errorMessage(err).includes('EMFILE')
+        ? ` (the open-files limit -L ${String(config.fileLimit)} is too small)`
+        : '';
+    const message = `cannot start: ${errorMessage(err)}${hint}`;
     if (isDaemonChild) {
-      await sendToParent({ type: 'error', message: `cannot start: ${errorMessage(err)}` });
+      await sendToParent({ type: 'error', message });
     } else {
-      await writeStderr(`rtpproxy: cannot start: ${errorMessage(err)}\n`);
+      await writeStderr(`rtpproxy: ${message}\n`);
     }
     await handle.close().catch(() => undefined);
     return 1;
@@ -478,6 +550,9 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
 
   const dropped = dropPrivileges(config);
   if (dropped !== undefined) return failStart(dropped);
+  // Checked as the user that writes the recordings, from the directory the daemon runs in.
+  const badDir = checkRecordDirs(config);
+  if (badDir !== undefined) return failStart(badDir);
 
   reportCapacity(logger, config, fileLimitProblem);
 
@@ -527,6 +602,42 @@ function dropPrivileges(config: Config): string | undefined {
 }
 
 /**
+ * -r and -S must name directories this process can create files in: otherwise every R would
+ * answer E50 and every -a call record nothing, with nothing said at start. A message, or
+ * undefined when both are usable.
+ */
+function checkRecordDirs(config: Config): string | undefined {
+  const dirs = [
+    ['-r', 'recording', config.recordDir],
+    ['-S', 'spool', config.spoolDir],
+  ] as const;
+  for (const [flag, what, dir] of dirs) {
+    if (dir === undefined) continue;
+    const problem = directoryProblem(dir);
+    if (problem !== undefined) {
+      return `${flag}: the ${what} directory ${JSON.stringify(dir)} ${problem}`;
+    }
+  }
+  return undefined;
+}
+
+/** Why files cannot be created in `dir`, or undefined when they can. */
+function directoryProblem(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return 'is not a directory';
+    accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = isErrnoException(err) ? err.code : undefined;
+    if (code === 'ENOENT') return 'does not exist';
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
+      return `is not writable by this process (${code})`;
+    }
+    return `cannot be used: ${errorMessage(err)}`;
+  }
+}
+
+/**
  * -L: Node has no setrlimit(), so the limit is set with prlimit(1) on this process, soft and hard
  * to N as the reference does (raising the hard limit needs root, so this runs before -u). Returns
  * a problem to log, or undefined.
@@ -549,6 +660,38 @@ function setFileLimit(limit: number): string | undefined {
         : '';
     return stderr !== '' ? stderr : errorMessage(err);
   }
+}
+
+/**
+ * Descriptors one media worker holds once it runs (its event loop's, its message ports'), with
+ * room for the source files it opens while it loads.
+ */
+const FILES_PER_WORKER = 12;
+/** Descriptors start-up needs beyond those, with room for a first call (a few sockets, a file). */
+const START_FILES_MARGIN = 16;
+
+/**
+ * -L below what start-up needs (the descriptors open now, the control sockets, the media
+ * workers) ends in a failure deep inside module loading or a worker: refuse it up front with
+ * the figure to give instead. Undefined when -L is not given, is enough, or this is not Linux.
+ */
+function checkFileLimit(config: Config): string | undefined {
+  if (config.fileLimit === undefined) return undefined;
+  let open: number;
+  try {
+    open = readdirSync('/proc/self/fd').length;
+  } catch {
+    return undefined;
+  }
+  const need =
+    open + config.controlSockets.length + config.workers * FILES_PER_WORKER + START_FILES_MARGIN;
+  if (config.fileLimit >= need) return undefined;
+  return (
+    `an open-files limit of ${String(config.fileLimit)} is too small to start: ` +
+    `${String(open)} files are open already, and ${String(config.workers)} media worker(s) and ` +
+    `${String(config.controlSockets.length)} control socket(s) need more; give at least ` +
+    `${String(need)}, plus 4 to 5 per call`
+  );
 }
 
 /** The soft open-files limit of this process (Linux), undefined when unknown or unlimited. */

@@ -6,6 +6,13 @@ export const DEFAULT_CONTROL_PORT = 22222;
 
 type InetKind = 'udp' | 'udp6' | 'tcp' | 'tcp6';
 
+/**
+ * Longest unix socket path in bytes: `sun_path` holds 108 bytes on Linux, the terminating NUL
+ * included. A longer path would be cut short by the kernel, and the socket created at a name
+ * nobody asked for.
+ */
+export const MAX_UNIX_PATH_BYTES = 107;
+
 const INET_KINDS: readonly InetKind[] = ['udp', 'udp6', 'tcp', 'tcp6'];
 
 // Prefixes the reference knows but we do not implement: fd: only exists in the library build,
@@ -64,6 +71,12 @@ function unixSpec(
 ): ControlSocketSpec | { error: string } {
   if (path === '') return { error: `empty socket path in ${JSON.stringify(text)}` };
   if (path.includes('\0')) return { error: `NUL byte in socket path ${JSON.stringify(text)}` };
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_UNIX_PATH_BYTES) {
+    return {
+      error: `the socket path is ${String(bytes)} bytes long; the system allows at most ${String(MAX_UNIX_PATH_BYTES)}`,
+    };
+  }
   return { kind, path };
 }
 

@@ -214,6 +214,11 @@ function onMessage(msg: ToWorker): void {
     void bind(msg);
     return;
   }
+  if (msg.op === 'stop') {
+    for (const entry of entries) entry?.stream.detach();
+    post({ op: 'stopped' });
+    return;
+  }
   const entry = entries[msg.slot];
   if (entry === undefined) return;
   switch (msg.op) {

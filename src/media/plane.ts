@@ -59,6 +59,11 @@ export interface MediaPlane {
    * asynchronously), so that a D is answered only when its ports are free, as in the reference.
    */
   flush?(): Promise<void>;
+  /**
+   * Shutdown, before the sessions close: media workers close their sockets and hand over every
+   * recorded packet they still hold. Absent when media runs on the main thread.
+   */
+  stopReceiving?(): Promise<void>;
   /** Stops the media workers, if any; sockets were closed with their sessions. */
   close?(): Promise<void>;
   /** Event-loop utilization of the busiest media worker (0..1); absent without workers. */

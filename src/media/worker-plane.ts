@@ -50,6 +50,8 @@ const START_TIMEOUT_MS = 20_000;
 const YOUNG_GENERATION_MB = 48;
 /** Stream slots beyond four per port pair, for sessions whose bind is still in flight. */
 const SLOT_HEADROOM = 256;
+/** How long shutdown waits for a worker to close its sockets and hand over what it recorded. */
+const STOP_TIMEOUT_MS = 2_000;
 
 export interface WorkerMediaPlaneOptions extends Omit<MediaPlaneOptions, 'now'> {
   readonly workers: number;
@@ -74,6 +76,9 @@ class WorkerHost {
   readonly #freeing = new InFlight();
   readonly ready: Promise<void>;
   #onReady: () => void = () => undefined;
+  /** Resolves the wait of stopReceiving(); called on 'stopped' or when the worker is gone. */
+  #onStopped: (() => void) | undefined;
+  #gone = false;
   stopping = false;
 
   constructor(
@@ -109,6 +114,8 @@ class WorkerHost {
       // the main thread's keeps scavenges rare (about 2 us less CPU per packet at 50k pps).
       resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
+    let started = false;
+    let failStart: (err: Error) => void = () => undefined;
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
@@ -119,17 +126,30 @@ class WorkerHost {
       }, START_TIMEOUT_MS);
       this.#onReady = () => {
         clearTimeout(timer);
+        started = true;
         resolve();
       };
+      failStart = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
     });
+    // Whoever starts the plane awaits it; a plane that is never started must not fail the process.
+    this.ready.catch(() => undefined);
+    // A worker that fails before it is ready fails the start (start() rejects with the reason);
+    // afterwards it fails the running daemon.
+    const fail = (err: Error): void => {
+      if (started) onFatal(err);
+      else failStart(err);
+    };
     this.worker.on('error', (err) => {
       this.#abandon();
-      onFatal(new Error(`media worker ${String(index)} failed: ${err.message}`));
+      fail(new Error(`media worker ${String(index)} failed: ${err.message}`));
     });
     this.worker.on('exit', (code) => {
       this.#abandon();
       if (!this.stopping) {
-        onFatal(new Error(`media worker ${String(index)} exited (${String(code)})`));
+        fail(new Error(`media worker ${String(index)} exited (${String(code)})`));
       }
     });
     this.port.on('message', (msg: FromWorker) => {
@@ -139,6 +159,8 @@ class WorkerHost {
 
   /** The worker is gone: nothing it was asked will be answered; nobody may wait for it. */
   #abandon(): void {
+    this.#gone = true;
+    this.#onStopped?.();
     for (const resolve of this.#binds.values()) resolve('fatal');
     this.#binds.clear();
     this.#freeing.abandon();
@@ -158,6 +180,23 @@ class WorkerHost {
   /** Resolves once every stream freed so far has its socket closed. */
   flush(): Promise<void> {
     return this.#freeing.idle();
+  }
+
+  /**
+   * Shutdown: the worker closes every socket; resolves once its answer arrived, and with it every
+   * recorded packet it posted before (a port delivers in order), or after STOP_TIMEOUT_MS.
+   */
+  stopReceiving(): Promise<void> {
+    if (this.#gone) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, STOP_TIMEOUT_MS);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#onStopped = done;
+      this.post({ op: 'stop' });
+    });
   }
 
   /** Four free slots, or undefined when the worker is full. */
@@ -211,6 +250,9 @@ class WorkerHost {
         this.streams.delete(msg.slot);
         this.#free.push(msg.slot);
         this.#freeing.end();
+        break;
+      case 'stopped':
+        this.#onStopped?.();
     }
   }
 }
@@ -482,6 +524,15 @@ export class WorkerMediaPlane implements MediaPlane {
 
   async flush(): Promise<void> {
     await Promise.all(this.#hosts.map((h) => h.flush()));
+  }
+
+  /**
+   * Shutdown, before the recorders close: every worker closes its sockets, and what it recorded
+   * until then is handed to the recorders, so a recording holds every packet that was relayed.
+   */
+  async stopReceiving(): Promise<void> {
+    await Promise.all(this.#hosts.map((h) => h.stopReceiving()));
+    this.sync();
   }
 
   async close(): Promise<void> {

@@ -247,7 +247,12 @@ export type ToWorker =
       readonly address: string;
     }
   /** The stream is gone: close its socket, answer 'freed' once the slot is written no more. */
-  | { readonly op: 'free'; readonly slot: number };
+  | { readonly op: 'free'; readonly slot: number }
+  /**
+   * Shutdown: close every socket of the worker and answer 'stopped'. Whatever the worker posted
+   * before that answer (recorded packets above all) reaches the main thread before it.
+   */
+  | { readonly op: 'stop' };
 
 /** Worker to main thread. */
 export type FromWorker =
@@ -276,4 +281,6 @@ export type FromWorker =
       readonly port: number;
       readonly wallMs: number;
     }
-  | { readonly op: 'freed'; readonly slot: number };
+  | { readonly op: 'freed'; readonly slot: number }
+  /** Every socket of the worker is closed: no packet is received or recorded any more. */
+  | { readonly op: 'stopped' };

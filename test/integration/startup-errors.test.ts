@@ -7,8 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -31,8 +31,16 @@ t.teardown(() => {
   }
 });
 
+// Without tap's process-info hook (NODE_OPTIONS), which writes into the repository when a child
+// exits: a child that switched to -u nobody may not.
+const env = { ...process.env };
+delete env['NODE_OPTIONS'];
+
 function runCli(args: readonly string[]): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -54,6 +62,22 @@ const dir = mkdtempSync(join(tmpdir(), 'rtpproxy-startup-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const regularFile = join(dir, 'not-a-socket');
 writeFileSync(regularFile, 'keep me\n');
+// A directory the daemon cannot write in: read-only for its owner, and owned by root when the
+// test runs as root (the daemon then runs as nobody).
+const readOnlyDir = join(dir, 'read-only');
+mkdirSync(readOnlyDir, { mode: 0o555 });
+const asOther = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+// Documentation addresses that are not this host's (test hosts may use one of them).
+const local = new Set(
+  Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)),
+);
+const notLocal = (candidates: readonly string[]): string =>
+  candidates.find((a) => !local.has(a)) ?? 'no-candidate';
+const foreign4 = notLocal(['198.51.100.77', '203.0.113.77', '192.0.2.77']);
+const foreign4b = notLocal(['203.0.113.78', '198.51.100.78', '192.0.2.78']);
+const foreign6 = notLocal(['2001:db8::77', '2001:db8:1::77']);
+// A unix socket path of 120 bytes, longer than sun_path holds.
+const longSocket = join(dir, 's'.repeat(120 - dir.length - 1));
 
 // A UDP port that is taken for the whole file.
 const busy = dgram.createSocket('udp4');
@@ -71,6 +95,8 @@ const busyPort = busy.address().port;
 /** Runs that would start a daemon if the error were missed: foreground, no pid file, no root check. */
 const SAFE = ['-f', '-F', '-p', '/dev/null', ...portWindow(33)] as const;
 const UDP = ['-s', 'udp:127.0.0.1:0'] as const;
+/** For errors found after the daemon is built: no media worker to start first. */
+const NO_WORKERS = ['--workers', '0'] as const;
 const seventeen = Array.from({ length: 17 }, (_, i) => [
   '-l',
   i === 0 ? '10.0.0.1' : `a${String(i)}@10.0.0.${String(i + 1)}`,
@@ -125,6 +151,33 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
   ['-n empty', [...SAFE, ...UDP, '-n', ''], /-n: the timeout notification socket name is empty/],
   ['-p empty', ['-f', '-F', ...UDP, '-p', ''], /-p: the pid file name is empty/],
   ['-r empty', [...SAFE, ...UDP, '-r', ''], /-r: the recording directory is empty/],
+  // Recording directories (issue 13): checked at start, as the user that writes the files.
+  [
+    '-r that does not exist',
+    [...SAFE, ...UDP, ...NO_WORKERS, '-r', join(dir, 'no-such-dir')],
+    /rtpproxy: -r: the recording directory ".*no-such-dir" does not exist/,
+  ],
+  [
+    '-r that is a file',
+    [...SAFE, ...UDP, ...NO_WORKERS, '-r', regularFile],
+    /rtpproxy: -r: the recording directory ".*not-a-socket" is not a directory/,
+  ],
+  [
+    '-r that is not writable',
+    [...SAFE, ...UDP, ...NO_WORKERS, ...asOther, '-r', readOnlyDir],
+    /rtpproxy: -r: the recording directory ".*read-only" is not writable by this process \(EACCES\)/,
+  ],
+  [
+    '-S that does not exist',
+    [...SAFE, ...UDP, ...NO_WORKERS, '-r', dir, '-S', join(dir, 'no-spool')],
+    /rtpproxy: -S: the spool directory ".*no-spool" does not exist/,
+  ],
+  // -L below what start-up needs: one line, no stack trace.
+  [
+    '-L too small to start',
+    [...SAFE, ...UDP, '-L', '10'],
+    /^rtpproxy: -L: an open-files limit of 10 is too small to start: [0-9]+ files are open already, [^\n]* give at least [0-9]+, plus 4 to 5 per call\n$/,
+  ],
   // Control sockets (protocol.md 1.1).
   [
     'stdioc: without -f',
@@ -151,6 +204,11 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
     'a regular file where the unix socket goes',
     [...SAFE, '-s', `unix:${regularFile}`],
     /rtpproxy: cannot start: cannot listen on control socket unix:.*not-a-socket: .*EADDRINUSE/,
+  ],
+  [
+    'a unix socket path longer than the system allows',
+    [...SAFE, '-s', `unix:${longSocket}`],
+    /-s: cannot use control socket "unix:.*": the socket path is 120 bytes long; the system allows at most 107/,
   ],
   [
     'a unix socket in a missing directory',
@@ -236,6 +294,24 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
     [...SAFE, ...UDP, ...seventeen],
     /-l\/-6: at most 16 local addresses can be given, got 17/,
   ],
+  // Addresses that are not this host's (issue 13): every U would answer E72.
+  [
+    'an -l address that is not local',
+    [...SAFE, ...UDP, '-l', foreign4],
+    new RegExp(
+      `rtpproxy: -l: "${foreign4}": it is not an address of this host \\(EADDRNOTAVAIL\\)`,
+    ),
+  ],
+  [
+    'a -6 address that is not local',
+    [...SAFE, ...UDP, '-6', foreign6],
+    new RegExp(`rtpproxy: -6: "${foreign6}": .*\\((EADDRNOTAVAIL|EAFNOSUPPORT)\\)`),
+  ],
+  [
+    'a bridge address that is not local',
+    [...SAFE, ...UDP, '-l', `127.0.0.1/${foreign4b}`],
+    new RegExp(`rtpproxy: -l: "${foreign4b}": it is not an address of this host`),
+  ],
   // Bridge mode (protocol.md 4.6).
   [
     'bridge mode without the external address',
@@ -308,4 +384,14 @@ rows.forEach(([what, args, stderr], i) => {
     t.match(r.stderr, stderr);
     t.equal(r.stdout, '', 'nothing on stdout');
   });
+});
+
+t.test('a unix socket path that is too long leaves no file behind', async (t) => {
+  const i = rows.findIndex(([what]) => what === 'a unix socket path longer than the system allows');
+  await results[i];
+  t.same(
+    readdirSync(dir).filter((name) => name.startsWith('sss')),
+    [],
+    'no socket file, not even at the truncated path',
+  );
 });

@@ -11,5 +11,6 @@ t.test(
     t.notOk(stopSignals([], '--prof --max-old-space-size=100').includes('SIGPROF'), 'NODE_OPTIONS');
     t.ok(stopSignals(['--cpu-prof'], '').includes('SIGTERM'), 'the others stay');
     t.ok(stopSignals(['--import=tsx'], '').includes('SIGPROF'), 'other options change nothing');
+    t.notOk(all.includes('SIGXFSZ'), 'a file-size limit stops one recording, not the daemon');
   },
 );
