@@ -30,6 +30,8 @@ export class Leg {
   packetTimeMs = -1;
   /** Idle timeout of this leg, seconds. */
   ttlMax: number;
+  /** IP TOS of the packets this leg's sockets send (`-t`, `S tos=N`); IPv4 legs only. */
+  tos = 0;
   /** Monotonic ms of the last re-arm. */
   armedAt: number;
   /** A packet arrived since the last sweep: re-arm at the next one. */

@@ -32,7 +32,10 @@ t.teardown(() => {
 });
 
 function runCli(args: readonly string[]): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --nft off: no test creates an nftables table in the host's network namespace.
+  const child = spawn(process.execPath, [BIN, '--nft', 'off', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let stdout = '';
   let stderr = '';
