@@ -230,6 +230,13 @@ export class SessionManager {
     return true;
   }
 
+  /** Empties a leg's recorder slot; a remote copy's TOS marks go with it. */
+  #stopRecorder(leg: Leg): Promise<void> {
+    const recorder = leg.recorder;
+    if (recorder !== undefined) this.#deps.marker?.unmark(recorder);
+    return leg.stopRecording();
+  }
+
   /** Has the leg's TOS applied to its bound IPv4 sockets. */
   #mark(leg: Leg): void {
     if (!leg.bound || leg.local.family !== 4) return;
@@ -242,7 +249,7 @@ export class SessionManager {
     this.#unregister(session);
     session.close();
     for (const leg of session.legs) this.#deps.marker?.unmark(leg);
-    for (const leg of session.legs) this.#track(leg.stopRecording());
+    for (const leg of session.legs) this.#track(this.#stopRecorder(leg));
     for (const leg of session.legs) this.#deps.players?.stop(leg.rtp);
     const stats = this.#deps.stats;
     const now = this.#deps.now();
@@ -414,6 +421,8 @@ export class SessionManager {
       return undefined;
     }
     leg.startRecording(copy);
+    // The copy's packets carry the leg's TOS, as the reference binds its listener with it.
+    this.#deps.marker?.mark(copy, pair.address, pair.port, leg.tos);
     const advertised = this.#opts.addresses.find((a) =>
       sameAddress(a.address, pair.address),
     )?.advertised;
@@ -426,7 +435,7 @@ export class SessionManager {
     for (const { session, leg } of this.#prefixLegs(callId, tag1, tag2)) {
       for (const target of bothLegs ? session.legs : [session.legs[leg]]) {
         if (target.recorder === undefined) continue;
-        this.#track(target.stopRecording());
+        this.#track(this.#stopRecorder(target));
         count += 1;
       }
     }

@@ -279,13 +279,16 @@ async function waitElement(ns: string, port: number, dscp: number | undefined): 
   });
 }
 
+// Namespaces, tcpdump and a few daemons take about a minute on a loaded two-core host.
+t.setTimeout(300_000);
+
 const skip = skipReason();
 if (skip !== false) t.comment(`skipping the TOS tests: ${skip}`);
 
 t.test('TOS reaches the wire through the nftables table', { skip }, async (t) => {
   const hostBefore = await run('nft', ['list', 'tables']);
   const { relay, party, veth } = await namespaces(t);
-  const parties = startParties(t, party, [6000, 6002, 6004, 6006]);
+  const parties = startParties(t, party, [6000, 6002, 6004, 6006, 6010]);
   await parties.ready;
   const cap = await startCapture(t, party, veth);
 
@@ -339,10 +342,18 @@ t.test('TOS reaches the wire through the nftables table', { skip }, async (t) =>
     const prompt = await cap.expect(since, toA2, 6004, 92);
     t.equal(prompt.tos, 0x60, 'the prompt to A2 leaves with Sr tos=96');
 
+    // A remote copy of what A sends leaves with the TOS of A's leg, as in the reference.
+    const copyPort = portOf(await d.command(`Cp c1 udp:${PARTY}:6010 ft1 tt1`));
+    await waitElement(relay, copyPort, 46);
+    since = cap.count();
+    await parties.send(6000, toA);
+    t.equal((await cap.expect(since, copyPort, 6010)).tos, 0xb8, 'the remote copy carries -t');
+
     // D removes the session's elements; the exit removes the table.
     t.equal(await d.command('D c1 ft1 tt1'), '0');
     await waitElement(relay, toA, undefined);
     await waitElement(relay, toB, undefined);
+    await waitElement(relay, copyPort, undefined);
     t.equal(await d.stop(), 0, 'clean exit');
     t.notMatch(await nftIn(relay, ['list', 'tables']), new RegExp(TABLE), 'the table is removed');
   });
