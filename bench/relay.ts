@@ -326,6 +326,8 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     '-d',
     'ERR',
     ...(opts.workers === null || opts.target !== null ? [] : ['--workers', String(opts.workers)]),
+    // Ours only: the bench never creates an nftables table in the host's network namespace.
+    ...(opts.target === null ? ['--nft', 'off'] : []),
     ...opts.daemonArgs,
   ];
   const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];

@@ -2,18 +2,23 @@
  * The composition root: the only module that constructs the concrete pieces and wires them from
  * the Config. start() binds the control sockets; close() takes everything down in order.
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from './cli/config-types.ts';
 import { Dispatcher } from './control/dispatch.ts';
 import { StdioControlListener, StreamControlListener } from './control/listener-stream.ts';
 import { UdpControlListener } from './control/listener-udp.ts';
+import { formatSocketSpec } from './control/socket-spec.ts';
 import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
 import type { CountedReply } from './control/socket-types.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
 import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
 import { WorkerMediaPlane } from './media/worker-plane.ts';
+import { findNft, netAdminProblem, nftRunner } from './nft/runner.ts';
+import { instanceTableName, NftTable } from './nft/table.ts';
+import { TosMarks, tosDefinition, TOS_ADDR_MAP, TOS_PORT_MAP } from './nft/tos.ts';
 import { TimeoutNotifier } from './notify/notifier.ts';
 import { parseNotifyTargets } from './notify/targets.ts';
 import { PromptCache } from './play/prompts.ts';
@@ -53,6 +58,12 @@ export class Daemon implements DaemonHandle {
   /** `--overload_prot`'s detector; undefined without it. */
   readonly #overload: OverloadMonitor | undefined;
   readonly #media: MediaPlane;
+  /** The daemon's nftables table (TOS); undefined with `--nft off` or when nft is missing. */
+  readonly #nft: NftTable | undefined;
+  /** Why the table cannot be used, found before trying (no nft, no CAP_NET_ADMIN, `-u`). */
+  readonly #nftProblem: string | undefined;
+  /** The table's creation, started by start(). */
+  #nftReady: Promise<void> | undefined;
   #load = 0;
   #closing: Promise<void> | undefined;
 
@@ -93,6 +104,20 @@ export class Daemon implements DaemonHandle {
               recordLog.warn({ err, code: err.code, path: err.path }, 'recording stopped');
             },
           });
+    const nftLog = logger.child({ mod: 'nft' });
+    const nftBinary = config.nft === 'off' ? undefined : findNft(process.env['PATH'] ?? '');
+    this.#nftProblem = config.nft === 'off' ? undefined : nftProblem(config, nftBinary);
+    this.#nft =
+      nftBinary === undefined || this.#nftProblem !== undefined
+        ? undefined
+        : new NftTable({
+            name: nftTableName(config),
+            definition: tosDefinition(),
+            maps: [TOS_ADDR_MAP, TOS_PORT_MAP],
+            run: nftRunner(nftBinary),
+            logger: nftLog,
+            now,
+          });
     this.#players = new PlaybackScheduler({ prompts: new PromptCache(), stats: this.stats, now });
     this.notifier = this.#createNotifier(now);
     const overloadLog = logger.child({ mod: 'overload' });
@@ -118,6 +143,7 @@ export class Daemon implements DaemonHandle {
         pcap: config.pcap,
         noRtcp: config.noRtcpRecord,
         noResolve: config.noResolve,
+        tos: config.tos,
       },
       {
         media,
@@ -133,6 +159,7 @@ export class Daemon implements DaemonHandle {
         onDrained: () => {
           hooks.onDrained();
         },
+        ...(this.#nft === undefined ? {} : { marker: new TosMarks(this.#nft) }),
       },
     );
     const dispatcher = new Dispatcher({
@@ -222,7 +249,43 @@ export class Daemon implements DaemonHandle {
       this.#listeners.push(listener);
       await listener.listen();
     }
+    // After the control sockets: a second instance with the same socket (and so the same table
+    // name) has failed before it could replace our table. With `--nft on` the start waits for the
+    // table; otherwise the first commands may come while nft runs, and their elements follow.
+    this.#nftReady = this.#openNft();
+    if (this.#config.nft === 'on') await this.#nftReady;
+    else void this.#nftReady.catch(() => undefined); // Never rejects in auto mode; kept safe.
     this.#startTimers();
+  }
+
+  /**
+   * Creates the nftables table, or says once why TOS is not applied (`--nft auto`), or fails
+   * the start (`--nft on`).
+   */
+  async #openNft(): Promise<void> {
+    const mode = this.#config.nft;
+    const log = this.#logger.child({ mod: 'nft' });
+    if (mode === 'off') {
+      log.info({ tos: this.#config.tos }, 'TOS is not applied: --nft off');
+      return;
+    }
+    let problem = this.#nftProblem;
+    const table = this.#nft;
+    if (problem === undefined && table === undefined) problem = 'nft is not installed';
+    if (problem === undefined && table !== undefined) {
+      const result = await table.create();
+      if (result.ok) {
+        log.info({ table: `inet ${table.name}`, tos: this.#config.tos }, 'nftables table created');
+        return;
+      }
+      problem = result.message;
+    }
+    const reason = problem ?? 'unknown';
+    if (mode === 'on') throw new Error(`--nft on: cannot create the nftables table: ${reason}`);
+    log.warn(
+      { tos: this.#config.tos, reason },
+      'TOS is not applied: the nftables table cannot be created (--nft auto)',
+    );
   }
 
   /** `-u`/`-w` for unix control sockets: chown when a user or group is given, chmod with a group. */
@@ -264,6 +327,14 @@ export class Daemon implements DaemonHandle {
     this.#overload?.close();
     await this.notifier?.close();
     await this.#media.close?.();
+    // The table goes last, once no session holds an element.
+    await this.#nftReady?.catch(() => undefined);
+    await this.#nft?.close();
+  }
+
+  /** The nftables table, for tests; undefined when the daemon does not use one. */
+  get nftTable(): NftTable | undefined {
+    return this.#nft?.open === true ? this.#nft : undefined;
   }
 
   /** The `-n` client (protocol.md 8), or undefined without any target. */
@@ -304,6 +375,28 @@ export class Daemon implements DaemonHandle {
     rates.unref();
     this.#timers.push(sweep, rates);
   }
+}
+
+/** The nftables table of an instance: named after its first control socket. */
+function nftTableName(config: Config): string {
+  const first = config.controlSockets[0];
+  return instanceTableName(first === undefined ? 'none' : formatSocketSpec(first));
+}
+
+/** Why an `nft` child could not change the ruleset, known before trying; undefined if none. */
+function nftProblem(config: Config, binary: string | undefined): string | undefined {
+  if (binary === undefined) return 'nft is not installed';
+  const euid = process.geteuid?.() ?? 0;
+  if (config.uid !== undefined && config.uid !== euid) {
+    return '-u switches to another user, which drops CAP_NET_ADMIN (run as that user with the ambient capability instead, see docs/operations.md)';
+  }
+  let status: string;
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return undefined; // Not Linux's procfs: nft itself will say.
+  }
+  return netAdminProblem(status, euid);
 }
 
 /** The DaemonFactory cli/main.ts uses. */

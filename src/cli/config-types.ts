@@ -93,4 +93,12 @@ export interface Config {
    * "Connected sockets"); false with `--no_connect_media`.
    */
   readonly connectMedia: boolean;
+  /**
+   * `--nft`: the daemon's nftables table, which applies `-t`/`S tos=N` (docs/operations.md):
+   * `auto` when the process can, `on` or refuse to start, `off` never.
+   */
+  readonly nft: NftMode;
 }
+
+/** `--nft` values. */
+export type NftMode = 'auto' | 'on' | 'off';

@@ -118,6 +118,11 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     fail('-t', `the TOS value must be between 0 and 255, got ${String(tos)}`);
   }
 
+  const nft = raw.nft ?? 'auto';
+  if (nft !== 'auto' && nft !== 'on' && nft !== 'off') {
+    fail('--nft', `the nftables mode must be auto, on or off, got ${JSON.stringify(nft)}`);
+  }
+
   const recordDir = nonEmpty(raw.recordDir, '-r', 'the recording directory is empty', fail);
   const spoolDir = nonEmpty(raw.spoolDir, '-S', 'the spool directory is empty', fail);
   if (raw.spoolDir !== undefined && raw.recordDir === undefined) {
@@ -231,6 +236,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     ...(raw.nice === undefined ? {} : { nice: raw.nice }),
     workers: raw.workers ?? defaultWorkers(),
     connectMedia: !raw.noConnectMedia,
+    nft: nft === 'on' || nft === 'off' ? nft : 'auto',
   };
   return Object.freeze(config);
 }

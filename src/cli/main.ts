@@ -764,12 +764,6 @@ function logUnappliedOptions(logger: Logger, raw: RawOptions, config: Config): v
       '-c: real-time scheduling is accepted but not applied',
     );
   }
-  if (raw.tos !== undefined) {
-    logger.warn(
-      { tos: config.tos },
-      '-t: Node cannot set IP TOS on UDP sockets; accepted but not applied (mark DSCP with nftables instead, see operations.md)',
-    );
-  }
   if (raw.advertised !== undefined && !config.bridge) {
     logger.warn(
       { advertised: raw.advertised },

@@ -327,9 +327,16 @@ export class Dispatcher {
         manager.fork(source, session, forwardLeg);
         return undefined;
       }
-      case 'set-tos':
-        // Not available: Node cannot set IP_TOS on a dgram socket, and recording has not landed.
-        throw new RelayError('ERR_COPY', `${sub.op} is not available`);
+      case 'set-tos': {
+        // The forward stream is the one facing the party of this command's address, as for ttl;
+        // an IPv6 leg answers -1 as in the reference (TOS is IPv4 only).
+        if (session.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
+        const leg = sub.reverse ? (forwardLeg === 0 ? 1 : 0) : forwardLeg;
+        if (!manager.setLegTos(session, leg, sub.tos)) {
+          throw new RelayError('ERR_SESSION_NOT_FOUND', 'TOS applies to IPv4 legs only');
+        }
+        return undefined;
+      }
     }
   }
 }

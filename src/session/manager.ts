@@ -17,6 +17,7 @@ import type { CommandOrigin } from '../util/origin-types.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { RelayError } from './errors.ts';
 import { matchSingle, prefixMatch } from './keys.ts';
+import type { PacketMarker } from './mark-types.ts';
 import type { SessionNotifier, SessionNotify } from './notify-types.ts';
 import { IdleCounter, Leg, type LegLocal, Session } from './session.ts';
 
@@ -45,6 +46,8 @@ export interface ManagerOptions {
   readonly noRtcp?: boolean;
   /** `--no_resolve`: a remote copy target must be a dotted IPv4 address; default false. */
   readonly noResolve?: boolean;
+  /** `-t`: IP TOS of every new IPv4 leg's packets; default 0. */
+  readonly tos?: number;
 }
 
 export interface ManagerDeps {
@@ -65,6 +68,8 @@ export interface ManagerDeps {
   readonly notifier?: SessionNotifier;
   /** `--overload_prot`: true while the daemon is overloaded; new sessions are then refused. */
   readonly overloaded?: () => boolean;
+  /** Applies legs' IP TOS to their packets; undefined when the daemon cannot (nft/tos.ts). */
+  readonly marker?: PacketMarker;
 }
 
 /** A U or L request (and the L sub-command), in domain terms. */
@@ -223,12 +228,40 @@ export class SessionManager {
     target.active = false;
   }
 
+  /**
+   * `S tos=N` sub-command: the IP TOS of the packets the leg sends, RTP and RTCP. False for an
+   * IPv6 leg, where the reference refuses it too (sippy/rtpproxy
+   * src/commands/rpcpv1_ul_subc_set.c: TOS is IPv4 only). A leg not bound yet keeps the value for
+   * its sockets.
+   */
+  setLegTos(session: Session, leg: 0 | 1, tos: number): boolean {
+    const target = session.legs[leg];
+    if (target.local.family !== 4) return false;
+    target.tos = tos;
+    this.#mark(target);
+    return true;
+  }
+
+  /** Empties a leg's recorder slot; a remote copy's TOS marks go with it. */
+  #stopRecorder(leg: Leg): Promise<void> {
+    const recorder = leg.recorder;
+    if (recorder !== undefined) this.#deps.marker?.unmark(recorder);
+    return leg.stopRecording();
+  }
+
+  /** Has the leg's TOS applied to its bound IPv4 sockets. */
+  #mark(leg: Leg): void {
+    if (!leg.bound || leg.local.family !== 4) return;
+    this.#deps.marker?.mark(leg, leg.local.address, leg.port, leg.tos);
+  }
+
   /** Destroys a session: sockets closed, counters folded into the global ones, logged once. */
   destroy(session: Session, reason: 'delete' | 'delete-all' | 'timeout' | 'shutdown'): void {
     if (session.closed) return;
     this.#unregister(session);
     session.close();
-    for (const leg of session.legs) this.#track(leg.stopRecording());
+    for (const leg of session.legs) this.#deps.marker?.unmark(leg);
+    for (const leg of session.legs) this.#track(this.#stopRecorder(leg));
     for (const leg of session.legs) this.#deps.players?.stop(leg.rtp);
     const stats = this.#deps.stats;
     const now = this.#deps.now();
@@ -399,6 +432,8 @@ export class SessionManager {
       return undefined;
     }
     leg.startRecording(copy);
+    // The copy's packets carry the leg's TOS, as the reference binds its listener with it.
+    this.#deps.marker?.mark(copy, pair.address, pair.port, leg.tos);
     const advertised = this.#opts.addresses.find((a) =>
       sameAddress(a.address, pair.address),
     )?.advertised;
@@ -447,7 +482,7 @@ export class SessionManager {
     for (const { session, leg } of this.#prefixLegs(callId, tag1, tag2)) {
       for (const target of bothLegs ? session.legs : [session.legs[leg]]) {
         if (target.recorder === undefined) continue;
-        this.#track(target.stopRecording());
+        this.#track(this.#stopRecorder(target));
         count += 1;
       }
     }
@@ -581,8 +616,18 @@ export class SessionManager {
       this.#opts.independentTtl ? new IdleCounter(this.#opts.setupTtl) : shared;
     // The streams exist before their session; it takes over as their activity sink below.
     const streams = media.createStreams({ touch: (): void => undefined });
-    const makeLeg = (index: 0 | 1, local: LegLocal): Leg =>
-      new Leg(index, streams[index].rtp, streams[index].rtcp, local, counter(), this.#opts.ttl);
+    const makeLeg = (index: 0 | 1, local: LegLocal): Leg => {
+      const leg = new Leg(
+        index,
+        streams[index].rtp,
+        streams[index].rtcp,
+        local,
+        counter(),
+        this.#opts.ttl,
+      );
+      leg.tos = this.#opts.tos ?? 0;
+      return leg;
+    };
     // Leg 1 faces T1 (the party that sent this offer); leg 0 is the reply leg.
     const legs = [makeLeg(0, replyLocal), makeLeg(1, forwardLocal)] as const;
     const session = new Session(req.callId, req.tag1, legs, !this.#opts.independentTtl, now);
@@ -607,6 +652,7 @@ export class SessionManager {
       throw new RelayError('ERR_NO_PORTS_NEW');
     }
     legs[0].bound = true;
+    this.#mark(legs[0]);
     this.#deps.stats.nsessCreated += 1;
     if (this.#opts.recordAll) this.#recordBothLegs(session);
     if (req.weak) legs[0].weak = true;
@@ -633,6 +679,7 @@ export class SessionManager {
     }
     reply.local = local;
     reply.bound = true;
+    this.#mark(reply);
     if (!session.complete) {
       session.markComplete(req.receivedAt ?? this.#deps.now());
       this.#deps.stats.nsessComplete += 1;

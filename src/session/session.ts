@@ -61,6 +61,8 @@ export class Leg {
    * reference's `stream_ttl`).
    */
   streamTtl: number;
+  /** IP TOS of the packets this leg's sockets send (`-t`, `S tos=N`); IPv4 legs only. */
+  tos = 0;
   /** A packet reached the relay stage since the last sweep tick: the counter restarts there. */
   active = false;
   /** The leg's one recorder slot, shared by R, C and -a (protocol.md 6.1). */

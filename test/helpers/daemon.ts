@@ -40,7 +40,7 @@ export interface RunningDaemon {
 }
 
 /**
- * Starts a daemon with `-f -F -s udp:127.0.0.1:0 --workers 1` plus `args` (for example
+ * Starts a daemon with `-f -F -s udp:127.0.0.1:0 --workers 1 --nft off` plus `args` (for example
  * `['-l', '127.0.0.1', '-m', '41000', '-M', '41099', '-b']`).
  */
 export async function startDaemon(
@@ -53,6 +53,9 @@ export async function startDaemon(
   const workers = args.some((a) => a === '--workers' || a.startsWith('--workers='))
     ? []
     : ['--workers', '1'];
+  // --nft off: no test creates an nftables table in the host's network namespace; the TOS test
+  // (test/integration/tos.test.ts) runs daemons with it inside network namespaces of its own.
+  const nft = args.includes('--nft') ? [] : ['--nft', 'off'];
   const parsed = parseOptions([
     '-f',
     '-F',
@@ -61,6 +64,7 @@ export async function startDaemon(
     '-d',
     'CRIT',
     ...workers,
+    ...nft,
     ...args,
   ]);
   if (!parsed.ok) throw new Error(`bad test arguments: ${parsed.message}`);

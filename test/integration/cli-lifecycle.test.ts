@@ -39,7 +39,10 @@ interface Spawned {
 }
 
 function spawnCli(t: Test, args: readonly string[], stdin: 'ignore' | 'pipe' = 'ignore'): Spawned {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: [stdin, 'pipe', 'pipe'] });
+  // --nft off: no test creates an nftables table in the host's network namespace.
+  const child = spawn(process.execPath, [BIN, '--nft', 'off', ...args], {
+    stdio: [stdin, 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));

@@ -21,7 +21,10 @@ interface RunResult {
 
 /** Runs the CLI to completion (with a deadline); the child is killed at teardown if still alive. */
 function runCli(t: Test, args: readonly string[]): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --nft off: no test creates an nftables table in the host's network namespace.
+  const child = spawn(process.execPath, [BIN, '--nft', 'off', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

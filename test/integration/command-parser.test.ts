@@ -84,7 +84,8 @@ const ipv6 = await new Promise<boolean>((resolve) => {
 async function stdioSender(t: Test, kind: string, args: string[]): Promise<Sender> {
   const child = spawn(
     process.execPath,
-    [BIN, '-f', '-F', '-s', `${kind}:`, '-d', 'CRIT', ...args],
+    // --nft off: no test creates an nftables table in the host's network namespace.
+    [BIN, '-f', '-F', '-s', `${kind}:`, '-d', 'CRIT', '--nft', 'off', ...args],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
     },

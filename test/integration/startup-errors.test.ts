@@ -37,7 +37,8 @@ const env = { ...process.env };
 delete env['NODE_OPTIONS'];
 
 function runCli(args: readonly string[]): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  // --nft off: no test creates an nftables table in the host's network namespace.
+  const child = spawn(process.execPath, [BIN, '--nft', 'off', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   });

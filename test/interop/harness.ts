@@ -298,7 +298,16 @@ export class RtpproxyDaemon {
 
   /** The command line of the brief: `-f -F -s udp:127.0.0.1:PORT -l ... -m MIN -M MAX -d INFO`. */
   static async start(t: Teardown, name: string, options: DaemonOptions): Promise<RtpproxyDaemon> {
-    const args = [BIN, '-f', '-F', '-s', `udp:127.0.0.1:${String(options.controlPort)}`];
+    // --nft off: no test creates an nftables table in the host's network namespace.
+    const args = [
+      BIN,
+      '-f',
+      '-F',
+      '--nft',
+      'off',
+      '-s',
+      `udp:127.0.0.1:${String(options.controlPort)}`,
+    ];
     if (options.unixSocket !== undefined) args.push('-s', `unix:${options.unixSocket}`);
     args.push('-l', options.listen, '-m', String(options.portMin), '-M', String(options.portMax));
     args.push('-d', 'INFO', '-p', '/dev/null', '-r', options.recordDir, '-P');

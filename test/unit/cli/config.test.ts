@@ -66,6 +66,7 @@ t.test('buildConfig() defaults', async (t) => {
     overloadProt: false,
     workers: defaultWorkers(),
     connectMedia: true,
+    nft: 'auto',
   });
   t.ok(Object.isFrozen(c), 'config is frozen');
   t.ok(Object.isFrozen(c.addresses), 'addresses are frozen');
@@ -176,6 +177,10 @@ const okCases: readonly (readonly [
   // TOS.
   [['-t', '255'], { tos: 255 }],
   [['-t', '+5'], { tos: 5 }],
+  // nftables.
+  [['--nft', 'on'], { nft: 'on' }],
+  [['--nft=off'], { nft: 'off' }],
+  [['--nft', 'auto'], { nft: 'auto' }],
   // Pid file.
   [['-p', '/dev/null'], { pidFile: undefined }],
   [['-p', 'rel.pid'], { pidFile: 'rel.pid' }],
@@ -376,6 +381,7 @@ const errorCases: readonly (readonly [argv: readonly string[], flag: string, mes
   [['-W', '0'], '-W', /at least 1/],
   [['-t', '-1'], '-t', /between 0 and 255/],
   [['-t', '256'], '-t', /between 0 and 255/],
+  [['--nft', 'yes'], '--nft', /auto, on or off/],
   [['-w', '4096'], '-w', /0 to 4095/],
   [['-w', '-1'], '-w', /0 to 4095/],
   [['-L', '0'], '-L', /positive/],
