@@ -48,6 +48,12 @@ export const MAX_PENDING_PER_CONNECTION = 16;
  */
 export const STREAM_REPLY_BUFFER = 64 * 1024;
 
+/**
+ * Umask a unix control socket is bound under: owner-only until the mode from `-w` (default 0660)
+ * is applied, whatever the process umask, so nobody else can connect in between.
+ */
+const OWNER_ONLY_UMASK = 0o177;
+
 /** At most one log line per listener per this interval about refused connections. */
 const REFUSED_LOG_INTERVAL_MS = 10_000;
 
@@ -69,7 +75,7 @@ export interface StreamControlListenerOptions {
    * reference fails to start when it cannot (protocol.md 1.1).
    */
   readonly owner?: { readonly uid: number; readonly gid: number };
-  /** unix/cunix: permission bits set right after bind (`-w`). */
+  /** unix/cunix: permission bits set right after bind (`-w`, default 0660); else owner-only. */
   readonly mode?: number;
   /** Tests shorten these; the defaults are the constants of the same names. */
   readonly firstCommandTimeoutMs?: number;
@@ -185,9 +191,11 @@ class LineChannel {
       return;
     }
     // A short partial line is copied so that it does not keep the whole chunk alive.
-    if (rest === 0) this.#buffer = EMPTY;
-    else if (from > 0)
+    if (rest === 0) {
+      this.#buffer = EMPTY;
+    } else if (from > 0) {
       this.#buffer = blocked ? buffer.subarray(from) : Buffer.from(buffer.subarray(from));
+    }
     if (blocked) {
       this.#input.pause();
       return;
@@ -305,7 +313,7 @@ export class StreamControlListener implements ControlListener {
     try {
       if ('path' in spec) {
         await removeStaleSocket(spec.path);
-        await this.#listenOn({ path: spec.path });
+        await this.#listenOn({ path: spec.path }, OWNER_ONLY_UMASK);
       } else {
         const family = spec.kind === 'tcp6' ? 6 : 4;
         const host =
@@ -388,7 +396,11 @@ export class StreamControlListener implements ControlListener {
     }
   }
 
-  #listenOn(options: net.ListenOptions): Promise<void> {
+  /**
+   * Listens; with `umask`, the socket file is bound under that umask (the bind happens within
+   * `listen()` itself, so the process umask is changed only for that synchronous call).
+   */
+  #listenOn(options: net.ListenOptions, umask?: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#server.off('listening', onListening);
@@ -400,7 +412,12 @@ export class StreamControlListener implements ControlListener {
       };
       this.#server.once('error', onError);
       this.#server.once('listening', onListening);
-      this.#server.listen(options);
+      const previous = umask === undefined ? undefined : process.umask(umask);
+      try {
+        this.#server.listen(options);
+      } finally {
+        if (previous !== undefined) process.umask(previous);
+      }
     });
   }
 
