@@ -3,10 +3,12 @@
  * the Config. start() binds the control sockets; close() takes everything down in order.
  */
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from './cli/config-types.ts';
 import { Dispatcher } from './control/dispatch.ts';
+import { controlSocketExposure } from './control/exposure.ts';
 import { StdioControlListener, StreamControlListener } from './control/listener-stream.ts';
 import { UdpControlListener } from './control/listener-udp.ts';
 import { formatSocketSpec } from './control/socket-spec.ts';
@@ -40,6 +42,7 @@ const RATE_INTERVAL_MS = 1000;
 /** A control listener with the address it bound (tests bind port 0). */
 interface BoundListener extends ControlListener {
   readonly port?: number;
+  address?(): AddressInfo | string;
 }
 
 export class Daemon implements DaemonHandle {
@@ -248,6 +251,7 @@ export class Daemon implements DaemonHandle {
       }
       this.#listeners.push(listener);
       await listener.listen();
+      if ('port' in spec) warnIfExposed(spec, listener, log);
     }
     // After the control sockets: a second instance with the same socket (and so the same table
     // name) has failed before it could replace our table. With `--nft on` the start waits for the
@@ -288,7 +292,7 @@ export class Daemon implements DaemonHandle {
     );
   }
 
-  /** `-u`/`-w` for unix control sockets: chown when a user or group is given, chmod with a group. */
+  /** `-u`/`-w` for unix control sockets: chown when a user or group is given, and the mode. */
   #unixOwnership(spec: Config['controlSockets'][number]): {
     owner?: { uid: number; gid: number };
     mode?: number;
@@ -402,4 +406,23 @@ function nftProblem(config: Config, binary: string | undefined): string | undefi
 /** The DaemonFactory cli/main.ts uses. */
 export function createDaemon(config: Config, logger: Logger, hooks: DaemonHooks): Daemon {
   return new Daemon(config, logger, hooks);
+}
+
+/**
+ * Warns at start about a network control socket that other hosts can reach: the control
+ * protocol has no authentication, so anyone who reaches it controls the daemon.
+ */
+function warnIfExposed(
+  spec: Config['controlSockets'][number],
+  listener: BoundListener,
+  log: Logger,
+): void {
+  const bound = listener.address?.();
+  if (bound === undefined || typeof bound === 'string') return;
+  const exposure = controlSocketExposure(bound.address);
+  if (exposure === undefined) return;
+  log.warn(
+    { socket: formatSocketSpec(spec), address: bound.address, port: bound.port },
+    `control socket ${formatSocketSpec(spec)} listens on ${exposure === 'wildcard' ? 'every interface' : 'an address other hosts can reach'}, and the control protocol has no authentication: anyone who can reach it can control the daemon. Bind it to 127.0.0.1 or ::1, use a unix: socket, or allow only the SIP proxies with a firewall`,
+  );
 }

@@ -67,7 +67,7 @@ export interface Config {
    */
   readonly uid?: number;
   readonly gid?: number;
-  /** `-w`: mode of unix control sockets (only with a group; undefined: left as created). */
+  /** `-w`: mode of unix control sockets (default 0660; undefined: left owner-only as created). */
   readonly socketMode?: number;
   /** `-F`: allow running as root without `-u`. */
   readonly allowRoot: boolean;

@@ -20,7 +20,8 @@ export const DEFAULTS = {
   portMax: 65000,
   ttl: 60,
   tos: 184,
-  socketModeWithGroup: 0o755,
+  /** Ours: the reference sets 0755 only with a group and leaves the umask's mode otherwise. */
+  socketMode: 0o660,
   logFacility: 'LOG_DAEMON',
   /** At most this many `-l`/`-6` arguments in total. */
   maxAddresses: 16,
@@ -160,10 +161,11 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
       '-w',
       `the socket mode must be a decimal number from 0 to 4095 (octal 0660 is 432), got ${String(raw.socketMode)}`,
     );
-  } else if (creds.group !== undefined) {
-    // The mode is applied only together with a group (`-u USER:GROUP` or `-u :GROUP`), and a mode
-    // of 0 is not applied at all (the reference skips chmod for 0).
-    const mode = raw.socketMode ?? DEFAULTS.socketModeWithGroup;
+  } else {
+    // Unix control sockets get this mode whatever the umask (they are created owner-only and
+    // then chmod'ed): owner and group by default, so a group given with -u can connect. A mode of
+    // 0 is not applied (the reference skips chmod for 0): the socket stays owner-only.
+    const mode = raw.socketMode ?? DEFAULTS.socketMode;
     if (mode !== 0) socketMode = mode;
   }
 

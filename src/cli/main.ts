@@ -174,15 +174,18 @@ function packageVersion(): string {
 
 /**
  * The reference's superuser check: as root without `-u USER` (a group alone does not count) it
- * refuses a udp:/udp6: control socket and warns otherwise, unless `-F`.
+ * refuses a udp:/udp6: control socket and warns otherwise, unless `-F`. The rule is about remote
+ * control, not the transport, so a tcp:/tcp6: control socket is refused as well.
  */
 function checkRoot(config: Config, uid: number | undefined): { refuse?: string; warn?: string } {
   if (config.allowRoot || uid !== 0 || config.user !== undefined) return {};
-  const remote = config.controlSockets.some((s) => s.kind === 'udp' || s.kind === 'udp6');
-  if (remote) {
+  const remote = config.controlSockets.find(
+    (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'tcp' || s.kind === 'tcp6',
+  );
+  if (remote !== undefined) {
     return {
       refuse:
-        'refusing to run as root with a udp:/udp6: control socket: anybody who can reach it could control the ' +
+        `refusing to run as root with a network control socket (${formatSocketSpec(remote)}): anybody who can reach it could control the ` +
         'daemon. Use -u USER[:GROUP] to run as an unprivileged user, or -F to run as root anyway.',
     };
   }

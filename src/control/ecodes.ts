@@ -13,7 +13,7 @@ export const ECODES = {
   PARSE_3: { code: 7, text: 'unknown modifier on R, C or N' },
   PARSE_4: { code: 8, text: 'unknown modifier on D' },
   PARSE_5: { code: 9, text: 'unknown modifier on G' },
-  PARSE_10: { code: 10, text: 'bad %-encoding in the notify tag' },
+  PARSE_10: { code: 10, text: 'bad %-encoding or a control character in the notify tag' },
   PARSE_11: { code: 11, text: 'e modifier without bridge mode or after two interface letters' },
   PARSE_12: { code: 12, text: 'i modifier without bridge mode or after two interface letters' },
   PARSE_13: { code: 13, text: 'z value missing or outside 1..999' },

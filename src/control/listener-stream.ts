@@ -15,15 +15,50 @@ export const STREAM_LINE_BUFFER = 8192;
 /** Bytes of the single read that makes a `unix:` command. */
 export const MAX_UNIX_COMMAND = 8191;
 
-/** Accepted connections served at once per stream listener; extra ones are closed at once. */
+/** Accepted connections served at once per stream listener (as the reference polls at most 100). */
 export const MAX_STREAM_CONNECTIONS = 100;
 
 /** How long a `unix:` connection may stay silent before its command arrives. */
 export const UNIX_COMMAND_TIMEOUT_MS = 10_000;
 
-// Commands of one connection queued in the runner before we stop reading from it, so a client
-// that writes without reading cannot grow our memory without bound.
-const MAX_PENDING_PER_CONNECTION = 64;
+/**
+ * How long a line-framed connection (cunix, tcp) may stay open without sending its first complete
+ * command line. Kamailio and OpenSIPS send a command (`V`) as soon as they connect.
+ */
+export const STREAM_FIRST_COMMAND_TIMEOUT_MS = 10_000;
+
+/**
+ * With every connection slot taken, a new connection closes the connection that has been idle
+ * longest (no command running, none received for at least this long) and takes its slot. A
+ * controller's persistent connection is never timed out otherwise: OpenSIPS keeps one open for
+ * hours and a command on a connection we closed would fail and mark the proxy down.
+ */
+export const STREAM_IDLE_EVICT_MS = 5_000;
+
+/**
+ * Commands of one connection queued or running before we stop reading from it, so one client
+ * cannot fill the command queue that every socket shares.
+ */
+export const MAX_PENDING_PER_CONNECTION = 16;
+
+/**
+ * Reply bytes waiting in one connection's output buffer (not yet taken by the kernel) before we
+ * stop reading from it: a client that writes commands and never reads the replies gets no more
+ * commands executed, and its replies cannot grow our memory.
+ */
+export const STREAM_REPLY_BUFFER = 64 * 1024;
+
+/**
+ * Umask a unix control socket is bound under: owner-only until the mode from `-w` (default 0660)
+ * is applied, whatever the process umask, so nobody else can connect in between.
+ */
+const OWNER_ONLY_UMASK = 0o177;
+
+/** At most one log line per listener per this interval about refused connections. */
+const REFUSED_LOG_INTERVAL_MS = 10_000;
+
+/** How long a refused or evicted connection may take to close its side before it is destroyed. */
+const CLOSE_LINGER_MS = 1_000;
 
 /** A stream control socket spec served by {@link StreamControlListener}. */
 export type StreamControlSpec =
@@ -40,15 +75,23 @@ export interface StreamControlListenerOptions {
    * reference fails to start when it cannot (protocol.md 1.1).
    */
   readonly owner?: { readonly uid: number; readonly gid: number };
-  /** unix/cunix: permission bits set right after bind (`-w`, applied with a group only). */
+  /** unix/cunix: permission bits set right after bind (`-w`, default 0660); else owner-only. */
   readonly mode?: number;
+  /** Tests shorten these; the defaults are the constants of the same names. */
+  readonly firstCommandTimeoutMs?: number;
+  readonly idleEvictMs?: number;
 }
 
 type FinishReason = 'eof' | 'overflow';
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * LF-framed commands from one input, replies in command order on one output. Used for cunix,
- * tcp and stdio; a net.Socket is both its input and its output.
+ * tcp and stdio; a net.Socket is both its input and its output. Reading pauses while this
+ * channel has {@link MAX_PENDING_PER_CONNECTION} commands in the queue or
+ * {@link STREAM_REPLY_BUFFER} reply bytes unsent, so what one connection holds is bounded: that,
+ * one input chunk and the partial line (under 8192 bytes).
  */
 class LineChannel {
   readonly #input: Readable;
@@ -56,10 +99,14 @@ class LineChannel {
   readonly #runner: CommandRunner;
   readonly #onFinished: (reason: FinishReason) => void;
   readonly #origin: CommandOrigin | undefined;
-  #parts: Buffer[] = [];
-  #partLength = 0;
+  /** Bytes read and not yet submitted: whole lines held back while blocked, then a partial line. */
+  #buffer: Buffer = EMPTY;
   #pending = 0;
+  #commands = 0;
+  #lastCommandAt = performance.now();
   #writes: Promise<void> = Promise.resolve();
+  #ended = false;
+  #pumpScheduled = false;
   #stopped = false;
   #disposed = false;
 
@@ -77,9 +124,21 @@ class LineChannel {
     this.#origin = origin;
   }
 
+  /** Complete command lines received so far. */
+  get commands(): number {
+    return this.#commands;
+  }
+
+  /** Milliseconds (performance.now()) since which this channel has run nothing; undefined while busy. */
+  idleSince(): number | undefined {
+    if (this.#pending > 0 || this.#stopped) return undefined;
+    return this.#lastCommandAt;
+  }
+
   start(): void {
     this.#input.on('data', this.#onData);
     this.#input.on('end', this.#onEnd);
+    this.#output.on('drain', this.#pump);
     this.#input.resume();
   }
 
@@ -91,47 +150,84 @@ class LineChannel {
 
   readonly #onData = (chunk: Buffer | string): void => {
     const data = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    let from = 0;
-    while (!this.#stopped) {
-      const lf = data.indexOf(0x0a, from);
-      if (lf < 0) break;
-      const piece = data.subarray(from, lf);
-      from = lf + 1;
-      let line = piece;
-      if (this.#partLength > 0) {
-        this.#parts.push(piece);
-        line = Buffer.concat(this.#parts);
-        this.#parts = [];
-        this.#partLength = 0;
-      }
-      // The line and its LF did not fit the reference's 8192-byte buffer: it drops the connection.
-      if (line.length >= STREAM_LINE_BUFFER) {
-        this.#stop('overflow');
-        return;
-      }
-      this.#submit(line.toString('latin1'));
-    }
-    if (this.#stopped || from >= data.length) return;
-    const rest = data.subarray(from);
-    this.#partLength += rest.length;
-    if (this.#partLength >= STREAM_LINE_BUFFER) {
-      this.#stop('overflow');
-      return;
-    }
-    this.#parts.push(rest);
+    this.#buffer = this.#buffer.length === 0 ? data : Buffer.concat([this.#buffer, data]);
+    this.#pump();
   };
 
   // A partial last line without LF is dropped at EOF, as the reference does.
   readonly #onEnd = (): void => {
-    this.#stop('eof');
+    this.#ended = true;
+    this.#pump();
   };
+
+  #blocked(): boolean {
+    return (
+      this.#pending >= MAX_PENDING_PER_CONNECTION ||
+      this.#output.writableLength >= STREAM_REPLY_BUFFER
+    );
+  }
+
+  /** Submits the complete lines held while not blocked, then pauses or resumes reading. */
+  readonly #pump = (): void => {
+    if (this.#stopped) return;
+    const buffer = this.#buffer;
+    let from = 0;
+    let blocked = this.#blocked();
+    while (!blocked) {
+      const lf = buffer.indexOf(0x0a, from);
+      if (lf < 0) break;
+      // The line and its LF did not fit the reference's 8192-byte buffer: it drops the connection.
+      if (lf - from >= STREAM_LINE_BUFFER) {
+        this.#stop('overflow');
+        return;
+      }
+      this.#submit(buffer.toString('latin1', from, lf));
+      from = lf + 1;
+      blocked = this.#blocked();
+    }
+    const rest = buffer.length - from;
+    if (!blocked && rest >= STREAM_LINE_BUFFER) {
+      this.#stop('overflow');
+      return;
+    }
+    // A short partial line is copied so that it does not keep the whole chunk alive.
+    if (rest === 0) {
+      this.#buffer = EMPTY;
+    } else if (from > 0) {
+      this.#buffer = blocked ? buffer.subarray(from) : Buffer.from(buffer.subarray(from));
+    }
+    if (blocked) {
+      this.#input.pause();
+      return;
+    }
+    if (this.#ended) {
+      this.#stop('eof');
+      return;
+    }
+    this.#input.resume();
+  };
+
+  /**
+   * Pumps again after the event loop has polled for I/O: replies resolve in microtasks, so pumping
+   * from there would let one busy connection run command after command without the other sockets
+   * ever being read.
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#stopped) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
 
   #submit(line: string): void {
     // Submitted at once, so the runner sees commands in arrival order across all sockets; the
     // write chain keeps this connection's replies in command order.
     const reply = this.#runner.run(line, this.#origin);
     this.#pending++;
-    if (this.#pending >= MAX_PENDING_PER_CONNECTION) this.#input.pause();
+    this.#commands++;
+    this.#lastCommandAt = performance.now();
     this.#writes = this.#writes.then(async () => {
       const text = await reply;
       this.#pending--;
@@ -141,7 +237,7 @@ class LineChannel {
       } catch {
         // A stream torn down under us reports through its 'error' event; the reply is lost.
       }
-      if (!this.#stopped && this.#pending < MAX_PENDING_PER_CONNECTION / 2) this.#input.resume();
+      this.#schedulePump();
     });
   }
 
@@ -158,9 +254,9 @@ class LineChannel {
     this.#stopped = true;
     this.#input.off('data', this.#onData);
     this.#input.off('end', this.#onEnd);
+    this.#output.off('drain', this.#pump);
     this.#input.pause();
-    this.#parts = [];
-    this.#partLength = 0;
+    this.#buffer = EMPTY;
   }
 }
 
@@ -174,8 +270,15 @@ export class StreamControlListener implements ControlListener {
   readonly #log: Logger;
   readonly #owner: StreamControlListenerOptions['owner'];
   readonly #mode: number | undefined;
+  readonly #firstCommandTimeoutMs: number;
+  readonly #idleEvictMs: number;
   readonly #server: net.Server;
-  readonly #connections = new Set<net.Socket>();
+  /** Connections served now; the channel of a line-framed one, undefined for `unix:`. */
+  readonly #connections = new Map<net.Socket, LineChannel | undefined>();
+  /** Refused or evicted connections still closing; counted so a flood cannot pile them up. */
+  readonly #closingSockets = new Set<net.Socket>();
+  #refusedSinceLog = 0;
+  #refusedLoggedAt = -Infinity;
   #listening = false;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -186,6 +289,8 @@ export class StreamControlListener implements ControlListener {
     this.#log = options.log;
     this.#owner = options.owner;
     this.#mode = options.mode;
+    this.#firstCommandTimeoutMs = options.firstCommandTimeoutMs ?? STREAM_FIRST_COMMAND_TIMEOUT_MS;
+    this.#idleEvictMs = options.idleEvictMs ?? STREAM_IDLE_EVICT_MS;
     // Half-open: a client may shut down its side after the last command and still read replies.
     this.#server = net.createServer({ allowHalfOpen: true });
     this.#server.on('error', (err) => {
@@ -208,7 +313,7 @@ export class StreamControlListener implements ControlListener {
     try {
       if ('path' in spec) {
         await removeStaleSocket(spec.path);
-        await this.#listenOn({ path: spec.path });
+        await this.#listenOn({ path: spec.path }, OWNER_ONLY_UMASK);
       } else {
         const family = spec.kind === 'tcp6' ? 6 : 4;
         const host =
@@ -277,7 +382,8 @@ export class StreamControlListener implements ControlListener {
         resolve();
       });
     });
-    for (const socket of this.#connections) socket.destroy();
+    for (const socket of this.#connections.keys()) socket.destroy();
+    for (const socket of this.#closingSockets) socket.destroy();
     await stopped;
     if (this.#listening && 'path' in this.#spec) {
       try {
@@ -290,7 +396,11 @@ export class StreamControlListener implements ControlListener {
     }
   }
 
-  #listenOn(options: net.ListenOptions): Promise<void> {
+  /**
+   * Listens; with `umask`, the socket file is bound under that umask (the bind happens within
+   * `listen()` itself, so the process umask is changed only for that synchronous call).
+   */
+  #listenOn(options: net.ListenOptions, umask?: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#server.off('listening', onListening);
@@ -302,7 +412,12 @@ export class StreamControlListener implements ControlListener {
       };
       this.#server.once('error', onError);
       this.#server.once('listening', onListening);
-      this.#server.listen(options);
+      const previous = umask === undefined ? undefined : process.umask(umask);
+      try {
+        this.#server.listen(options);
+      } finally {
+        if (previous !== undefined) process.umask(previous);
+      }
     });
   }
 
@@ -315,15 +430,15 @@ export class StreamControlListener implements ControlListener {
     socket.on('error', (err) => {
       this.#log.debug({ err, socket: this.#name() }, 'control connection error');
     });
-    if (this.#closed || this.#connections.size >= MAX_STREAM_CONNECTIONS) {
-      this.#log.warn(
-        { socket: this.#name(), limit: MAX_STREAM_CONNECTIONS },
-        'too many control connections, closing new one',
-      );
+    if (this.#closed) {
       socket.destroy();
       return;
     }
-    this.#connections.add(socket);
+    if (this.#connections.size >= MAX_STREAM_CONNECTIONS && !this.#evictIdlest()) {
+      this.#refuse(socket);
+      return;
+    }
+    this.#connections.set(socket, undefined);
     socket.on('close', () => {
       this.#connections.delete(socket);
     });
@@ -349,7 +464,90 @@ export class StreamControlListener implements ControlListener {
       },
       this.#originOf(socket),
     );
+    this.#connections.set(socket, channel);
+    // A connection that never sends a command must not keep a slot: Kamailio and OpenSIPS send
+    // one right after connecting.
+    socket.setTimeout(this.#firstCommandTimeoutMs, () => {
+      if (channel.commands > 0) {
+        socket.setTimeout(0);
+        return;
+      }
+      this.#log.debug({ socket: this.#name() }, 'control connection sent no command, closing it');
+      channel.dispose();
+      this.#connections.delete(socket);
+      this.#closeGently(socket);
+    });
     channel.start();
+  }
+
+  /**
+   * All slots taken: closes the line-framed connection idle longest, if it has run nothing for
+   * {@link STREAM_IDLE_EVICT_MS}, and answers whether a slot was freed.
+   */
+  #evictIdlest(): boolean {
+    const now = performance.now();
+    let victim: net.Socket | undefined;
+    let victimChannel: LineChannel | undefined;
+    let oldest = now - this.#idleEvictMs;
+    for (const [socket, channel] of this.#connections) {
+      const since = channel?.idleSince();
+      if (channel === undefined || since === undefined || since > oldest) continue;
+      oldest = since;
+      victim = socket;
+      victimChannel = channel;
+    }
+    if (victim === undefined || victimChannel === undefined) return false;
+    this.#log.info(
+      { socket: this.#name(), limit: MAX_STREAM_CONNECTIONS, idleMs: Math.round(now - oldest) },
+      'control connection limit reached: closing the connection idle longest for a new one',
+    );
+    victimChannel.dispose();
+    this.#connections.delete(victim);
+    this.#closeGently(victim);
+    return true;
+  }
+
+  /**
+   * Refuses a connection beyond {@link MAX_STREAM_CONNECTIONS} with an orderly close (FIN, what it
+   * sent is read and dropped) rather than a reset, and says so at most once per 10 s.
+   */
+  #refuse(socket: net.Socket): void {
+    this.#refusedSinceLog++;
+    const now = performance.now();
+    if (now - this.#refusedLoggedAt >= REFUSED_LOG_INTERVAL_MS) {
+      this.#log.warn(
+        {
+          socket: this.#name(),
+          limit: MAX_STREAM_CONNECTIONS,
+          refused: this.#refusedSinceLog,
+          peer: socket.remoteAddress,
+        },
+        `control connection refused: all ${String(MAX_STREAM_CONNECTIONS)} connections of this socket are busy (count is refusals since the last such line)`,
+      );
+      this.#refusedLoggedAt = now;
+      this.#refusedSinceLog = 0;
+    }
+    this.#closeGently(socket);
+  }
+
+  /** Ends our side, drops what the peer still sends, and destroys the socket once it closes too. */
+  #closeGently(socket: net.Socket): void {
+    socket.setTimeout(0);
+    if (this.#closingSockets.size >= MAX_STREAM_CONNECTIONS) {
+      socket.destroy();
+      return;
+    }
+    this.#closingSockets.add(socket);
+    const timer = setTimeout(() => socket.destroy(), CLOSE_LINGER_MS);
+    timer.unref();
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.#closingSockets.delete(socket);
+    });
+    socket.on('end', () => socket.destroy());
+    socket.on('data', () => undefined);
+    socket.end();
+    socket.resume();
   }
 
   /** tcp/tcp6: the peer's address and the listening address, for the `%%CC_SELF%%` notify target. */

@@ -10,6 +10,17 @@ import { InFlight } from '../util/in-flight.ts';
 /** Bytes of a datagram that are read as the command; the rest is dropped (protocol.md 1.7). */
 export const MAX_DATAGRAM_COMMAND = 8191;
 
+/**
+ * Longest cookie accepted, in bytes. Kamailio's are about 20 bytes and OpenSIPS' about 30; the
+ * reference takes any length that fits the datagram, so an 8,000-byte cookie made every reply and
+ * reply cache entry 16 KB. A longer one is answered `E5` without the cookie (a reply must not echo
+ * it: replies are at most 1024 bytes) and is neither executed nor cached.
+ */
+export const MAX_COOKIE_LENGTH = 128;
+
+/** At most one log line per listener per this interval about cookies that are too long. */
+const LONG_COOKIE_LOG_INTERVAL_MS = 10_000;
+
 /** SO_RCVBUF of a datagram control socket, as the reference sets it. */
 export const CONTROL_RCVBUF = 16 * 1024;
 
@@ -67,6 +78,8 @@ export class UdpControlListener implements ControlListener {
   #closing: Promise<void> | undefined;
   /** Replies handed to the socket whose send has not completed yet. */
   readonly #sending = new InFlight();
+  #longCookies = 0;
+  #longCookieLoggedAt = -Infinity;
 
   constructor(options: UdpControlListenerOptions) {
     this.#spec = options.spec;
@@ -176,6 +189,14 @@ export class UdpControlListener implements ControlListener {
       return;
     }
     const { cookie, line } = parts;
+    if (cookie.length > MAX_COOKIE_LENGTH) {
+      this.#noteLongCookie(cookie.length, rinfo);
+      // Answered like a datagram without a usable cookie: the parser answers E5 to the empty line.
+      void this.#runner.run('').then((reply) => {
+        this.#send(Buffer.from(reply, 'latin1'), rinfo);
+      });
+      return;
+    }
     const claim = this.#cache.claim(cookie);
     switch (claim.kind) {
       case 'hit':
@@ -197,6 +218,25 @@ export class UdpControlListener implements ControlListener {
         });
         return;
     }
+  }
+
+  #noteLongCookie(length: number, from: dgram.RemoteInfo): void {
+    this.#longCookies++;
+    const now = performance.now();
+    if (now - this.#longCookieLoggedAt < LONG_COOKIE_LOG_INTERVAL_MS) return;
+    this.#log.warn(
+      {
+        socket: this.#name(),
+        from: from.address,
+        port: from.port,
+        length,
+        limit: MAX_COOKIE_LENGTH,
+        refused: this.#longCookies,
+      },
+      'control command refused with E5: cookie too long (count is refusals since the last such line)',
+    );
+    this.#longCookieLoggedAt = now;
+    this.#longCookies = 0;
   }
 
   #send(bytes: Buffer, to: dgram.RemoteInfo): void {

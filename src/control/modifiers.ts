@@ -181,7 +181,11 @@ export function parseRemote(addr: string, port: string, ipv6: boolean): Parsed<R
   return { ok: true, value: { kind: 'address', address: addr, port: portNumber, family } };
 }
 
-/** URL-decodes the notify tag of U: `%XX` and `+` (protocol.md 8.2). */
+/**
+ * URL-decodes the notify tag of U: `%XX` and `+` (protocol.md 8.2). A tag holding a control
+ * character (0x00 to 0x1F or 0x7F), encoded or not, fails with E10 like a bad `%`: the tag is
+ * sent as one line, and a `%0A` in it would forge a second notification (the reference sends it).
+ */
 export function decodeNotifyTag(text: string): Parsed<string> {
   let out = '';
   for (let i = 0; i < text.length; i += 1) {
@@ -193,5 +197,15 @@ export function decodeNotifyTag(text: string): Parsed<string> {
       i += 2;
     } else out += ch === '+' ? ' ' : ch;
   }
+  if (hasControlCharacter(out)) return fail('PARSE_10');
   return { ok: true, value: out };
+}
+
+/** True when `text` holds a C0 control character or DEL (latin1, one char per byte). */
+export function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
 }

@@ -14,6 +14,7 @@ import {
 import type { ECode } from './ecodes.ts';
 import {
   decodeNotifyTag,
+  hasControlCharacter,
   parseRemote,
   parseUpdateModifiers,
   type ParseContext,
@@ -163,6 +164,8 @@ function parseUpdateLookup(
     if (!decoded.ok) return decoded;
     notify = { socket: args[args.length - 2] ?? '', tag: decoded.value };
   }
+  // Whatever shape it came in, a tag is sent as one line: no control character may reach it.
+  if (notify !== undefined && hasControlCharacter(notify.tag)) return fail('PARSE_10');
   const modifiers = parseUpdateModifiers(mods, ctx);
   if (!modifiers.ok) return modifiers;
   const remote = parseRemote(addr, port, modifiers.value.ipv6);

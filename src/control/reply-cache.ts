@@ -4,6 +4,16 @@ export const REPLY_CACHE_TTL_MS = 35_000;
 /** Interval of the cache sweep; with the TTL this makes entries live 35 to 38 s, as in the reference. */
 export const REPLY_CACHE_SWEEP_MS = 3_000;
 
+/**
+ * Bytes the cache may hold (cookies, replies and a per-entry overhead estimate). At 5,000
+ * commands/s with typical Kamailio cookies and replies, 38 s of entries take about 40 MB; past
+ * the bound the oldest completed entries go first, so only a flood loses retransmission answers.
+ */
+export const REPLY_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Estimated bytes of one entry besides its cookie and reply (Map slot, objects, Buffer header). */
+export const REPLY_CACHE_ENTRY_OVERHEAD = 200;
+
 /** Outcome of {@link ReplyCache.claim}. */
 export type ReplyCacheClaim =
   /** New cookie: the caller must run the command and then call `complete()`. */
@@ -19,6 +29,8 @@ export interface ReplyCacheOptions {
   readonly now?: () => number;
   readonly ttlMs?: number;
   readonly sweepIntervalMs?: number;
+  /** Bound of {@link ReplyCache.bytes}; {@link REPLY_CACHE_MAX_BYTES} by default. */
+  readonly maxBytes?: number;
 }
 
 interface Entry {
@@ -37,12 +49,15 @@ interface Entry {
 export class ReplyCache {
   readonly #now: () => number;
   readonly #ttlMs: number;
+  readonly #maxBytes: number;
   readonly #entries = new Map<string, Entry>();
+  #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: ReplyCacheOptions = {}) {
     this.#now = options.now ?? (() => performance.now());
     this.#ttlMs = options.ttlMs ?? REPLY_CACHE_TTL_MS;
+    this.#maxBytes = options.maxBytes ?? REPLY_CACHE_MAX_BYTES;
     const interval = options.sweepIntervalMs ?? REPLY_CACHE_SWEEP_MS;
     this.#timer = setInterval(() => {
       this.sweep();
@@ -54,6 +69,11 @@ export class ReplyCache {
   /** Number of entries, in flight or completed. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Estimated bytes held: cookies, replies and {@link REPLY_CACHE_ENTRY_OVERHEAD} per entry. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /**
@@ -70,6 +90,8 @@ export class ReplyCache {
         waiting: undefined,
         resolve: undefined,
       });
+      this.#bytes += cookie.length + REPLY_CACHE_ENTRY_OVERHEAD;
+      this.#trim();
       return { kind: 'miss' };
     }
     if (entry.reply !== undefined) return { kind: 'hit', reply: entry.reply };
@@ -86,11 +108,28 @@ export class ReplyCache {
       // complete() without claim(): cache it anyway so a retransmission is still answered.
       entry = { receivedAt: this.#now(), reply: undefined, waiting: undefined, resolve: undefined };
       this.#entries.set(cookie, entry);
+      this.#bytes += cookie.length + REPLY_CACHE_ENTRY_OVERHEAD;
     }
+    this.#bytes += reply.length - (entry.reply?.length ?? 0);
     entry.reply = reply;
     entry.resolve?.(reply);
     entry.waiting = undefined;
     entry.resolve = undefined;
+    this.#trim();
+  }
+
+  /** Over the byte bound: drops the oldest completed entries (in-flight ones must stay). */
+  #trim(): void {
+    if (this.#bytes <= this.#maxBytes) return;
+    for (const [cookie, entry] of this.#entries) {
+      if (this.#bytes <= this.#maxBytes) return;
+      if (entry.reply !== undefined) this.#delete(cookie, entry);
+    }
+  }
+
+  #delete(cookie: string, entry: Entry): void {
+    this.#entries.delete(cookie);
+    this.#bytes -= cookie.length + REPLY_CACHE_ENTRY_OVERHEAD + (entry.reply?.length ?? 0);
   }
 
   /** Drops completed entries received at least the TTL before `now`. Called by the timer. */
@@ -98,7 +137,7 @@ export class ReplyCache {
     for (const [cookie, entry] of this.#entries) {
       // An in-flight entry stays: dropping it would let a retransmission run the command again.
       if (entry.reply !== undefined && now - entry.receivedAt >= this.#ttlMs) {
-        this.#entries.delete(cookie);
+        this.#delete(cookie, entry);
       }
     }
   }

@@ -160,8 +160,24 @@ t.test(
       '/dev/null',
     ]);
     t.equal(r.code, 1);
-    t.match(r.stderr, /refusing to run as root with a udp:\/udp6: control socket/);
+    t.match(
+      r.stderr,
+      /refusing to run as root with a network control socket \(udp:127\.0\.0\.1:0\)/,
+    );
     t.match(r.stderr, /-F/);
+  },
+);
+
+t.test(
+  'as root without -u or -F a tcp: control socket is refused like udp:',
+  { skip: process.getuid?.() !== 0 && 'needs root' },
+  async (t) => {
+    for (const spec of ['tcp:127.0.0.1:0', 'tcp6:[::1]:0']) {
+      const r = await runCli(t, ['-f', '-s', spec, '-l', '127.0.0.1', '-p', '/dev/null']);
+      t.equal(r.code, 1, spec);
+      t.match(r.stderr, /refusing to run as root with a network control socket \(tcp6?:/);
+      t.match(r.stderr, /-u USER/);
+    }
   },
 );
 

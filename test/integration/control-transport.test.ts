@@ -7,10 +7,18 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
-import { UdpControlListener } from '../../src/control/listener-udp.ts';
-import { StdioControlListener, StreamControlListener } from '../../src/control/listener-stream.ts';
-import type { StreamControlSpec } from '../../src/control/listener-stream.ts';
-import { ReplyCache } from '../../src/control/reply-cache.ts';
+import { MAX_COOKIE_LENGTH, UdpControlListener } from '../../src/control/listener-udp.ts';
+import {
+  MAX_PENDING_PER_CONNECTION,
+  STREAM_REPLY_BUFFER,
+  StdioControlListener,
+  StreamControlListener,
+} from '../../src/control/listener-stream.ts';
+import type {
+  StreamControlListenerOptions,
+  StreamControlSpec,
+} from '../../src/control/listener-stream.ts';
+import { REPLY_CACHE_ENTRY_OVERHEAD, ReplyCache } from '../../src/control/reply-cache.ts';
 import { CommandRunner } from '../../src/control/runner.ts';
 import { GlobalStats } from '../../src/util/stats.ts';
 import {
@@ -24,6 +32,39 @@ import {
 import { tempDir } from '../helpers/tmp.ts';
 
 const silent = pino({ level: 'silent' });
+
+/** A logger that keeps its JSON lines (level info and up) in `lines`. */
+function capturingLog(): { log: pino.Logger; lines: { level: number; msg: string }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino(
+    { level: 'info' },
+    {
+      write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }),
+    },
+  );
+  return { log, lines };
+}
+
+/** A raw connection and how it ended: 'end' (FIN from the daemon), an error code, or 'open'. */
+function rawConnection(
+  t: WithTeardown,
+  port: number,
+): { socket: net.Socket; outcome: () => string; connected: Promise<void> } {
+  const socket = net.createConnection(port, '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  let outcome = 'open';
+  socket.on('end', () => {
+    if (outcome === 'open') outcome = 'end';
+  });
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (outcome === 'open') outcome = err.code ?? 'error';
+  });
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, outcome: () => outcome, connected };
+}
 
 interface WithTeardown {
   teardown(fn: () => unknown): void;
@@ -43,7 +84,7 @@ function gate(): Gate {
 }
 
 /** A fake command handler: echoes the line as JSON, answers E5 to an empty one, waits on gates. */
-function fixture(t: WithTeardown, clock?: { now: number }) {
+function fixture(t: WithTeardown, clock?: { now: number }, cacheMaxBytes?: number) {
   const calls: string[] = [];
   const gates = new Map<string, Gate>();
   const stats = new GlobalStats();
@@ -58,7 +99,10 @@ function fixture(t: WithTeardown, clock?: { now: number }) {
     stats,
     silent,
   );
-  const cache = new ReplyCache(clock === undefined ? {} : { now: () => clock.now });
+  const cache = new ReplyCache({
+    ...(clock === undefined ? {} : { now: () => clock.now }),
+    ...(cacheMaxBytes === undefined ? {} : { maxBytes: cacheMaxBytes }),
+  });
   t.teardown(() => {
     cache.close();
   });
@@ -98,8 +142,9 @@ async function streamListener(
   t: WithTeardown,
   f: Fixture,
   spec: StreamControlSpec,
+  options: Partial<StreamControlListenerOptions> = {},
 ): Promise<StreamControlListener> {
-  const listener = new StreamControlListener({ spec, runner: f.runner, log: silent });
+  const listener = new StreamControlListener({ spec, runner: f.runner, log: silent, ...options });
   t.teardown(() => listener.close());
   await listener.listen();
   return listener;
@@ -233,6 +278,55 @@ t.test('udp', async (t) => {
       t.equal(f.calls.length, 2, 'expired: executed again');
     },
   );
+
+  t.test(
+    'a cookie longer than the limit answers E5 without it, never runs or caches',
+    async (t) => {
+      const { log, lines } = capturingLog();
+      const f = fixture(t);
+      const listener = new UdpControlListener({
+        spec: { kind: 'udp', host: '127.0.0.1', port: 0 },
+        runner: f.runner,
+        cache: f.cache,
+        log,
+      });
+      t.teardown(() => listener.close());
+      await listener.listen();
+      const client = await udpClient(t, listener.port);
+      const max = 'k'.repeat(MAX_COOKIE_LENGTH);
+      t.equal(
+        await client.command('V', { cookie: max }),
+        'got:"V"\n',
+        'a cookie at the limit works',
+      );
+      for (let i = 0; i < 3; i++) {
+        await client.sendRaw(`${'c'.repeat(8000)}${String(i)} V`);
+        t.equal(await client.receive(), 'E5\n');
+      }
+      t.strictSame(f.calls, ['V', '', '', ''], 'only the empty line ran, for its E5');
+      t.equal(f.cache.size, 1, 'only the short cookie is cached');
+      const warned = lines.filter((l) => l.msg.includes('cookie too long'));
+      t.equal(warned.length, 1, 'one log line for the three, rate-limited');
+    },
+  );
+
+  t.test('the reply cache stays within its byte bound; the oldest replies go first', async (t) => {
+    const maxBytes = 20 * (REPLY_CACHE_ENTRY_OVERHEAD + 100);
+    const f = fixture(t, undefined, maxBytes);
+    const listener = await udpListener(t, f);
+    const client = await udpClient(t, listener.port);
+    const cookie = (i: number): string => `${'q'.repeat(100)}${String(i).padStart(3, '0')}`;
+    for (let i = 0; i < 60; i++) {
+      t.equal(
+        await client.command(`V${String(i)}`, { cookie: cookie(i) }),
+        `got:"V${String(i)}"\n`,
+      );
+      if (f.cache.bytes > maxBytes) t.fail(`cache holds ${String(f.cache.bytes)} bytes`);
+    }
+    t.ok(f.cache.size > 5 && f.cache.size < 20, `${String(f.cache.size)} entries kept`);
+    t.equal(await client.command('again', { cookie: cookie(59) }), 'got:"V59"\n', 'newest cached');
+    t.equal(await client.command('again', { cookie: cookie(0) }), 'got:"again"\n', 'oldest gone');
+  });
 
   t.test('a datagram over 8191 bytes is truncated', async (t) => {
     const f = fixture(t);
@@ -439,6 +533,128 @@ t.test('tcp listener', async (t) => {
     ]);
     t.strictSame(replies, ['1\n2\n3\n4\n5\n', '1\n2\n3\n4\n5\n6\n', 'E18\n', 'got:"V"\n']);
   });
+});
+
+t.test('stream back-pressure and connection limits', async (t) => {
+  t.test('a client that never reads its replies stops being read; others are served', async (t) => {
+    const f = fixture(t);
+    const big = `${'r'.repeat(3999)}\n`;
+    f.gates.set('V', { promise: Promise.resolve(big), open: () => undefined });
+    const listener = await streamListener(t, f, { kind: 'tcp', host: '127.0.0.1', port: 0 });
+    const flood = rawConnection(t, listener.port);
+    await flood.connected;
+    flood.socket.pause(); // never reads
+    const lines = 16 * 1024;
+    flood.socket.write('V\n'.repeat(lines));
+    // Replies fill the kernel's buffers, then ours up to the bound; then nothing more runs.
+    let before = -1;
+    const deadline = performance.now() + 10_000;
+    while (f.calls.length !== before && performance.now() < deadline) {
+      before = f.calls.length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const executed = f.calls.length;
+    t.ok(executed < lines / 2, `${String(executed)} of ${String(lines)} commands ran`);
+    const other = await streamClient(t, { host: '127.0.0.1', port: listener.port });
+    t.equal(await other.command('x'), 'got:"x"\n', 'another connection is served');
+    t.equal(f.calls.length, executed + 1, 'the flood stays stopped');
+    // Reading the replies lets the flood go on.
+    flood.socket.on('data', () => undefined);
+    flood.socket.resume();
+    await waitUntil(() => f.calls.length > executed + 2000, 'the flood runs again once read');
+  });
+
+  t.test(
+    'one connection queues at most a bounded number of commands ahead of others',
+    async (t) => {
+      const f = fixture(t);
+      const g = gate();
+      f.gates.set('slow', g);
+      const listener = await streamListener(t, f, { kind: 'tcp', host: '127.0.0.1', port: 0 });
+      const busy = await streamClient(t, { host: '127.0.0.1', port: listener.port });
+      busy.sendRaw('slow\n' + 'b\n'.repeat(200));
+      await waitUntil(() => f.calls.length === 1, 'the slow command runs');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const other = await streamClient(t, { host: '127.0.0.1', port: listener.port });
+      const reply = other.command('other');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      g.open('0\n');
+      t.equal(await reply, 'got:"other"\n');
+      t.equal(
+        f.calls.indexOf('other'),
+        MAX_PENDING_PER_CONNECTION,
+        'the other connection waited for the slow command and 15 more only',
+      );
+      for (let i = 0; i < 201; i++) await busy.readLine();
+      t.equal(f.calls.length, 202, 'every command of the busy connection ran in the end');
+      t.ok(STREAM_REPLY_BUFFER >= 1024, 'a whole reply always fits the bound');
+    },
+  );
+
+  t.test(
+    'connections that send no command are closed after the first-command timeout',
+    async (t) => {
+      const f = fixture(t);
+      const listener = await streamListener(
+        t,
+        f,
+        { kind: 'tcp', host: '127.0.0.1', port: 0 },
+        { firstCommandTimeoutMs: 300, idleEvictMs: 60_000 },
+      );
+      const idle = Array.from({ length: 100 }, () => rawConnection(t, listener.port));
+      await Promise.all(idle.map((c) => c.connected));
+      await waitUntil(() => listener.connectionCount === 100, 'all accepted');
+      await waitUntil(
+        () => idle.every((c) => c.outcome() === 'end'),
+        'idle connections closed by the daemon with FIN',
+      );
+      const client = await streamClient(t, { host: '127.0.0.1', port: listener.port });
+      t.equal(await client.command('V'), 'got:"V"\n', 'a new client gets in');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      t.equal(await client.command('V'), 'got:"V"\n', 'a connection that sent a command stays');
+    },
+  );
+
+  t.test(
+    'with every slot taken, a new client takes the slot of the one idle longest',
+    async (t) => {
+      const f = fixture(t);
+      const { log, lines } = capturingLog();
+      const listener = await streamListener(
+        t,
+        f,
+        { kind: 'tcp', host: '127.0.0.1', port: 0 },
+        { idleEvictMs: 300, log },
+      );
+      const clients = [];
+      for (let i = 0; i < 100; i++) {
+        const c = await streamClient(t, { host: '127.0.0.1', port: listener.port });
+        t.equal(await c.command(`V${String(i)}`), `got:"V${String(i)}"\n`);
+        clients.push(c);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      // Keep all but the first two busy recently: they are not idle long enough to be closed.
+      for (const c of clients.slice(2)) await c.command('again');
+      const late = await streamClient(t, { host: '127.0.0.1', port: listener.port });
+      t.equal(await late.command('V'), 'got:"V"\n', 'the new client is served');
+      await clients[0]?.waitClosed();
+      t.notOk(clients[1]?.closed, 'only one connection was closed');
+      t.equal(listener.connectionCount, 100);
+      t.ok(lines.some((l) => l.msg.includes('idle longest')));
+      // Every slot busy now: the next one is refused with an orderly close and a log line.
+      await clients[1]?.command('busy');
+      const refused = [rawConnection(t, listener.port), rawConnection(t, listener.port)];
+      await Promise.all(refused.map((c) => c.connected));
+      await waitUntil(() => refused.every((c) => c.outcome() !== 'open'), 'refused');
+      t.strictSame(
+        refused.map((c) => c.outcome()),
+        ['end', 'end'],
+        'closed with FIN, not reset',
+      );
+      const warned = lines.filter((l) => l.msg.includes('control connection refused'));
+      t.equal(warned.length, 1, 'one log line for both, rate-limited');
+    },
+  );
 });
 
 t.test('unix', async (t) => {

@@ -237,3 +237,30 @@ t.test('notify: --kamailio_notify reads the forms Kamailio timeout_socket sends'
   await tcp.waitFor('dlg:42\n');
   t.same(tcp.text.split('\n').sort(), ['', `${old.id} ft;1 tt;1`, 'dlg:42', 'plain'].sort());
 });
+
+t.test('notify: a tag that decodes to a control character cannot forge a line', async (t) => {
+  const tcp = await NotifyListener.tcp(t);
+  const tcpName = `tcp:127.0.0.1:${String(tcp.port)}`;
+  const d = await startDaemon(t, [...BASE, '-n', tcpName, '--kamailio_notify']);
+  const forged = ['a%0Aforged', 'a%0d%0Aforged', 'a%00b', 'a%1Bb', 'a%7Fb', 'a\u0001b'];
+  for (const tag of forged) {
+    t.equal(
+      await d.command(`U ${uniqueCall(tag).id} 127.0.0.1 40000 ft ${tcpName} ${tag}`),
+      'E10\n',
+      `${JSON.stringify(tag)} refused`,
+    );
+    t.equal(
+      await d.command(`U ${uniqueCall(tag).id} 127.0.0.1 40000 ft tt ${tcpName} ${tag}`),
+      'E10\n',
+      `${JSON.stringify(tag)} with both tags refused`,
+    );
+  }
+  // Kamailio's glued form takes an undecodable tag as it is; %0A stays three plain characters.
+  await d.port(`U ${uniqueCall('k').id} 127.0.0.1 40000 ft ${tcpName};k%0Ax`);
+  await d.port(`U ${uniqueCall('ok').id} 127.0.0.1 40000 ft ${tcpName} plain%20tag`);
+  t.equal(await d.command('G nsess_created'), '2\n', 'no session from a refused tag');
+  await timeouts(d, 2);
+  await tcp.waitFor('\n');
+  await sleep(200);
+  t.same(tcp.text.split('\n').sort(), ['', 'k%0Ax', 'plain tag'], 'two lines, none forged');
+});

@@ -55,6 +55,7 @@ t.test('buildConfig() defaults', async (t) => {
     notifyTargets: [],
     kamailioNotify: false,
     pidFile: '/var/run/rtpproxy.pid',
+    socketMode: 0o660,
     allowRoot: false,
     logLevel: 'warn',
     logFacility: 'LOG_DAEMON',
@@ -185,11 +186,14 @@ const okCases: readonly (readonly [
   [['-p', '/dev/null'], { pidFile: undefined }],
   [['-p', 'rel.pid'], { pidFile: 'rel.pid' }],
   // -u and -w.
-  [['-u', 'rtpproxy'], { user: 'rtpproxy', group: undefined, socketMode: undefined }],
-  [['-u', 'rtpproxy', '-w', '432'], { user: 'rtpproxy', socketMode: undefined }],
-  [['-u', 'a:b'], { user: 'a', group: 'b', socketMode: 0o755 }],
-  [['-u', ':b'], { user: undefined, group: 'b', socketMode: 0o755 }],
-  [['-u', ':b', '-w', '0'], { group: 'b', socketMode: undefined }], // 0: left as created, like the reference
+  // Unix control sockets: 0660 by default, with or without a group (ours; the reference: 0755
+  // with a group, the umask's mode otherwise).
+  [['-u', 'rtpproxy'], { user: 'rtpproxy', group: undefined, socketMode: 0o660 }],
+  [['-u', 'rtpproxy', '-w', '432'], { user: 'rtpproxy', socketMode: 432 }],
+  [['-w', '384'], { socketMode: 384 }],
+  [['-u', 'a:b'], { user: 'a', group: 'b', socketMode: 0o660 }],
+  [['-u', ':b'], { user: undefined, group: 'b', socketMode: 0o660 }],
+  [['-u', ':b', '-w', '0'], { group: 'b', socketMode: undefined }], // 0: not applied, like the reference
   [['-u', ':b', '-w', '4095'], { group: 'b', socketMode: 4095 }],
   // -d forms.
   [['-d', 'DBUG'], { logLevel: 'debug', logFacility: 'LOG_DAEMON' }],

@@ -1,6 +1,10 @@
 import t from 'tap';
 import { waitUntil } from '../../helpers/control.ts';
-import { REPLY_CACHE_TTL_MS, ReplyCache } from '../../../src/control/reply-cache.ts';
+import {
+  REPLY_CACHE_ENTRY_OVERHEAD,
+  REPLY_CACHE_TTL_MS,
+  ReplyCache,
+} from '../../../src/control/reply-cache.ts';
 
 interface WithTeardown {
   teardown(fn: () => unknown): void;
@@ -90,3 +94,37 @@ t.test('replyCache timer sweeps with the injected clock and close() stops it', a
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.equal(sweeps, 0, 'no sweep after close()');
 });
+
+t.test(
+  'replyCache.bytes counts cookies, replies and overhead; over the bound the oldest go',
+  async (t) => {
+    const clock = { now: 0 };
+    const per = REPLY_CACHE_ENTRY_OVERHEAD + 2 + 11;
+    const cache = new ReplyCache({ now: () => clock.now, maxBytes: 3 * per });
+    t.teardown(() => {
+      cache.close();
+    });
+    const reply = (c: string): Buffer => Buffer.from(`${c} 2004010\n`);
+    t.equal(cache.claim('c1').kind, 'miss');
+    t.equal(cache.bytes, REPLY_CACHE_ENTRY_OVERHEAD + 2, 'an entry in flight: cookie and overhead');
+    cache.complete('c1', reply('c1'));
+    t.equal(cache.bytes, per);
+    for (const c of ['c2', 'c3']) {
+      cache.claim(c);
+      cache.complete(c, reply(c));
+    }
+    t.equal(cache.bytes, 3 * per, 'at the bound, all kept');
+    cache.claim('c4');
+    t.equal(cache.claim('c5').kind, 'miss');
+    t.equal(cache.size, 3, 'the two oldest completed entries were dropped for the in-flight ones');
+    t.equal(cache.claim('c1').kind, 'miss', 'c1 is gone');
+    cache.complete('c4', reply('c4'));
+    cache.complete('c5', reply('c5'));
+    t.ok(cache.bytes <= 3 * per);
+    clock.now = REPLY_CACHE_TTL_MS;
+    cache.complete('c1', reply('c1'));
+    cache.sweep();
+    t.equal(cache.size, 0);
+    t.equal(cache.bytes, 0, 'nothing left counted after the sweep');
+  },
+);
