@@ -15,7 +15,7 @@
 export type BindOutcome = 'ok' | 'busy' | 'fatal';
 
 /** Bind attempts of one allocation at most; then it fails (`E72`/`E71`). */
-export const MAX_BIND_ATTEMPTS = 16;
+export const MAX_BIND_ATTEMPTS = 64;
 
 /** How long a pair that another process held stays out of the free list, milliseconds. */
 export const BUSY_RETRY_MS = 5_000;
