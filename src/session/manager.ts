@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { MediaPlane } from '../media/plane.ts';
+import { PromptTooLargeError } from '../play/prompts.ts';
 import type { PlaybackService } from '../play/scheduler.ts';
 import { parseCopyTarget, resolveCopyTarget } from '../record/copy-target.ts';
 import type { RecorderFactory } from '../record/recorder.ts';
@@ -432,7 +433,17 @@ export class SessionManager {
     if (count === 0) return;
     const players = this.#deps.players;
     if (players === undefined) throw new RelayError('ERR_PLAYBACK', 'playback is not available');
-    const source = await players.findPrompt(prompt, payloadTypes, packetMs);
+    let source: Awaited<ReturnType<typeof players.findPrompt>>;
+    try {
+      source = await players.findPrompt(prompt, payloadTypes, packetMs);
+    } catch (err) {
+      if (!(err instanceof PromptTooLargeError)) throw err;
+      this.#deps.logger.warn(
+        { callId: session.callId, prompt: err.path, size: err.size, limit: err.limit },
+        'prompt file over the size limit: not played',
+      );
+      throw new RelayError('ERR_PROMPT_TOO_LARGE', err.message, { cause: err });
+    }
     if (source === undefined) throw new RelayError('ERR_PLAYBACK', 'no playable prompt file');
     // The session may have ended while the file was read; a P that raced it started nothing.
     if (session.closed) throw new RelayError('ERR_PLAYBACK', 'the session ended');
