@@ -20,6 +20,12 @@ import { matchSingle, prefixMatch } from './keys.ts';
 import type { SessionNotifier, SessionNotify } from './notify-types.ts';
 import { Leg, type LegLocal, Session } from './session.ts';
 
+/**
+ * Local addresses learnt from `l`/`r` that are remembered at most (the reference keeps every one;
+ * a host has far fewer, and an `l` with a new address per command must not grow the list).
+ */
+export const MAX_LEARNT_ADDRESSES = 64;
+
 /** A configured local address (`-l` / `-6`). */
 export interface ConfiguredAddress extends LegLocal {
   readonly label?: string;
@@ -108,7 +114,10 @@ export class SessionManager {
   readonly #opts: ManagerOptions;
   readonly #deps: ManagerDeps;
   readonly #byCall = new Map<string, Session[]>();
-  /** Local addresses first used by `l`/`r` that were not configured, newest first. */
+  /**
+   * Local addresses first used by `l`/`r` that were not configured, newest first; at most
+   * {@link MAX_LEARNT_ADDRESSES}, so that `l` with ever new addresses cannot grow it for good.
+   */
   readonly #learnt: ConfiguredAddress[] = [];
   #count = 0;
   #draining = false;
@@ -127,6 +136,11 @@ export class SessionManager {
   /** Number of live sessions. */
   get size(): number {
     return this.#count;
+  }
+
+  /** Number of local addresses learnt from `l`/`r` and remembered. */
+  get learntAddresses(): number {
+    return this.#learnt.length;
   }
 
   /** Every live session. */
@@ -669,6 +683,8 @@ export class SessionManager {
     if (learnt !== undefined) return learnt;
     const added: ConfiguredAddress = { address, family };
     this.#learnt.unshift(added);
+    // The oldest is forgotten; legs bound on it keep their own copy of the address.
+    if (this.#learnt.length > MAX_LEARNT_ADDRESSES) this.#learnt.pop();
     return added;
   }
 
