@@ -34,6 +34,7 @@ export const ECODES = {
   INVLARG_7: { code: 37, text: 'remote address or port cannot be parsed' },
   SESUNKN: { code: 50, text: 'no matching session' },
   PLRFAIL: { code: 60, text: 'prompt playback could not start' },
+  PLRFAIL_2: { code: 61, text: 'prompt file over the size limit' },
   QRYFAIL: { code: 62, text: 'unknown Q counter name' },
   CPYFAIL: { code: 65, text: 'recording or copy could not start' },
   STSFAIL: { code: 68, text: 'unknown G counter name' },

@@ -159,10 +159,23 @@ async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
     post({ op: 'bound', req: msg.req, outcome: 'fatal', error: 'no such stream' });
     return;
   }
+  // A holder object, so the compiler does not narrow what the callback sets.
+  const late = { freed: false };
   const result = await tryBindPair(msg.family, msg.address, msg.port, (pair) => {
+    if (entries[msg.rtp] !== rtp || entries[msg.rtcp] !== rtcp) {
+      // The streams were freed while the sockets were bound: nobody would ever close them.
+      late.freed = true;
+      pair.rtp.close();
+      pair.rtcp.close();
+      return;
+    }
     rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp.stream));
     rtcp.stream.attach(pair.rtcp, pair.address, pair.port + 1, msg.family, listenerOf(rtcp.stream));
   });
+  if (late.freed) {
+    post({ op: 'bound', req: msg.req, outcome: 'fatal', error: 'the stream was freed' });
+    return;
+  }
   post({
     op: 'bound',
     req: msg.req,

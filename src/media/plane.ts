@@ -4,7 +4,7 @@
  * without the session manager changing.
  */
 import type { GlobalStats } from '../util/stats.ts';
-import { PortAllocator } from './port-allocator.ts';
+import { PortAllocator, type PortLease } from './port-allocator.ts';
 import {
   CONNECTION_CHECK_MS,
   Connections,
@@ -78,13 +78,28 @@ export interface PortTables {
   readonly 6: PortAllocator;
 }
 
-/** IPv4 and IPv6 walk separate tables over the same range, as in the reference. */
+/** IPv4 and IPv6 have separate tables over the same range, as in the reference. */
 export function portTables(
   options: Pick<MediaPlaneOptions, 'portMin' | 'portMax' | 'sequentialPorts'>,
 ): PortTables {
   const make = (): PortAllocator =>
-    new PortAllocator(options.portMin, options.portMax, options.sequentialPorts);
+    new PortAllocator({
+      min: options.portMin,
+      max: options.portMax,
+      sequential: options.sequentialPorts,
+    });
   return { 4: make(), 6: make() };
+}
+
+/** Releases `lease` once both sockets of `pair` are closed, by whoever closes them. */
+export function releaseWhenClosed(pair: UdpPair, lease: PortLease): void {
+  let open = 2;
+  const closed = (): void => {
+    open -= 1;
+    if (open === 0) lease.release();
+  };
+  pair.rtp.once('close', closed);
+  pair.rtcp.once('close', closed);
 }
 
 /** A relay stream of this thread, or an error naming the mix-up. */
@@ -151,14 +166,15 @@ export class UdpMediaPlane implements MediaPlane {
   ): Promise<boolean> {
     const rtp = localStream(rtpStream);
     const rtcp = localStream(rtcpStream);
-    const port = await this.#allocators[family].allocate(async (candidate) => {
-      const result = await tryBindPair(family, address, candidate, (pair) => {
+    const lease = await this.#allocators[family].allocate(address, async (candidate) => {
+      const result = await tryBindPair(family, address, candidate.port, (pair) => {
+        releaseWhenClosed(pair, candidate);
         rtp.attach(pair.rtp, pair.address, pair.port, family);
         rtcp.attach(pair.rtcp, pair.address, pair.port + 1, family);
       });
       return result.outcome;
     });
-    return port !== undefined;
+    return lease !== undefined;
   }
 
   bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
@@ -178,7 +194,8 @@ export class UdpMediaPlane implements MediaPlane {
 
 /**
  * Binds a pair from `allocator` for a sender that is not a relay stream (a remote copy); the
- * caller owns the sockets. An 'error' listener is attached.
+ * caller owns the sockets, and the pair is free again once it closed both. An 'error' listener is
+ * attached.
  */
 export async function bindSendPairFrom(
   allocator: PortAllocator,
@@ -186,8 +203,9 @@ export async function bindSendPairFrom(
   address: string,
 ): Promise<UdpPair | undefined> {
   let bound: UdpPair | undefined;
-  await allocator.allocate(async (candidate) => {
-    const result = await tryBindPair(family, address, candidate, (pair) => {
+  await allocator.allocate(address, async (candidate) => {
+    const result = await tryBindPair(family, address, candidate.port, (pair) => {
+      releaseWhenClosed(pair, candidate);
       const ignore = (): void => undefined;
       pair.rtp.on('error', ignore);
       pair.rtcp.on('error', ignore);

@@ -247,6 +247,7 @@ class WorkerHost {
         this.streams.get(msg.slot)?.recorded(msg.data, msg.address, msg.port, msg.wallMs);
         break;
       case 'freed':
+        this.streams.get(msg.slot)?.freedByWorker();
         this.streams.delete(msg.slot);
         this.#free.push(msg.slot);
         this.#freeing.end();
@@ -279,6 +280,8 @@ export class WorkerStream implements MediaStream {
   #repacketizeMs: number | undefined;
   #bound = false;
   #freed = false;
+  /** Told once the worker closed this stream's socket of the pair bound last. */
+  #closed: (() => void) | undefined;
   readonly #sender: SendSocket;
 
   constructor(host: WorkerHost, slot: number, leg: 0 | 1, isRtp: boolean, activity: ActivitySink) {
@@ -373,8 +376,15 @@ export class WorkerStream implements MediaStream {
     this.#host.post({ op: 'resize', slot: this.#slot, ms: ms ?? 0 });
   }
 
-  /** A pair was bound for this stream on the worker. */
-  bound(address: string, port: number, family: 4 | 6): void {
+  /**
+   * A pair was bound for this stream on the worker; `closed` is called once the worker closed
+   * this stream's socket of it. The worker closed the socket of the previous pair, if any, when
+   * it attached the new one.
+   */
+  bound(address: string, port: number, family: 4 | 6, closed: () => void): void {
+    const previous = this.#closed;
+    this.#closed = closed;
+    previous?.();
     this.#bound = true;
     this.localPort = port;
     this.local = { address, port };
@@ -386,6 +396,13 @@ export class WorkerStream implements MediaStream {
     this.#freed = true;
     this.#tap = undefined;
     this.#host.free(this.#slot);
+  }
+
+  /** The worker closed this stream's socket for good. */
+  freedByWorker(): void {
+    const closed = this.#closed;
+    this.#closed = undefined;
+    closed?.();
   }
 
   /** Takes the activity flag the worker set for packets since the last call. */
@@ -469,12 +486,19 @@ export class WorkerMediaPlane implements MediaPlane {
     }
     const host = this.#hosts[rtpStream.hostIndex];
     if (host === undefined) throw new TypeError('a stream of another media plane');
-    const port = await this.#allocators[family].allocate((candidate) =>
-      host.bind(rtpStream.slot, rtcpStream.slot, family, address, candidate),
+    const lease = await this.#allocators[family].allocate(address, (candidate) =>
+      host.bind(rtpStream.slot, rtcpStream.slot, family, address, candidate.port),
     );
-    if (port === undefined) return false;
-    rtpStream.bound(address, port, family);
-    rtcpStream.bound(address, port + 1, family);
+    if (lease === undefined) return false;
+    // The pair is free again once the worker closed both sockets (freed, or replaced by a new
+    // pair: see WorkerStream.bound).
+    let open = 2;
+    const closed = (): void => {
+      open -= 1;
+      if (open === 0) lease.release();
+    };
+    rtpStream.bound(address, lease.port, family, closed);
+    rtcpStream.bound(address, lease.port + 1, family, closed);
     return true;
   }
 

@@ -4,7 +4,9 @@
  *
  * {@link PromptCache} reads each file once and shares the bytes between every player using it; on
  * every use it `stat`s the file (asynchronously) and reads it again when its modification time,
- * size or inode changed, so a prompt replaced on disk is picked up without a restart.
+ * size or inode changed, so a prompt replaced on disk is picked up without a restart. A file larger
+ * than {@link MAX_PROMPT_BYTES} is never read: a prompt is held in memory whole, and a huge file
+ * given to `P` by mistake must not take the daemon's memory (docs/playback.md).
  */
 import { promises as fsp } from 'node:fs';
 
@@ -89,6 +91,31 @@ export interface PromptFs {
   readFile(path: string): Promise<Buffer>;
 }
 
+/** Largest prompt file played: 16 MiB, 35 minutes of G.711, 3.6 hours of G.729. */
+export const MAX_PROMPT_BYTES = 16 * 1024 * 1024;
+
+/** A prompt file over the size limit: `P` is refused (docs/playback.md). */
+export class PromptTooLargeError extends Error {
+  override readonly name = 'PromptTooLargeError';
+  readonly path: string;
+  readonly size: number;
+  readonly limit: number;
+  constructor(path: string, size: number, limit: number) {
+    super(`prompt file ${path} is ${String(size)} bytes, over the limit of ${String(limit)}`);
+    this.path = path;
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** What the cache found at a path. */
+export type PromptFile =
+  | { readonly kind: 'ok'; readonly data: Buffer }
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'too-large'; readonly size: number; readonly limit: number };
+
+const MISSING: PromptFile = { kind: 'missing' };
+
 /** Default bound of the bytes the cache keeps for prompts no player uses any more. */
 const DEFAULT_MAX_CACHED_BYTES = 64 * 1024 * 1024;
 
@@ -103,16 +130,25 @@ interface CacheEntry {
 export class PromptCache {
   readonly #fs: PromptFs;
   readonly #maxBytes: number;
+  readonly #maxFileBytes: number;
   /** In least-recently-used order (a hit moves the entry to the end). */
   readonly #entries = new Map<string, CacheEntry>();
-  readonly #loading = new Map<string, Promise<Buffer | undefined>>();
+  readonly #loading = new Map<string, Promise<PromptFile>>();
   #bytes = 0;
   /** Files read from disk (tests check that a hit does not read again). */
   reads = 0;
 
-  constructor(options: { readonly fs?: PromptFs; readonly maxBytes?: number } = {}) {
+  constructor(
+    options: {
+      readonly fs?: PromptFs;
+      readonly maxBytes?: number;
+      /** Largest file read; default {@link MAX_PROMPT_BYTES}. */
+      readonly maxFileBytes?: number;
+    } = {},
+  ) {
     this.#fs = options.fs ?? fsp;
     this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_CACHED_BYTES;
+    this.#maxFileBytes = options.maxFileBytes ?? MAX_PROMPT_BYTES;
   }
 
   /** Bytes held by the cache. */
@@ -124,7 +160,16 @@ export class PromptCache {
    * The contents of the file at `path`, or undefined when it does not exist or cannot be read (a
    * missing prompt is an answer, not an error: protocol.md 7.1). Never rejects.
    */
-  get(path: string): Promise<Buffer | undefined> {
+  async get(path: string): Promise<Buffer | undefined> {
+    const file = await this.lookup(path);
+    return file.kind === 'ok' ? file.data : undefined;
+  }
+
+  /**
+   * What is at `path`: the contents, nothing usable, or a file over the size limit (not read).
+   * Never rejects.
+   */
+  lookup(path: string): Promise<PromptFile> {
     const pending = this.#loading.get(path);
     if (pending !== undefined) return pending;
     const load = this.#load(path).finally(() => this.#loading.delete(path));
@@ -132,23 +177,27 @@ export class PromptCache {
     return load;
   }
 
-  async #load(path: string): Promise<Buffer | undefined> {
+  async #load(path: string): Promise<PromptFile> {
     let stat: Awaited<ReturnType<PromptFs['stat']>>;
     try {
       stat = await this.#fs.stat(path);
     } catch {
       this.#forget(path);
-      return undefined;
+      return MISSING;
     }
     if (!stat.isFile()) {
       this.#forget(path);
-      return undefined;
+      return MISSING;
+    }
+    if (stat.size > this.#maxFileBytes) {
+      this.#forget(path);
+      return { kind: 'too-large', size: stat.size, limit: this.#maxFileBytes };
     }
     const cached = this.#entries.get(path);
     if (cached?.mtimeMs === stat.mtimeMs && cached.size === stat.size && cached.ino === stat.ino) {
       this.#entries.delete(path);
       this.#entries.set(path, cached);
-      return cached.data;
+      return { kind: 'ok', data: cached.data };
     }
     let data: Buffer;
     try {
@@ -156,13 +205,17 @@ export class PromptCache {
       this.reads += 1;
     } catch {
       this.#forget(path);
-      return undefined;
+      return MISSING;
     }
     this.#forget(path);
+    // The file grew between stat and read: refused as well (it was read once, not kept).
+    if (data.length > this.#maxFileBytes) {
+      return { kind: 'too-large', size: data.length, limit: this.#maxFileBytes };
+    }
     this.#entries.set(path, { mtimeMs: stat.mtimeMs, size: stat.size, ino: stat.ino, data });
     this.#bytes += data.length;
     this.#evict(path);
-    return data;
+    return { kind: 'ok', data };
   }
 
   #forget(path: string): void {
@@ -187,7 +240,9 @@ export class PromptCache {
  * The first playable prompt for `NAME` among the payload types, in order (protocol.md 7.1): the
  * file must exist, be readable, hold at least one packet, and its payload type must be one the
  * player can frame. The reference creates a silent player for other payload types; we skip them
- * and try the next one instead (protocol.md 7.2: "we should rather refuse such files").
+ * and try the next one instead (protocol.md 7.2: "we should rather refuse such files"). A file over
+ * the size limit is skipped too; when no other file plays, this rejects with a
+ * {@link PromptTooLargeError} naming the first such file, so that `P` can say why.
  */
 export async function resolvePrompt(
   cache: PromptCache,
@@ -195,13 +250,19 @@ export async function resolvePrompt(
   payloadTypes: readonly number[],
   packetMs: number,
 ): Promise<PromptSource | undefined> {
+  let tooLarge: PromptTooLargeError | undefined;
   for (const pt of payloadTypes) {
     const framing = packetFraming(pt, packetMs);
     if (framing === undefined) continue;
     const path = promptPath(name, pt);
-    const data = await cache.get(path);
-    if (data === undefined || data.length < framing.payloadBytes) continue;
-    return { path, data, framing };
+    const file = await cache.lookup(path);
+    if (file.kind === 'too-large') {
+      tooLarge ??= new PromptTooLargeError(path, file.size, file.limit);
+      continue;
+    }
+    if (file.kind === 'missing' || file.data.length < framing.payloadBytes) continue;
+    return { path, data: file.data, framing };
   }
+  if (tooLarge !== undefined) throw tooLarge;
   return undefined;
 }

@@ -53,7 +53,10 @@ export interface PlaybackInfo {
 
 /** What the session manager needs for P and S. */
 export interface PlaybackService {
-  /** The first playable `NAME.PT` for the payload types, in order; undefined if none. Never rejects. */
+  /**
+   * The first playable `NAME.PT` for the payload types, in order; undefined if none. Rejects only
+   * with a PromptTooLargeError, when no file plays and one was over the size limit.
+   */
   findPrompt(
     name: string,
     payloadTypes: readonly number[],

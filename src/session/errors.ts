@@ -9,6 +9,7 @@ export const RELAY_ERROR_CODES = {
   ERR_NO_ROUTE: 'no local address routes to the requested remote address',
   ERR_NO_LOCAL_ADDRESS: 'no configured local address of the requested family',
   ERR_PLAYBACK: 'prompt playback could not start',
+  ERR_PROMPT_TOO_LARGE: 'the prompt file is over the size limit',
   ERR_NO_SESSION_CODECS: 'P asked for the session codecs but no c list is stored on the leg',
   ERR_RECORDING: 'no recorder could be started',
   ERR_COPY: 'copy or recording to a named target could not start',

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { MediaPlane } from '../media/plane.ts';
+import { PromptTooLargeError } from '../play/prompts.ts';
 import type { PlaybackService } from '../play/scheduler.ts';
 import { parseCopyTarget, resolveCopyTarget } from '../record/copy-target.ts';
 import type { RecorderFactory } from '../record/recorder.ts';
@@ -20,6 +21,12 @@ import { matchSingle, prefixMatch } from './keys.ts';
 import type { PacketMarker } from './mark-types.ts';
 import type { SessionNotifier, SessionNotify } from './notify-types.ts';
 import { IdleCounter, Leg, type LegLocal, Session } from './session.ts';
+
+/**
+ * Local addresses learnt from `l`/`r` that are remembered at most (the reference keeps every one;
+ * a host has far fewer, and an `l` with a new address per command must not grow the list).
+ */
+export const MAX_LEARNT_ADDRESSES = 64;
 
 /** A configured local address (`-l` / `-6`). */
 export interface ConfiguredAddress extends LegLocal {
@@ -118,7 +125,10 @@ export class SessionManager {
   readonly #opts: ManagerOptions;
   readonly #deps: ManagerDeps;
   readonly #byCall = new Map<string, Session[]>();
-  /** Local addresses first used by `l`/`r` that were not configured, newest first. */
+  /**
+   * Local addresses first used by `l`/`r` that were not configured, newest first; at most
+   * {@link MAX_LEARNT_ADDRESSES}, so that `l` with ever new addresses cannot grow it for good.
+   */
   readonly #learnt: ConfiguredAddress[] = [];
   #count = 0;
   #draining = false;
@@ -137,6 +147,11 @@ export class SessionManager {
   /** Number of live sessions. */
   get size(): number {
     return this.#count;
+  }
+
+  /** Number of local addresses learnt from `l`/`r` and remembered. */
+  get learntAddresses(): number {
+    return this.#learnt.length;
   }
 
   /** Every live session. */
@@ -514,7 +529,17 @@ export class SessionManager {
     if (count === 0) return;
     const players = this.#deps.players;
     if (players === undefined) throw new RelayError('ERR_PLAYBACK', 'playback is not available');
-    const source = await players.findPrompt(prompt, payloadTypes, packetMs);
+    let source: Awaited<ReturnType<typeof players.findPrompt>>;
+    try {
+      source = await players.findPrompt(prompt, payloadTypes, packetMs);
+    } catch (err) {
+      if (!(err instanceof PromptTooLargeError)) throw err;
+      this.#deps.logger.warn(
+        { callId: session.callId, prompt: err.path, size: err.size, limit: err.limit },
+        'prompt file over the size limit: not played',
+      );
+      throw new RelayError('ERR_PROMPT_TOO_LARGE', err.message, { cause: err });
+    }
     if (source === undefined) throw new RelayError('ERR_PLAYBACK', 'no playable prompt file');
     // The session may have ended while the file was read; a P that raced it started nothing.
     if (session.closed) throw new RelayError('ERR_PLAYBACK', 'the session ended');
@@ -753,6 +778,8 @@ export class SessionManager {
     if (learnt !== undefined) return learnt;
     const added: ConfiguredAddress = { address, family };
     this.#learnt.unshift(added);
+    // The oldest is forgotten; legs bound on it keep their own copy of the address.
+    if (this.#learnt.length > MAX_LEARNT_ADDRESSES) this.#learnt.pop();
     return added;
   }
 

@@ -7,6 +7,7 @@ import { promises as fsp, readFileSync, utimesSync, writeFileSync } from 'node:f
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { readRtpHeader } from '../../src/media/rtp.ts';
+import { MAX_PROMPT_BYTES } from '../../src/play/prompts.ts';
 import { runMakeann } from '../../src/tools/makeann.ts';
 import { writeWav } from '../../src/tools/wav.ts';
 import { waitUntil } from '../helpers/control.ts';
@@ -381,4 +382,27 @@ t.test('play: a prompt made by rtpproxy-makeann plays as PCMU, byte for byte', a
   const c = await call(t, d, { u: 'c0,101', l: 'c0' });
   t.equal(await d.command(`P ${c.id} ${dir}/welcome session ${c.from} ${c.to}`), '0\n');
   checkPlayed(t, await collect(c.a, 5), file, { fromPort: c.toA, pt: 0 });
+});
+
+t.test('play: a prompt file over the size limit is not read; P answers E61', async (t) => {
+  const d = await startDaemon(t, ARGS, { captureLogs: true });
+  const dir = tempDir(t, 'play');
+  // A sparse 300 MB file: the size the daemon sees, without writing 300 MB.
+  const huge = path.join(dir, 'huge.8');
+  writeFileSync(huge, '');
+  await fsp.truncate(huge, 300 * 1024 * 1024);
+  writeFileSync(path.join(dir, 'huge.0'), promptBytes(2));
+  const c = await call(t, d);
+  const p = (rest: string): Promise<string> => d.command(`P ${c.id} ${rest} ${c.from} ${c.to}`);
+  t.equal(await p(`${huge.slice(0, -2)} 8`), 'E61\n');
+  const line = d.logs.find((l) => l.msg === 'prompt file over the size limit: not played');
+  t.match(line, { prompt: huge, size: 300 * 1024 * 1024, limit: MAX_PROMPT_BYTES, callId: c.id });
+  t.equal(await d.command('G nplrs_created'), '0\n');
+  // Another payload type of the list still plays.
+  t.equal(await p(`${huge.slice(0, -2)} 8,0`), '0\n');
+  t.equal((await collect(c.a, 2)).length, 2);
+  // The call goes on.
+  const pa = rtpPacket({ seq: 9, ssrc: 0xaaaa });
+  await c.a.send(pa, c.toA);
+  await c.b.expect(pa, c.toB);
 });

@@ -3,9 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {
+  MAX_PROMPT_BYTES,
   PromptCache,
   type PromptFs,
   promptPath,
+  PromptTooLargeError,
   resolvePrompt,
 } from '../../../src/play/prompts.ts';
 
@@ -138,3 +140,50 @@ t.test('resolvePrompt() takes the first playable NAME.PT in list order', async (
     timestampStep: 240,
   });
 });
+
+t.test('promptCache never reads a file over maxFileBytes', async (t) => {
+  let size = 1000;
+  let reads = 0;
+  const fs: PromptFs = {
+    stat: async () => ({ mtimeMs: size, size, ino: 1, isFile: () => true }),
+    readFile: async () => {
+      reads += 1;
+      return Buffer.alloc(size);
+    },
+  };
+  const cache = new PromptCache({ fs, maxFileBytes: 800 });
+  t.same(await cache.lookup('big.8'), { kind: 'too-large', size: 1000, limit: 800 });
+  t.equal(await cache.get('big.8'), undefined);
+  t.equal(reads, 0);
+  size = 800;
+  t.same(await cache.get('big.8'), Buffer.alloc(800), 'at the limit it plays');
+  t.equal(cache.bytes, 800);
+  size = 801;
+  t.match(await cache.lookup('big.8'), { kind: 'too-large' });
+  t.equal(cache.bytes, 0, 'the old contents are forgotten');
+});
+
+t.test(
+  'resolvePrompt skips a file over the limit, and says so when nothing else plays',
+  async (t) => {
+    const fs: PromptFs = {
+      stat: async (p) => {
+        if (p.startsWith('none')) throw new Error('ENOENT');
+        return {
+          mtimeMs: 1,
+          size: p.endsWith('.8') ? MAX_PROMPT_BYTES + 1 : 160,
+          ino: 1,
+          isFile: () => true,
+        };
+      },
+      readFile: async () => Buffer.alloc(160),
+    };
+    const cache = new PromptCache({ fs });
+    const played = await resolvePrompt(cache, 'moh', [8, 0], -1);
+    t.equal(played?.path, 'moh.0', 'the next payload type plays');
+    await t.rejects(resolvePrompt(cache, 'moh', [8], -1), PromptTooLargeError);
+    const err = await resolvePrompt(cache, 'moh', [96, 8], -1).catch((e: unknown) => e);
+    t.match(err, { path: 'moh.8', size: MAX_PROMPT_BYTES + 1, limit: MAX_PROMPT_BYTES });
+    t.equal(await resolvePrompt(cache, 'none', [8, 0], -1), undefined, 'missing files: no error');
+  },
+);

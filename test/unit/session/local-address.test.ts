@@ -10,6 +10,7 @@ import { createRelayStreams, localStream, type MediaPlane } from '../../../src/m
 import type { ActivitySink, MediaStream } from '../../../src/media/stream.ts';
 import {
   type ConfiguredAddress,
+  MAX_LEARNT_ADDRESSES,
   type OfferRequest,
   SessionManager,
 } from '../../../src/session/manager.ts';
@@ -219,4 +220,26 @@ t.test(
 t.test('a wildcard local address answers without an address', async (t) => {
   const { manager, offer } = setup([{ address: '0.0.0.0', family: 4, advertised: '203.0.113.5' }]);
   t.match(await manager.update(offer({ kind: 'default' })), { wildcard: true });
+});
+
+t.test('l with a new address per command does not grow the live list for good', async (t) => {
+  const { manager, offer } = setup([{ address: '10.0.0.1', family: 4 }]);
+  const cycles = 3 * MAX_LEARNT_ADDRESSES;
+  for (let i = 0; i < cycles; i += 1) {
+    const req = offer({
+      kind: 'address',
+      address: `10.1.${String(i >> 8)}.${String(i & 255)}`,
+      family: 4,
+    });
+    await manager.update(req);
+    t.ok(manager.delete(req.callId, req.tag1, undefined, false));
+  }
+  t.equal(manager.size, 0);
+  t.equal(manager.learntAddresses, MAX_LEARNT_ADDRESSES, 'bounded');
+  const last = `10.1.${String((cycles - 1) >> 8)}.${String((cycles - 1) & 255)}`;
+  t.equal(
+    (await manager.update(offer({ kind: 'family', family: 4 }))).address,
+    last,
+    'the newest learnt address is still the family choice',
+  );
 });

@@ -1,0 +1,260 @@
+/**
+ * Memory benchmark: `npm run bench:memory -- [options]`.
+ *
+ * Starts the daemon as a child process and runs U/D cycles over its UDP control socket (a new
+ * call-id each time: a session is created, bound and deleted), a few in flight at once. Every
+ * `--every` cycles it prints the daemon's resident memory (VmRSS of its process tree, media
+ * workers included); at the end it prints the growth from the first sample after the warm-up to
+ * the last one. Bounded in cycles and in time; the daemon is killed on exit, error and signals.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { ControlClient, parsePortReply } from './control-client.ts';
+import { treeRssKiB } from './procfs.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const USAGE = `usage: npm run bench:memory -- [options] [-- daemon arguments]
+
+Runs U/D cycles against a fresh daemon and prints its RSS every --every cycles.
+
+options:
+  --cycles N       U/D cycles (default 100000, at most 2000000)
+  --every N        print RSS every N cycles (default 10000)
+  --warmup N       cycles before the reference sample (default 10000)
+  --concurrency N  cycles in flight (default 8, at most 256)
+  --workers N      --workers given to the daemon (default: the daemon's default)
+  --pause S        before each sample, stop sending for S seconds (default 0): with S above
+                   the reply cache's 35 s, a sample shows what stays, not what is in flight
+  --time S         give up after S seconds (default 900)
+  --port-min P     media port range -m (default 40000)
+  --port-max P     media port range -M (default 40999)
+  -h, --help       this text
+`;
+
+interface MemoryOptions {
+  readonly cycles: number;
+  readonly every: number;
+  readonly warmup: number;
+  readonly concurrency: number;
+  readonly workers: number | null;
+  readonly timeS: number;
+  readonly pauseS: number;
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly daemonArgs: readonly string[];
+}
+
+function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
+  const opts = {
+    cycles: 100_000,
+    every: 10_000,
+    warmup: 10_000,
+    concurrency: 8,
+    workers: null as number | null,
+    timeS: 900,
+    pauseS: 0,
+    portMin: 40_000,
+    portMax: 40_999,
+    daemonArgs: [] as string[],
+  };
+  const int = (name: string, value: string | undefined, min: number, max: number): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new Error(`${name} needs an integer in ${String(min)}..${String(max)}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    const next = (): string | undefined => argv[++i];
+    switch (arg) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '--cycles':
+        opts.cycles = int(arg, next(), 1, 2_000_000);
+        break;
+      case '--every':
+        opts.every = int(arg, next(), 1, 2_000_000);
+        break;
+      case '--warmup':
+        opts.warmup = int(arg, next(), 0, 2_000_000);
+        break;
+      case '--concurrency':
+        opts.concurrency = int(arg, next(), 1, 256);
+        break;
+      case '--workers':
+        opts.workers = int(arg, next(), 0, 64);
+        break;
+      case '--time':
+        opts.timeS = int(arg, next(), 1, 86_400);
+        break;
+      case '--pause':
+        opts.pauseS = int(arg, next(), 0, 600);
+        break;
+      case '--port-min':
+        opts.portMin = int(arg, next(), 1024, 65_534);
+        break;
+      case '--port-max':
+        opts.portMax = int(arg, next(), 1025, 65_535);
+        break;
+      case '--':
+        opts.daemonArgs = argv.slice(i + 1);
+        i = argv.length;
+        break;
+      case undefined:
+      default:
+        throw new Error(`unknown option ${String(arg)}`);
+    }
+  }
+  return opts;
+}
+
+async function freeUdpPort(): Promise<number> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind({ port: 0, address: '127.0.0.1' }, () => {
+      resolve();
+    });
+  });
+  const { port } = sock.address();
+  await new Promise<void>((resolve) => sock.close(() => resolve()));
+  return port;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function mib(kib: number): string {
+  return (kib / 1024).toFixed(1);
+}
+
+let daemon: ChildProcess | undefined;
+
+function killDaemon(): void {
+  const pid = daemon?.pid;
+  if (pid === undefined || daemon?.exitCode !== null) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+async function main(): Promise<void> {
+  const parsed = parseArgs(process.argv.slice(2));
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const opts = parsed;
+  const controlPort = await freeUdpPort();
+  const args = [
+    path.join(ROOT, 'bin/rtpproxy.js'),
+    '-f',
+    '-F',
+    '-s',
+    `udp:127.0.0.1:${String(controlPort)}`,
+    '-l',
+    '127.0.0.1',
+    '-m',
+    String(opts.portMin),
+    '-M',
+    String(opts.portMax),
+    ...(opts.workers === null ? [] : ['--workers', String(opts.workers)]),
+    ...opts.daemonArgs,
+  ];
+  process.stdout.write(`daemon: node ${args.join(' ')}\n`);
+  daemon = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: 'ignore',
+    detached: true,
+  });
+  const pid = daemon.pid;
+  if (pid === undefined) throw new Error('the daemon did not start');
+  const deadline = performance.now() + opts.timeS * 1000;
+  const client = await ControlClient.open(controlPort);
+  try {
+    let up = false;
+    for (let attempt = 0; attempt < 100 && !up; attempt += 1) {
+      if (daemon.exitCode !== null) throw new Error('the daemon exited');
+      try {
+        up = (await client.command('V', 0, 200)) === '20040107';
+      } catch {
+        await sleep(100);
+      }
+    }
+    if (!up) throw new Error('the daemon did not answer V');
+    const tag = `${String(process.pid)}m`;
+    let started = 0;
+    let done = 0;
+    const samples: { cycles: number; kib: number }[] = [];
+    const t0 = performance.now();
+    const worker = async (until: number): Promise<void> => {
+      while (started < until && performance.now() < deadline) {
+        const n = started;
+        started += 1;
+        const call = `${tag}${String(n)}`;
+        const line = `U ${call} 127.0.0.1 ${String(opts.portMin - 2)} ft${String(n)}`;
+        parsePortReply(line, await client.command(line));
+        const reply = await client.command(`D ${call} ft${String(n)}`);
+        if (reply !== '0') throw new Error(`D ${call}: ${reply}`);
+        done += 1;
+      }
+    };
+    let busyMs = 0;
+    while (done < opts.cycles && performance.now() < deadline) {
+      const until = Math.min(opts.cycles, done + opts.every);
+      const t1 = performance.now();
+      await Promise.all(Array.from({ length: opts.concurrency }, () => worker(until)));
+      busyMs += performance.now() - t1;
+      if (opts.pauseS > 0) await sleep(Math.min(opts.pauseS * 1000, deadline - performance.now()));
+      const kib = treeRssKiB(pid);
+      samples.push({ cycles: done, kib });
+      process.stdout.write(
+        `cycles ${String(done).padStart(8)}  rss ${mib(kib).padStart(7)} MiB  ` +
+          `(${(done / (busyMs / 1000)).toFixed(0)} cycles/s, ` +
+          `${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
+      );
+    }
+    if (done < opts.cycles) {
+      process.stdout.write(`time limit reached after ${String(done)} cycles\n`);
+    }
+    const after = samples.filter((s) => s.cycles >= opts.warmup);
+    const reference = after[0]?.kib ?? 0;
+    const last = after.at(-1);
+    if (reference > 0 && last !== undefined) {
+      const max = Math.max(...after.map((s) => s.kib));
+      const growth = ((last.kib - reference) / reference) * 100;
+      const peak = ((max - reference) / reference) * 100;
+      process.stdout.write(
+        `after warm-up: ${mib(reference)} MiB at ${String(after[0]?.cycles)} cycles -> ` +
+          `${mib(last.kib)} MiB at ${String(last.cycles)} cycles: ${growth.toFixed(1)} % ` +
+          `(peak ${mib(max)} MiB, ${peak.toFixed(1)} %)\n`,
+      );
+    }
+  } finally {
+    client.close();
+    killDaemon();
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killDaemon();
+    process.exit(130);
+  });
+}
+process.once('exit', killDaemon);
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:memory: ${err instanceof Error ? err.message : String(err)}\n`);
+  killDaemon();
+  process.exitCode = 1;
+});

@@ -1,0 +1,239 @@
+/**
+ * Port exhaustion benchmark: `npm run bench:ports -- [options]`.
+ *
+ * Starts the daemon as a child process, fills its media port range with sessions (U until `E72`),
+ * then sends refused U commands, each immediately followed by a `V` from a second control client,
+ * and prints how long the refused U took and how long the V waited behind it (and, for scale, how
+ * long a V takes alone). Bounded in count
+ * and time; the daemon is killed on exit, error and signals.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { ControlClient } from './control-client.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const USAGE = `usage: npm run bench:ports -- [options] [-- daemon arguments]
+
+Fills the daemon's port range, then times refused U commands and a V sent right after each.
+
+options:
+  --port-min P     media port range -m (default 40000)
+  --port-max P     media port range -M (default 40999: 500 pairs)
+  --probes N       refused U commands timed (default 20, at most 1000)
+  --workers N      --workers given to the daemon (default: the daemon's default)
+  --time S         give up after S seconds (default 600)
+  -h, --help       this text
+`;
+
+interface PortOptions {
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly probes: number;
+  readonly workers: number | null;
+  readonly timeS: number;
+  readonly daemonArgs: readonly string[];
+}
+
+function parseArgs(argv: readonly string[]): PortOptions | 'help' {
+  const opts = {
+    portMin: 40_000,
+    portMax: 40_999,
+    probes: 20,
+    workers: null as number | null,
+    timeS: 600,
+    daemonArgs: [] as string[],
+  };
+  const int = (name: string, value: string | undefined, min: number, max: number): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new Error(`${name} needs an integer in ${String(min)}..${String(max)}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    const next = (): string | undefined => argv[++i];
+    switch (arg) {
+      case '-h':
+      case '--help':
+        return 'help';
+      case '--port-min':
+        opts.portMin = int(arg, next(), 1024, 65_534);
+        break;
+      case '--port-max':
+        opts.portMax = int(arg, next(), 1025, 65_535);
+        break;
+      case '--probes':
+        opts.probes = int(arg, next(), 1, 1000);
+        break;
+      case '--workers':
+        opts.workers = int(arg, next(), 0, 64);
+        break;
+      case '--time':
+        opts.timeS = int(arg, next(), 1, 86_400);
+        break;
+      case '--':
+        opts.daemonArgs = argv.slice(i + 1);
+        i = argv.length;
+        break;
+      case undefined:
+      default:
+        throw new Error(`unknown option ${String(arg)}`);
+    }
+  }
+  return opts;
+}
+
+async function freeUdpPort(): Promise<number> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind({ port: 0, address: '127.0.0.1' }, () => {
+      resolve();
+    });
+  });
+  const { port } = sock.address();
+  await new Promise<void>((resolve) => sock.close(() => resolve()));
+  return port;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function summary(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return `median ${at(0.5).toFixed(2)} ms, p90 ${at(0.9).toFixed(2)} ms, max ${at(1).toFixed(2)} ms`;
+}
+
+let daemon: ChildProcess | undefined;
+
+function killDaemon(): void {
+  const pid = daemon?.pid;
+  if (pid === undefined || daemon?.exitCode !== null) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Sends `line` and resolves with the reply and the milliseconds it took. */
+async function timed(client: ControlClient, line: string): Promise<{ reply: string; ms: number }> {
+  const t0 = performance.now();
+  const reply = await client.command(line, 0, 60_000);
+  return { reply, ms: performance.now() - t0 };
+}
+
+async function main(): Promise<void> {
+  const parsed = parseArgs(process.argv.slice(2));
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const opts = parsed;
+  const pairs = Math.floor((opts.portMax - 1 - opts.portMin) / 2) + 1;
+  const controlPort = await freeUdpPort();
+  const args = [
+    path.join(ROOT, 'bin/rtpproxy.js'),
+    '-f',
+    '-F',
+    '-s',
+    `udp:127.0.0.1:${String(controlPort)}`,
+    '-l',
+    '127.0.0.1',
+    '-m',
+    String(opts.portMin),
+    '-M',
+    String(opts.portMax),
+    '-d',
+    'ERR',
+    ...(opts.workers === null ? [] : ['--workers', String(opts.workers)]),
+    ...opts.daemonArgs,
+  ];
+  process.stdout.write(`daemon: node ${args.join(' ')}\n`);
+  daemon = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore', detached: true });
+  const deadline = performance.now() + opts.timeS * 1000;
+  const client = await ControlClient.open(controlPort);
+  const other = await ControlClient.open(controlPort);
+  try {
+    let up = false;
+    for (let attempt = 0; attempt < 100 && !up; attempt += 1) {
+      if (daemon.exitCode !== null) throw new Error('the daemon exited');
+      try {
+        up = (await client.command('V', 0, 200)) === '20040107';
+      } catch {
+        await sleep(100);
+      }
+    }
+    if (!up) throw new Error('the daemon did not answer V');
+    const tag = `${String(process.pid)}p`;
+    let sessions = 0;
+    let next = 0;
+    // A holder object, so the compiler does not narrow what the fillers set.
+    const state = { full: false };
+    const fill = async (): Promise<void> => {
+      while (!state.full && next < pairs + 100 && performance.now() < deadline) {
+        const n = next;
+        next += 1;
+        const reply = await client.command(`U ${tag}${String(n)} 127.0.0.1 9 ft`, 3, 10_000);
+        if (reply === 'E72') state.full = true;
+        else if (/^[0-9]+ /.test(reply)) sessions += 1;
+        else throw new Error(`U: ${reply}`);
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 8 }, fill));
+    if (!state.full) throw new Error(`the range did not fill (${String(sessions)} sessions)`);
+    process.stdout.write(
+      `range full: ${String(sessions)} sessions of ${String(pairs)} pairs ` +
+        `in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
+    const alone: number[] = [];
+    for (let i = 0; i < opts.probes && performance.now() < deadline; i += 1) {
+      alone.push((await timed(other, 'V')).ms);
+    }
+    const refused: number[] = [];
+    const waited: number[] = [];
+    for (let i = 0; i < opts.probes && performance.now() < deadline; i += 1) {
+      const u = timed(client, `U ${tag}x${String(i)} 127.0.0.1 9 ft`);
+      const v = timed(other, 'V');
+      const [ur, vr] = await Promise.all([u, v]);
+      // Another process on the host may have freed a port of the range meanwhile.
+      if (/^[0-9]+ /.test(ur.reply)) {
+        sessions += 1;
+        continue;
+      }
+      if (ur.reply !== 'E72') throw new Error(`refused U answered ${ur.reply}`);
+      refused.push(ur.ms);
+      waited.push(vr.ms);
+    }
+    process.stdout.write(`V alone:           ${summary(alone)}\n`);
+    process.stdout.write(`refused U (${String(refused.length)}): ${summary(refused)}\n`);
+    process.stdout.write(`V sent meanwhile:  ${summary(waited)}\n`);
+  } finally {
+    client.close();
+    other.close();
+    killDaemon();
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killDaemon();
+    process.exit(130);
+  });
+}
+process.once('exit', killDaemon);
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:ports: ${err instanceof Error ? err.message : String(err)}\n`);
+  killDaemon();
+  process.exitCode = 1;
+});
