@@ -11,6 +11,7 @@ import { UdpControlListener } from './control/listener-udp.ts';
 import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
+import { localAddresses, OwnEndpoints } from './media/own-endpoints.ts';
 import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
 import { WorkerMediaPlane } from './media/worker-plane.ts';
 import { TimeoutNotifier } from './notify/notifier.ts';
@@ -49,6 +50,8 @@ export class Daemon implements DaemonHandle {
   /** `--overload_prot`'s detector; undefined without it. */
   readonly #overload: OverloadMonitor | undefined;
   readonly #media: MediaPlane;
+  /** Where our own sockets listen: never a media remote (media/own-endpoints.ts). */
+  readonly own: OwnEndpoints;
   #load = 0;
   #closing: Promise<void> | undefined;
 
@@ -57,12 +60,21 @@ export class Daemon implements DaemonHandle {
     this.#logger = logger;
     this.#hooks = hooks;
     const now = (): number => performance.now();
+    this.own = new OwnEndpoints(
+      localAddresses(
+        config.addresses.flatMap((a) =>
+          a.advertised === undefined ? [a.address] : [a.address, a.advertised],
+        ),
+      ),
+    );
     const mediaOptions = {
       portMin: config.portMin,
       portMax: config.portMax,
       sequentialPorts: config.sequentialPorts,
       sendTwice: config.sendTwice,
       connect: config.connectMedia,
+      strictSource: config.strictSource,
+      own: this.own,
       stats: this.stats,
     };
     const media: MediaPlane =
@@ -117,6 +129,7 @@ export class Daemon implements DaemonHandle {
       },
       {
         media,
+        own: this.own,
         stats: this.stats,
         now,
         logger: logger.child({ mod: 'session' }),
@@ -187,6 +200,7 @@ export class Daemon implements DaemonHandle {
             runner: this.#runner,
             cache: this.#cache,
             log,
+            own: this.own,
           });
           break;
         case 'stdio':
@@ -213,6 +227,7 @@ export class Daemon implements DaemonHandle {
       }
       this.#listeners.push(listener);
       await listener.listen();
+      if ('port' in spec && listener.port !== undefined) this.own.controlPort(listener.port);
     }
     this.#startTimers();
   }
@@ -264,6 +279,13 @@ export class Daemon implements DaemonHandle {
     );
     // buildConfig() refused these already; a Config built by hand gets the same message.
     if (errors.length > 0) throw new Error(`bad -n target: ${errors.join('; ')}`);
+    for (const spec of specs) {
+      if (spec.kind === 'tcp-self') this.own.controlPort(spec.port);
+      else if (spec.kind === 'tcp') {
+        if (this.own.isLocal(spec.host)) this.own.controlPort(spec.port);
+        else this.own.remoteEndpoint(spec.host, spec.port);
+      }
+    }
     return new TimeoutNotifier({
       targets: specs,
       logger: this.#logger.child({ mod: 'notify' }),

@@ -93,4 +93,9 @@ export interface Config {
    * "Connected sockets"); false with `--no_connect_media`.
    */
   readonly connectMedia: boolean;
+  /**
+   * Strict media sources (docs/architecture.md, "Strict sources"); false with
+   * `--no_strict_source`, the reference's latching rules.
+   */
+  readonly strictSource: boolean;
 }

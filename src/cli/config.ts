@@ -231,6 +231,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     ...(raw.nice === undefined ? {} : { nice: raw.nice }),
     workers: raw.workers ?? defaultWorkers(),
     connectMedia: !raw.noConnectMedia,
+    strictSource: !raw.noStrictSource,
   };
   return Object.freeze(config);
 }

@@ -79,6 +79,8 @@ export interface RawOptions {
   readonly workers?: number;
   /** `--no_connect_media` (ours): media sockets are never connect()ed to the latched party. */
   readonly noConnectMedia: boolean;
+  /** `--no_strict_source` (ours): the reference's latching rules instead of strict sources. */
+  readonly noStrictSource: boolean;
   /** `--config` */
   readonly configFile?: string;
   /** `--dso`, in command-line order. */
@@ -105,7 +107,7 @@ export const USAGE = [
   '\t  [-A addr1[/addr2]] [-W setup_ttl] [--nice N] [--force_asymmetric]',
   '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
   '\t  [--kamailio_notify] [--workers N] [--no_connect_media] [--config file]',
-  '\t  [--dso file]',
+  '\t  [--no_strict_source] [--dso file]',
   '\trtpproxy -v | -V | -C',
 ].join('\n');
 
@@ -147,6 +149,7 @@ const LONG_OPTIONS = {
   kamailio_notify: 'none',
   workers: 'required',
   no_connect_media: 'none',
+  no_strict_source: 'none',
 } as const satisfies Readonly<Record<string, 'none' | 'required' | 'optional'>>;
 
 type LongName = keyof typeof LONG_OPTIONS;
@@ -329,6 +332,7 @@ function buildProgram(listen: ListenArg[]): Command {
     .option('--kamailio_notify', "read Kamailio's timeout_socket forms as a notify pair")
     .option('--workers <n>', 'media worker threads (0: relay on the main thread)', decimal)
     .option('--no_connect_media', 'never connect media sockets to the latched party')
+    .option('--no_strict_source', "latch media sources by the reference's rules")
     .option('--config <file>', 'configuration file')
     .option('--dso <file>', 'module to load (repeatable)', collect, []);
   return program;
@@ -420,6 +424,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     kamailioNotify: flag(o, 'kamailio_notify'),
     workers: num(o, 'workers'),
     noConnectMedia: flag(o, 'no_connect_media'),
+    noStrictSource: flag(o, 'no_strict_source'),
     configFile: str(o, 'config'),
     dso: list(o, 'dso'),
   });

@@ -15,6 +15,7 @@ import {
   wireSession,
 } from './relay.ts';
 import { OverloadMonitor } from '../util/overload.ts';
+import { OwnEndpoints } from './own-endpoints.ts';
 import { tryBindPair } from './udp-pair.ts';
 import {
   clearCounters,
@@ -44,10 +45,13 @@ const activity = new Int32Array(init.activity);
 const mailbox = new Int32Array(init.mailbox);
 const totals = { npktsRcvd: 0, npktsRelayed: 0, npktsDiscard: 0 };
 const connections = new Connections();
+const own = init.own === undefined ? undefined : OwnEndpoints.open(init.own, init.locals ?? []);
 const settings: RelaySettings = {
   stats: totals,
   now: () => performance.now(),
   sendTwice: init.sendTwice,
+  strictSource: init.strictSource,
+  ...(own === undefined ? {} : { own }),
   ...(init.connect ? { connections } : {}),
   counted: (stream) => {
     settle(stream);
@@ -146,10 +150,22 @@ async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
     post({ op: 'bound', req: msg.req, outcome: 'fatal', error: 'no such stream' });
     return;
   }
-  const result = await tryBindPair(msg.family, msg.address, msg.port, (pair) => {
-    rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp.stream));
-    rtcp.stream.attach(pair.rtcp, pair.address, pair.port + 1, msg.family, listenerOf(rtcp.stream));
-  });
+  const result = await tryBindPair(
+    msg.family,
+    msg.address,
+    msg.port,
+    (pair) => {
+      rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp.stream));
+      rtcp.stream.attach(
+        pair.rtcp,
+        pair.address,
+        pair.port + 1,
+        msg.family,
+        listenerOf(rtcp.stream),
+      );
+    },
+    own,
+  );
   post({
     op: 'bound',
     req: msg.req,

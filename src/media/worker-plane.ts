@@ -32,6 +32,7 @@ import type {
   SessionStreams,
 } from './stream.ts';
 import { InFlight } from '../util/in-flight.ts';
+import type { OwnEndpoints } from './own-endpoints.ts';
 import { routeSource, type UdpPair } from './udp-pair.ts';
 import {
   type FromWorker,
@@ -79,9 +80,12 @@ class WorkerHost {
   constructor(
     index: number,
     slots: number,
-    options: Pick<WorkerMediaPlaneOptions, 'sendTwice' | 'connect' | 'onFatal'>,
+    options: Pick<
+      WorkerMediaPlaneOptions,
+      'sendTwice' | 'connect' | 'strictSource' | 'own' | 'onFatal'
+    >,
   ) {
-    const { sendTwice, connect, onFatal } = options;
+    const { sendTwice, connect, strictSource, own, onFatal } = options;
     this.index = index;
     const sizes = sharedSizes(slots);
     const countersBuffer = new SharedArrayBuffer(sizes.counters);
@@ -99,6 +103,8 @@ class WorkerHost {
       mailbox: mailboxBuffer,
       sendTwice,
       connect,
+      strictSource,
+      ...(own === undefined ? {} : { own: own.buffer, locals: own.locals }),
       port: channel.port2,
     };
     this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
@@ -361,9 +367,11 @@ export class WorkerMediaPlane implements MediaPlane {
   readonly #hosts: WorkerHost[] = [];
   readonly #stats: GlobalStats;
   readonly #allocators: PortTables;
+  readonly #own: OwnEndpoints | undefined;
 
   constructor(options: WorkerMediaPlaneOptions) {
     this.#stats = options.stats;
+    this.#own = options.own;
     this.#allocators = portTables(options);
     // Any one worker may end up with every session: each gets slots for the whole range.
     const slots = 4 * this.#allocators[4].capacity + SLOT_HEADROOM;
@@ -428,7 +436,7 @@ export class WorkerMediaPlane implements MediaPlane {
   }
 
   bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
-    return bindSendPairFrom(this.#allocators[family], family, address);
+    return bindSendPairFrom(this.#allocators[family], family, address, this.#own);
   }
 
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {

@@ -66,6 +66,7 @@ t.test('buildConfig() defaults', async (t) => {
     overloadProt: false,
     workers: defaultWorkers(),
     connectMedia: true,
+    strictSource: true,
   });
   t.ok(Object.isFrozen(c), 'config is frozen');
   t.ok(Object.isFrozen(c.addresses), 'addresses are frozen');
@@ -208,6 +209,7 @@ const okCases: readonly (readonly [
   [['--workers', '0'], { workers: 0 }],
   [['--workers=4'], { workers: 4 }],
   [['--no_connect_media'], { connectMedia: false }],
+  [['--no_strict_source'], { strictSource: false }],
   [['-c', 'fifo'], {}],
   [['-c', 'rr'], {}],
   [['--config', '/etc/rtpproxy.conf', '--dso', 'a.so', '--dso', 'b.so'], {}],
