@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+import { NotifyListener } from '../helpers/notify-listener.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
 const ARGS = ['-l', '127.0.0.1', ...portWindow(71), '-T', '30'];
@@ -115,3 +116,19 @@ for (const workers of ['1', '0']) {
     },
   );
 }
+
+t.test('own endpoints: a remote naming a -n target on this host gets no media', async (t) => {
+  const notify = await NotifyListener.tcp(t);
+  const d = await startDaemon(t, [...ARGS, '-n', `tcp:127.0.0.1:${String(notify.port)}`], {
+    captureLogs: true,
+  });
+  // A UDP socket on the notify target's port sees what the relay would send there.
+  const atTarget = await Peer.open(t, '127.0.0.1', notify.port);
+  const b = await Peer.open(t);
+  const call = uniqueCall(t.name);
+  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(notify.port)} ${call.from}`);
+  await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+  await b.send(rtpPacket({ seq: 1, ssrc: 0xbbbb }), toB);
+  await atTarget.expectNothing(200);
+  t.ok(d.logs.some((l) => l.msg.includes('names one of our own sockets')));
+});
