@@ -66,6 +66,7 @@ export class Daemon implements DaemonHandle {
           a.advertised === undefined ? [a.address] : [a.address, a.advertised],
         ),
       ),
+      config.addresses.length === 0 ? ['0.0.0.0'] : config.addresses.map((a) => a.address),
     );
     const mediaOptions = {
       portMin: config.portMin,

@@ -45,7 +45,10 @@ const activity = new Int32Array(init.activity);
 const mailbox = new Int32Array(init.mailbox);
 const totals = { npktsRcvd: 0, npktsRelayed: 0, npktsDiscard: 0 };
 const connections = new Connections();
-const own = init.own === undefined ? undefined : OwnEndpoints.open(init.own, init.locals ?? []);
+const own =
+  init.own === undefined
+    ? undefined
+    : OwnEndpoints.open(init.own, init.locals ?? [], init.mediaAddresses ?? []);
 const settings: RelaySettings = {
   stats: totals,
   now: () => performance.now(),

@@ -34,23 +34,54 @@ export class OwnEndpoints {
   readonly locals: readonly string[];
   readonly #ports: Uint8Array;
   readonly #local: Set<string>;
+  /**
+   * The addresses media sockets are bound on (canonical), as this thread knows them: the
+   * configured ones, then every address a bind used. A port of the table is ours on these only
+   * (on every local address when one is a wildcard): a client on another local address that got
+   * the same port number (Kamailio's ephemeral ports overlap the media range) is not us.
+   */
+  readonly #media = new Set<string>();
+  #mediaWildcard = false;
   /** Exact `address port` pairs of remote notify targets. */
   readonly #exact = new Set<string>();
 
-  constructor(locals: readonly string[], buffer = new SharedArrayBuffer(PORTS)) {
+  constructor(
+    locals: readonly string[],
+    mediaAddresses: readonly string[] = [],
+    buffer = new SharedArrayBuffer(PORTS),
+  ) {
     this.buffer = buffer;
     this.locals = locals;
     this.#ports = new Uint8Array(buffer);
     this.#local = new Set(locals);
+    for (const address of mediaAddresses) this.mediaAddress(address);
   }
 
   /** A worker's view of the main thread's table. */
-  static open(buffer: SharedArrayBuffer, locals: readonly string[]): OwnEndpoints {
-    return new OwnEndpoints(locals, buffer);
+  static open(
+    buffer: SharedArrayBuffer,
+    locals: readonly string[],
+    mediaAddresses: readonly string[],
+  ): OwnEndpoints {
+    return new OwnEndpoints(locals, mediaAddresses, buffer);
   }
 
-  /** A media socket was bound on `port` (of one of our addresses). */
-  mediaBound(port: number): void {
+  /** The addresses media binds on, for a media worker. */
+  get mediaAddresses(): string[] {
+    return [...this.#media];
+  }
+
+  /** Media sockets are (or will be) bound on `address`. */
+  mediaAddress(address: string): void {
+    const canonical = canonicalAddress(address);
+    if (this.#media.has(canonical)) return;
+    this.#media.add(canonical);
+    if (canonical === '0.0.0.0' || canonical === '::') this.#mediaWildcard = true;
+  }
+
+  /** A media socket was bound on `address`:`port`. */
+  mediaBound(port: number, address?: string): void {
+    if (address !== undefined) this.mediaAddress(address);
     if (port <= 0 || port >= PORTS) return;
     const v = Atomics.load(this.#ports, port);
     if ((v & MEDIA_MASK) < MEDIA_MASK) Atomics.add(this.#ports, port, 1);
@@ -84,13 +115,21 @@ export class OwnEndpoints {
   /** Media must never go to, nor be latched on, this endpoint. */
   isOwn(address: string, port: number): boolean {
     const v = port > 0 && port < PORTS ? Atomics.load(this.#ports, port) : 0;
-    if (v !== 0 && this.isLocal(address)) return true;
+    if ((v & CONTROL_BIT) !== 0 && this.isLocal(address)) return true;
+    if ((v & MEDIA_MASK) !== 0 && this.#isMediaAddress(address)) return true;
     return this.#exact.size > 0 && this.#exact.has(`${canonicalAddress(address)} ${String(port)}`);
   }
 
   /** The source is one of our own media sockets. */
   isOwnMedia(address: string, port: number): boolean {
     if (port <= 0 || port >= PORTS) return false;
-    return (Atomics.load(this.#ports, port) & MEDIA_MASK) !== 0 && this.isLocal(address);
+    return (Atomics.load(this.#ports, port) & MEDIA_MASK) !== 0 && this.#isMediaAddress(address);
+  }
+
+  #isMediaAddress(address: string): boolean {
+    if (this.#mediaWildcard) return this.isLocal(address);
+    if (this.#media.has(address)) return true;
+    const plain = address.startsWith('::ffff:') ? address.slice(7) : canonicalAddress(address);
+    return this.#media.has(plain);
   }
 }

@@ -92,7 +92,7 @@ export async function tryBindPair(
       [rtp.socket, port],
       [rtcp.socket, port + 1],
     ] as const) {
-      own.mediaBound(p);
+      own.mediaBound(p, address);
       socket.once('close', () => {
         own.mediaClosed(p);
       });

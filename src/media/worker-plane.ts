@@ -104,7 +104,9 @@ class WorkerHost {
       sendTwice,
       connect,
       strictSource,
-      ...(own === undefined ? {} : { own: own.buffer, locals: own.locals }),
+      ...(own === undefined
+        ? {}
+        : { own: own.buffer, locals: own.locals, mediaAddresses: own.mediaAddresses }),
       port: channel.port2,
     };
     this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
@@ -426,6 +428,8 @@ export class WorkerMediaPlane implements MediaPlane {
     }
     const host = this.#hosts[rtpStream.hostIndex];
     if (host === undefined) throw new TypeError('a stream of another media plane');
+    // The worker binds; the main thread's table learns the address for its own checks.
+    this.#own?.mediaAddress(address);
     const port = await this.#allocators[family].allocate((candidate) =>
       host.bind(rtpStream.slot, rtcpStream.slot, family, address, candidate),
     );

@@ -188,6 +188,7 @@ export interface WorkerInit {
   /** The daemon's own endpoints (own-endpoints.ts): the shared port table and local addresses. */
   readonly own?: SharedArrayBuffer;
   readonly locals?: readonly string[];
+  readonly mediaAddresses?: readonly string[];
   readonly port: MessagePort;
 }
 

@@ -132,3 +132,16 @@ t.test('own endpoints: a remote naming a -n target on this host gets no media', 
   await atTarget.expectNothing(200);
   t.ok(d.logs.some((l) => l.msg.includes('names one of our own sockets')));
 });
+
+t.test(
+  'own endpoints: a client on another local address with a media port number is answered',
+  async (t) => {
+    const d = await startDaemon(t, ARGS);
+    const call = uniqueCall(t.name);
+    const port = await d.port(`U ${call.id} 127.0.0.1 9000 ${call.from}`);
+    // Kamailio's ephemeral ports overlap the media range: same number, another address.
+    const client = await Peer.open(t, '127.0.0.2', port);
+    await client.send(Buffer.from('ck1 V\n', 'latin1'), d.controlPort, '127.0.0.1');
+    t.equal((await client.receive()).data.toString('latin1'), 'ck1 20040107\n');
+  },
+);
