@@ -40,8 +40,11 @@ async function setUp(t: Test, d: RunningDaemon): Promise<Call> {
   return { a, b, toA, toB };
 }
 
-/** Everything a peer receives within `ms` (bounded): [all, from the attacker]. */
-async function drain(peer: Peer, ms: number): Promise<[number, number]> {
+/**
+ * What a peer receives within `ms`, or until `want` packets not from the attacker came (bounded):
+ * [all, from the attacker].
+ */
+async function drain(peer: Peer, ms: number, want = Infinity): Promise<[number, number]> {
   let all = 0;
   let evil = 0;
   const deadline = Date.now() + ms;
@@ -52,6 +55,7 @@ async function drain(peer: Peer, ms: number): Promise<[number, number]> {
       const got = await peer.receive(left);
       all += 1;
       if (got.data[20] === EVIL) evil += 1;
+      if (all - evil >= want) break;
     } catch {
       break;
     }
@@ -65,8 +69,8 @@ async function talk(c: Call, seq: number, count: number): Promise<{ atA: number;
     await c.a.send(rtpPacket({ seq: seq + i, ssrc: 0xaaaa }), c.toA);
     await c.b.send(rtpPacket({ seq: seq + i, ssrc: 0xbbbb, fill: 0x55 }), c.toB);
   }
-  const [atA] = await drain(c.a, 150);
-  const [atB] = await drain(c.b, 150);
+  const [atA] = await drain(c.a, 1000, count);
+  const [atB] = await drain(c.b, 1000, count);
   return { atA, atB };
 }
 
@@ -102,8 +106,8 @@ async function outcome(attacker: Peer, calls: readonly Call[], seq: number) {
     }
   }
   for (const c of calls) {
-    const [atA, evilA] = await drain(c.a, 100);
-    const [atB, evilB] = await drain(c.b, 100);
+    const [atA, evilA] = await drain(c.a, 500, 3);
+    const [atB, evilB] = await drain(c.b, 500, 3);
     fromAttacker += evilA + evilB;
     // Both ways: A hears B's and B hears A's (the reply after B's packets latched A at least).
     if (atA - evilA < 1 || atB - evilB < 1) partiesOk = false;
@@ -111,18 +115,27 @@ async function outcome(attacker: Peer, calls: readonly Call[], seq: number) {
     const again = await talk(c, seq + 10, 3);
     if (again.atA < 3 || again.atB < 3) partiesOk = false;
   }
-  const [got] = await drain(attacker, 100);
+  const [got] = await drain(attacker, 200);
   toAttacker += got;
   return { toAttacker, fromAttacker, partiesOk };
 }
 
-function report(t: Test, strict: boolean, r: Awaited<ReturnType<typeof outcome>>): void {
+/**
+ * Checks the outcome: with strict sources nothing of the attacker, media both ways; with the
+ * reference's rules (`leaks`) the attacker got in, where that does not depend on timing.
+ */
+function report(
+  t: Test,
+  strict: boolean,
+  r: Awaited<ReturnType<typeof outcome>>,
+  leaks = true,
+): void {
   t.comment(`packets to the attacker ${String(r.toAttacker)}, from it ${String(r.fromAttacker)}`);
   if (strict) {
     t.equal(r.toAttacker, 0, 'nothing reaches the attacker');
     t.equal(r.fromAttacker, 0, 'nothing of the attacker reaches a party');
     t.ok(r.partiesOk, 'the parties have media both ways');
-  } else {
+  } else if (leaks) {
     t.ok(r.toAttacker + r.fromAttacker > 0, "the reference's rules let the attacker in");
   }
 }
@@ -167,8 +180,10 @@ for (const mode of MODES) {
     // Re-INVITE from the caller and its answer: both legs' re-latch windows open.
     await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from} ${call.to}`);
     await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+    // (With the reference's rules the window opens once the media worker took the pre-fill: the
+    // attacker gets in or not by a race, so only strict sources are checked here.)
     await attack(attacker, [toA, toB], 0x777, 1, 5);
-    report(t, mode.strict, await outcome(attacker, [c], 20));
+    report(t, mode.strict, await outcome(attacker, [c], 20), false);
   });
 
   t.test(
