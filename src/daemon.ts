@@ -16,6 +16,7 @@ import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner, type ControlListener } from './control/runner.ts';
 import type { CountedReply } from './control/socket-types.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
+import { localAddresses, OwnEndpoints } from './media/own-endpoints.ts';
 import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
 import { WorkerMediaPlane } from './media/worker-plane.ts';
 import { findNft, netAdminProblem, nftRunner } from './nft/runner.ts';
@@ -67,6 +68,8 @@ export class Daemon implements DaemonHandle {
   readonly #nftProblem: string | undefined;
   /** The table's creation, started by start(). */
   #nftReady: Promise<void> | undefined;
+  /** Where our own sockets listen: never a media remote (media/own-endpoints.ts). */
+  readonly own: OwnEndpoints;
   #load = 0;
   #closing: Promise<void> | undefined;
 
@@ -75,12 +78,22 @@ export class Daemon implements DaemonHandle {
     this.#logger = logger;
     this.#hooks = hooks;
     const now = (): number => performance.now();
+    this.own = new OwnEndpoints(
+      localAddresses(
+        config.addresses.flatMap((a) =>
+          a.advertised === undefined ? [a.address] : [a.address, a.advertised],
+        ),
+      ),
+      config.addresses.length === 0 ? ['0.0.0.0'] : config.addresses.map((a) => a.address),
+    );
     const mediaOptions = {
       portMin: config.portMin,
       portMax: config.portMax,
       sequentialPorts: config.sequentialPorts,
       sendTwice: config.sendTwice,
       connect: config.connectMedia,
+      strictSource: config.strictSource,
+      own: this.own,
       stats: this.stats,
     };
     const media: MediaPlane =
@@ -150,6 +163,7 @@ export class Daemon implements DaemonHandle {
       },
       {
         media,
+        own: this.own,
         stats: this.stats,
         now,
         logger: logger.child({ mod: 'session' }),
@@ -225,6 +239,7 @@ export class Daemon implements DaemonHandle {
             runner: this.#runner,
             cache: this.#cache,
             log,
+            own: this.own,
           });
           break;
         case 'stdio':
@@ -252,6 +267,7 @@ export class Daemon implements DaemonHandle {
       this.#listeners.push(listener);
       await listener.listen();
       if ('port' in spec) warnIfExposed(spec, listener, log);
+      if ('port' in spec && listener.port !== undefined) this.own.controlPort(listener.port);
     }
     // After the control sockets: a second instance with the same socket (and so the same table
     // name) has failed before it could replace our table. With `--nft on` the start waits for the
@@ -350,6 +366,13 @@ export class Daemon implements DaemonHandle {
     );
     // buildConfig() refused these already; a Config built by hand gets the same message.
     if (errors.length > 0) throw new Error(`bad -n target: ${errors.join('; ')}`);
+    for (const spec of specs) {
+      if (spec.kind === 'tcp-self') this.own.controlPort(spec.port);
+      else if (spec.kind === 'tcp') {
+        if (this.own.isLocal(spec.host)) this.own.controlPort(spec.port);
+        else this.own.remoteEndpoint(spec.host, spec.port);
+      }
+    }
     return new TimeoutNotifier({
       targets: specs,
       logger: this.#logger.child({ mod: 'notify' }),

@@ -98,6 +98,11 @@ export interface Config {
    * `auto` when the process can, `on` or refuse to start, `off` never.
    */
   readonly nft: NftMode;
+  /**
+   * Strict media sources (docs/architecture.md, "Strict sources"); false with
+   * `--no_strict_source`, the reference's latching rules.
+   */
+  readonly strictSource: boolean;
 }
 
 /** `--nft` values. */

@@ -239,6 +239,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     workers: raw.workers ?? defaultWorkers(),
     connectMedia: !raw.noConnectMedia,
     nft: nft === 'on' || nft === 'off' ? nft : 'auto',
+    strictSource: !raw.noStrictSource,
   };
   return Object.freeze(config);
 }

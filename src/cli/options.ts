@@ -81,6 +81,8 @@ export interface RawOptions {
   readonly noConnectMedia: boolean;
   /** `--nft auto|on|off` (ours): the daemon's nftables table (TOS marking). */
   readonly nft?: string;
+  /** `--no_strict_source` (ours): the reference's latching rules instead of strict sources. */
+  readonly noStrictSource: boolean;
   /** `--config` */
   readonly configFile?: string;
   /** `--dso`, in command-line order. */
@@ -107,7 +109,7 @@ export const USAGE = [
   '\t  [-A addr1[/addr2]] [-W setup_ttl] [--nice N] [--force_asymmetric]',
   '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
   '\t  [--kamailio_notify] [--workers N] [--no_connect_media] [--config file]',
-  '\t  [--dso file] [--nft auto|on|off]',
+  '\t  [--no_strict_source] [--dso file] [--nft auto|on|off]',
   '\trtpproxy -v | -V | -C',
 ].join('\n');
 
@@ -150,6 +152,7 @@ const LONG_OPTIONS = {
   workers: 'required',
   no_connect_media: 'none',
   nft: 'required',
+  no_strict_source: 'none',
 } as const satisfies Readonly<Record<string, 'none' | 'required' | 'optional'>>;
 
 type LongName = keyof typeof LONG_OPTIONS;
@@ -333,6 +336,7 @@ function buildProgram(listen: ListenArg[]): Command {
     .option('--workers <n>', 'media worker threads (0: relay on the main thread)', decimal)
     .option('--no_connect_media', 'never connect media sockets to the latched party')
     .option('--nft <mode>', "the daemon's nftables table (TOS marking): auto, on or off")
+    .option('--no_strict_source', "latch media sources by the reference's rules")
     .option('--config <file>', 'configuration file')
     .option('--dso <file>', 'module to load (repeatable)', collect, []);
   return program;
@@ -425,6 +429,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     workers: num(o, 'workers'),
     noConnectMedia: flag(o, 'no_connect_media'),
     nft: str(o, 'nft'),
+    noStrictSource: flag(o, 'no_strict_source'),
     configFile: str(o, 'config'),
     dso: list(o, 'dso'),
   });

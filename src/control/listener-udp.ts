@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { OwnEndpoints } from '../media/own-endpoints.ts';
 import type { CommandOrigin } from '../util/origin-types.ts';
 import type { ReplyCache } from './reply-cache.ts';
 import type { CommandRunner, ControlListener } from './runner.ts';
@@ -24,6 +25,9 @@ const LONG_COOKIE_LOG_INTERVAL_MS = 10_000;
 /** SO_RCVBUF of a datagram control socket, as the reference sets it. */
 export const CONTROL_RCVBUF = 16 * 1024;
 
+/** At most one log line per this interval about datagrams from our own media sockets. */
+const OWN_MEDIA_LOG_MS = 60_000;
+
 /** How long close() waits for replies already handed to the socket. */
 const CLOSE_SEND_WAIT_MS = 1000;
 
@@ -41,6 +45,11 @@ export interface UdpControlListenerOptions {
   /** Shared by all datagram listeners of the daemon (protocol.md 1.6). */
   readonly cache: ReplyCache;
   readonly log: Logger;
+  /**
+   * The daemon's own endpoints: a datagram sent by one of our own media sockets is media that was
+   * misdirected here, never a command (docs/architecture.md, "Own endpoints").
+   */
+  readonly own?: OwnEndpoints;
 }
 
 // Separator bytes of the tokenizer (protocol.md 1.3), as latin1 characters.
@@ -70,7 +79,11 @@ export class UdpControlListener implements ControlListener {
   readonly #runner: CommandRunner;
   readonly #cache: ReplyCache;
   readonly #log: Logger;
+  readonly #own: OwnEndpoints | undefined;
   readonly #socket: dgram.Socket;
+  /** Datagrams dropped because one of our own media sockets sent them. */
+  droppedFromMedia = 0;
+  #ownMediaLoggedAt = Number.NEGATIVE_INFINITY;
   #listening = false;
   /** The address the socket is bound on, read once it listens (for command origins). */
   #localAddress: string | undefined;
@@ -86,6 +99,7 @@ export class UdpControlListener implements ControlListener {
     this.#runner = options.runner;
     this.#cache = options.cache;
     this.#log = options.log;
+    this.#own = options.own;
     this.#socket = dgram.createSocket(options.spec.kind === 'udp6' ? 'udp6' : 'udp4');
     // Attached before bind: an unhandled 'error' would crash the daemon.
     this.#socket.on('error', (err) => {
@@ -178,6 +192,10 @@ export class UdpControlListener implements ControlListener {
 
   #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return;
+    if (this.#own?.isOwnMedia(rinfo.address, rinfo.port) === true) {
+      this.#dropOwnMedia(rinfo);
+      return;
+    }
     const data = msg.length > MAX_DATAGRAM_COMMAND ? msg.subarray(0, MAX_DATAGRAM_COMMAND) : msg;
     // latin1 maps each byte to one char, so NUL and high bytes reach the parser unchanged.
     const parts = splitCookie(data.toString('latin1'));
@@ -237,6 +255,23 @@ export class UdpControlListener implements ControlListener {
     );
     this.#longCookieLoggedAt = now;
     this.#longCookies = 0;
+  }
+
+  /** Media from one of our own sockets: dropped and counted, never executed nor answered. */
+  #dropOwnMedia(rinfo: dgram.RemoteInfo): void {
+    this.droppedFromMedia += 1;
+    const now = performance.now();
+    if (now - this.#ownMediaLoggedAt < OWN_MEDIA_LOG_MS) return;
+    this.#ownMediaLoggedAt = now;
+    this.#log.warn(
+      {
+        socket: this.#name(),
+        from: rinfo.address,
+        port: rinfo.port,
+        dropped: this.droppedFromMedia,
+      },
+      'datagram from one of our own media sockets on the control socket: dropped',
+    );
   }
 
   #send(bytes: Buffer, to: dgram.RemoteInfo): void {

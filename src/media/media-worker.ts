@@ -16,6 +16,7 @@ import {
   wireSession,
 } from './relay.ts';
 import { OverloadMonitor } from '../util/overload.ts';
+import { OwnEndpoints } from './own-endpoints.ts';
 import { tryBindPair } from './udp-pair.ts';
 import {
   clearCounters,
@@ -56,11 +57,17 @@ const connections = new Connections();
 const held = new HeldPackets((stream) => {
   settle(stream);
 });
+const own =
+  init.own === undefined
+    ? undefined
+    : OwnEndpoints.open(init.own, init.locals ?? [], init.mediaAddresses ?? []);
 const settings: RelaySettings = {
   stats: totals,
   now: () => performance.now(),
   sendTwice: init.sendTwice,
   held,
+  strictSource: init.strictSource,
+  ...(own === undefined ? {} : { own }),
   ...(init.connect ? { connections } : {}),
   counted: (stream) => {
     settle(stream);
@@ -161,17 +168,29 @@ async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
   }
   // A holder object, so the compiler does not narrow what the callback sets.
   const late = { freed: false };
-  const result = await tryBindPair(msg.family, msg.address, msg.port, (pair) => {
-    if (entries[msg.rtp] !== rtp || entries[msg.rtcp] !== rtcp) {
-      // The streams were freed while the sockets were bound: nobody would ever close them.
-      late.freed = true;
-      pair.rtp.close();
-      pair.rtcp.close();
-      return;
-    }
-    rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp.stream));
-    rtcp.stream.attach(pair.rtcp, pair.address, pair.port + 1, msg.family, listenerOf(rtcp.stream));
-  });
+  const result = await tryBindPair(
+    msg.family,
+    msg.address,
+    msg.port,
+    (pair) => {
+      if (entries[msg.rtp] !== rtp || entries[msg.rtcp] !== rtcp) {
+        // The streams were freed while the sockets were bound: nobody would ever close them.
+        late.freed = true;
+        pair.rtp.close();
+        pair.rtcp.close();
+        return;
+      }
+      rtp.stream.attach(pair.rtp, pair.address, pair.port, msg.family, listenerOf(rtp.stream));
+      rtcp.stream.attach(
+        pair.rtcp,
+        pair.address,
+        pair.port + 1,
+        msg.family,
+        listenerOf(rtcp.stream),
+      );
+    },
+    own,
+  );
   if (late.freed) {
     post({ op: 'bound', req: msg.req, outcome: 'fatal', error: 'the stream was freed' });
     return;

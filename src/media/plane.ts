@@ -4,6 +4,7 @@
  * without the session manager changing.
  */
 import type { GlobalStats } from '../util/stats.ts';
+import type { OwnEndpoints } from './own-endpoints.ts';
 import { PortAllocator, type PortLease } from './port-allocator.ts';
 import {
   CONNECTION_CHECK_MS,
@@ -24,6 +25,10 @@ export interface MediaPlaneOptions {
   readonly sendTwice: boolean;
   /** Connect the sockets of latched symmetric RTP legs (relay.ts, "Connected sockets"). */
   readonly connect: boolean;
+  /** Strict media sources (relay.ts); false with `--no_strict_source`. */
+  readonly strictSource: boolean;
+  /** The daemon's own endpoints: media ports are entered as they are bound. */
+  readonly own?: OwnEndpoints;
   readonly stats: GlobalStats;
   readonly now: () => number;
 }
@@ -126,6 +131,7 @@ export function createRelayStreams(
 export class UdpMediaPlane implements MediaPlane {
   readonly #settings: RelaySettings;
   readonly #allocators: PortTables;
+  readonly #own: OwnEndpoints | undefined;
   /** Runs the connection checks; undefined with `--no_connect_media`. */
   readonly #connectionTimer: NodeJS.Timeout | undefined;
   /** Drains the re-packetizers that hold packets (`z`). */
@@ -138,8 +144,11 @@ export class UdpMediaPlane implements MediaPlane {
       now: options.now,
       sendTwice: options.sendTwice,
       held: this.#held,
+      strictSource: options.strictSource,
+      ...(options.own === undefined ? {} : { own: options.own }),
       ...(connections === undefined ? {} : { connections }),
     };
+    this.#own = options.own;
     this.#connectionTimer =
       connections === undefined
         ? undefined
@@ -167,18 +176,24 @@ export class UdpMediaPlane implements MediaPlane {
     const rtp = localStream(rtpStream);
     const rtcp = localStream(rtcpStream);
     const lease = await this.#allocators[family].allocate(address, async (candidate) => {
-      const result = await tryBindPair(family, address, candidate.port, (pair) => {
-        releaseWhenClosed(pair, candidate);
-        rtp.attach(pair.rtp, pair.address, pair.port, family);
-        rtcp.attach(pair.rtcp, pair.address, pair.port + 1, family);
-      });
+      const result = await tryBindPair(
+        family,
+        address,
+        candidate.port,
+        (pair) => {
+          releaseWhenClosed(pair, candidate);
+          rtp.attach(pair.rtp, pair.address, pair.port, family);
+          rtcp.attach(pair.rtcp, pair.address, pair.port + 1, family);
+        },
+        this.#own,
+      );
       return result.outcome;
     });
     return lease !== undefined;
   }
 
   bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
-    return bindSendPairFrom(this.#allocators[family], family, address);
+    return bindSendPairFrom(this.#allocators[family], family, address, this.#own);
   }
 
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
@@ -201,16 +216,23 @@ export async function bindSendPairFrom(
   allocator: PortAllocator,
   family: 4 | 6,
   address: string,
+  own?: OwnEndpoints,
 ): Promise<UdpPair | undefined> {
   let bound: UdpPair | undefined;
   await allocator.allocate(address, async (candidate) => {
-    const result = await tryBindPair(family, address, candidate.port, (pair) => {
-      releaseWhenClosed(pair, candidate);
-      const ignore = (): void => undefined;
-      pair.rtp.on('error', ignore);
-      pair.rtcp.on('error', ignore);
-      bound = pair;
-    });
+    const result = await tryBindPair(
+      family,
+      address,
+      candidate.port,
+      (pair) => {
+        releaseWhenClosed(pair, candidate);
+        const ignore = (): void => undefined;
+        pair.rtp.on('error', ignore);
+        pair.rtcp.on('error', ignore);
+        bound = pair;
+      },
+      own,
+    );
     return result.outcome;
   });
   return bound;

@@ -1,8 +1,10 @@
 /**
  * One direction-agnostic relay endpoint: a leg's RTP or RTCP socket, the remote address it learnt,
- * and the latching state machine of the reference (sippy/rtpproxy src/rtpp_stream.c;
- * protocol.md 4.4). Packets that arrive here come from the party the leg faces and leave through
- * the peer stream (the same component of the other leg), towards the peer's remote address.
+ * and the latching state machine: strict sources by default (docs/architecture.md, "Strict
+ * sources"), or the reference's rules with `--no_strict_source` (sippy/rtpproxy
+ * src/rtpp_stream.c; protocol.md 4.4); never one of the daemon's own endpoints. Packets that
+ * arrive here come from the party the leg faces and leave through the peer stream (the same
+ * component of the other leg), towards the peer's remote address.
  *
  * The packet path forwards the Buffer dgram handed over untouched, reads at most the RTP SSRC and
  * sequence number, bumps plain-number counters and logs nothing.
@@ -17,8 +19,10 @@
  * first goes silent on the old port): see {@link Connections}.
  */
 import type dgram from 'node:dgram';
+import { canonicalAddress } from '../util/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { RtpResizer } from './resizer.ts';
+import type { OwnEndpoints } from './own-endpoints.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
 import { RtpStats } from './rtp-stats.ts';
 import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
@@ -29,6 +33,12 @@ export type { ActivitySink, PacketTap } from './stream.ts';
 const RELATCH_WINDOW_MS = 10_000;
 /** A packet of the latched SSRC may move the leg when its sequence is this close. */
 const RELATCH_SEQ_DISTANCE = 536;
+/**
+ * Strict sources: a source the signalling did not name is taken only after this many consecutive
+ * RTP packets of one SSRC with consecutive sequence numbers (docs/architecture.md, "Strict
+ * sources"): 60 ms of a 20 ms stream, more than an RTP-bleed sweep sends to one port.
+ */
+export const CONFIRM_PACKETS = 4;
 /** `-2`: relayed packets shorter than this are sent twice. */
 const SEND_TWICE_BELOW = 128;
 
@@ -135,6 +145,13 @@ export interface RelaySettings {
    * finds it counted.
    */
   readonly counted?: (stream: RelayStream) => void;
+  /**
+   * Strict sources (the default; false with `--no_strict_source`, the reference's rules): see
+   * docs/architecture.md, "Strict sources".
+   */
+  readonly strictSource?: boolean;
+  /** The daemon's own endpoints: never latched on, whatever the rules (own-endpoints.ts). */
+  readonly own?: OwnEndpoints;
 }
 
 export class RelayStream implements MediaStream {
@@ -146,6 +163,8 @@ export class RelayStream implements MediaStream {
   peer: RelayStream | undefined;
   /** The RTCP stream of the same leg, learnt along with RTP (RTP streams only). */
   rtcpSibling: RelayStream | undefined;
+  /** The RTP stream of the same leg (RTCP streams only). */
+  rtpSibling: RelayStream | undefined;
   /** False until the session is complete: packets are then read and discarded. */
   complete = false;
   remoteAddress: string | undefined;
@@ -203,11 +222,21 @@ export class RelayStream implements MediaStream {
   #resizer: RtpResizer | undefined;
   /** Registered with the settings' HeldPackets. */
   #held = false;
+  readonly #strict: boolean;
+  /** The party's address as signalling last named it (canonical), for strict sources. */
+  #signalled: string | undefined;
+  /** Strict sources: the unsignalled source being confirmed, and how far. */
+  #candidateAddress: string | undefined;
+  #candidatePort = 0;
+  #candidateSsrc = -1;
+  #candidateSeq = 0;
+  #candidateCount = 0;
 
   constructor(leg: 0 | 1, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
     this.leg = leg;
     this.isRtp = isRtp;
     this.#settings = settings;
+    this.#strict = settings.strictSource === true;
     this.activity = activity;
     this.rtpStats = isRtp ? new RtpStats() : undefined;
     this.#listener = this.onPacket;
@@ -282,6 +311,7 @@ export class RelayStream implements MediaStream {
     // The re-latch window opens: any source may take the leg over again.
     this.#disconnect();
     if (this.remoteAddress !== undefined) this.#lastPrefill = this.#settings.now();
+    this.#signalled = canonicalAddress(address);
     if (this.#untrusted) return;
     if (address === this.remoteAddress && port === this.remotePort) return;
     this.remoteAddress = address;
@@ -327,12 +357,17 @@ export class RelayStream implements MediaStream {
     const address = rinfo.address;
     const port = rinfo.port;
     if (this.remoteAddress === undefined) {
+      if (!this.#mayLearn(address, port, msg)) {
+        this.nignored += 1;
+        stats.npktsDiscard += 1;
+        return;
+      }
       this.#learn(address, port, msg);
     } else if (address === this.remoteAddress && (port === this.remotePort || this.#asymmetric)) {
       if (!this.#latched) this.#latch(msg);
       else if (this.isRtp) this.#followSsrc(msg);
       if (!this.#connected && this.#latched && this.isRtp && !this.#asymmetric) this.#connect();
-    } else if (this.#asymmetric || !this.#mayMove(msg)) {
+    } else if (this.#asymmetric || !this.#mayMove(address, port, msg)) {
       this.nignored += 1;
       stats.npktsDiscard += 1;
       return;
@@ -512,14 +547,68 @@ export class RelayStream implements MediaStream {
     }
   }
 
-  /** A latched symmetric leg moves to a new source only on the reference's conditions. */
-  #mayMove(msg: Buffer): boolean {
+  /** A leg without any address takes a source: any but our own, or a strict source. */
+  #mayLearn(address: string, port: number, msg: Buffer): boolean {
+    if (this.#settings.own?.isOwn(address, port) === true) return false;
+    return !this.#strict || this.#acceptable(address, port, msg);
+  }
+
+  /**
+   * A symmetric leg moves to a new source only on the reference's conditions, or, with strict
+   * sources, only to a source that passes {@link RelayStream.#acceptable}; never to our own.
+   */
+  #mayMove(address: string, port: number, msg: Buffer): boolean {
+    if (this.#settings.own?.isOwn(address, port) === true) return false;
+    if (this.#strict) return this.#acceptable(address, port, msg);
     if (!this.#latched) return true;
     if (!this.isRtp || this.#ssrc < 0) return false;
     if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return true;
     if (rtpSsrc(msg) !== this.#ssrc) return false;
     const distance = Math.abs(((rtpSequence(msg) - this.#seq + 32768) & 0xffff) - 32768);
     return distance <= RELATCH_SEQ_DISTANCE;
+  }
+
+  /**
+   * Strict sources: a source other than the current remote may have the leg when it is at the
+   * address signalling named (any port: a NAT may change it), or, when signalling named none, an
+   * RTP source confirmed by {@link CONFIRM_PACKETS} consecutive packets of one SSRC with consecutive
+   * sequence numbers. An RTCP stream without a signalled address follows the address its RTP
+   * stream latched to. The same test holds in and out of the re-latch window, latched or not.
+   */
+  #acceptable(address: string, port: number, msg: Buffer): boolean {
+    const signalled = this.#signalled;
+    if (signalled !== undefined) return address === signalled;
+    if (!this.isRtp) {
+      const rtp = this.rtpSibling;
+      return rtp !== undefined && rtp.#latched && rtp.remoteAddress === address;
+    }
+    return this.#confirm(address, port, msg);
+  }
+
+  /** One packet of an unsignalled source: true once it completes the confirmation. */
+  #confirm(address: string, port: number, msg: Buffer): boolean {
+    const ssrc = rtpSsrc(msg);
+    if (ssrc < 0) return false;
+    const seq = rtpSequence(msg);
+    if (
+      this.#candidateCount > 0 &&
+      address === this.#candidateAddress &&
+      port === this.#candidatePort &&
+      ssrc === this.#candidateSsrc &&
+      seq === ((this.#candidateSeq + 1) & 0xffff)
+    ) {
+      this.#candidateCount += 1;
+    } else {
+      this.#candidateAddress = address;
+      this.#candidatePort = port;
+      this.#candidateSsrc = ssrc;
+      this.#candidateCount = 1;
+    }
+    this.#candidateSeq = seq;
+    if (this.#candidateCount < CONFIRM_PACKETS) return false;
+    this.#candidateCount = 0;
+    this.#candidateAddress = undefined;
+    return true;
   }
 }
 
@@ -530,5 +619,6 @@ export function wireSession(streams: SessionStreams<RelayStream>): void {
     leg.rtp.peer = other?.rtp;
     leg.rtcp.peer = other?.rtcp;
     leg.rtp.rtcpSibling = leg.rtcp;
+    leg.rtcp.rtpSibling = leg.rtp;
   }
 }

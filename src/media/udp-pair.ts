@@ -4,6 +4,7 @@
  * use" or "permission denied" makes the port busy, any other error is fatal for this allocation.
  */
 import dgram from 'node:dgram';
+import type { OwnEndpoints } from './own-endpoints.ts';
 import type { BindOutcome } from './port-allocator.ts';
 
 /** Media socket receive buffer, as the reference sets it. */
@@ -69,13 +70,15 @@ function outcomeOf(error: NodeJS.ErrnoException): BindOutcome {
 
 /**
  * Tries to bind the pair on `port`/`port + 1`. On success the sockets are handed to `onBound`
- * synchronously, so the caller owns them before anything else can run.
+ * synchronously, so the caller owns them before anything else can run. `own` learns the two ports
+ * until the sockets close.
  */
 export async function tryBindPair(
   family: 4 | 6,
   address: string,
   port: number,
   onBound: (pair: UdpPair) => void,
+  own?: OwnEndpoints,
 ): Promise<{ outcome: BindOutcome; error?: Error }> {
   const rtp = await bindOne(family, address, port);
   if ('error' in rtp) return { outcome: outcomeOf(rtp.error), error: rtp.error };
@@ -83,6 +86,17 @@ export async function tryBindPair(
   if ('error' in rtcp) {
     rtp.socket.close();
     return { outcome: outcomeOf(rtcp.error), error: rtcp.error };
+  }
+  if (own !== undefined) {
+    for (const [socket, p] of [
+      [rtp.socket, port],
+      [rtcp.socket, port + 1],
+    ] as const) {
+      own.mediaBound(p, address);
+      socket.once('close', () => {
+        own.mediaClosed(p);
+      });
+    }
   }
   onBound({ address, family, port, rtp: rtp.socket, rtcp: rtcp.socket });
   return { outcome: 'ok' };

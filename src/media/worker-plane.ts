@@ -32,6 +32,7 @@ import type {
   SessionStreams,
 } from './stream.ts';
 import { InFlight } from '../util/in-flight.ts';
+import type { OwnEndpoints } from './own-endpoints.ts';
 import { routeSource, type UdpPair } from './udp-pair.ts';
 import {
   type FromWorker,
@@ -84,9 +85,12 @@ class WorkerHost {
   constructor(
     index: number,
     slots: number,
-    options: Pick<WorkerMediaPlaneOptions, 'sendTwice' | 'connect' | 'onFatal'>,
+    options: Pick<
+      WorkerMediaPlaneOptions,
+      'sendTwice' | 'connect' | 'strictSource' | 'own' | 'onFatal'
+    >,
   ) {
-    const { sendTwice, connect, onFatal } = options;
+    const { sendTwice, connect, strictSource, own, onFatal } = options;
     this.index = index;
     const sizes = sharedSizes(slots);
     const countersBuffer = new SharedArrayBuffer(sizes.counters);
@@ -104,6 +108,10 @@ class WorkerHost {
       mailbox: mailboxBuffer,
       sendTwice,
       connect,
+      strictSource,
+      ...(own === undefined
+        ? {}
+        : { own: own.buffer, locals: own.locals, mediaAddresses: own.mediaAddresses }),
       port: channel.port2,
     };
     this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
@@ -429,9 +437,11 @@ export class WorkerMediaPlane implements MediaPlane {
   readonly #hosts: WorkerHost[] = [];
   readonly #stats: GlobalStats;
   readonly #allocators: PortTables;
+  readonly #own: OwnEndpoints | undefined;
 
   constructor(options: WorkerMediaPlaneOptions) {
     this.#stats = options.stats;
+    this.#own = options.own;
     this.#allocators = portTables(options);
     // Any one worker may end up with every session: each gets slots for the whole range.
     const slots = 4 * this.#allocators[4].capacity + SLOT_HEADROOM;
@@ -486,6 +496,8 @@ export class WorkerMediaPlane implements MediaPlane {
     }
     const host = this.#hosts[rtpStream.hostIndex];
     if (host === undefined) throw new TypeError('a stream of another media plane');
+    // The worker binds; the main thread's table learns the address for its own checks.
+    this.#own?.mediaAddress(address);
     const lease = await this.#allocators[family].allocate(address, (candidate) =>
       host.bind(rtpStream.slot, rtcpStream.slot, family, address, candidate.port),
     );
@@ -503,7 +515,7 @@ export class WorkerMediaPlane implements MediaPlane {
   }
 
   bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
-    return bindSendPairFrom(this.#allocators[family], family, address);
+    return bindSendPairFrom(this.#allocators[family], family, address, this.#own);
   }
 
   routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {

@@ -195,6 +195,12 @@ export interface WorkerInit {
   readonly sendTwice: boolean;
   /** Connect the sockets of latched symmetric RTP legs. */
   readonly connect: boolean;
+  /** Strict media sources (relay.ts); false with `--no_strict_source`. */
+  readonly strictSource: boolean;
+  /** The daemon's own endpoints (own-endpoints.ts): the shared port table and local addresses. */
+  readonly own?: SharedArrayBuffer;
+  readonly locals?: readonly string[];
+  readonly mediaAddresses?: readonly string[];
   readonly port: MessagePort;
 }
 

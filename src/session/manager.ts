@@ -4,6 +4,7 @@
  * RelayErrors that dispatch maps to the wire.
  */
 import type { Logger } from 'pino';
+import type { OwnEndpoints } from '../media/own-endpoints.ts';
 import type { MediaPlane } from '../media/plane.ts';
 import { PromptTooLargeError } from '../play/prompts.ts';
 import type { PlaybackService } from '../play/scheduler.ts';
@@ -59,6 +60,11 @@ export interface ManagerOptions {
 
 export interface ManagerDeps {
   readonly media: MediaPlane;
+  /**
+   * Where the daemon's own sockets listen: a remote naming one is taken as no address at all
+   * (docs/architecture.md, "Own endpoints").
+   */
+  readonly own?: OwnEndpoints;
   readonly stats: GlobalStats;
   readonly now: () => number;
   readonly logger: Logger;
@@ -135,6 +141,10 @@ export class SessionManager {
   #closed = false;
   /** One warning per unknown notify socket name per minute. */
   readonly #unknownNotifyLog: (socket: string) => boolean;
+  /** One warning per minute about remotes that name our own sockets, with their count. */
+  readonly #ownRemoteLog: (key: string) => boolean;
+  /** Remotes refused because they name one of our own sockets, since start. */
+  ownRemotesRefused = 0;
   /** Recordings being flushed and moved after their session or recorder ended. */
   readonly #finishing = new Set<Promise<void>>();
 
@@ -142,6 +152,7 @@ export class SessionManager {
     this.#opts = options;
     this.#deps = deps;
     this.#unknownNotifyLog = makeRateLimiter(60_000, deps.now);
+    this.#ownRemoteLog = makeRateLimiter(60_000, deps.now);
   }
 
   /** Number of live sessions. */
@@ -424,6 +435,9 @@ export class SessionManager {
     const resolved = await resolveCopyTarget(spec, this.#opts.noResolve === true);
     if (resolved === undefined) {
       throw new RelayError('ERR_COPY', `unusable copy target ${target}`);
+    }
+    if (this.#isOwn(resolved.address, resolved.port)) {
+      throw new RelayError('ERR_COPY', `copy target ${target} is one of our own sockets`);
     }
     const media = this.#deps.media;
     const local = await media.routeSource(resolved.address, 4);
@@ -717,8 +731,25 @@ export class SessionManager {
     if (remote.kind === 'hold') forward.onHold = true;
     else if (remote.kind === 'address') {
       forward.onHold = false;
-      forward.rtp.prefill(remote.address, remote.port);
-      forward.rtcp.prefill(remote.address, remote.port + 1);
+      if (this.#isOwn(remote.address, remote.port)) {
+        // Media must never reach our own sockets (a control socket would run it as commands):
+        // the address counts as not given, and the leg learns its party from packets.
+        this.ownRemotesRefused += 1;
+        if (this.#ownRemoteLog('own')) {
+          this.#deps.logger.warn(
+            {
+              callId: req.callId,
+              remote: remote.address,
+              port: remote.port,
+              refused: this.ownRemotesRefused,
+            },
+            'remote media address names one of our own sockets: ignored',
+          );
+        }
+      } else {
+        forward.rtp.prefill(remote.address, remote.port);
+        forward.rtcp.prefill(remote.address, remote.port + 1);
+      }
     }
     const asymmetric = req.asymmetric ?? this.#opts.defaultAsymmetric;
     forward.rtp.asymmetric = asymmetric;
@@ -728,6 +759,12 @@ export class SessionManager {
     // the resizer of the stream facing it); a U/L without `z` stops it.
     forward.rtp.repacketize(req.repacketizeMs);
     reply.packetTimeMs = req.repacketizeMs ?? -1;
+  }
+
+  /** RTP `port` or RTCP `port + 1` of `address` is where one of our own sockets listens. */
+  #isOwn(address: string, port: number): boolean {
+    const own = this.#deps.own;
+    return own !== undefined && (own.isOwn(address, port) || own.isOwn(address, port + 1));
   }
 
   #answer(session: Session, reply: Leg, forwardLeg: 0 | 1): LegAnswer {

@@ -108,8 +108,9 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
       await a.expectNothing(100);
       // A stranger never reaches the relay while the leg is connected.
       const rcvd = await d.command('G npkts_rcvd');
-      const stranger = await Peer.open(t);
-      await stranger.send(rtpPacket({ seq: 900, ssrc: 0xdead }), toA);
+      // Another host: strict sources take any port of the signalled address (NAT).
+      const stranger = await Peer.open(t, '127.0.0.66');
+      await stranger.send(rtpPacket({ seq: 900, ssrc: 0xdead }), toA, '127.0.0.1');
       await b.expectNothing(100);
       t.equal(await d.command('G npkts_rcvd'), rcvd, 'the stranger was kept out');
       // A silence of a connection check interval opens the leg to every source again; then the
@@ -123,7 +124,7 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
       await moved.expect(pb2, toA);
       // Not connected yet to the new source (that takes its second packet): a stranger reaches
       // the relay and is ignored and counted, as in the reference.
-      await stranger.send(rtpPacket({ seq: 901, ssrc: 0xdead }), toA);
+      await stranger.send(rtpPacket({ seq: 901, ssrc: 0xdead }), toA, '127.0.0.1');
       await b.expectNothing(100);
       t.equal(await d.command(`Q ${call.id} ${call.from} ${call.to} npkts_ino`), '2\n');
       t.equal(await d.command('G npkts_discard'), '1\n');

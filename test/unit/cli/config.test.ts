@@ -68,6 +68,7 @@ t.test('buildConfig() defaults', async (t) => {
     workers: defaultWorkers(),
     connectMedia: true,
     nft: 'auto',
+    strictSource: true,
   });
   t.ok(Object.isFrozen(c), 'config is frozen');
   t.ok(Object.isFrozen(c.addresses), 'addresses are frozen');
@@ -217,6 +218,7 @@ const okCases: readonly (readonly [
   [['--workers', '0'], { workers: 0 }],
   [['--workers=4'], { workers: 4 }],
   [['--no_connect_media'], { connectMedia: false }],
+  [['--no_strict_source'], { strictSource: false }],
   [['-c', 'fifo'], {}],
   [['-c', 'rr'], {}],
   [['--config', '/etc/rtpproxy.conf', '--dso', 'a.so', '--dso', 'b.so'], {}],

@@ -2,7 +2,12 @@ import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
 import fc from 'fast-check';
 import t from 'tap';
-import { Connections, RelayStream } from '../../../src/media/relay.ts';
+import {
+  CONFIRM_PACKETS,
+  Connections,
+  RelayStream,
+  wireSession,
+} from '../../../src/media/relay.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
 /** Just enough of a dgram socket for the relay: records what it sends. */
@@ -16,11 +21,11 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function setup(now: { ms: number }) {
+function setup(now: { ms: number }, strictSource = false) {
   const stats = new GlobalStats();
   const touched: number[] = [];
   const sink = { touch: (leg: 0 | 1) => touched.push(leg) };
-  const settings = { stats, now: () => now.ms, sendTwice: false };
+  const settings = { stats, now: () => now.ms, sendTwice: false, strictSource };
   const legs = [0, 1].map((i) => {
     const rtp = new RelayStream(i as 0 | 1, true, settings, sink);
     const socket = new FakeSocket();
@@ -242,4 +247,104 @@ t.test('relayStream never connects RTCP or without a Connections registry', asyn
   for (let i = 0; i < 3; i += 1) s2.emit('message', rtp(1, i), rinfo('10.0.0.1', 5000));
   t.equal(s2.connects, 0, '--no_connect_media');
   t.equal(connections.size, 0);
+});
+
+t.test('strict sources: the signalled address at any port, never another', async (t) => {
+  const now = { ms: 100_000 };
+  const { l0, l1 } = setup(now, true);
+  l0.rtp.prefill('10.0.0.2', 4000);
+  l1.rtp.prefill('10.0.0.1', 5000);
+  l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.66', 5000));
+  t.equal(l1.rtp.nignored, 1, "a stranger's first packet is refused");
+  t.equal(l1.rtp.remoteAddress, '10.0.0.1');
+  l1.socket.emit('message', rtp(1, 1), rinfo('10.0.0.1', 5002));
+  t.same([l1.rtp.remotePort, l1.rtp.latched], [5002, true], 'another port of the party (NAT)');
+  now.ms += 2000;
+  for (let seq = 2; seq < 2 + 2 * CONFIRM_PACKETS; seq += 1) {
+    l1.socket.emit('message', rtp(1, seq), rinfo('10.0.0.66', 5002));
+  }
+  t.equal(l1.rtp.remoteAddress, '10.0.0.1', "the party's SSRC and next sequences: refused");
+  l1.rtp.prefill('10.0.0.1', 5000);
+  l1.socket.emit('message', rtp(9, 1), rinfo('10.0.0.66', 5002));
+  t.equal(l1.rtp.remoteAddress, '10.0.0.1', 'in the re-latch window too');
+  l1.rtp.prefill('10.0.0.3', 5000);
+  l1.socket.emit('message', rtp(9, 2), rinfo('10.0.0.3', 7000));
+  t.equal(l1.rtp.remoteAddress, '10.0.0.3', "a re-INVITE's new address is taken");
+  t.equal(l0.socket.sent.length, 2, 'only the parties were relayed');
+});
+
+t.test('strict sources: without a signalled address, consecutive packets confirm', async (t) => {
+  const now = { ms: 100_000 };
+  const settings = {
+    stats: new GlobalStats(),
+    now: () => now.ms,
+    sendTwice: false,
+    strictSource: true,
+  };
+  const make = (leg: 0 | 1, isRtp: boolean) =>
+    new RelayStream(leg, isRtp, settings, { touch: () => undefined });
+  const streams = [
+    { rtp: make(0, true), rtcp: make(0, false) },
+    { rtp: make(1, true), rtcp: make(1, false) },
+  ] as const;
+  wireSession(streams);
+  const sockets = streams.flatMap((leg, i) =>
+    [leg.rtp, leg.rtcp].map((s, j) => {
+      const socket = new FakeSocket();
+      s.attach(socket as unknown as dgram.Socket, '127.0.0.1', 30000 + 2 * i + j, 4);
+      s.complete = true;
+      return socket;
+    }),
+  );
+  const [, , rtp1, rtcp1] = sockets as [FakeSocket, FakeSocket, FakeSocket, FakeSocket];
+  const a = streams[1];
+  // A sweep: one packet per source, and a broken sequence, never confirm.
+  rtp1.emit('message', rtp(5, 65534), rinfo('10.0.0.66', 1));
+  rtp1.emit('message', rtp(5, 65535), rinfo('10.0.0.66', 2));
+  rtp1.emit('message', rtp(5, 0), rinfo('10.0.0.66', 2));
+  rtp1.emit('message', rtp(5, 2), rinfo('10.0.0.66', 2));
+  t.equal(a.rtp.remoteAddress, undefined, 'not confirmed');
+  rtcp1.emit('message', Buffer.from([0x80, 201, 0, 1, 0, 0, 0, 5]), rinfo('10.0.0.66', 3));
+  t.equal(a.rtcp.remoteAddress, undefined, 'RTCP waits for its RTP leg');
+  // The party: four in a row, across the sequence wrap.
+  for (let i = 0; i < CONFIRM_PACKETS; i += 1) {
+    t.equal(a.rtp.remoteAddress, undefined);
+    rtp1.emit('message', rtp(7, (65534 + i) & 0xffff), rinfo('10.0.0.1', 4000));
+  }
+  t.same([a.rtp.remoteAddress, a.rtp.remotePort], ['10.0.0.1', 4000], 'confirmed');
+  t.equal(a.rtp.nignored, 4 + CONFIRM_PACKETS - 1);
+  rtcp1.emit('message', Buffer.from([0x80, 201, 0, 1, 0, 0, 0, 7]), rinfo('10.0.0.1', 4009));
+  t.same([a.rtcp.remoteAddress, a.rtcp.remotePort], ['10.0.0.1', 4009], 'RTCP follows its address');
+  for (let i = 0; i < CONFIRM_PACKETS - 1; i += 1) {
+    rtp1.emit('message', rtp(7, i + 2), rinfo('10.0.0.66', 2));
+  }
+  t.equal(a.rtp.remoteAddress, '10.0.0.1', 'a stranger needs the whole confirmation too');
+});
+
+t.test('strict sources: no packet of a stranger moves a leg that knows its party', async (t) => {
+  const stranger = fc.record({
+    address: fc.constantFrom('10.0.0.66', '10.0.0.67', '::1'),
+    port: fc.integer({ min: 1, max: 3 }),
+    ssrc: fc.constantFrom(1, 2),
+    seq: fc.integer({ min: 0, max: 8 }),
+    wait: fc.integer({ min: 0, max: 12_000 }),
+    reinvite: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(stranger, { maxLength: 40 }), (packets) => {
+      const now = { ms: 100_000 };
+      const { l0, l1 } = setup(now, true);
+      l0.rtp.prefill('10.0.0.2', 4000);
+      l1.rtp.prefill('10.0.0.1', 5000);
+      l1.socket.emit('message', rtp(1, 0), rinfo('10.0.0.1', 5000));
+      for (const p of packets) {
+        now.ms += p.wait;
+        if (p.reinvite) l1.rtp.prefill('10.0.0.1', 5000);
+        l1.socket.emit('message', rtp(p.ssrc, p.seq), rinfo(p.address, p.port));
+      }
+      return l1.rtp.remoteAddress === '10.0.0.1' && l0.socket.sent.length === 1;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 random sequences of strangers, silences and re-INVITEs');
 });
