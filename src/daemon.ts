@@ -197,7 +197,9 @@ export class Daemon implements DaemonHandle {
             output: process.stdout,
             runner: this.#runner,
             log,
-            ...(spec.kind === 'stdioc' ? { onEof: () => this.#hooks.onStdioEof() } : {}),
+            ...(stdinEndsDaemon(spec.kind, this.#config.controlSockets)
+              ? { onEof: () => this.#hooks.onStdioEof() }
+              : {}),
           });
           break;
         case 'unix':
@@ -293,6 +295,24 @@ export class Daemon implements DaemonHandle {
     rates.unref();
     this.#timers.push(sweep, rates);
   }
+}
+
+/**
+ * Whether the end of stdin ends the daemon (a graceful drain: new sessions refused, exit 0 once
+ * none is left), as the reference decides it (sippy/rtpproxy src/rtpp_command_async.c, init_pollset
+ * and rtpp_cmd_queue_run): always for `stdioc:`, and for `stdio:` when it is the only control
+ * socket read without accepting connections, that is with no udp:/udp6: socket beside it (unix:,
+ * cunix:, tcp: and tcp6: listeners do not count).
+ */
+export function stdinEndsDaemon(
+  kind: 'stdio' | 'stdioc',
+  sockets: Config['controlSockets'],
+): boolean {
+  if (kind === 'stdioc') return true;
+  const polled = sockets.filter(
+    (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'stdio' || s.kind === 'stdioc',
+  );
+  return polled.length === 1;
 }
 
 /** The DaemonFactory cli/main.ts uses. */
