@@ -15,8 +15,14 @@ import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
 import { WorkerMediaPlane } from './media/worker-plane.ts';
 import { TimeoutNotifier } from './notify/notifier.ts';
 import { parseNotifyTargets } from './notify/targets.ts';
-import { PromptCache } from './play/prompts.ts';
-import { PlaybackScheduler } from './play/scheduler.ts';
+import type {
+  PlaybackHooks,
+  PlaybackInfo,
+  PlaybackScheduler,
+  PlaybackService,
+  PlayTarget,
+} from './play/scheduler.ts';
+import type { PromptSource } from './play/prompts.ts';
 import { RecorderFactory } from './record/recorder.ts';
 import { SessionManager } from './session/manager.ts';
 import type { CommandOrigin } from './util/origin-types.ts';
@@ -43,7 +49,7 @@ export class Daemon implements DaemonHandle {
   readonly #cache: ReplyCache;
   readonly #listeners: BoundListener[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
-  readonly #players: PlaybackScheduler;
+  readonly #players: LazyPlayback;
   /** The timeout notification client; undefined without `-n`. */
   readonly notifier: TimeoutNotifier | undefined;
   /** `--overload_prot`'s detector; undefined without it. */
@@ -89,7 +95,7 @@ export class Daemon implements DaemonHandle {
               recordLog.warn({ err, code: err.code, path: err.path }, 'recording stopped');
             },
           });
-    this.#players = new PlaybackScheduler({ prompts: new PromptCache(), stats: this.stats, now });
+    this.#players = new LazyPlayback(this.stats, now);
     this.notifier = this.#createNotifier(now);
     const overloadLog = logger.child({ mod: 'overload' });
     this.#overload = config.overloadProt
@@ -313,6 +319,72 @@ export function stdinEndsDaemon(
     (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'stdio' || s.kind === 'stdioc',
   );
   return polled.length === 1;
+}
+
+/**
+ * Playback (P), loaded on the first P: neither the player nor node:crypto (random SSRCs) is
+ * needed to start and answer the first commands. Every P begins with findPrompt(), which loads
+ * it; start() comes only after that, and stop() has nothing to stop before.
+ */
+class LazyPlayback implements PlaybackService {
+  readonly #stats: GlobalStats;
+  readonly #now: () => number;
+  #scheduler: PlaybackScheduler | undefined;
+  #loading: Promise<PlaybackScheduler> | undefined;
+  #closed = false;
+
+  constructor(stats: GlobalStats, now: () => number) {
+    this.#stats = stats;
+    this.#now = now;
+  }
+
+  async findPrompt(
+    name: string,
+    payloadTypes: readonly number[],
+    packetMs: number,
+  ): Promise<PromptSource | undefined> {
+    const scheduler = await this.#load();
+    return scheduler.findPrompt(name, payloadTypes, packetMs);
+  }
+
+  start(
+    target: PlayTarget,
+    prompt: PromptSource,
+    count: number,
+    hooks: PlaybackHooks,
+  ): PlaybackInfo {
+    if (this.#scheduler === undefined) {
+      throw new Error('playback started before a prompt was found');
+    }
+    return this.#scheduler.start(target, prompt, count, hooks);
+  }
+
+  stop(target: PlayTarget): boolean {
+    return this.#scheduler?.stop(target) ?? false;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#scheduler?.close();
+  }
+
+  #load(): Promise<PlaybackScheduler> {
+    this.#loading ??= Promise.all([
+      import('./play/scheduler.ts'),
+      import('./play/prompts.ts'),
+    ]).then(([{ PlaybackScheduler }, { PromptCache }]) => {
+      const scheduler = new PlaybackScheduler({
+        prompts: new PromptCache(),
+        stats: this.#stats,
+        now: this.#now,
+      });
+      // Closed while loading: what it would play is stopped at once.
+      if (this.#closed) scheduler.close();
+      this.#scheduler = scheduler;
+      return scheduler;
+    });
+    return this.#loading;
+  }
 }
 
 /** The DaemonFactory cli/main.ts uses. */

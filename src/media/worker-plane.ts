@@ -50,6 +50,14 @@ const START_TIMEOUT_MS = 20_000;
 const YOUNG_GENERATION_MB = 48;
 /** Stream slots beyond four per port pair, for sessions whose bind is still in flight. */
 const SLOT_HEADROOM = 256;
+/**
+ * The worker's module. Compiled (dist/), this file is JavaScript and so is the worker next to it.
+ * Run from the TypeScript sources, worker threads do not inherit the loader the main thread
+ * registered (bin/rtpproxy.js), so a small JavaScript entry registers tsx before loading it.
+ */
+const WORKER_ENTRY = import.meta.url.endsWith('.ts')
+  ? new URL('./media-worker-boot.js', import.meta.url)
+  : new URL('./media-worker.js', import.meta.url);
 
 export interface WorkerMediaPlaneOptions extends Omit<MediaPlaneOptions, 'now'> {
   readonly workers: number;
@@ -101,7 +109,7 @@ class WorkerHost {
       connect,
       port: channel.port2,
     };
-    this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
+    this.worker = new Worker(WORKER_ENTRY, {
       workerData: init,
       transferList: [channel.port2],
       name: `media-${String(index)}`,
