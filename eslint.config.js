@@ -8,7 +8,7 @@ const PURE_IO = ['node:dgram', 'node:net', 'node:fs', 'node:fs/promises', 'dgram
 
 export default defineConfig(
   {
-    ignores: ['node_modules/**', '.tap/**', 'coverage/**', 'test/fixtures/**'],
+    ignores: ['node_modules/**', '.tap/**', 'coverage/**', 'dist/**', 'test/fixtures/**'],
   },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,

@@ -1,8 +1,16 @@
 #!/usr/bin/env node
-// rtpproxy-extract: recordings of G.711 calls to WAV files (docs/recording.md). Loads TypeScript
-// through tsx, as bin/rtpproxy.js does, then runs the tool and exits with its code.
-import { register } from 'tsx/esm/api';
+// rtpproxy-extract: recordings of G.711 calls to WAV files (docs/recording.md). Runs the compiled
+// tool, or its TypeScript source through tsx when there is no up-to-date build (bin/entry.js), and
+// exits with its code.
+import { compiledEntry } from './entry.js';
 
-register();
-const { runExtract } = await import('../src/tools/extract.ts');
-process.exitCode = await runExtract(process.argv.slice(2));
+const compiled = compiledEntry('tools/extract.js');
+let module;
+if (compiled !== undefined) {
+  module = await import(compiled.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  module = await import('../src/tools/extract.ts');
+}
+process.exitCode = await module.runExtract(process.argv.slice(2));

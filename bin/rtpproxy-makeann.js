@@ -1,8 +1,16 @@
 #!/usr/bin/env node
-// rtpproxy-makeann: WAV to prompt files for P (docs/playback.md). Loads TypeScript through tsx, as
-// bin/rtpproxy.js does, then runs the tool and exits with its code.
-import { register } from 'tsx/esm/api';
+// rtpproxy-makeann: WAV to prompt files for P (docs/playback.md). Runs the compiled tool, or its
+// TypeScript source through tsx when there is no up-to-date build (bin/entry.js), and exits with
+// its code.
+import { compiledEntry } from './entry.js';
 
-register();
-const { runMakeann } = await import('../src/tools/makeann.ts');
-process.exitCode = await runMakeann(process.argv.slice(2));
+const compiled = compiledEntry('tools/makeann.js');
+let module;
+if (compiled !== undefined) {
+  module = await import(compiled.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  module = await import('../src/tools/makeann.ts');
+}
+process.exitCode = await module.runMakeann(process.argv.slice(2));

@@ -5,7 +5,10 @@ import type { Config } from './cli/config-types.ts';
 export interface DaemonHooks {
   /** After SIGHUP drain began, the last session is gone: the process may exit. */
   onDrained(): void;
-  /** `stdioc:` saw EOF on stdin: start a graceful shutdown. */
+  /**
+   * EOF on stdin, for a `stdioc:` socket or a `stdio:` one that is the only socket the daemon
+   * reads without accepting connections: start a graceful shutdown.
+   */
   onStdioEof(): void;
   /** A media worker failed: media can no longer be relayed; the process should stop (status 1). */
   onFatal(err: Error): void;

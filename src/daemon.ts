@@ -24,8 +24,14 @@ import { instanceTableName, NftTable } from './nft/table.ts';
 import { TosMarks, tosDefinition, TOS_ADDR_MAP, TOS_PORT_MAP } from './nft/tos.ts';
 import { TimeoutNotifier } from './notify/notifier.ts';
 import { parseNotifyTargets } from './notify/targets.ts';
-import { PromptCache } from './play/prompts.ts';
-import { PlaybackScheduler } from './play/scheduler.ts';
+import type {
+  PlaybackHooks,
+  PlaybackInfo,
+  PlaybackScheduler,
+  PlaybackService,
+  PlayTarget,
+} from './play/scheduler.ts';
+import type { PromptSource } from './play/prompts.ts';
 import { RecorderFactory } from './record/recorder.ts';
 import { SessionManager } from './session/manager.ts';
 import type { CommandOrigin } from './util/origin-types.ts';
@@ -56,7 +62,7 @@ export class Daemon implements DaemonHandle {
   readonly #cache: ReplyCache;
   readonly #listeners: BoundListener[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
-  readonly #players: PlaybackScheduler;
+  readonly #players: LazyPlayback;
   /** The timeout notification client; undefined without `-n`. */
   readonly notifier: TimeoutNotifier | undefined;
   /** `--overload_prot`'s detector; undefined without it. */
@@ -134,7 +140,7 @@ export class Daemon implements DaemonHandle {
             logger: nftLog,
             now,
           });
-    this.#players = new PlaybackScheduler({ prompts: new PromptCache(), stats: this.stats, now });
+    this.#players = new LazyPlayback(this.stats, now);
     this.notifier = this.#createNotifier(now);
     const overloadLog = logger.child({ mod: 'overload' });
     this.#overload = config.overloadProt
@@ -250,7 +256,9 @@ export class Daemon implements DaemonHandle {
             output: process.stdout,
             runner: this.#runner,
             log,
-            ...(spec.kind === 'stdioc' ? { onEof: () => this.#hooks.onStdioEof() } : {}),
+            ...(stdinEndsDaemon(spec.kind, this.#config.controlSockets)
+              ? { onEof: () => this.#hooks.onStdioEof() }
+              : {}),
           });
           break;
         case 'unix':
@@ -424,6 +432,90 @@ function nftProblem(config: Config, binary: string | undefined): string | undefi
     return undefined; // Not Linux's procfs: nft itself will say.
   }
   return netAdminProblem(status, euid);
+}
+
+/**
+ * Whether the end of stdin ends the daemon (a graceful drain: new sessions refused, exit 0 once
+ * none is left), as the reference decides it (sippy/rtpproxy src/rtpp_command_async.c, init_pollset
+ * and rtpp_cmd_queue_run): always for `stdioc:`, and for `stdio:` when it is the only control
+ * socket read without accepting connections, that is with no udp:/udp6: socket beside it (unix:,
+ * cunix:, tcp: and tcp6: listeners do not count).
+ */
+export function stdinEndsDaemon(
+  kind: 'stdio' | 'stdioc',
+  sockets: Config['controlSockets'],
+): boolean {
+  if (kind === 'stdioc') return true;
+  const polled = sockets.filter(
+    (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'stdio' || s.kind === 'stdioc',
+  );
+  return polled.length === 1;
+}
+
+/**
+ * Playback (P), loaded on the first P: neither the player nor node:crypto (random SSRCs) is
+ * needed to start and answer the first commands. Every P begins with findPrompt(), which loads
+ * it; start() comes only after that, and stop() has nothing to stop before.
+ */
+class LazyPlayback implements PlaybackService {
+  readonly #stats: GlobalStats;
+  readonly #now: () => number;
+  #scheduler: PlaybackScheduler | undefined;
+  #loading: Promise<PlaybackScheduler> | undefined;
+  #closed = false;
+
+  constructor(stats: GlobalStats, now: () => number) {
+    this.#stats = stats;
+    this.#now = now;
+  }
+
+  async findPrompt(
+    name: string,
+    payloadTypes: readonly number[],
+    packetMs: number,
+  ): Promise<PromptSource | undefined> {
+    const scheduler = await this.#load();
+    return scheduler.findPrompt(name, payloadTypes, packetMs);
+  }
+
+  start(
+    target: PlayTarget,
+    prompt: PromptSource,
+    count: number,
+    hooks: PlaybackHooks,
+  ): PlaybackInfo {
+    if (this.#scheduler === undefined) {
+      throw new Error('playback started before a prompt was found');
+    }
+    return this.#scheduler.start(target, prompt, count, hooks);
+  }
+
+  stop(target: PlayTarget): boolean {
+    return this.#scheduler?.stop(target) ?? false;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#scheduler?.close();
+  }
+
+  #load(): Promise<PlaybackScheduler> {
+    this.#loading ??= Promise.all([
+      import('./play/scheduler.ts'),
+      import('./play/prompts.ts'),
+    ]).then(([{ PlaybackScheduler }, { PromptCache }]) => {
+      const scheduler = new PlaybackScheduler({
+        prompts: new PromptCache(),
+        stats: this.#stats,
+        now: this.#now,
+      });
+      // Closed while loading: what it would play is stopped at once.
+      if (this.#closed) scheduler.close();
+      this.#scheduler = scheduler;
+      return scheduler;
+    });
+    return this.#loading;
+  }
 }
 
 /** The DaemonFactory cli/main.ts uses. */

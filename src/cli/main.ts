@@ -489,7 +489,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
       setImmediate(() => void stop('drained'));
     },
     onStdioEof: () => {
-      drain('end of input on the stdioc: control socket');
+      drain('end of input on the stdio control socket');
     },
     onFatal: (err) => {
       logger.fatal({ err }, 'media relay failed, stopping');

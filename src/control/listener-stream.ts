@@ -593,7 +593,10 @@ export interface StdioControlListenerOptions {
   readonly output: Writable;
   readonly runner: CommandRunner;
   readonly log: Logger;
-  /** `stdioc:` only: called once stdin ended and the replies to every command read were written. */
+  /**
+   * Called once stdin ended (or overflowed) and the replies to every command read were written;
+   * the daemon gives it when the end of its input ends the daemon (daemon.ts, stdinEndsDaemon).
+   */
   readonly onEof?: () => void;
 }
 
@@ -649,8 +652,8 @@ export class StdioControlListener implements ControlListener {
     } else {
       this.#options.log.info({ socket: `${this.#options.kind}:` }, 'control input ended');
     }
-    // The reference sees a full buffer and EOF alike (read() returns 0): both end stdioc.
-    if (this.#options.kind === 'stdioc') this.#options.onEof?.();
+    // The reference sees a full buffer and EOF alike (read() returns 0): both end the input.
+    this.#options.onEof?.();
   }
 }
 

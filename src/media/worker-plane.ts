@@ -53,6 +53,14 @@ const YOUNG_GENERATION_MB = 48;
 const SLOT_HEADROOM = 256;
 /** How long shutdown waits for a worker to close its sockets and hand over what it recorded. */
 const STOP_TIMEOUT_MS = 2_000;
+/**
+ * The worker's module. Compiled (dist/), this file is JavaScript and so is the worker next to it.
+ * Run from the TypeScript sources, worker threads do not inherit the loader the main thread
+ * registered (bin/rtpproxy.js), so a small JavaScript entry registers tsx before loading it.
+ */
+const WORKER_ENTRY = import.meta.url.endsWith('.ts')
+  ? new URL('./media-worker-boot.js', import.meta.url)
+  : new URL('./media-worker.js', import.meta.url);
 
 export interface WorkerMediaPlaneOptions extends Omit<MediaPlaneOptions, 'now'> {
   readonly workers: number;
@@ -114,7 +122,7 @@ class WorkerHost {
         : { own: own.buffer, locals: own.locals, mediaAddresses: own.mediaAddresses }),
       port: channel.port2,
     };
-    this.worker = new Worker(new URL('./media-worker-boot.js', import.meta.url), {
+    this.worker = new Worker(WORKER_ENTRY, {
       workerData: init,
       transferList: [channel.port2],
       name: `media-${String(index)}`,

@@ -1,0 +1,137 @@
+/**
+ * The installed daemon runs compiled JavaScript: `npm run build` (run by `npm ci` and
+ * `npm install` as `prepare`) compiles src/ into dist/, and bin/rtpproxy.js runs dist/ when it is
+ * up to date. The other tests run the sources (package.json's tap config sets
+ * RTPPROXY_FROM_SOURCE=1), so this one builds its own copy, in a directory that holds the bin
+ * scripts, package.json and dist/ but no src/: only the compiled code can run there. It checks the
+ * daemon (pid file, V, a session relayed by a media worker, SIGTERM) and the two tools.
+ */
+import { execFile, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { cpSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const BUILD_DEADLINE_MS = 180_000;
+const DEADLINE_MS = 20_000;
+const run = promisify(execFile);
+
+/** The environment of a program run as installed: no RTPPROXY_FROM_SOURCE. */
+function installedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env['RTPPROXY_FROM_SOURCE'];
+  return env;
+}
+
+/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
+async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', resolve);
+  });
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(resolve));
+  return port;
+}
+
+/** A copy of the package with the compiled code only: bin/, package.json, dist/, node_modules. */
+async function buildCopy(t: Test): Promise<string> {
+  const dir = tempDir(t, 'compiled');
+  cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  await run(
+    process.execPath,
+    [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')],
+    { cwd: ROOT, timeout: BUILD_DEADLINE_MS },
+  );
+  return dir;
+}
+
+t.test('the compiled daemon and tools run without the sources', async (t) => {
+  const dir = await buildCopy(t);
+  t.ok(existsSync(join(dir, 'dist', 'cli', 'main.js')), 'dist/cli/main.js built');
+  t.ok(existsSync(join(dir, 'dist', 'media', 'media-worker.js')), 'the media worker built');
+  t.notOk(existsSync(join(dir, 'src')), 'no sources beside it');
+
+  const pidFile = join(dir, 'rtpproxy.pid');
+  const port = await freeUdpPort();
+  const child = spawn(
+    process.execPath,
+    [
+      join(dir, 'bin', 'rtpproxy.js'),
+      '-f',
+      '-F',
+      '-s',
+      `udp:127.0.0.1:${String(port)}`,
+      '-l',
+      '127.0.0.1',
+      ...portWindow(60),
+      '-p',
+      pidFile,
+      '--workers',
+      '1',
+      '-d',
+      'INFO',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: installedEnv() },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number>((resolve) => {
+    child.on('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : 1)));
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+
+  await waitUntil(
+    () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'),
+    'pid file written',
+    DEADLINE_MS,
+  );
+  t.equal(readFileSync(pidFile, 'utf8'), `${String(child.pid)}\n`, 'pid file');
+  t.equal(await udpCommand(port, '127.0.0.1', 'V'), '20040107\n', 'V answered');
+
+  const a = await Peer.open(t);
+  const b = await Peer.open(t);
+  const call = uniqueCall('compiled');
+  const offer = await udpCommand(
+    port,
+    '127.0.0.1',
+    `U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`,
+  );
+  const answer = await udpCommand(
+    port,
+    '127.0.0.1',
+    `L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`,
+  );
+  const toB = Number(offer.split(' ')[0]);
+  const toA = Number(answer.split(' ')[0]);
+  t.ok(toA > 0 && toB > 0, `U and L answered ports (${offer.trim()}, ${answer.trim()})`);
+  const packet = rtpPacket({ seq: 1, ssrc: 0xc0 });
+  await a.send(packet, toA);
+  await b.expect(packet, toB);
+  t.pass('a packet relayed by the compiled media worker');
+  t.match(stderr, /"msg":"media workers running"/, 'the media worker started');
+
+  child.kill('SIGTERM');
+  t.equal(await withTimeout(exited, DEADLINE_MS, 'exit after SIGTERM'), 0, 'exit status 0');
+  t.notOk(existsSync(pidFile), 'pid file removed');
+
+  for (const tool of ['rtpproxy-makeann', 'rtpproxy-extract']) {
+    const { stdout } = await run(process.execPath, [join(dir, 'bin', `${tool}.js`), '-h'], {
+      env: installedEnv(),
+      timeout: DEADLINE_MS,
+    });
+    t.match(stdout, new RegExp(`^Usage: ${tool} `), `${tool} runs compiled`);
+  }
+});
