@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +30,14 @@ options:
   --workers N      --workers given to the daemon (default: the daemon's default)
   --pause S        before each sample, stop sending for S seconds (default 0): with S above
                    the reply cache's 35 s, a sample shows what stays, not what is in flight
+  --rate R         start at most R cycles per second (default 0: as fast as answered); the
+                   reply cache and V8's heap follow the command rate, so compare samples at
+                   one rate
   --time S         give up after S seconds (default 900)
   --port-min P     media port range -m (default 40000)
   --port-max P     media port range -M (default 40999)
+  --node-arg A     an option for the daemon's node (repeatable), e.g. --node-arg --trace-gc
+  --daemon-log F   write the daemon's stdout and stderr to file F (default: discarded)
   -h, --help       this text
 `;
 
@@ -43,9 +49,12 @@ interface MemoryOptions {
   readonly workers: number | null;
   readonly timeS: number;
   readonly pauseS: number;
+  readonly rate: number;
   readonly portMin: number;
   readonly portMax: number;
   readonly daemonArgs: readonly string[];
+  readonly nodeArgs: readonly string[];
+  readonly daemonLog: string | undefined;
 }
 
 function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
@@ -57,9 +66,12 @@ function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
     workers: null as number | null,
     timeS: 900,
     pauseS: 0,
+    rate: 0,
     portMin: 40_000,
     portMax: 40_999,
     daemonArgs: [] as string[],
+    nodeArgs: [] as string[],
+    daemonLog: undefined as string | undefined,
   };
   const int = (name: string, value: string | undefined, min: number, max: number): number => {
     const n = Number(value);
@@ -93,6 +105,9 @@ function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
       case '--time':
         opts.timeS = int(arg, next(), 1, 86_400);
         break;
+      case '--rate':
+        opts.rate = int(arg, next(), 0, 100_000);
+        break;
       case '--pause':
         opts.pauseS = int(arg, next(), 0, 600);
         break;
@@ -101,6 +116,16 @@ function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
         break;
       case '--port-max':
         opts.portMax = int(arg, next(), 1025, 65_535);
+        break;
+      case '--node-arg': {
+        const value = next();
+        if (value === undefined) throw new Error('--node-arg needs a value');
+        opts.nodeArgs.push(value);
+        break;
+      }
+      case '--daemon-log':
+        opts.daemonLog = next();
+        if (opts.daemonLog === undefined) throw new Error('--daemon-log needs a file');
         break;
       case '--':
         opts.daemonArgs = argv.slice(i + 1);
@@ -156,6 +181,7 @@ async function main(): Promise<void> {
   const opts = parsed;
   const controlPort = await freeUdpPort();
   const args = [
+    ...opts.nodeArgs,
     path.join(ROOT, 'bin/rtpproxy.js'),
     '-f',
     '-F',
@@ -171,9 +197,10 @@ async function main(): Promise<void> {
     ...opts.daemonArgs,
   ];
   process.stdout.write(`daemon: node ${args.join(' ')}\n`);
+  const logFd = opts.daemonLog === undefined ? undefined : fs.openSync(opts.daemonLog, 'w');
   daemon = spawn(process.execPath, args, {
     cwd: ROOT,
-    stdio: 'ignore',
+    stdio: logFd === undefined ? 'ignore' : ['ignore', logFd, logFd],
     detached: true,
   });
   const pid = daemon.pid;
@@ -196,10 +223,17 @@ async function main(): Promise<void> {
     let done = 0;
     const samples: { cycles: number; kib: number }[] = [];
     const t0 = performance.now();
+    // Time spent in --pause, which the --rate schedule does not count.
+    let pausedMs = 0;
     const worker = async (until: number): Promise<void> => {
       while (started < until && performance.now() < deadline) {
         const n = started;
         started += 1;
+        if (opts.rate > 0) {
+          const due = t0 + (n * 1000) / opts.rate + pausedMs;
+          const wait = due - performance.now();
+          if (wait > 0) await sleep(wait);
+        }
         const call = `${tag}${String(n)}`;
         const line = `U ${call} 127.0.0.1 ${String(opts.portMin - 2)} ft${String(n)}`;
         parsePortReply(line, await client.command(line));
@@ -214,7 +248,11 @@ async function main(): Promise<void> {
       const t1 = performance.now();
       await Promise.all(Array.from({ length: opts.concurrency }, () => worker(until)));
       busyMs += performance.now() - t1;
-      if (opts.pauseS > 0) await sleep(Math.min(opts.pauseS * 1000, deadline - performance.now()));
+      if (opts.pauseS > 0) {
+        const t2 = performance.now();
+        await sleep(Math.min(opts.pauseS * 1000, deadline - performance.now()));
+        pausedMs += performance.now() - t2;
+      }
       const kib = treeRssKiB(pid);
       samples.push({ cycles: done, kib });
       process.stdout.write(

@@ -246,6 +246,22 @@ function onMessage(msg: ToWorker): void {
     void bind(msg);
     return;
   }
+  if (msg.op === 'memory') {
+    let streams = 0;
+    for (const entry of entries) if (entry !== undefined) streams += 1;
+    const m = process.memoryUsage();
+    post({
+      op: 'memory',
+      req: msg.req,
+      streams,
+      table: entries.length,
+      heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+    });
+    return;
+  }
   if (msg.op === 'stop') {
     for (const entry of entries) entry?.stream.detach();
     post({ op: 'stopped' });

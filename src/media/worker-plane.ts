@@ -43,6 +43,7 @@ import {
   SlotCounters,
   type ToWorker,
   type WorkerInit,
+  type WorkerMemory,
 } from './worker-protocol.ts';
 
 /** How long a worker may take to load and report ready. */
@@ -68,6 +69,14 @@ export interface WorkerMediaPlaneOptions extends Omit<MediaPlaneOptions, 'now'> 
   readonly onFatal: (err: Error) => void;
 }
 
+/** What {@link WorkerMediaPlane.memory} reports for one worker. */
+export interface WorkerHostMemory {
+  /** Main-thread side: stream proxies, free slots, binds awaiting an answer. */
+  readonly main: { readonly streams: number; readonly freeSlots: number; readonly binds: number };
+  /** The worker's own figures; undefined when it is gone. */
+  readonly worker: WorkerMemory | undefined;
+}
+
 /** One media worker as the main thread sees it. */
 class WorkerHost {
   readonly index: number;
@@ -80,6 +89,7 @@ class WorkerHost {
   readonly streams = new Map<number, WorkerStream>();
   readonly #free: number[] = [];
   readonly #binds = new Map<number, (outcome: 'ok' | 'busy' | 'fatal') => void>();
+  readonly #memory = new Map<number, (memory: WorkerMemory | undefined) => void>();
   #nextReq = 1;
   /** Streams freed but not yet confirmed closed by the worker. */
   readonly #freeing = new InFlight();
@@ -179,6 +189,8 @@ class WorkerHost {
     this.#onStopped?.();
     for (const resolve of this.#binds.values()) resolve('fatal');
     this.#binds.clear();
+    for (const resolve of this.#memory.values()) resolve(undefined);
+    this.#memory.clear();
     this.#freeing.abandon();
   }
 
@@ -236,6 +248,23 @@ class WorkerHost {
     });
   }
 
+  /** What the main thread holds for this worker, and what the worker says it holds. */
+  memory(): Promise<WorkerHostMemory> {
+    const main = {
+      streams: this.streams.size,
+      freeSlots: this.#free.length,
+      binds: this.#binds.size,
+    };
+    if (this.#gone) return Promise.resolve({ main, worker: undefined });
+    const req = this.#nextReq++;
+    return new Promise((resolve) => {
+      this.#memory.set(req, (worker) => {
+        resolve({ main, worker });
+      });
+      this.post({ op: 'memory', req });
+    });
+  }
+
   /** Handles everything the worker has said so far, synchronously. */
   drain(): void {
     for (;;) {
@@ -268,6 +297,20 @@ class WorkerHost {
         this.#free.push(msg.slot);
         this.#freeing.end();
         break;
+      case 'memory': {
+        const resolve = this.#memory.get(msg.req);
+        this.#memory.delete(msg.req);
+        const memory: WorkerMemory = {
+          streams: msg.streams,
+          table: msg.table,
+          heapUsed: msg.heapUsed,
+          heapTotal: msg.heapTotal,
+          external: msg.external,
+          arrayBuffers: msg.arrayBuffers,
+        };
+        resolve?.(memory);
+        break;
+      }
       case 'stopped':
         this.#onStopped?.();
     }
@@ -568,6 +611,11 @@ export class WorkerMediaPlane implements MediaPlane {
 
   async flush(): Promise<void> {
     await Promise.all(this.#hosts.map((h) => h.flush()));
+  }
+
+  /** Diagnostics: what each worker and its main-thread side hold (tests, benchmarks). */
+  memory(): Promise<WorkerHostMemory[]> {
+    return Promise.all(this.#hosts.map((h) => h.memory()));
   }
 
   /**

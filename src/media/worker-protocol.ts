@@ -258,7 +258,21 @@ export type ToWorker =
    * Shutdown: close every socket of the worker and answer 'stopped'. Whatever the worker posted
    * before that answer (recorded packets above all) reaches the main thread before it.
    */
-  | { readonly op: 'stop' };
+  | { readonly op: 'stop' }
+  /** Diagnostics: answer 'memory' with the worker's stream table and heap figures. */
+  | { readonly op: 'memory'; readonly req: number };
+
+/** What a worker holds: its stream table and its V8 heap (see WorkerMediaPlane.memory()). */
+export interface WorkerMemory {
+  /** Live streams (created and not freed). */
+  readonly streams: number;
+  /** Length of the stream table, indexed by slot: the highest slot ever used, plus one. */
+  readonly table: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+}
 
 /** Worker to main thread. */
 export type FromWorker =
@@ -289,4 +303,5 @@ export type FromWorker =
     }
   | { readonly op: 'freed'; readonly slot: number }
   /** Every socket of the worker is closed: no packet is received or recorded any more. */
-  | { readonly op: 'stopped' };
+  | { readonly op: 'stopped' }
+  | ({ readonly op: 'memory'; readonly req: number } & WorkerMemory);
