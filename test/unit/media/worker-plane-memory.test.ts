@@ -14,13 +14,14 @@ const CYCLES = 400;
 const IN_FLIGHT = 4;
 
 t.test('after many sessions a worker holds no stream and its tables stay bounded', async (t) => {
-  const [, min, , max] = portWindow(68, 40);
+  const [, min, , max] = portWindow(72);
   const plane = new WorkerMediaPlane({
     portMin: Number(min),
     portMax: Number(max),
     sequentialPorts: false,
     sendTwice: false,
     connect: false,
+    strictSource: true,
     stats: new GlobalStats(),
     workers: 1,
     onFatal: (err) => {
