@@ -8,11 +8,11 @@
  * and time; the daemon is killed on exit, error and signals.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from './control-client.ts';
+import { freeUdpPort, sleep } from './local.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -86,23 +86,6 @@ function parseArgs(argv: readonly string[]): PortOptions | 'help' {
     }
   }
   return opts;
-}
-
-async function freeUdpPort(): Promise<number> {
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind({ port: 0, address: '127.0.0.1' }, () => {
-      resolve();
-    });
-  });
-  const { port } = sock.address();
-  await new Promise<void>((resolve) => sock.close(() => resolve()));
-  return port;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function summary(values: readonly number[]): string {

@@ -10,7 +10,6 @@
  * SIGINT/SIGTERM/SIGHUP; every wait has a deadline.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -47,6 +46,7 @@ import {
   type RepeatRun,
 } from './report.ts';
 import { writeTrace, type CpuSample } from './trace.ts';
+import { freeUdpPort, sleep } from './local.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -150,24 +150,6 @@ function tail(child: ChildProcess, max = 8192): () => string {
 }
 
 // ---------------------------------------------------------------- helpers
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A free UDP port on 127.0.0.1: bind port 0, read it, close (the daemon binds it right after). */
-async function freeUdpPort(): Promise<number> {
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind({ port: 0, address: '127.0.0.1' }, () => {
-      resolve();
-    });
-  });
-  const { port } = sock.address();
-  await new Promise<void>((resolve) => sock.close(() => resolve()));
-  return port;
-}
 
 function parseCpuList(list: string | null): Set<number> {
   const out = new Set<number>();

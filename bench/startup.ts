@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { treeRssKiB } from './procfs.ts';
+import { freeUdpPort } from './local.ts';
 
 const USAGE = `usage: npm run bench:startup -- [options]
   --runs N         single-daemon starts measured (default 5)
@@ -101,18 +102,6 @@ function parseOptions(argv: readonly string[]): Options {
     bin: values.bin ?? fileURLToPath(new URL('../bin/rtpproxy.js', import.meta.url)),
     json: values.json,
   };
-}
-
-/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', resolve);
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
 }
 
 /** Starts one daemon (slot selects its media ports) and waits for its pid file and first reply. */
