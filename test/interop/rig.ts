@@ -608,9 +608,13 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
           `${label}the caller got the daemon's SDP in the ${expect.uacSdpIn}`,
         );
       }
-      const [a, b] = [v.sdpToUac[0]?.port, v.sdpToUas[0]?.port];
-      t.not(a, b, `${label}each side got its own daemon port`);
-      for (const p of [a, b]) if (p !== undefined) daemonPorts.add(p);
+      const [a, b] = [v.sdpToUac[0], v.sdpToUas[0]];
+      // Own endpoints: in bridge mode the two sides are on different addresses, where the daemon's
+      // port tables (one per local address) may hand out the same port number.
+      const endpoint = (s: Sdp | undefined): string | undefined =>
+        s === undefined ? undefined : `${s.address} ${String(s.port)}`;
+      t.not(endpoint(a), endpoint(b), `${label}each side got its own daemon endpoint`);
+      for (const s of [a, b]) if (s !== undefined) daemonPorts.add(s.port);
     }
     // The ports came from the daemon: they are what it answered to Kamailio's U and L.
     if (rig.config.control === 'udp' && expect.verbs !== undefined) {
