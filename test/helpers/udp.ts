@@ -11,6 +11,21 @@ export interface Received {
   readonly port: number;
 }
 
+/** The media ports test daemons use (portWindow and the explicit ranges of the test files). */
+const TEST_MEDIA_MIN = 40000;
+const TEST_MEDIA_MAX = 49999;
+
+function bindSocket(host: string, port: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  return new Promise<dgram.Socket>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.removeListener('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
 export class Peer {
   readonly socket: dgram.Socket;
   readonly host: string;
@@ -26,16 +41,21 @@ export class Peer {
     });
   }
 
-  /** Binds a peer on `host` (port 0 = any). */
+  /**
+   * Binds a peer on `host`. Port 0 takes an ephemeral port outside the media ranges the tests give
+   * their daemons (40000 to 49999): a party and the relay share the loopback address here, and a
+   * party next to one of the relay's ports is one of the relay's own endpoints (its RTCP port would
+   * be ours), which no real party on another host can be.
+   */
   static async open(t: Teardown, host = '127.0.0.1', port = 0): Promise<Peer> {
-    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(port, host, () => {
-        socket.removeListener('error', reject);
-        resolve();
-      });
-    });
+    let socket = await bindSocket(host, port);
+    for (let attempt = 0; port === 0 && attempt < 50; attempt += 1) {
+      const bound = socket.address().port;
+      if (bound < TEST_MEDIA_MIN || bound > TEST_MEDIA_MAX) break;
+      const next = await bindSocket(host, 0);
+      socket.close();
+      socket = next;
+    }
     socket.on('error', () => undefined);
     const peer = new Peer(socket, host);
     t.teardown(
