@@ -166,6 +166,8 @@ async function main(): Promise<void> {
   const args = [
     ...opts.nodeArgs,
     path.join(ROOT, 'bin/rtpproxy.js'),
+    '--nft',
+    'off',
     '-f',
     '-F',
     '-s',

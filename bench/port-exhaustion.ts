@@ -125,6 +125,8 @@ async function main(): Promise<void> {
   const controlPort = await freeUdpPort();
   const args = [
     path.join(ROOT, 'bin/rtpproxy.js'),
+    '--nft',
+    'off',
     '-f',
     '-F',
     '-s',

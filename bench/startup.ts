@@ -26,6 +26,9 @@ import { parseArgs } from 'node:util';
 import { treeRssKiB } from './procfs.ts';
 import { freeUdpPort } from './local.ts';
 
+/** Our daemon, the default `--bin`. */
+const DEFAULT_BIN = fileURLToPath(new URL('../bin/rtpproxy.js', import.meta.url));
+
 const USAGE = `usage: npm run bench:startup -- [options]
   --runs N         single-daemon starts measured (default 5)
   --concurrent K   daemons started at once (default 8; 0 skips)
@@ -99,7 +102,7 @@ function parseOptions(argv: readonly string[]): Options {
     rssRuns: count('rss-runs', values['rss-runs'], 0),
     settleS: count('settle', values.settle, 0),
     workers: values.workers === undefined ? undefined : count('workers', values.workers, 0),
-    bin: values.bin ?? fileURLToPath(new URL('../bin/rtpproxy.js', import.meta.url)),
+    bin: values.bin ?? DEFAULT_BIN,
     json: values.json,
   };
 }
@@ -111,6 +114,8 @@ async function startDaemon(opts: Options, slot: number, dir: string): Promise<St
   const portMin = MEDIA_BASE + slot * MEDIA_SPAN;
   const args = [
     opts.bin,
+    // Ours never touches the host's nftables here (a --bin of an older build has no --nft).
+    ...(opts.bin === DEFAULT_BIN ? ['--nft', 'off'] : []),
     '-f',
     '-F',
     '-s',

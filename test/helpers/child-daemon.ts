@@ -47,6 +47,9 @@ export function spawnDaemon(
     'NODE_OPTIONS',
     process.execPath,
     BIN,
+    // No test creates an nftables table in the host's network namespace.
+    '--nft',
+    'off',
     ...args,
   ];
   const [file = 'env', ...rest] = command;

@@ -68,6 +68,9 @@ t.test('the compiled daemon and tools run without the sources', async (t) => {
     process.execPath,
     [
       join(dir, 'bin', 'rtpproxy.js'),
+      // No test creates an nftables table in the host's network namespace.
+      '--nft',
+      'off',
       '-f',
       '-F',
       '-s',

@@ -30,7 +30,7 @@ interface Spawned {
 
 /** Runs the daemon in the foreground with its stdin and stdout on pipes. */
 function spawnDaemon(t: Test, args: readonly string[]): Spawned {
-  const child = spawn(process.execPath, [BIN, '-f', '-F', ...MEDIA, ...args], {
+  const child = spawn(process.execPath, [BIN, '--nft', 'off', '-f', '-F', ...MEDIA, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
