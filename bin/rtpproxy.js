@@ -1,14 +1,12 @@
 #!/usr/bin/env node
-// The daemon's program: runs the compiled entry point (dist/cli/main.js), or the TypeScript one
-// (src/cli/main.ts) through tsx when there is no up-to-date build (bin/entry.js). Either starts
-// itself when it sees that this file is the program (isEntryPoint). A background re-spawn runs this
-// same file again with the same node options and environment, so it makes the same choice.
-import { compiledEntry } from './entry.js';
+// The daemon's program: runs the bundled daemon (dist/rtpproxy.cjs), or the TypeScript entry point
+// (src/cli/main.ts) through tsx when there is no up-to-date build (bin/entry.js). A background
+// re-spawn runs this same file again with the same node options and environment, so it makes the
+// same choice.
+import { loadCompiled } from './entry.js';
 
-const compiled = compiledEntry('cli/main.js');
-if (compiled !== undefined) {
-  await import(compiled.href);
-} else {
+let main = loadCompiled('rtpproxy.cjs');
+if (main === undefined) {
   const { setFlagsFromString } = await import('node:v8');
   const { register } = await import('tsx/esm/api');
   // tsx compiles modules on a thread of its own, idle once the daemon has loaded. V8's memory
@@ -18,5 +16,6 @@ if (compiled !== undefined) {
   setFlagsFromString('--no-memory-reducer');
   register();
   setFlagsFromString('--memory-reducer');
-  await import('../src/cli/main.ts');
+  main = await import('../src/cli/main.ts');
 }
+await main.run();

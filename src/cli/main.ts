@@ -153,7 +153,11 @@ async function printInfo(raw: RawOptions): Promise<number> {
   return 1;
 }
 
+/** The package's version, fixed by the build in a bundle (scripts/build.mjs). */
+declare const RTPPROXY_BUNDLED_VERSION: string | undefined;
+
 function packageVersion(): string {
+  if (typeof RTPPROXY_BUNDLED_VERSION === 'string') return RTPPROXY_BUNDLED_VERSION;
   try {
     const pkg: unknown = JSON.parse(
       readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
@@ -818,7 +822,7 @@ export async function run(): Promise<never> {
   process.exit(code);
 }
 
-/** True when this module (directly, or through bin/rtpproxy.js) is the program being run. */
+/** True when this module is the program being run (bin/rtpproxy.js calls {@link run} itself). */
 function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (script === undefined) return false;
@@ -828,17 +832,11 @@ function isEntryPoint(): boolean {
   } catch {
     return false;
   }
-  const candidates = [
-    fileURLToPath(import.meta.url),
-    fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url)),
-  ];
-  return candidates.some((c) => {
-    try {
-      return realpathSync(c) === real;
-    } catch {
-      return false;
-    }
-  });
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === real;
+  } catch {
+    return false;
+  }
 }
 
 if (isEntryPoint()) void run();

@@ -1,10 +1,11 @@
 /**
  * The installed daemon runs compiled JavaScript: `npm run build` (run by `npm ci` and
- * `npm install` as `prepare`) compiles src/ into dist/, and bin/rtpproxy.js runs dist/ when it is
- * up to date. The other tests run the sources (package.json's tap config sets
- * RTPPROXY_FROM_SOURCE=1), so this one builds its own copy, in a directory that holds the bin
- * scripts, package.json and dist/ but no src/: only the compiled code can run there. It checks the
- * daemon (pid file, V, a session relayed by a media worker, SIGTERM) and the two tools.
+ * `npm install` as `prepare`) bundles src/ into dist/ with a code cache (scripts/build.mjs), and
+ * bin/rtpproxy.js runs dist/ when it is up to date. The other tests run the sources (package.json's
+ * tap config sets RTPPROXY_FROM_SOURCE=1), so this one builds its own copy, in a directory that
+ * holds the bin scripts, package.json and dist/ but no src/: only the compiled code can run there.
+ * It checks the daemon (pid file, V, -v, a session relayed by a media worker, SIGTERM) and the two
+ * tools.
  */
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -18,7 +19,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const BUILD = join(ROOT, 'scripts', 'build.mjs');
 const BUILD_DEADLINE_MS = 180_000;
 const DEADLINE_MS = 20_000;
 const run = promisify(execFile);
@@ -48,18 +49,18 @@ async function buildCopy(t: Test): Promise<string> {
   cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  await run(
-    process.execPath,
-    [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')],
-    { cwd: ROOT, timeout: BUILD_DEADLINE_MS },
-  );
+  await run(process.execPath, [BUILD, '--out', join(dir, 'dist')], {
+    cwd: ROOT,
+    timeout: BUILD_DEADLINE_MS,
+  });
   return dir;
 }
 
 t.test('the compiled daemon and tools run without the sources', async (t) => {
   const dir = await buildCopy(t);
-  t.ok(existsSync(join(dir, 'dist', 'cli', 'main.js')), 'dist/cli/main.js built');
-  t.ok(existsSync(join(dir, 'dist', 'media', 'media-worker.js')), 'the media worker built');
+  t.ok(existsSync(join(dir, 'dist', 'rtpproxy.cjs')), 'dist/rtpproxy.cjs built');
+  t.ok(existsSync(join(dir, 'dist', 'rtpproxy.cjs.cache')), 'with its code cache');
+  t.ok(existsSync(join(dir, 'dist', 'media-worker.cjs')), 'the media worker built');
   t.notOk(existsSync(join(dir, 'src')), 'no sources beside it');
 
   const pidFile = join(dir, 'rtpproxy.pid');
@@ -124,11 +125,28 @@ t.test('the compiled daemon and tools run without the sources', async (t) => {
   await a.send(packet, toA);
   await b.expect(packet, toB);
   t.pass('a packet relayed by the compiled media worker');
-  t.match(stderr, /"msg":"media workers running"/, 'the media worker started');
+  await waitUntil(
+    () => stderr.includes('"msg":"media workers running"'),
+    'the media worker logged its start',
+    DEADLINE_MS,
+  );
+  t.pass('the media worker started');
 
   child.kill('SIGTERM');
   t.equal(await withTimeout(exited, DEADLINE_MS, 'exit after SIGTERM'), 0, 'exit status 0');
   t.notOk(existsSync(pidFile), 'pid file removed');
+
+  const version = await run(process.execPath, [join(dir, 'bin', 'rtpproxy.js'), '-V'], {
+    env: installedEnv(),
+    timeout: DEADLINE_MS,
+  });
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  t.equal(version.stdout, `rtpproxy ${pkg.version}\n`, '-V gives the package version');
+  const capabilities = await run(process.execPath, [join(dir, 'bin', 'rtpproxy.js'), '-v'], {
+    env: installedEnv(),
+    timeout: DEADLINE_MS,
+  });
+  t.match(capabilities.stdout, /^Basic version: 20040107\n/, '-v runs compiled');
 
   for (const tool of ['rtpproxy-makeann', 'rtpproxy-extract']) {
     const { stdout } = await run(process.execPath, [join(dir, 'bin', `${tool}.js`), '-h'], {
