@@ -45,6 +45,8 @@ import { GlobalStats } from './util/stats.ts';
 const SWEEP_INTERVAL_MS = 1000;
 /** How often pps_in and the load figure are recomputed. */
 const RATE_INTERVAL_MS = 1000;
+/** How long after its control sockets serve the daemon starts the work that can wait (#warmUp). */
+const WARM_UP_DELAY_MS = 1000;
 
 /** A control listener with the address it bound (tests bind port 0). */
 interface BoundListener extends ControlListener {
@@ -77,6 +79,10 @@ export class Daemon implements DaemonHandle {
   /** Where our own sockets listen: never a media remote (media/own-endpoints.ts). */
   readonly own: OwnEndpoints;
   #load = 0;
+  /** #warmUp's work, once started. */
+  #warming: Promise<void> | undefined;
+  /** The media workers' start, once asked for (#bootMedia). */
+  #mediaRunning: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(config: Config, logger: Logger, hooks: DaemonHooks) {
@@ -182,7 +188,13 @@ export class Daemon implements DaemonHandle {
         onDrained: () => {
           hooks.onDrained();
         },
-        ...(this.#nft === undefined ? {} : { marker: new TosMarks(this.#nft) }),
+        ...(this.#nft === undefined
+          ? {}
+          : {
+              marker: new TosMarks(this.#nft, () => {
+                void this.#warmUp();
+              }),
+            }),
       },
     );
     const dispatcher = new Dispatcher({
@@ -229,11 +241,14 @@ export class Daemon implements DaemonHandle {
     return spec !== undefined && 'port' in spec ? this.#listeners[index]?.port : undefined;
   }
 
-  async start(): Promise<void> {
-    if (this.#media instanceof WorkerMediaPlane) {
-      await this.#media.start();
-      this.#logger.info({ workers: this.#media.workers }, 'media workers running');
-    }
+  /**
+   * Opens the control sockets and starts serving. The work that can wait (#warmUp) follows a
+   * second later, or with the first session; with `waitForMedia` it is done first, the media
+   * workers before the control sockets open and the nftables table after (tests whose timing
+   * must not include a worker's start).
+   */
+  async start(options: { readonly waitForMedia?: boolean } = {}): Promise<void> {
+    if (options.waitForMedia === true) await this.#bootMedia();
     const log = this.#logger.child({ mod: 'control' });
     for (const spec of this.#config.controlSockets) {
       let listener: BoundListener;
@@ -279,11 +294,49 @@ export class Daemon implements DaemonHandle {
     }
     // After the control sockets: a second instance with the same socket (and so the same table
     // name) has failed before it could replace our table. With `--nft on` the start waits for the
-    // table; otherwise the first commands may come while nft runs, and their elements follow.
-    this.#nftReady = this.#openNft();
-    if (this.#config.nft === 'on') await this.#nftReady;
-    else void this.#nftReady.catch(() => undefined); // Never rejects in auto mode; kept safe.
+    // table; otherwise it is created with the media workers, see #warmUp. Without a table to
+    // create (`--nft off`, no nft, no capability) the line saying so comes now.
+    if (this.#config.nft === 'on') {
+      this.#nftReady = this.#openNft();
+      await this.#nftReady;
+    } else if (this.#nft === undefined) {
+      this.#nftReady = this.#openNft();
+    }
+    if (options.waitForMedia === true) await this.#warmUp();
     this.#startTimers();
+    const warmUp = setTimeout(() => {
+      void this.#warmUp();
+    }, WARM_UP_DELAY_MS);
+    warmUp.unref();
+    this.#timers.push(warmUp);
+  }
+
+  /**
+   * The start's work that can wait: media workers (threads of their own) and the nftables table
+   * (a run of nft). A daemon answers commands and writes its pid file without them, so that one
+   * started among others on a busy host is ready sooner; they follow WARM_UP_DELAY_MS later, or at
+   * once when the first session needs them (its streams boot the workers, its TOS marks the
+   * table). A session's messages to a worker wait in its port until it runs; elements set before
+   * the table exists go out with its first transaction. Idempotent; resolves once both are done.
+   */
+  #warmUp(): Promise<void> {
+    if (this.#closing !== undefined) return Promise.resolve();
+    this.#nftReady ??= this.#openNft();
+    // Never rejects in auto mode (`--nft on` created the table in start()).
+    this.#warming ??= Promise.all([this.#bootMedia(), this.#nftReady.catch(() => undefined)]).then(
+      () => undefined,
+    );
+    return this.#warming;
+  }
+
+  /** Boots the media workers (if any), once; resolves when they run. */
+  #bootMedia(): Promise<void> {
+    const media = this.#media;
+    if (!(media instanceof WorkerMediaPlane)) return Promise.resolve();
+    this.#mediaRunning ??= media.running().then(() => {
+      this.#logger.info({ workers: media.workers }, 'media workers running');
+    });
+    return this.#mediaRunning;
   }
 
   /**

@@ -55,13 +55,13 @@ const SLOT_HEADROOM = 256;
 /** How long shutdown waits for a worker to close its sockets and hand over what it recorded. */
 const STOP_TIMEOUT_MS = 2_000;
 /**
- * The worker's module. Compiled (dist/), this file is JavaScript and so is the worker next to it.
- * Run from the TypeScript sources, worker threads do not inherit the loader the main thread
+ * The worker's module. Bundled (dist/, scripts/build.mjs), this code is in dist/rtpproxy.cjs and
+ * the worker's bundle is beside it. Run from the TypeScript sources, worker threads do not inherit the loader the main thread
  * registered (bin/rtpproxy.js), so a small JavaScript entry registers tsx before loading it.
  */
 const WORKER_ENTRY = import.meta.url.endsWith('.ts')
   ? new URL('./media-worker-boot.js', import.meta.url)
-  : new URL('./media-worker.js', import.meta.url);
+  : new URL('./media-worker.cjs', import.meta.url);
 
 export interface WorkerMediaPlaneOptions extends Omit<MediaPlaneOptions, 'now'> {
   readonly workers: number;
@@ -80,8 +80,12 @@ export interface WorkerHostMemory {
 /** One media worker as the main thread sees it. */
 class WorkerHost {
   readonly index: number;
-  readonly worker: Worker;
+  /** The thread, once {@link boot} created it. */
+  #worker: Worker | undefined;
   readonly port: MessagePort;
+  /** What the thread is created with; the worker's end of the port is in it. */
+  readonly #init: WorkerInit;
+  readonly #onFatal: (err: Error) => void;
   readonly counters: Float64Array;
   readonly activity: Int32Array;
   readonly #mailbox: Int32Array;
@@ -110,6 +114,7 @@ class WorkerHost {
   ) {
     const { sendTwice, connect, strictSource, own, onFatal } = options;
     this.index = index;
+    this.#onFatal = onFatal;
     const sizes = sharedSizes(slots);
     const countersBuffer = new SharedArrayBuffer(sizes.counters);
     const activityBuffer = new SharedArrayBuffer(sizes.activity);
@@ -120,7 +125,7 @@ class WorkerHost {
     for (let slot = slots - 1; slot >= 0; slot -= 1) this.#free.push(slot);
     const channel = new MessageChannel();
     this.port = channel.port1;
-    const init: WorkerInit = {
+    this.#init = {
       counters: countersBuffer,
       activity: activityBuffer,
       mailbox: mailboxBuffer,
@@ -132,55 +137,67 @@ class WorkerHost {
         : { own: own.buffer, locals: own.locals, mediaAddresses: own.mediaAddresses }),
       port: channel.port2,
     };
-    this.worker = new Worker(WORKER_ENTRY, {
-      workerData: init,
-      transferList: [channel.port2],
+    this.ready = new Promise((resolve) => {
+      this.#onReady = resolve;
+    });
+    this.port.on('message', (msg: FromWorker) => {
+      this.handle(msg);
+    });
+  }
+
+  /** True once the thread was created. */
+  get booted(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /**
+   * Creates the thread, once. Until it runs, what the main thread posts waits in the port, so
+   * callers never wait for this. A worker that fails to start, or fails or exits later, fails
+   * the daemon (onFatal): media can no longer be relayed faithfully.
+   */
+  boot(): void {
+    if (this.#worker !== undefined || this.stopping) return;
+    const index = this.index;
+    const worker = new Worker(WORKER_ENTRY, {
+      workerData: this.#init,
+      transferList: [this.#init.port],
       name: `media-${String(index)}`,
       // Every packet allocates a Buffer and its sender's address: a young generation as large as
       // the main thread's keeps scavenges rare (about 2 us less CPU per packet at 50k pps).
       resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
-    let started = false;
-    let failStart: (err: Error) => void = () => undefined;
-    this.ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new Error(
-            `media worker ${String(index)} did not start within ${String(START_TIMEOUT_MS)} ms`,
-          ),
-        );
-      }, START_TIMEOUT_MS);
-      this.#onReady = () => {
-        clearTimeout(timer);
-        started = true;
-        resolve();
-      };
-      failStart = (err) => {
-        clearTimeout(timer);
-        reject(err);
-      };
-    });
-    // Whoever starts the plane awaits it; a plane that is never started must not fail the process.
-    this.ready.catch(() => undefined);
-    // A worker that fails before it is ready fails the start (start() rejects with the reason);
-    // afterwards it fails the running daemon.
-    const fail = (err: Error): void => {
-      if (started) onFatal(err);
-      else failStart(err);
-    };
-    this.worker.on('error', (err) => {
+    this.#worker = worker;
+    const timer = setTimeout(() => {
       this.#abandon();
-      fail(new Error(`media worker ${String(index)} failed: ${err.message}`));
+      this.#onFatal(
+        new Error(
+          `media worker ${String(index)} did not start within ${String(START_TIMEOUT_MS)} ms`,
+        ),
+      );
+    }, START_TIMEOUT_MS);
+    timer.unref();
+    void this.ready.then(() => {
+      clearTimeout(timer);
     });
-    this.worker.on('exit', (code) => {
+    worker.on('error', (err) => {
+      clearTimeout(timer);
+      this.#abandon();
+      this.#onFatal(new Error(`media worker ${String(index)} failed: ${err.message}`));
+    });
+    worker.on('exit', (code) => {
+      clearTimeout(timer);
       this.#abandon();
       if (!this.stopping) {
-        fail(new Error(`media worker ${String(index)} exited (${String(code)})`));
+        this.#onFatal(new Error(`media worker ${String(index)} exited (${String(code)})`));
       }
     });
-    this.port.on('message', (msg: FromWorker) => {
-      this.handle(msg);
-    });
+  }
+
+  /** Shutdown: ends the thread (if it was ever created) and the main thread's end of the port. */
+  async terminate(): Promise<void> {
+    this.stopping = true;
+    this.port.close();
+    await this.#worker?.terminate();
   }
 
   /** The worker is gone: nothing it was asked will be answered; nobody may wait for it. */
@@ -215,7 +232,8 @@ class WorkerHost {
    * recorded packet it posted before (a port delivers in order), or after STOP_TIMEOUT_MS.
    */
   stopReceiving(): Promise<void> {
-    if (this.#gone) return Promise.resolve();
+    // A worker never created has no socket and nothing recorded.
+    if (this.#gone || this.#worker === undefined) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, STOP_TIMEOUT_MS);
       function done(): void {
@@ -255,7 +273,9 @@ class WorkerHost {
       freeSlots: this.#free.length,
       binds: this.#binds.size,
     };
-    if (this.#gone) return Promise.resolve({ main, worker: undefined });
+    if (this.#gone || this.#worker === undefined) {
+      return Promise.resolve({ main, worker: undefined });
+    }
     const req = this.#nextReq++;
     return new Promise((resolve) => {
       this.#memory.set(req, (worker) => {
@@ -510,12 +530,23 @@ export class WorkerMediaPlane implements MediaPlane {
     return this.#hosts.length;
   }
 
-  /** Resolves once every worker runs; rejects when one does not start in time. */
-  async start(): Promise<void> {
+  /**
+   * Creates the worker threads, once; they start in the background (see WorkerHost.boot). The
+   * daemon boots them in the second after its control sockets serve, so that a start answers
+   * commands first, and the first session boots them at once.
+   */
+  boot(): void {
+    for (const host of this.#hosts) host.boot();
+  }
+
+  /** Resolves once every worker runs, booting them first (tests, diagnostics). */
+  async running(): Promise<void> {
+    this.boot();
     await Promise.all(this.#hosts.map((h) => h.ready));
   }
 
   createStreams(activity: ActivitySink): SessionStreams<WorkerStream> {
+    this.boot();
     let host: WorkerHost | undefined;
     for (const h of this.#hosts) {
       if (host === undefined || h.streams.size < host.streams.size) host = h;
@@ -628,12 +659,6 @@ export class WorkerMediaPlane implements MediaPlane {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      this.#hosts.map(async (host) => {
-        host.stopping = true;
-        host.port.close();
-        await host.worker.terminate();
-      }),
-    );
+    await Promise.all(this.#hosts.map((host) => host.terminate()));
   }
 }

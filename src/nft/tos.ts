@@ -57,13 +57,17 @@ interface Marked {
 export class TosMarks {
   readonly #table: NftTable;
   readonly #owners = new Map<object, Marked>();
+  /** Called on every mark: the daemon creates its table when the first one comes. */
+  readonly #onMark: () => void;
 
-  constructor(table: NftTable) {
+  constructor(table: NftTable, onMark: () => void = () => undefined) {
     this.#table = table;
+    this.#onMark = onMark;
   }
 
   /** Packets leaving `address`:`port` and `port+1` carry `tos`; replaces the owner's marks. */
   mark(owner: object, address: string, port: number, tos: number): void {
+    this.#onMark();
     this.unmark(owner);
     const dscp = dscpOf(tos);
     if (dscp === 0 || !isIPv4(address) || !Number.isInteger(port) || port < 1 || port > 65534) {

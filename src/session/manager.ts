@@ -691,6 +691,10 @@ export class SessionManager {
       throw new RelayError('ERR_NO_PORTS_NEW');
     }
     legs[0].bound = true;
+    // The counters start when the session is answered: the reference's U runs in one go, so no
+    // tick of the sweep falls between the session's creation and its answer, however long the
+    // bind took here (a media worker still starting, a busy loop).
+    session.rearm();
     this.#mark(legs[0]);
     this.#deps.stats.nsessCreated += 1;
     if (this.#opts.recordAll) this.#recordBothLegs(session);

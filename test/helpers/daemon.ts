@@ -24,6 +24,11 @@ export interface LogLine {
 export interface StartOptions {
   /** Collect the daemon's log lines (level info and up) in `logs`. */
   readonly captureLogs?: boolean;
+  /**
+   * Start as the program does, serving before the media workers run (Daemon.start); by default
+   * they run before the first command, so that no test's timing includes their start.
+   */
+  readonly deferMedia?: boolean;
 }
 
 export interface RunningDaemon {
@@ -89,7 +94,7 @@ export async function startDaemon(
       t.fail(`daemon: ${err.message}`);
     },
   });
-  await daemon.start();
+  await daemon.start({ waitForMedia: options.deferMedia !== true });
   const controlPort = daemon.controlPort(0) ?? 0;
   const client = await UdpControlClient.open(controlPort, '127.0.0.1');
   const close = async (): Promise<void> => {

@@ -29,7 +29,7 @@ t.test('after many sessions a worker holds no stream and its tables stay bounded
     },
   });
   t.teardown(() => plane.close());
-  await plane.start();
+  await plane.running();
   const activity = { touch: () => undefined };
   let bindFailures = 0;
   const cycle = async (): Promise<void> => {
