@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Config } from './cli/config-types.ts';
+import type { Config } from './base/config.ts';
 
 /** Callbacks from the daemon to its owner (cli/main.ts). */
 export interface DaemonHooks {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Config } from './cli/config-types.ts';
+import type { Config } from './base/config.ts';
 import { Dispatcher } from './control/dispatch.ts';
 import { controlSocketExposure } from './control/exposure.ts';
 import { StdioControlListener, StreamControlListener } from './control/listener-stream.ts';
@@ -34,7 +34,7 @@ import type {
 import type { PromptSource } from './play/prompts.ts';
 import { RecorderFactory } from './record/recorder.ts';
 import { SessionManager } from './session/manager.ts';
-import type { CommandOrigin } from './util/origin-types.ts';
+import type { CommandOrigin } from './base/net.ts';
 import { OverloadMonitor } from './util/overload.ts';
 import { GlobalStats } from './util/stats.ts';
 

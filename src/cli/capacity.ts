@@ -1,4 +1,4 @@
-import type { Config } from './config-types.ts';
+import type { Config } from '../base/config.ts';
 
 /**
  * Descriptors kept free for everything that is not a media socket: stdio, the event loop's own

@@ -2,9 +2,11 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { parseSocketSpec } from '../control/socket-spec.ts';
 import { parseNotifyTargets } from '../notify/targets.ts';
-import type { ControlSocketSpec } from '../control/socket-types.ts';
-import type { Config, LocalAddress, LogLevel } from './config-types.ts';
+import type { ControlSocketSpec } from '../base/config.ts';
+import type { Config, LocalAddress } from '../base/config.ts';
+import type { LogLevel } from '../util/logger.ts';
 import type { ListenArg, RawOptions } from './options.ts';
+import type { Family } from '../base/net.ts';
 
 /** One start-up error: the flag it is about and what is wrong, in an operator's words. */
 export interface ConfigError {
@@ -313,7 +315,7 @@ function buildPortRange(raw: RawOptions, fail: Fail): { min: number; max: number
 
 interface SplitListen {
   readonly flag: '-l' | '-6';
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly text: string;
   readonly label?: string;
   readonly advertised?: string;

@@ -20,9 +20,10 @@ import type { DaemonHandle } from '../daemon-types.ts';
 import { createLogger } from '../util/logger.ts';
 import { computeCapacity } from './capacity.ts';
 import { buildConfig, isConfigErrors, needsResolution } from './config.ts';
-import type { Config, LocalAddress } from './config-types.ts';
+import type { Config, LocalAddress } from '../base/config.ts';
 import { parseOptions, USAGE, type RawOptions } from './options.ts';
 import { errorMessage } from '../util/error-message.ts';
+import type { Family } from '../base/net.ts';
 
 /**
  * Entry point: the only module that touches `process` (argv, env, signals, exit, uid, cwd).
@@ -303,7 +304,7 @@ async function checkLocalAddresses(config: Config): Promise<string | undefined> 
 }
 
 /** Binds a UDP socket on `address`, port 0, and closes it: undefined, or the error code. */
-function tryBind(address: string, family: 4 | 6): Promise<string | undefined> {
+function tryBind(address: string, family: Family): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket(family === 4 ? 'udp4' : 'udp6');
     socket.once('error', (err: NodeJS.ErrnoException) => {

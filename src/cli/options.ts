@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { errorMessage } from '../util/error-message.ts';
+import type { Family } from '../base/net.ts';
 
 /**
  * The command line as typed, before any decision (protocol.md section 9). Values are syntactically
@@ -91,7 +92,7 @@ export interface RawOptions {
 
 /** One `-l` or `-6` argument. */
 export interface ListenArg {
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly value: string;
 }
 

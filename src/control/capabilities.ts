@@ -1,4 +1,4 @@
-import type { Config } from '../cli/config-types.ts';
+import type { Config } from '../base/config.ts';
 
 /** One `VF` capability date (protocol.md section 3). */
 export interface Capability {

@@ -3,9 +3,9 @@
  * (protocol.md section 2). Pure.
  */
 
-import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
+import type { LocalChoice, RemoteSpec } from '../base/net.ts';
 
-export type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
+export type { LocalChoice, RemoteSpec } from '../base/net.ts';
 
 /** The modifiers of U and L and of the L sub-command. */
 export interface UpdateModifiers {

@@ -5,11 +5,11 @@
  * error code, and the daemon keeps serving.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../cli/config-types.ts';
+import type { Config } from '../base/config.ts';
 import { RelayError, type RelayErrorCode } from '../session/errors.ts';
 import type { FoundSession, LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
 import type { Session } from '../session/session.ts';
-import type { CommandOrigin } from '../util/origin-types.ts';
+import type { CommandOrigin } from '../base/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { BASE_VERSION, isCapabilitySupported } from './capabilities.ts';
 import type { Command, SessionRef, SubCommand, UpdateModifiers } from './commands.ts';
@@ -17,6 +17,7 @@ import type { ECode } from './ecodes.ts';
 import type { CountedReply } from './socket-types.ts';
 import { type ParseContext, parseCommand } from './parse.ts';
 import { counterText, errorReply, infoText, MAX_REPLY, namedValues, portText } from './reply.ts';
+import { otherSide, type Side } from '../base/side.ts';
 
 /** RelayError code -> wire E-code, for the commands whose refusal has one fixed code. */
 const RELAY_ECODES = {
@@ -69,10 +70,10 @@ const GLOBAL_COUNTERS = {
 } as const satisfies Record<string, readonly [keyof GlobalStats, boolean]>;
 
 /** Per-session counters by their Q name (protocol.md 5.1), seen from the leg facing T1. */
-const SESSION_COUNTERS: Readonly<Record<string, (s: Session, t1: 0 | 1, now: number) => string>> = {
+const SESSION_COUNTERS: Readonly<Record<string, (s: Session, t1: Side, now: number) => string>> = {
   ttl: (s) => String(s.ttl()),
   npkts_ina: (s, t1) => String(s.legs[t1].rtp.npktsIn),
-  npkts_ino: (s, t1) => String(s.legs[t1 === 0 ? 1 : 0].rtp.npktsIn),
+  npkts_ino: (s, t1) => String(s.legs[otherSide(t1)].rtp.npktsIn),
   nrelayed: (s) => String(s.legs[0].rtp.nrelayed + s.legs[1].rtp.nrelayed),
   ndropped: (s) => String(s.legs[0].rtp.ndropped + s.legs[1].rtp.ndropped),
   longest_ipi: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.longestIpi ?? 0, true),
@@ -268,7 +269,7 @@ export class Dispatcher {
     subs: readonly SubCommand[],
     ref: SessionRef,
     session: Session,
-    forwardLeg: 0 | 1,
+    forwardLeg: Side,
     receivedAt: number,
   ): Promise<string> {
     const results: (string | undefined)[] = [];
@@ -278,7 +279,7 @@ export class Dispatcher {
       try {
         result = await this.#subcommand(sub, ref, session, forward, receivedAt);
         // After L the streams swap roles, as in sippy/rtpproxy src/commands/rpcpv1_ul_subc.c.
-        if (sub.op === 'lookup') forward = forward === 0 ? 1 : 0;
+        if (sub.op === 'lookup') forward = otherSide(forward);
       } catch (error) {
         if (!(error instanceof RelayError)) {
           this.#d.logger.error({ err: error }, 'sub-command failed');
@@ -302,7 +303,7 @@ export class Dispatcher {
     sub: SubCommand,
     ref: SessionRef,
     session: Session,
-    forwardLeg: 0 | 1,
+    forwardLeg: Side,
     receivedAt: number,
   ): Promise<string | undefined> {
     const manager = this.#d.manager;
@@ -316,7 +317,7 @@ export class Dispatcher {
       }
       case 'set-ttl': {
         if (session.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
-        const leg = sub.reverse ? (forwardLeg === 0 ? 1 : 0) : forwardLeg;
+        const leg = sub.reverse ? otherSide(forwardLeg) : forwardLeg;
         manager.setLegTtl(session, leg, sub.seconds);
         return undefined;
       }
@@ -332,7 +333,7 @@ export class Dispatcher {
         // The forward stream is the one facing the party of this command's address, as for ttl;
         // an IPv6 leg answers -1 as in the reference (TOS is IPv4 only).
         if (session.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
-        const leg = sub.reverse ? (forwardLeg === 0 ? 1 : 0) : forwardLeg;
+        const leg = sub.reverse ? otherSide(forwardLeg) : forwardLeg;
         if (!manager.setLegTos(session, leg, sub.tos)) {
           throw new RelayError('ERR_SESSION_NOT_FOUND', 'TOS applies to IPv4 legs only');
         }

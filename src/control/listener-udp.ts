@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { OwnEndpoints } from '../media/own-endpoints.ts';
-import type { CommandOrigin } from '../util/origin-types.ts';
+import type { CommandOrigin } from '../base/net.ts';
 import type { ReplyCache } from './reply-cache.ts';
 import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';

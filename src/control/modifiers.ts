@@ -5,6 +5,7 @@
 import { addressFamily } from '../util/net.ts';
 import type { LocalChoice, RemoteSpec, UpdateModifiers } from './commands.ts';
 import type { ECode } from './ecodes.ts';
+import type { Family } from '../base/net.ts';
 
 /** What the parser needs to know about the daemon's configuration. */
 export interface ParseContext {
@@ -13,12 +14,12 @@ export interface ParseContext {
   /** At least one IPv6 local address is configured (`U6` without one gives E36). */
   readonly hasIpv6: boolean;
   /** Family of the default (first) local address; 4 when absent. */
-  readonly defaultFamily?: 4 | 6;
+  readonly defaultFamily?: Family;
   /**
    * Whether a local address of this family is known now, configured or learnt by `l`/`r` (the
    * reference's `foraf()` walks its live address list). Absent: IPv4 always, IPv6 per `hasIpv6`.
    */
-  readonly hasFamily?: (family: 4 | 6) => boolean;
+  readonly hasFamily?: (family: Family) => boolean;
   /** Labels of `label@ADDR` local addresses, for `l{label}`. */
   readonly labels: ReadonlySet<string>;
   /**

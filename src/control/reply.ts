@@ -3,6 +3,7 @@
  * returned by the dispatcher ends in exactly one LF (the `I` reply has one per line).
  */
 import { ECODES, type ECode } from './ecodes.ts';
+import type { Family } from '../base/net.ts';
 
 /** Largest reply the reference's buffer holds, cookie included. */
 export const MAX_REPLY = 1024;
@@ -16,7 +17,7 @@ export function errorReply(ecode: ECode): string {
 export interface PortAnswer {
   readonly port: number;
   readonly address: string;
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly advertised?: string;
   /** The local address is a wildcard: the reply carries the port only. */
   readonly wildcard: boolean;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { CommandOrigin } from '../util/origin-types.ts';
+import type { CommandOrigin } from '../base/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import type { CommandHandler, CountedReply } from './socket-types.ts';
 

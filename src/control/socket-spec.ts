@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { ControlSocketSpec } from './socket-types.ts';
+import type { ControlSocketSpec } from '../base/config.ts';
 
 /** Port used when a `udp:`/`tcp:` control socket gives none (protocol.md 1.1). */
 export const DEFAULT_CONTROL_PORT = 22222;

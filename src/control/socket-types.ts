@@ -1,11 +1,4 @@
-import type { CommandOrigin } from '../util/origin-types.ts';
-
-/** A control socket as given with `-s` (protocol.md 1.1). */
-export type ControlSocketSpec =
-  | { readonly kind: 'unix' | 'cunix'; readonly path: string }
-  | { readonly kind: 'udp' | 'udp6'; readonly host: string; readonly port: number }
-  | { readonly kind: 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
-  | { readonly kind: 'stdio' | 'stdioc' };
+import type { CommandOrigin } from '../base/net.ts';
 
 /**
  * A reply whose text does not tell whether the command failed: an L that finds no session

@@ -27,6 +27,7 @@ import {
   type WorkerInit,
   writeCounters,
 } from './worker-protocol.ts';
+import type { Side } from '../base/side.ts';
 
 /** A stream of this worker with what the main thread last heard of its remote. */
 interface Entry {
@@ -139,7 +140,7 @@ function readMailbox(): void {
 }
 
 function create(slots: readonly [number, number, number, number]): void {
-  const make = (slot: number, leg: 0 | 1, isRtp: boolean): RelayStream => {
+  const make = (slot: number, leg: Side, isRtp: boolean): RelayStream => {
     const stream = new RelayStream(leg, isRtp, settings, {
       touch: () => {
         Atomics.store(activity, slot, 1);
@@ -151,7 +152,7 @@ function create(slots: readonly [number, number, number, number]): void {
     entries[slot] = { stream, address: undefined, port: 0, latched: false };
     return stream;
   };
-  const leg = (index: 0 | 1, rtpSlot: number, rtcpSlot: number) => ({
+  const leg = (index: Side, rtpSlot: number, rtcpSlot: number) => ({
     rtp: make(rtpSlot, index, true),
     rtcp: make(rtcpSlot, index, false),
   });

@@ -16,6 +16,8 @@ import {
 } from './relay.ts';
 import type { ActivitySink, MediaStream, SessionStreams } from './stream.ts';
 import { routeSource, tryBindPair, type UdpPair } from './udp-pair.ts';
+import type { Family } from '../base/net.ts';
+import type { Side } from '../base/side.ts';
 
 /** Port range and behaviour of the media plane. */
 export interface MediaPlaneOptions {
@@ -41,16 +43,16 @@ export interface MediaPlane {
    * Binds a fresh RTP/RTCP pair on `address` and attaches it to the two streams of a leg (closing
    * any previous sockets). Resolves false when no pair could be bound.
    */
-  bindPair(address: string, family: 4 | 6, rtp: MediaStream, rtcp: MediaStream): Promise<boolean>;
+  bindPair(address: string, family: Family, rtp: MediaStream, rtcp: MediaStream): Promise<boolean>;
   /**
    * Binds a fresh RTP/RTCP pair on `address` from the media range for a sender that is not a
    * relay stream (a remote copy, protocol.md 6.6). The caller owns the sockets and closes them;
    * an `'error'` listener is attached. Resolves undefined when no pair could be bound. Optional
    * so test doubles need not implement it (remote copy then fails).
    */
-  bindSendPair?(address: string, family: 4 | 6): Promise<UdpPair | undefined>;
+  bindSendPair?(address: string, family: Family): Promise<UdpPair | undefined>;
   /** The local address the kernel would use to reach `remote`. */
-  routeSource(remote: string, family: 4 | 6): Promise<string | undefined>;
+  routeSource(remote: string, family: Family): Promise<string | undefined>;
   /** Port pairs the range holds. */
   readonly capacity: number;
   /**
@@ -118,7 +120,7 @@ export function createRelayStreams(
   settings: RelaySettings,
   activity: ActivitySink,
 ): SessionStreams<RelayStream> {
-  const leg = (index: 0 | 1): { rtp: RelayStream; rtcp: RelayStream } => ({
+  const leg = (index: Side): { rtp: RelayStream; rtcp: RelayStream } => ({
     rtp: new RelayStream(index, true, settings, activity),
     rtcp: new RelayStream(index, false, settings, activity),
   });
@@ -169,7 +171,7 @@ export class UdpMediaPlane implements MediaPlane {
 
   async bindPair(
     address: string,
-    family: 4 | 6,
+    family: Family,
     rtpStream: MediaStream,
     rtcpStream: MediaStream,
   ): Promise<boolean> {
@@ -192,11 +194,11 @@ export class UdpMediaPlane implements MediaPlane {
     return lease !== undefined;
   }
 
-  bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
+  bindSendPair(address: string, family: Family): Promise<UdpPair | undefined> {
     return bindSendPairFrom(this.#allocators[family], family, address, this.#own);
   }
 
-  routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
+  routeSource(remote: string, family: Family): Promise<string | undefined> {
     return routeSource(remote, family);
   }
 
@@ -214,7 +216,7 @@ export class UdpMediaPlane implements MediaPlane {
  */
 export async function bindSendPairFrom(
   allocator: PortAllocator,
-  family: 4 | 6,
+  family: Family,
   address: string,
   own?: OwnEndpoints,
 ): Promise<UdpPair | undefined> {

@@ -26,6 +26,8 @@ import type { OwnEndpoints } from './own-endpoints.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
 import { RtpStats } from './rtp-stats.ts';
 import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
+import type { Family } from '../base/net.ts';
+import type { Side } from '../base/side.ts';
 
 export type { ActivitySink, PacketTap } from './stream.ts';
 
@@ -155,7 +157,7 @@ export interface RelaySettings {
 }
 
 export class RelayStream implements MediaStream {
-  readonly leg: 0 | 1;
+  readonly leg: Side;
   readonly isRtp: boolean;
   /** Per-direction RTP analysis (RTP streams only). */
   readonly rtpStats: RtpStats | undefined;
@@ -176,7 +178,7 @@ export class RelayStream implements MediaStream {
   localPort = 0;
   /** The local address and port packets arrive on, as the recorder writes them. */
   local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
-  family: 4 | 6 = 4;
+  family: Family = 4;
   /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
   tap: PacketTap | undefined;
   /**
@@ -232,7 +234,7 @@ export class RelayStream implements MediaStream {
   #candidateSeq = 0;
   #candidateCount = 0;
 
-  constructor(leg: 0 | 1, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
+  constructor(leg: Side, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
     this.leg = leg;
     this.isRtp = isRtp;
     this.#settings = settings;
@@ -274,7 +276,7 @@ export class RelayStream implements MediaStream {
     socket: dgram.Socket,
     address: string,
     port: number,
-    family: 4 | 6,
+    family: Family,
     listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void = this.onPacket,
   ): void {
     this.#closeSocket();

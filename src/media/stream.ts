@@ -3,10 +3,12 @@
  * run through it on the main thread (RelayStream) or in a media worker (WorkerStream, a main-thread
  * proxy over the worker's stream). Everything here is read or set from the main thread.
  */
+import type { Family } from '../base/net.ts';
+import type { Side } from '../base/side.ts';
 
 /** Told when a packet reaches the relay stage, to re-arm the idle timer of the leg. */
 export interface ActivitySink {
-  touch(leg: 0 | 1): void;
+  touch(leg: Side): void;
 }
 
 /** Where a leg's recorder receives the packets that arrive on the leg (protocol.md 6.1). */
@@ -16,7 +18,7 @@ export interface PacketTap {
     isRtp: boolean,
     from: { readonly address: string; readonly port: number },
     to: { readonly address: string; readonly port: number },
-    family: 4 | 6,
+    family: Family,
     wallMs: number,
   ): void;
 }
@@ -59,7 +61,7 @@ export interface StreamCounters {
 }
 
 export interface MediaStream extends StreamCounters {
-  readonly leg: 0 | 1;
+  readonly leg: Side;
   readonly isRtp: boolean;
   /** False until the session is complete: packets are then read and discarded. */
   complete: boolean;

@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import type { OwnEndpoints } from './own-endpoints.ts';
 import type { BindOutcome } from './port-allocator.ts';
+import type { Family } from '../base/net.ts';
 
 /** Media socket receive buffer, as the reference sets it. */
 const RECV_BUFFER = 256 * 1024;
@@ -13,7 +14,7 @@ const RECV_BUFFER = 256 * 1024;
 /** A bound RTP/RTCP socket pair. The owner closes it. */
 export interface UdpPair {
   readonly address: string;
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly port: number;
   readonly rtp: dgram.Socket;
   readonly rtcp: dgram.Socket;
@@ -34,7 +35,7 @@ function numericLookup(
 }
 
 function bindOne(
-  family: 4 | 6,
+  family: Family,
   address: string,
   port: number,
 ): Promise<{ socket: dgram.Socket } | { error: NodeJS.ErrnoException }> {
@@ -74,7 +75,7 @@ function outcomeOf(error: NodeJS.ErrnoException): BindOutcome {
  * until the sockets close.
  */
 export async function tryBindPair(
-  family: 4 | 6,
+  family: Family,
   address: string,
   port: number,
   onBound: (pair: UdpPair) => void,
@@ -106,7 +107,7 @@ export async function tryBindPair(
  * The local address the kernel would use to reach `remote` (the `r` modifier): a connected UDP
  * socket tells without sending anything. Undefined when no route exists.
  */
-export function routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
+export function routeSource(remote: string, family: Family): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     const done = (value: string | undefined): void => {

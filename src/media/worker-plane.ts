@@ -45,6 +45,8 @@ import {
   type WorkerInit,
   type WorkerMemory,
 } from './worker-protocol.ts';
+import type { Family } from '../base/net.ts';
+import type { Side } from '../base/side.ts';
 
 /** How long a worker may take to load and report ready. */
 const START_TIMEOUT_MS = 20_000;
@@ -255,7 +257,7 @@ class WorkerHost {
   bind(
     rtp: number,
     rtcp: number,
-    family: 4 | 6,
+    family: Family,
     address: string,
     port: number,
   ): Promise<'ok' | 'busy' | 'fatal'> {
@@ -339,7 +341,7 @@ class WorkerHost {
 
 /** A stream relayed by a media worker, as the main thread sees it. */
 export class WorkerStream implements MediaStream {
-  readonly leg: 0 | 1;
+  readonly leg: Side;
   readonly isRtp: boolean;
   readonly rtpStats: RtpStatsView | undefined;
   readonly #host: WorkerHost;
@@ -351,7 +353,7 @@ export class WorkerStream implements MediaStream {
   latched = false;
   localPort = 0;
   local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
-  family: 4 | 6 = 4;
+  family: Family = 4;
   #complete = false;
   #asymmetric = false;
   #playing = false;
@@ -363,7 +365,7 @@ export class WorkerStream implements MediaStream {
   #closed: (() => void) | undefined;
   readonly #sender: SendSocket;
 
-  constructor(host: WorkerHost, slot: number, leg: 0 | 1, isRtp: boolean, activity: ActivitySink) {
+  constructor(host: WorkerHost, slot: number, leg: Side, isRtp: boolean, activity: ActivitySink) {
     this.#host = host;
     this.#slot = slot;
     this.#counters = new SlotCounters(host.counters, slot, isRtp);
@@ -460,7 +462,7 @@ export class WorkerStream implements MediaStream {
    * this stream's socket of it. The worker closed the socket of the previous pair, if any, when
    * it attached the new one.
    */
-  bound(address: string, port: number, family: 4 | 6, closed: () => void): void {
+  bound(address: string, port: number, family: Family, closed: () => void): void {
     const previous = this.#closed;
     this.#closed = closed;
     previous?.();
@@ -569,7 +571,7 @@ export class WorkerMediaPlane implements MediaPlane {
 
   async bindPair(
     address: string,
-    family: 4 | 6,
+    family: Family,
     rtpStream: MediaStream,
     rtcpStream: MediaStream,
   ): Promise<boolean> {
@@ -596,11 +598,11 @@ export class WorkerMediaPlane implements MediaPlane {
     return true;
   }
 
-  bindSendPair(address: string, family: 4 | 6): Promise<UdpPair | undefined> {
+  bindSendPair(address: string, family: Family): Promise<UdpPair | undefined> {
     return bindSendPairFrom(this.#allocators[family], family, address, this.#own);
   }
 
-  routeSource(remote: string, family: 4 | 6): Promise<string | undefined> {
+  routeSource(remote: string, family: Family): Promise<string | undefined> {
     return routeSource(remote, family);
   }
 

@@ -11,6 +11,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { RtpStatsView, StreamCounters } from './stream.ts';
+import type { Family } from '../base/net.ts';
 
 /**
  * Doubles of the header: the worker's packet totals behind G's npkts_*, and, once a second, its
@@ -226,7 +227,7 @@ export type ToWorker =
       readonly req: number;
       readonly rtp: number;
       readonly rtcp: number;
-      readonly family: 4 | 6;
+      readonly family: Family;
       readonly address: string;
       readonly port: number;
     }

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { makeRateLimiter } from '../util/logger.ts';
-import type { CommandOrigin } from '../util/origin-types.ts';
+import type { CommandOrigin } from '../base/net.ts';
 import { MAX_NOTIFY_TARGETS, matchNotifyTarget, type NotifyTargetSpec } from './targets.ts';
 
 /** Lines waiting for one target before new ones are dropped. */

@@ -16,6 +16,7 @@
 
 import { IPV4_ADDRESS_SIZE, IPV6_ADDRESS_SIZE, writeAddress } from './ip-bytes.ts';
 import type { Endpoint, IpFamily } from './record-types.ts';
+import type { Family } from '../base/net.ts';
 
 /** Size of an ad-hoc record header. */
 export const ADHOC_HEADER_SIZE = 30;
@@ -61,7 +62,7 @@ export function adhocRecordHeader(
 
 /** Fields of a parsed ad-hoc record header. */
 export interface AdhocHeaderView {
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly port: number;
   /** The sender address bytes: 4 for IPv4, 16 for IPv6 (a view into the parsed buffer). */
   readonly address: Buffer;

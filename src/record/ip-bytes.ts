@@ -4,6 +4,7 @@
  * I/O modules): every function returns `false`/`undefined` for text it does not understand and
  * never throws (style.md P15).
  */
+import type { Family } from '../base/net.ts';
 
 /** Bytes of an IPv4 address. */
 export const IPV4_ADDRESS_SIZE = 4;
@@ -120,7 +121,7 @@ export function writeIPv6(text: string, buf: Buffer, offset: number): boolean {
  * dual-stack socket reports: an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) for family 4, and a
  * dotted quad for family 6 (written as the mapped IPv6 address). False when not representable.
  */
-export function writeAddress(text: string, family: 4 | 6, buf: Buffer, offset: number): boolean {
+export function writeAddress(text: string, family: Family, buf: Buffer, offset: number): boolean {
   const dotted = text.includes('.');
   if (family === 4) {
     if (dotted && text.toLowerCase().startsWith(MAPPED_PREFIX)) {
@@ -133,7 +134,7 @@ export function writeAddress(text: string, family: 4 | 6, buf: Buffer, offset: n
 }
 
 /** `text` as a fresh 4- or 16-byte Buffer for `family`, or undefined (see {@link writeAddress}). */
-export function addressBytes(text: string, family: 4 | 6): Buffer | undefined {
+export function addressBytes(text: string, family: Family): Buffer | undefined {
   const buf = Buffer.alloc(family === 4 ? IPV4_ADDRESS_SIZE : IPV6_ADDRESS_SIZE);
   return writeAddress(text, family, buf, 0) ? buf : undefined;
 }

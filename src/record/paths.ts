@@ -30,6 +30,7 @@
  */
 
 import path from 'node:path';
+import type { Side } from '../base/side.ts';
 
 /** Linux NAME_MAX: bytes in one path component. */
 export const MAX_NAME_BYTES = 255;
@@ -81,7 +82,7 @@ export function isSafeRelativePath(rel: string): boolean {
 export function legFileNames(
   callId: string,
   sessionTag: string,
-  leg: 0 | 1,
+  leg: Side,
   combined: boolean,
 ): RecordFileNames | undefined {
   if (callId === '') return undefined;

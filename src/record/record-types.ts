@@ -5,10 +5,11 @@
  * forms are accepted) and UDP port. Structurally compatible with `dgram.RemoteInfo` and
  * `AddressInfo`.
  */
+import type { Family } from '../base/net.ts';
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
 }
 
 /** IP version of a recorded packet. */
-export type IpFamily = 4 | 6;
+export type IpFamily = Family;

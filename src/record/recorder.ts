@@ -24,6 +24,7 @@ import {
   pcapRecordPrefix,
 } from './pcap.ts';
 import type { Endpoint, IpFamily } from './record-types.ts';
+import type { Side } from '../base/side.ts';
 
 /** Failures of the recording writers; `path` is the file (or the rejected name) concerned. */
 export const RECORDING_ERROR_CODES = {
@@ -615,7 +616,7 @@ export class RecorderFactory {
    * Throws {@link RecordingError}: `ERR_RECORD_NAME` (unsafe name), `ERR_RECORD_OPEN` (cannot
    * create), `ERR_RECORD_CLOSED`.
    */
-  forLeg(callId: string, sessionTag: string, leg: 0 | 1, single: boolean): Recorder {
+  forLeg(callId: string, sessionTag: string, leg: Side, single: boolean): Recorder {
     const names = legFileNames(callId, sessionTag, leg, single && this.#pcap);
     if (names === undefined) {
       throw new RecordingError(

@@ -1,6 +1,7 @@
 /**
  * Which session a command's tags select (protocol.md section 0). Pure.
  */
+import type { Side } from '../base/side.ts';
 
 /** Anything with a session tag. */
 export interface Tagged {
@@ -22,7 +23,7 @@ export function matchSingle<S extends Tagged>(
   sessions: readonly S[],
   tag1: string,
   tag2: string | undefined,
-): { session: S; m: 0 | 1 } | undefined {
+): { session: S; m: Side } | undefined {
   const suffix1 = mediaSuffix(tag1);
   for (const session of sessions) {
     const tag = session.tag;

@@ -13,15 +13,16 @@ import type { RecorderFactory } from '../record/recorder.ts';
 import { RemoteCopy } from '../record/remote-copy.ts';
 import { SessionFork } from '../record/session-fork.ts';
 import { makeRateLimiter } from '../util/logger.ts';
-import type { LocalChoice, RemoteSpec } from '../util/media-types.ts';
+import type { Family, LocalChoice, RemoteSpec } from '../base/net.ts';
 import { isWildcard, sameAddress } from '../util/net.ts';
-import type { CommandOrigin } from '../util/origin-types.ts';
+import type { CommandOrigin } from '../base/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { RelayError } from './errors.ts';
 import { matchSingle, prefixMatch } from './keys.ts';
 import type { PacketMarker } from './mark-types.ts';
 import type { SessionNotifier, SessionNotify } from './notify-types.ts';
 import { IdleCounter, Leg, type LegLocal, Session } from './session.ts';
+import { otherSide, type Side } from '../base/side.ts';
 
 /**
  * Local addresses learnt from `l`/`r` that are remembered at most (the reference keeps every one;
@@ -113,10 +114,10 @@ export interface OfferRequest {
 export interface LegAnswer {
   readonly session: Session;
   /** The leg that received the remote address (U: facing T1; L: facing T2). */
-  readonly forwardLeg: 0 | 1;
+  readonly forwardLeg: Side;
   readonly port: number;
   readonly address: string;
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly advertised?: string;
   readonly wildcard: boolean;
 }
@@ -124,7 +125,7 @@ export interface LegAnswer {
 /** A session found by the single-session rule, with the leg facing T1. */
 export interface FoundSession {
   readonly session: Session;
-  readonly legT1: 0 | 1;
+  readonly legT1: Side;
 }
 
 export class SessionManager {
@@ -173,9 +174,7 @@ export class SessionManager {
   /** Single-session rule lookup (P, S, Q, C). */
   find(callId: string, tag1: string, tag2: string | undefined): FoundSession | undefined {
     const match = matchSingle(this.#byCall.get(callId) ?? [], tag1, tag2);
-    return match === undefined
-      ? undefined
-      : { session: match.session, legT1: match.m === 0 ? 1 : 0 };
+    return match === undefined ? undefined : { session: match.session, legT1: otherSide(match.m) };
   }
 
   /** U: update or create a session (protocol.md 2.1). */
@@ -192,7 +191,7 @@ export class SessionManager {
     if (req.weak) reply.weak = true;
     else session.strong = true;
     session.notify = this.#notifyOf(req);
-    const forward = m === 0 ? 1 : 0;
+    const forward = otherSide(m);
     this.#applyParty(session.legs[forward], reply, req);
     return this.#answer(session, reply, forward);
   }
@@ -202,7 +201,7 @@ export class SessionManager {
     const match = matchSingle(this.#byCall.get(req.callId) ?? [], req.tag1, req.tag2);
     if (match === undefined) return undefined;
     const { session, m } = match;
-    const reply = session.legs[m === 0 ? 1 : 0];
+    const reply = session.legs[otherSide(m)];
     session.rearm();
     await this.#ensurePorts(session, reply, req);
     if (req.weak) reply.weak = true;
@@ -220,7 +219,7 @@ export class SessionManager {
     let handled = false;
     for (const session of [...list]) {
       let kind = prefixMatch(session.tag, tag1);
-      let leg: 0 | 1 = 1;
+      let leg: Side = 1;
       if (kind === undefined && tag2 !== undefined) {
         kind = prefixMatch(session.tag, tag2);
         leg = 0;
@@ -245,9 +244,9 @@ export class SessionManager {
    * the timeout it gets when the session completes, and its counter restarts from N. The other
    * leg takes N too when it shares the counter (the default; not with `-i`).
    */
-  setLegTtl(session: Session, leg: 0 | 1, seconds: number): void {
+  setLegTtl(session: Session, leg: Side, seconds: number): void {
     const target = session.legs[leg];
-    const other = session.legs[leg === 0 ? 1 : 0];
+    const other = session.legs[otherSide(leg)];
     target.streamTtl = seconds;
     if (other.ttl === target.ttl) other.streamTtl = seconds;
     target.ttl.resetWith(seconds);
@@ -260,7 +259,7 @@ export class SessionManager {
    * src/commands/rpcpv1_ul_subc_set.c: TOS is IPv4 only). A leg not bound yet keeps the value for
    * its sockets.
    */
-  setLegTos(session: Session, leg: 0 | 1, tos: number): boolean {
+  setLegTos(session: Session, leg: Side, tos: number): boolean {
     const target = session.legs[leg];
     if (target.local.family !== 4) return false;
     target.tos = tos;
@@ -478,19 +477,19 @@ export class SessionManager {
    * relayed (their packets are dropped, as towards a party hearing a prompt). The fork lasts until
    * either session ends. Refused (ERR_COPY) when source and target are the same session.
    */
-  fork(source: FoundSession, target: Session, forwardLeg: 0 | 1): void {
+  fork(source: FoundSession, target: Session, forwardLeg: Side): void {
     if (target.closed) throw new RelayError('ERR_SESSION_NOT_FOUND');
     if (source.session === target) {
       throw new RelayError('ERR_COPY', 'a session cannot be forked into itself');
     }
-    const other = forwardLeg === 0 ? 1 : 0;
-    const legT2 = source.legT1 === 0 ? 1 : 0;
+    const other = otherSide(forwardLeg);
+    const legT2 = otherSide(source.legT1);
     const routes = [
       [source.session.legs[legT2], forwardLeg],
       [source.session.legs[source.legT1], other],
     ] as const;
     for (const [from, outIndex] of routes) {
-      const inIndex = outIndex === 0 ? 1 : 0;
+      const inIndex = otherSide(outIndex);
       const fork = new SessionFork(target.legs[outIndex], () => {
         target.touch(inIndex);
       });
@@ -557,7 +556,7 @@ export class SessionManager {
     if (source === undefined) throw new RelayError('ERR_PLAYBACK', 'no playable prompt file');
     // The session may have ended while the file was read; a P that raced it started nothing.
     if (session.closed) throw new RelayError('ERR_PLAYBACK', 'the session ended');
-    const other = legT1 === 0 ? 1 : 0;
+    const other = otherSide(legT1);
     const log = this.#deps.logger;
     const info = players.start(leg.rtp, source, count, {
       onPacket: () => {
@@ -593,7 +592,7 @@ export class SessionManager {
     callId: string,
     tag1: string,
     tag2: string | undefined,
-  ): Generator<{ session: Session; leg: 0 | 1 }> {
+  ): Generator<{ session: Session; leg: Side }> {
     for (const session of [...(this.#byCall.get(callId) ?? [])]) {
       if (prefixMatch(session.tag, tag1) !== undefined) yield { session, leg: 1 };
       else if (tag2 !== undefined && prefixMatch(session.tag, tag2) !== undefined) {
@@ -655,7 +654,7 @@ export class SessionManager {
       this.#opts.independentTtl ? new IdleCounter(this.#opts.setupTtl) : shared;
     // The streams exist before their session; it takes over as their activity sink below.
     const streams = media.createStreams({ touch: (): void => undefined });
-    const makeLeg = (index: 0 | 1, local: LegLocal): Leg => {
+    const makeLeg = (index: Side, local: LegLocal): Leg => {
       const leg = new Leg(
         index,
         streams[index].rtp,
@@ -771,7 +770,7 @@ export class SessionManager {
     return own !== undefined && (own.isOwn(address, port) || own.isOwn(address, port + 1));
   }
 
-  #answer(session: Session, reply: Leg, forwardLeg: 0 | 1): LegAnswer {
+  #answer(session: Session, reply: Leg, forwardLeg: Side): LegAnswer {
     const local = reply.local;
     return {
       session,
@@ -794,7 +793,7 @@ export class SessionManager {
    * Whether a local address of this family is known: configured, or learnt from `l`/`r`. The
    * parser asks before answering E36 (the reference's `foraf()` check runs at parse time).
    */
-  hasLocalFamily(family: 4 | 6): boolean {
+  hasLocalFamily(family: Family): boolean {
     return this.#forFamily(family) !== undefined;
   }
 
@@ -802,7 +801,7 @@ export class SessionManager {
    * The reference's `foraf()`: its address list is newest first, so this is the address of the
    * family learnt last by `l`/`r`, else the one configured last.
    */
-  #forFamily(family: 4 | 6): ConfiguredAddress | undefined {
+  #forFamily(family: Family): ConfiguredAddress | undefined {
     const learnt = this.#learnt.find((a) => a.family === family);
     return learnt ?? this.#opts.addresses.findLast((a) => a.family === family);
   }
@@ -812,7 +811,7 @@ export class SessionManager {
    * label and advertised address apply), otherwise it joins the live list, as `addr2bindaddr()`
    * adds it in the reference. Binding it may still fail later (E72/E71).
    */
-  #known(address: string, family: 4 | 6): ConfiguredAddress {
+  #known(address: string, family: Family): ConfiguredAddress {
     const configured = this.#opts.addresses.find((a) => sameAddress(a.address, address));
     if (configured !== undefined) return configured;
     const learnt = this.#learnt.find((a) => sameAddress(a.address, address));

@@ -2,7 +2,7 @@
  * What the session manager needs from the timeout notification client (protocol.md 8). The
  * daemon injects the concrete client (`src/notify/notifier.ts`); tests inject fakes.
  */
-import type { CommandOrigin } from '../util/origin-types.ts';
+import type { CommandOrigin } from '../base/net.ts';
 
 /** A resolved notification target; opaque to the session layer. */
 export interface NotifyTarget {

@@ -6,6 +6,8 @@
 import type { ActivitySink, MediaStream, PacketTap } from '../media/stream.ts';
 import type { Recorder } from '../record/recorder.ts';
 import type { SessionNotify } from './notify-types.ts';
+import type { Family } from '../base/net.ts';
+import type { Side } from '../base/side.ts';
 
 /**
  * An idle counter in whole seconds (sippy/rtpproxy src/rtpp_ttl.c): `left` counts down once per
@@ -36,13 +38,13 @@ export class IdleCounter {
 /** A local media address a leg binds on. */
 export interface LegLocal {
   readonly address: string;
-  readonly family: 4 | 6;
+  readonly family: Family;
   readonly advertised?: string;
 }
 
 /** One side of a session. */
 export class Leg {
-  readonly index: 0 | 1;
+  readonly index: Side;
   readonly rtp: MediaStream;
   readonly rtcp: MediaStream;
   local: LegLocal;
@@ -71,7 +73,7 @@ export class Leg {
   readonly #forks = new Set<PacketTap>();
 
   constructor(
-    index: 0 | 1,
+    index: Side,
     rtp: MediaStream,
     rtcp: MediaStream,
     local: LegLocal,
@@ -191,7 +193,7 @@ export class Session implements ActivitySink {
   }
 
   /** Packet path: a packet reached the relay stage on `leg`. Re-armed at the next sweep. */
-  touch(leg: 0 | 1): void {
+  touch(leg: Side): void {
     if (this.unifiedTtl) {
       this.legs[0].active = true;
       this.legs[1].active = true;

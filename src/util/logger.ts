@@ -1,5 +1,7 @@
 import { pino, type Logger } from 'pino';
-import type { LogLevel } from '../cli/config-types.ts';
+
+/** Pino level names the daemon logs at. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /**
  * The root logger: JSON lines on `fd` (stderr by default, because stdout carries the replies of a

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { Config } from '../../../src/cli/config-types.ts';
+import type { Config } from '../../../src/base/config.ts';
 import {
   buildConfig,
   defaultWorkers,

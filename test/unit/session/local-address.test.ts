@@ -14,7 +14,7 @@ import {
   type OfferRequest,
   SessionManager,
 } from '../../../src/session/manager.ts';
-import type { LocalChoice } from '../../../src/util/media-types.ts';
+import type { LocalChoice } from '../../../src/base/net.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
 class RecordingMedia implements MediaPlane {

@@ -12,7 +12,7 @@ import {
   SessionManager,
 } from '../../../src/session/manager.ts';
 import type { NotifyTarget, SessionNotifier } from '../../../src/session/notify-types.ts';
-import type { CommandOrigin } from '../../../src/util/origin-types.ts';
+import type { CommandOrigin } from '../../../src/base/net.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
 /** Knows one socket name; records what it resolves and what it is asked to send. */

@@ -1,18 +1,27 @@
-import type { ControlSocketSpec } from '../control/socket-types.ts';
+/**
+ * The daemon's configuration as every layer reads it: built and validated from the command line by
+ * cli/config.ts, frozen, and handed down by the composition root (src/daemon.ts).
+ */
+import type { LogLevel } from '../util/logger.ts';
+import type { Family } from './net.ts';
+
+/** A control socket as given with `-s` (docs/protocol.md, "Control sockets"). */
+export type ControlSocketSpec =
+  | { readonly kind: 'unix' | 'cunix'; readonly path: string }
+  | { readonly kind: 'udp' | 'udp6'; readonly host: string; readonly port: number }
+  | { readonly kind: 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
+  | { readonly kind: 'stdio' | 'stdioc' };
 
 /** One local media address (`-l` / `-6`, protocol.md 4.6 and 9). */
 export interface LocalAddress {
   /** Numeric address; `0.0.0.0` or `::` for the wildcard. */
   readonly address: string;
-  readonly family: 4 | 6;
+  readonly family: Family;
   /** `label@ADDR`, selectable with the `l{label}` modifier. */
   readonly label?: string;
   /** `=ADV` or `-A`: the address written into replies instead of `address`. */
   readonly advertised?: string;
 }
-
-/** Pino level names the daemon logs at. */
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** The validated, frozen daemon configuration built from the command line. */
 export interface Config {
