@@ -3,8 +3,60 @@ import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-// §3 layering: who may import whom. Kept in one place so the overrides below stay readable.
-const PURE_IO = ['node:dgram', 'node:net', 'node:fs', 'node:fs/promises', 'dgram', 'net', 'fs'];
+// Layers (docs/architecture.md, "Layers"): each folder of src/ may import only the folders named
+// here, all of them below it; util/ imports nothing of src/. Kept in one table so that the rules
+// below name every real folder and catch every upward import.
+const LAYERS = {
+  util: [],
+  base: ['util'],
+  media: ['base', 'util'],
+  nft: ['base', 'util'],
+  notify: ['base', 'util'],
+  record: ['media', 'base', 'util'],
+  play: ['media', 'base', 'util'],
+  tools: ['record', 'media', 'base', 'util'],
+  session: ['record', 'play', 'media', 'base', 'util'],
+  control: ['session', 'media', 'base', 'util'],
+};
+/** The places above every folder of LAYERS: the composition root and the command line. */
+const TOP = { daemon: ['**/daemon.ts', '**/daemon-types.ts'], cli: ['**/cli/**'] };
+const FOLDERS = Object.keys(LAYERS);
+
+/** Import patterns that a file of `folder` must not use: every folder it may not import. */
+function forbiddenFor(folder) {
+  const allowed = new Set([folder, ...LAYERS[folder]]);
+  return [
+    ...FOLDERS.filter((f) => !allowed.has(f)).map((f) => `**/${f}/**`),
+    ...TOP.daemon,
+    ...TOP.cli,
+  ];
+}
+
+/** The no-restricted-imports rule of `folder`, with `paths` (node modules) forbidden too. */
+function layerRule(folder, paths = []) {
+  return [
+    'error',
+    {
+      paths,
+      patterns: [
+        {
+          group: forbiddenFor(folder),
+          message: `${folder}/ imports only ${LAYERS[folder].join(', ') || 'nothing of src/'} (docs/architecture.md, "Layers")`,
+        },
+      ],
+    },
+  ];
+}
+
+// The pure files of the protocol core, the packet code and the pcap encoder do no I/O.
+const PURE_IO = ['node:dgram', 'node:net', 'node:fs', 'node:fs/promises', 'dgram', 'net', 'fs'].map(
+  (name) => ({ name, message: 'pure module: no I/O' }),
+);
+const PURE_FILES = {
+  control: ['src/control/{tokenize,parse,modifiers,reply,ecodes,commands}.ts'],
+  media: ['src/media/{rtp,rtp-stats,resizer}.ts'],
+  record: ['src/record/pcap.ts'],
+};
 
 export default defineConfig(
   {
@@ -44,57 +96,22 @@ export default defineConfig(
       ],
     },
   },
-  // §3: the pure control, media and record files do no I/O and know nothing of sessions or sockets.
+  // Layers: one block per folder of src/ (the daemon and cli/ sit above them all).
+  ...FOLDERS.map((folder) => ({
+    files: [`src/${folder}/**`],
+    ignores: PURE_FILES[folder] ?? [],
+    rules: { 'no-restricted-imports': layerRule(folder) },
+  })),
+  ...Object.entries(PURE_FILES).map(([folder, files]) => ({
+    files,
+    rules: { 'no-restricted-imports': layerRule(folder, PURE_IO) },
+  })),
   {
-    files: [
-      'src/control/{tokenize,parse,modifiers,reply,ecodes,commands}.ts',
-      'src/media/{rtp,rtcp,latch,resizer}.ts',
-      'src/record/pcap.ts',
-    ],
+    files: ['src/daemon.ts', 'src/daemon-types.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        {
-          paths: PURE_IO.map((name) => ({ name, message: 'pure module: no I/O' })),
-          patterns: [
-            {
-              group: ['**/session/**', '**/media/udp-*', '**/daemon*'],
-              message: 'see docs/architecture.md',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  // §3: session/ never imports control/ (no E-codes, no wire strings).
-  {
-    files: ['src/session/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['**/control/**'], message: 'session must not know the wire format' },
-          ],
-        },
-      ],
-    },
-  },
-  // §3: media/, record/ and play/ report upwards through callbacks; they never import session/ or control/.
-  {
-    files: ['src/media/**', 'src/record/**', 'src/play/**'],
-    ignores: ['src/media/{rtp,rtcp,latch,resizer}.ts', 'src/record/pcap.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['**/session/**', '**/control/**', '**/daemon*'],
-              message: 'media/record/play report upwards through callbacks (docs/architecture.md)',
-            },
-          ],
-        },
+        { patterns: [{ group: TOP.cli, message: 'the daemon sits below the command line' }] },
       ],
     },
   },
