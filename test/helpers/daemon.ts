@@ -21,6 +21,13 @@ export interface LogLine {
   readonly [field: string]: unknown;
 }
 
+/**
+ * The two media layouts the integration suite runs its core files in: one media worker (the
+ * default of a host with two cores, and of startDaemon) and media on the main thread (the
+ * default of a one-core host).
+ */
+export const LAYOUTS = ['1', '0'] as const;
+
 export interface StartOptions {
   /** Collect the daemon's log lines (level info and up) in `logs`. */
   readonly captureLogs?: boolean;
