@@ -1,9 +1,10 @@
 /**
  * A session: one relayed media stream pair of a call, with its two legs (protocol.md 0, 4). Leg 1
  * faces the party whose tag is the session tag (the caller), leg 0 the other party. Each leg owns
- * an RTP and an RTCP relay stream; the session owns the legs and closes them.
+ * an RTP and an RTCP relay stream; the session owns the legs, and its close() ends everything they
+ * hold (sockets, TOS marks, recorders, players) and hands back its figures.
  */
-import type { ActivitySink, MediaStream, PacketTap } from '../media/stream.ts';
+import type { ActivitySink, MediaStream, PacketTap, RtpStatsView } from '../media/stream.ts';
 import type { Recorder } from '../record/recorder.ts';
 import type { SessionNotify } from './notify-types.ts';
 import type { Family } from '../base/net.ts';
@@ -152,6 +153,51 @@ export class Leg {
   }
 }
 
+/**
+ * What a session's close releases besides its sockets, handed over by the manager: the TOS marks
+ * of its legs and recorders, its legs' players, and the clock its duration is read from.
+ */
+export interface SessionCloseHooks {
+  /** Monotonic ms, the clock `createdAt` comes from. */
+  readonly now: () => number;
+  /** Takes the TOS marks of a leg or a recorder off (session/mark-types.ts). */
+  readonly unmark?: (owner: object) => void;
+  /** Stops what plays out of a leg's RTP stream, if anything does. */
+  readonly stopPlayer?: (stream: MediaStream) => void;
+}
+
+/** A closed session's traffic, as the session-end log reports it. */
+export interface SessionTraffic {
+  /** RTP packets in from the caller (leg 1, facing the session-tag party). */
+  readonly callerPkts: number;
+  /** RTP packets in from the callee (leg 0). */
+  readonly calleePkts: number;
+  readonly callerBytes: number;
+  readonly calleeBytes: number;
+  /** RTP and RTCP packets relayed, dropped and ignored, both legs. */
+  readonly relayed: number;
+  readonly dropped: number;
+  readonly ignored: number;
+}
+
+/** What `Session.close()` hands back: folded into the global stats and the session-end log. */
+export interface SessionEnd {
+  /** Seconds from creation to close. */
+  readonly duration: number;
+  readonly complete: boolean;
+  /** Seconds from creation to the command that completed it; undefined if it never did. */
+  readonly setup: number | undefined;
+  /** Legs that received RTP (0, 1 or 2). */
+  readonly rtpDirections: number;
+  /** Legs that received RTCP (0, 1 or 2). */
+  readonly rtcpDirections: number;
+  /** RTP analysis of each leg that has one, leg 0 first. */
+  readonly rtpAnalysis: readonly RtpStatsView[];
+  readonly traffic: SessionTraffic;
+  /** One per leg: resolves when its recording is flushed, closed and moved. */
+  readonly recordings: readonly Promise<void>[];
+}
+
 /** One relayed media stream pair. */
 export class Session implements ActivitySink {
   readonly callId: string;
@@ -170,7 +216,10 @@ export class Session implements ActivitySink {
   complete = false;
   /** Where to send the tag when the session expires (protocol.md 8); replaced by every U. */
   notify: SessionNotify | undefined;
+  readonly #hooks: SessionCloseHooks;
   #closed = false;
+  /** Set by the first close(); what every later one returns. */
+  #end: SessionEnd | undefined;
   /** Run once when the session closes (forks into it are taken off their source legs). */
   readonly #onClose: (() => void)[] = [];
 
@@ -180,12 +229,14 @@ export class Session implements ActivitySink {
     legs: readonly [Leg, Leg],
     unifiedTtl: boolean,
     now: number,
+    hooks: SessionCloseHooks,
   ) {
     this.callId = callId;
     this.tag = tag;
     this.legs = legs;
     this.unifiedTtl = unifiedTtl;
     this.createdAt = now;
+    this.#hooks = hooks;
   }
 
   get closed(): boolean {
@@ -259,12 +310,60 @@ export class Session implements ActivitySink {
     this.#onClose.push(fn);
   }
 
-  /** Closes every socket. Idempotent; the manager does the bookkeeping. */
-  close(): void {
-    if (this.#closed) return;
+  /**
+   * Ends the session, children first: forks into it come off their source legs, the legs' sockets
+   * close and lose their TOS marks, their recorders are emptied (each recorder's marks taken off
+   * before it closes), then their players stop. Returns the session's figures, read after all of
+   * that; idempotent: a second call changes nothing and returns the same result.
+   */
+  close(): SessionEnd {
+    const { now, unmark, stopPlayer } = this.#hooks;
+    // A call from inside the cascade (a hook) gets the figures as they stand.
+    if (this.#closed) return this.#end ?? this.#figures(now(), []);
     this.#closed = true;
     for (const fn of this.#onClose.splice(0)) fn();
     this.legs[0].release();
     this.legs[1].release();
+    for (const leg of this.legs) unmark?.(leg);
+    const recordings = this.legs.map((leg) => {
+      const recorder = leg.recorder;
+      if (recorder !== undefined) unmark?.(recorder);
+      return leg.stopRecording();
+    });
+    for (const leg of this.legs) stopPlayer?.(leg.rtp);
+    this.#end = this.#figures(now(), recordings);
+    return this.#end;
+  }
+
+  /** The figures of a session that just closed. */
+  #figures(now: number, recordings: readonly Promise<void>[]): SessionEnd {
+    const [l0, l1] = this.legs;
+    const streams = [l0.rtp, l1.rtp, l0.rtcp, l1.rtcp];
+    const sum = (count: (s: MediaStream) => number): number =>
+      streams.reduce((total, s) => total + count(s), 0);
+    const rtpAnalysis: RtpStatsView[] = [];
+    for (const leg of this.legs) {
+      const analysis = leg.rtp.rtpStats;
+      if (analysis !== undefined) rtpAnalysis.push(analysis);
+    }
+    return {
+      duration: (now - this.createdAt) / 1000,
+      complete: this.complete,
+      setup:
+        this.connectedAt === undefined ? undefined : (this.connectedAt - this.createdAt) / 1000,
+      rtpDirections: Number(l0.rtp.npktsIn > 0) + Number(l1.rtp.npktsIn > 0),
+      rtcpDirections: Number(l0.rtcp.npktsIn > 0) + Number(l1.rtcp.npktsIn > 0),
+      rtpAnalysis,
+      traffic: {
+        callerPkts: l1.rtp.npktsIn,
+        calleePkts: l0.rtp.npktsIn,
+        callerBytes: l1.rtp.nbytesIn,
+        calleeBytes: l0.rtp.nbytesIn,
+        relayed: sum((s) => s.nrelayed),
+        dropped: sum((s) => s.ndropped),
+        ignored: sum((s) => s.nignored),
+      },
+      recordings,
+    };
   }
 }
