@@ -10,7 +10,7 @@ import { RelayError, type RelayErrorCode } from '../session/errors.ts';
 import type { FoundSession, LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
 import { globalCounter, sessionCounter } from '../session/query.ts';
 import type { Session } from '../session/session.ts';
-import type { CommandOrigin } from '../base/net.ts';
+import type { CommandOrigin, Family } from '../base/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { BASE_VERSION, isCapabilitySupported } from './capabilities.ts';
 import type { Command, SessionRef, SubCommand, UpdateModifiers } from './commands.ts';
@@ -44,6 +44,7 @@ export interface DispatcherDeps {
   readonly manager: SessionManager;
   readonly stats: GlobalStats;
   readonly config: Config;
+  /** The parser's context from the configuration; dispatch adds the live local families. */
   readonly parseContext: ParseContext;
   readonly now: () => number;
   /** Average load for `Il`, 0..1. */
@@ -54,9 +55,13 @@ export interface DispatcherDeps {
 /** Parses and executes command lines; `handle` is the CommandHandler given to the runner. */
 export class Dispatcher {
   readonly #d: DispatcherDeps;
+  /** The last context given to the parser, rebuilt when the manager's local families change. */
+  #context: ParseContext;
+  #families: string | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#d = deps;
+    this.#context = deps.parseContext;
   }
 
   /** Runs one command line; always resolves with exactly one reply ending in LF. */
@@ -65,7 +70,7 @@ export class Dispatcher {
     origin?: CommandOrigin,
     receivedAt?: number,
   ): Promise<string | CountedReply> => {
-    const parsed = parseCommand(line, this.#d.parseContext);
+    const parsed = parseCommand(line, this.#parseContext());
     if (!parsed.ok) return errorReply(parsed.ecode);
     try {
       return await this.#execute(parsed.command, origin, receivedAt ?? this.#d.now());
@@ -75,6 +80,25 @@ export class Dispatcher {
       return errorReply('NOMEM_9');
     }
   };
+
+  /**
+   * The parser's context for the next command: local addresses learnt by `l`/`r` count for the
+   * automatic choice by family, so the families are read from the manager before each parse.
+   */
+  #parseContext(): ParseContext {
+    const manager = this.#d.manager;
+    const v4 = manager.hasLocalFamily(4);
+    const v6 = manager.hasLocalFamily(6);
+    const families = `${v4 ? '4' : ''}${v6 ? '6' : ''}`;
+    if (families !== this.#families) {
+      this.#families = families;
+      const localFamilies = new Set<Family>();
+      if (v4) localFamilies.add(4);
+      if (v6) localFamilies.add(6);
+      this.#context = { ...this.#d.parseContext, localFamilies };
+    }
+    return this.#context;
+  }
 
   async #execute(
     cmd: Command,
