@@ -40,8 +40,29 @@ const RELAY_ECODES = {
 /** The five counters of a Q without names. */
 const DEFAULT_QUERY = ['ttl', 'npkts_ina', 'npkts_ino', 'nrelayed', 'ndropped'] as const;
 
+/** The part of the session manager dispatch calls (the unit tests give a fake). */
+export type DispatchManager = Pick<
+  SessionManager,
+  | 'size'
+  | 'find'
+  | 'update'
+  | 'lookup'
+  | 'delete'
+  | 'deleteAll'
+  | 'setLegTtl'
+  | 'setLegTos'
+  | 'record'
+  | 'stopRecording'
+  | 'copyToFile'
+  | 'copyToRemote'
+  | 'fork'
+  | 'play'
+  | 'stopPlayback'
+  | 'hasLocalFamily'
+>;
+
 export interface DispatcherDeps {
-  readonly manager: SessionManager;
+  readonly manager: DispatchManager;
   readonly stats: GlobalStats;
   readonly config: Config;
   /** The parser's context from the configuration; dispatch adds the live local families. */
