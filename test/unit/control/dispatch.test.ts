@@ -425,3 +425,12 @@ t.test('the local families are read from the manager before each command', async
   t.equal(await dispatcher.handle('U6 c ::1 5000 ft'), '23820\n');
   t.match(fake.calls, [['update', { local: { kind: 'family', family: 6 } }]]);
 });
+
+t.test('a counter name is looked up as a name only, never as an object property', async (t) => {
+  const { dispatcher } = setup();
+  await dispatcher.handle('U c 192.0.2.1 5000 ft');
+  for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+    t.equal(await dispatcher.handle(`Q c ft tt ${name}`), 'E62\n', `Q ${name}`);
+    t.equal(await dispatcher.handle(`G ${name}`), 'E68\n', `G ${name}`);
+  }
+});
