@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from './base/config.ts';
 import { Dispatcher } from './control/dispatch.ts';
+import { parseContextOf } from './control/parse-context.ts';
 import { controlSocketExposure } from './control/exposure.ts';
 import { StdioControlListener, StreamControlListener } from './control/listener-stream.ts';
 import { UdpControlListener } from './control/listener-udp.ts';
@@ -201,16 +202,7 @@ export class Daemon implements DaemonHandle {
       manager: this.manager,
       stats: this.stats,
       config,
-      parseContext: {
-        bridge: config.bridge,
-        hasIpv6: config.addresses.some((a) => a.family === 6),
-        defaultFamily: config.addresses[0]?.family ?? 4,
-        hasFamily: (family) => this.manager.hasLocalFamily(family),
-        labels: new Set(config.addresses.flatMap((a) => (a.label === undefined ? [] : [a.label]))),
-        ...(config.kamailioNotify && this.notifier !== undefined
-          ? { kamailioNotify: this.notifier.knows.bind(this.notifier) }
-          : {}),
-      },
+      parseContext: parseContextOf(config),
       now,
       load: () => this.#load,
       logger: logger.child({ mod: 'dispatch' }),

@@ -8,8 +8,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../base/config.ts';
 import { RelayError, type RelayErrorCode } from '../session/errors.ts';
 import type { FoundSession, LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
+import { globalCounter, sessionCounter } from '../session/query.ts';
 import type { Session } from '../session/session.ts';
-import type { CommandOrigin } from '../base/net.ts';
+import type { CommandOrigin, Family } from '../base/net.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { BASE_VERSION, isCapabilitySupported } from './capabilities.ts';
 import type { Command, SessionRef, SubCommand, UpdateModifiers } from './commands.ts';
@@ -36,64 +37,35 @@ const RELAY_ECODES = {
   ERR_COPY: 'CPYFAIL',
 } as const satisfies Record<RelayErrorCode, ECode>;
 
-/** Global counters by their G name (protocol.md 5.3); `true` marks the two floating ones. */
-const GLOBAL_COUNTERS = {
-  nsess_created: ['nsessCreated', false],
-  nsess_destroyed: ['nsessDestroyed', false],
-  nsess_timeout: ['nsessTimeout', false],
-  nsess_complete: ['nsessComplete', false],
-  nsess_nortp: ['nsessNortp', false],
-  nsess_owrtp: ['nsessOwrtp', false],
-  nsess_nortcp: ['nsessNortcp', false],
-  nsess_owrtcp: ['nsessOwrtcp', false],
-  nplrs_created: ['nplrsCreated', false],
-  nplrs_destroyed: ['nplrsDestroyed', false],
-  npkts_rcvd: ['npktsRcvd', false],
-  npkts_played: ['npktsPlayed', false],
-  npkts_relayed: ['npktsRelayed', false],
-  npkts_resizer_in: ['npktsResizerIn', false],
-  npkts_resizer_out: ['npktsResizerOut', false],
-  npkts_resizer_discard: ['npktsResizerDiscard', false],
-  npkts_discard: ['npktsDiscard', false],
-  total_duration: ['totalDuration', true],
-  ncmds_rcvd: ['ncmdsRcvd', false],
-  ncmds_rcvd_ndups: ['ncmdsRcvdNdups', false],
-  ncmds_succd: ['ncmdsSuccd', false],
-  ncmds_errs: ['ncmdsErrs', false],
-  ncmds_repld: ['ncmdsRepld', false],
-  rtpa_nsent: ['rtpaNsent', false],
-  rtpa_nrcvd: ['rtpaNrcvd', false],
-  rtpa_ndups: ['rtpaNdups', false],
-  rtpa_nlost: ['rtpaNlost', false],
-  rtpa_perrs: ['rtpaPerrs', false],
-  pps_in: ['ppsIn', true],
-} as const satisfies Record<string, readonly [keyof GlobalStats, boolean]>;
-
-/** Per-session counters by their Q name (protocol.md 5.1), seen from the leg facing T1. */
-const SESSION_COUNTERS: Readonly<Record<string, (s: Session, t1: Side, now: number) => string>> = {
-  ttl: (s) => String(s.ttl()),
-  npkts_ina: (s, t1) => String(s.legs[t1].rtp.npktsIn),
-  npkts_ino: (s, t1) => String(s.legs[otherSide(t1)].rtp.npktsIn),
-  nrelayed: (s) => String(s.legs[0].rtp.nrelayed + s.legs[1].rtp.nrelayed),
-  ndropped: (s) => String(s.legs[0].rtp.ndropped + s.legs[1].rtp.ndropped),
-  longest_ipi: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.longestIpi ?? 0, true),
-  rtpa_nsent: (s, t1) => String(s.legs[t1].rtp.rtpStats?.nsent ?? 0),
-  rtpa_nrcvd: (s, t1) => String(s.legs[t1].rtp.rtpStats?.nrcvd ?? 0),
-  rtpa_ndups: (s, t1) => String(s.legs[t1].rtp.rtpStats?.ndups ?? 0),
-  rtpa_nlost: (s, t1) => String(s.legs[t1].rtp.rtpStats?.nlost ?? 0),
-  rtpa_perrs: (s, t1) => String(s.legs[t1].rtp.rtpStats?.perrs ?? 0),
-  rtpa_jlast: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.jlast ?? 0, true),
-  rtpa_jmax: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.jmax ?? 0, true),
-  rtpa_javg: (s, t1) => counterText(s.legs[t1].rtp.rtpStats?.javg ?? 0, true),
-};
-
 /** The five counters of a Q without names. */
 const DEFAULT_QUERY = ['ttl', 'npkts_ina', 'npkts_ino', 'nrelayed', 'ndropped'] as const;
 
+/** The part of the session manager dispatch calls (the unit tests give a fake). */
+export type DispatchManager = Pick<
+  SessionManager,
+  | 'size'
+  | 'find'
+  | 'update'
+  | 'lookup'
+  | 'delete'
+  | 'deleteAll'
+  | 'setLegTtl'
+  | 'setLegTos'
+  | 'record'
+  | 'stopRecording'
+  | 'copyToFile'
+  | 'copyToRemote'
+  | 'fork'
+  | 'play'
+  | 'stopPlayback'
+  | 'hasLocalFamily'
+>;
+
 export interface DispatcherDeps {
-  readonly manager: SessionManager;
+  readonly manager: DispatchManager;
   readonly stats: GlobalStats;
   readonly config: Config;
+  /** The parser's context from the configuration; dispatch adds the live local families. */
   readonly parseContext: ParseContext;
   readonly now: () => number;
   /** Average load for `Il`, 0..1. */
@@ -104,9 +76,13 @@ export interface DispatcherDeps {
 /** Parses and executes command lines; `handle` is the CommandHandler given to the runner. */
 export class Dispatcher {
   readonly #d: DispatcherDeps;
+  /** The last context given to the parser, rebuilt when the manager's local families change. */
+  #context: ParseContext;
+  #families: string | undefined;
 
   constructor(deps: DispatcherDeps) {
     this.#d = deps;
+    this.#context = deps.parseContext;
   }
 
   /** Runs one command line; always resolves with exactly one reply ending in LF. */
@@ -115,7 +91,7 @@ export class Dispatcher {
     origin?: CommandOrigin,
     receivedAt?: number,
   ): Promise<string | CountedReply> => {
-    const parsed = parseCommand(line, this.#d.parseContext);
+    const parsed = parseCommand(line, this.#parseContext());
     if (!parsed.ok) return errorReply(parsed.ecode);
     try {
       return await this.#execute(parsed.command, origin, receivedAt ?? this.#d.now());
@@ -125,6 +101,25 @@ export class Dispatcher {
       return errorReply('NOMEM_9');
     }
   };
+
+  /**
+   * The parser's context for the next command: local addresses learnt by `l`/`r` count for the
+   * automatic choice by family, so the families are read from the manager before each parse.
+   */
+  #parseContext(): ParseContext {
+    const manager = this.#d.manager;
+    const v4 = manager.hasLocalFamily(4);
+    const v6 = manager.hasLocalFamily(6);
+    const families = `${v4 ? '4' : ''}${v6 ? '6' : ''}`;
+    if (families !== this.#families) {
+      this.#families = families;
+      const localFamilies = new Set<Family>();
+      if (v4) localFamilies.add(4);
+      if (v6) localFamilies.add(6);
+      this.#context = { ...this.#d.parseContext, localFamilies };
+    }
+    return this.#context;
+  }
 
   async #execute(
     cmd: Command,
@@ -225,12 +220,12 @@ export class Dispatcher {
     const found = this.#find(cmd.ref);
     if (cmd.badModifier) return errorReply('PARSE_8');
     const names = cmd.names.length > 0 ? cmd.names : DEFAULT_QUERY;
-    const now = this.#d.now();
     const pairs: (readonly [string, string])[] = [];
     for (const name of names) {
-      const read = SESSION_COUNTERS[name];
-      if (read === undefined) return errorReply('QRYFAIL');
-      pairs.push([name, read(found.session, found.legT1, now)]);
+      const counter = sessionCounter(found.session, found.legT1, name);
+      if (counter === undefined) return errorReply('QRYFAIL');
+      // Q prints its integer counters as they are and its floats with six decimals.
+      pairs.push([name, counter.float ? counterText(counter.value, true) : String(counter.value)]);
     }
     const text = namedValues(pairs, cmd.verbose);
     const subs = await this.#subcommands(
@@ -248,11 +243,9 @@ export class Dispatcher {
     const stats = this.#d.stats;
     const pairs: (readonly [string, string])[] = [];
     for (const name of names) {
-      const entry = (
-        GLOBAL_COUNTERS as Readonly<Record<string, readonly [keyof GlobalStats, boolean]>>
-      )[name];
-      if (entry === undefined) return errorReply('STSFAIL');
-      pairs.push([name, counterText(stats[entry[0]], entry[1])]);
+      const counter = globalCounter(stats, name);
+      if (counter === undefined) return errorReply('STSFAIL');
+      pairs.push([name, counterText(counter.value, counter.float)]);
     }
     const reply = `${namedValues(pairs, verbose)}\n`;
     return reply.length >= MAX_REPLY ? errorReply('RTOOBIG_1') : reply;

@@ -7,7 +7,11 @@ import type { LocalChoice, RemoteSpec, UpdateModifiers } from './commands.ts';
 import type { ECode } from './ecodes.ts';
 import type { Family } from '../base/net.ts';
 
-/** What the parser needs to know about the daemon's configuration. */
+/**
+ * What the parser needs to know about the daemon: plain data, computed by the caller (the
+ * configuration once, the live local families by dispatch before each command), so that parsing
+ * stays pure.
+ */
 export interface ParseContext {
   /** `-l A/B`: the `i` and `e` modifiers are allowed. */
   readonly bridge: boolean;
@@ -16,17 +20,17 @@ export interface ParseContext {
   /** Family of the default (first) local address; 4 when absent. */
   readonly defaultFamily?: Family;
   /**
-   * Whether a local address of this family is known now, configured or learnt by `l`/`r` (the
+   * The families of the local addresses known now, configured or learnt by `l`/`r` (the
    * reference's `foraf()` walks its live address list). Absent: IPv4 always, IPv6 per `hasIpv6`.
    */
-  readonly hasFamily?: (family: Family) => boolean;
+  readonly localFamilies?: ReadonlySet<Family>;
   /** Labels of `label@ADDR` local addresses, for `l{label}`. */
   readonly labels: ReadonlySet<string>;
   /**
    * `--kamailio_notify`: the forms Kamailio's `timeout_socket` sends are read as a notify pair
-   * (protocol.md 10.1). Answers whether a NOTIFY_SOCKET names a `-n` target. Absent: off.
+   * (protocol.md 10.1). The NOTIFY_SOCKET texts that name a `-n` target. Absent: off.
    */
-  readonly kamailioNotify?: (socket: string) => boolean;
+  readonly kamailioNotifySockets?: ReadonlySet<string>;
 }
 
 export type Parsed<T> =
@@ -145,7 +149,7 @@ export function parseUpdateModifiers(mods: string, ctx: ParseContext): Parsed<Up
   } else if (family !== (ctx.defaultFamily ?? 4)) {
     // Automatic bridging by family (rpcpv1_ul.c): without i/e/l/r, a remote whose family differs
     // from the default local address's gets a local address of its own family, or E36.
-    const known = ctx.hasFamily?.(family) ?? (family === 4 || ctx.hasIpv6);
+    const known = ctx.localFamilies?.has(family) ?? (family === 4 || ctx.hasIpv6);
     if (!known) return fail('INVLARG_6');
     local = { kind: 'family', family };
   } else local = { kind: 'default' };

@@ -201,8 +201,9 @@ function kamailioNotify(
   args: readonly string[],
   ctx: ParseContext,
 ): { tag2: string | undefined; notify: { socket: string; tag: string } } | undefined {
-  const known = ctx.kamailioNotify;
-  if (known === undefined) return undefined;
+  const sockets = ctx.kamailioNotifySockets;
+  if (sockets === undefined) return undefined;
+  const known = (socket: string): boolean => sockets.has(socket);
   const [callId = '', , , tag1 = '', fifth = '', sixth = ''] = args;
   if (args.length === 5) {
     const semi = fifth.indexOf(';');

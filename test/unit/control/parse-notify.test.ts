@@ -7,7 +7,7 @@ import { type ParseContext, parseCommand } from '../../../src/control/parse.ts';
 
 const SOCKETS = new Set(['tcp:127.0.0.1:9999', 'unix:/run/n.sock', '/run/n.sock']);
 const OFF: ParseContext = { bridge: false, hasIpv6: false, labels: new Set() };
-const ON: ParseContext = { ...OFF, kamailioNotify: (s) => SOCKETS.has(s) };
+const ON: ParseContext = { ...OFF, kamailioNotifySockets: SOCKETS };
 
 type Want =
   | { readonly e: number }
