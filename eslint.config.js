@@ -16,7 +16,7 @@ const LAYERS = {
   play: ['media', 'base', 'util'],
   tools: ['record', 'media', 'base', 'util'],
   session: ['record', 'play', 'media', 'base', 'util'],
-  control: ['session', 'media', 'base', 'util'],
+  control: ['session', 'media', 'notify', 'base', 'util'],
 };
 /** The places above every folder of LAYERS: the composition root and the command line. */
 const TOP = { daemon: ['**/daemon.ts', '**/daemon-types.ts'], cli: ['**/cli/**'] };
