@@ -1,6 +1,15 @@
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { errorMessage } from '../util/error-message.ts';
 import type { Family } from '../base/net.ts';
+import {
+  INFO_FLAGS,
+  LONG_OPTIONS,
+  OPTIONS,
+  SHORT_WITH_ARGUMENT,
+  type OptionSpec,
+} from './option-table.ts';
+
+export { USAGE } from './option-table.ts';
 
 /**
  * The command line as typed, before any decision (protocol.md section 9). Values are syntactically
@@ -101,67 +110,6 @@ export type ParseOutcome =
   | { readonly ok: true; readonly options: RawOptions }
   | { readonly ok: false; readonly message: string };
 
-/** Short usage text printed after a command-line error (the reference's, plus the long options). */
-export const USAGE = [
-  'usage:\trtpproxy [-2fvFiPaRbD] [-l addr1[/addr2]] [-6 addr1[/addr2]] [-s path]',
-  '\t  [-t tos] [-r rdir [-S sdir]] [-T ttl] [-L nfiles] [-m port_min]',
-  '\t  [-M port_max] [-u uname[:gname]] [-w sock_mode] [-n timeout_socket]',
-  '\t  [-d log_level[:log_facility]] [-p pid_file] [-c fifo|rr]',
-  '\t  [-A addr1[/addr2]] [-W setup_ttl] [--nice N] [--force_asymmetric]',
-  '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
-  '\t  [--kamailio_notify] [--workers N] [--no_connect_media] [--config file]',
-  '\t  [--no_strict_source] [--dso file] [--nft auto|on|off]',
-  '\trtpproxy -v | -V | -C',
-].join('\n');
-
-/** Short options that take an argument (getopt string of the reference, minus the flags). */
-const SHORT_WITH_ARGUMENT = new Set([
-  'l',
-  '6',
-  's',
-  'S',
-  't',
-  'r',
-  'p',
-  'T',
-  'L',
-  'm',
-  'M',
-  'u',
-  'n',
-  'd',
-  'c',
-  'A',
-  'w',
-  'W',
-]);
-
-/** Short options that print something and exit at once when getopt reaches them. */
-const INFO_FLAGS = { v: 'capabilities', V: 'version', C: 'clock' } as const;
-
-/** Long options and their argument kind (`longopts[]` of the reference). */
-const LONG_OPTIONS = {
-  dso: 'required',
-  bridge_symmetric: 'none',
-  nice: 'required',
-  overload_prot: 'optional',
-  config: 'required',
-  force_asymmetric: 'none',
-  no_resolve: 'none',
-  no_redirect: 'none',
-  kamailio_notify: 'none',
-  workers: 'required',
-  no_connect_media: 'none',
-  nft: 'required',
-  no_strict_source: 'none',
-} as const satisfies Readonly<Record<string, 'none' | 'required' | 'optional'>>;
-
-type LongName = keyof typeof LONG_OPTIONS;
-
-function isLongName(name: string): name is LongName {
-  return Object.hasOwn(LONG_OPTIONS, name);
-}
-
 type Prescan =
   | {
       readonly ok: true;
@@ -199,7 +147,8 @@ function prescan(argv: readonly string[]): Prescan {
         continue;
       }
       const name = resolved.name;
-      switch (LONG_OPTIONS[name]) {
+      // A resolved name is always in the map.
+      switch (LONG_OPTIONS.get(name) ?? 'none') {
         case 'none':
           if (value !== undefined) {
             return { ok: false, message: `option '--${name}' doesn't allow an argument` };
@@ -223,14 +172,10 @@ function prescan(argv: readonly string[]): Prescan {
     if (arg.startsWith('-') && arg.length > 1) {
       for (let k = 1; k < arg.length; k++) {
         const ch = arg.charAt(k);
-        if (Object.hasOwn(INFO_FLAGS, ch)) {
+        const info = INFO_FLAGS.get(ch);
+        if (info !== undefined) {
           out.push(arg.slice(0, k + 1));
-          return {
-            ok: true,
-            argv: out,
-            operands: 0,
-            info: INFO_FLAGS[ch as keyof typeof INFO_FLAGS],
-          };
+          return { ok: true, argv: out, operands: 0, info };
         }
         if (SHORT_WITH_ARGUMENT.has(ch)) {
           out.push(arg);
@@ -250,19 +195,18 @@ function prescan(argv: readonly string[]): Prescan {
 function resolveLongName(
   typed: string,
 ):
-  | { readonly ok: true; readonly name: LongName | undefined }
+  | { readonly ok: true; readonly name: string | undefined }
   | { readonly ok: false; readonly message: string } {
-  if (isLongName(typed)) return { ok: true, name: typed };
+  if (LONG_OPTIONS.has(typed)) return { ok: true, name: typed };
   if (typed === '') return { ok: true, name: undefined };
-  const matches = Object.keys(LONG_OPTIONS).filter((n) => n.startsWith(typed));
+  const matches = [...LONG_OPTIONS.keys()].filter((n) => n.startsWith(typed));
   if (matches.length > 1) {
     return {
       ok: false,
       message: `option '--${typed}' is ambiguous; possibilities: ${matches.map((m) => `'--${m}'`).join(' ')}`,
     };
   }
-  const only = matches[0];
-  return { ok: true, name: only !== undefined && isLongName(only) ? only : undefined };
+  return { ok: true, name: matches[0] };
 }
 
 /** Coercer for decimal integers (`atoi_saferange` in the reference): no hex, no exponent, not empty. */
@@ -279,7 +223,8 @@ function collect(value: string, previous: readonly string[]): readonly string[] 
   return [...previous, value];
 }
 
-function buildProgram(listen: ListenArg[]): Command {
+/** The commander program for the table's options; `-l`/`-6` values are pushed onto `listen`. */
+function buildProgram(listen: ListenArg[]): { program: Command; options: readonly Option[] } {
   const program = new Command('rtpproxy');
   program
     .exitOverride()
@@ -290,76 +235,52 @@ function buildProgram(listen: ListenArg[]): Command {
     })
     .helpOption(false)
     .allowUnknownOption(false)
-    .allowExcessArguments(false)
-    .option('-f', 'stay in the foreground')
-    .option('-s <socket>', 'control socket (repeatable)', collect, [])
-    .option('-l <addr>', 'IPv4 media address (repeatable)', (v: string) => {
-      listen.push({ family: 4, value: v });
-      return v;
-    })
-    .option('-6 <addr>', 'IPv6 media address (repeatable)', (v: string) => {
-      listen.push({ family: 6, value: v });
-      return v;
-    })
-    .option('-A <adv>', 'advertised addresses in bridge mode: ADV1[/ADV2]')
-    .option('-m <port>', 'lowest media port', decimal)
-    .option('-M <port>', 'highest media port', decimal)
-    .option('-b', 'allocate ports sequentially')
-    .option('-T <seconds>', 'idle timeout of complete sessions', decimal)
-    .option('-W <seconds>', 'idle timeout of incomplete sessions', decimal)
-    .option('-i', 'independent idle timers per leg')
-    .option('-t <tos>', 'IP TOS of IPv4 media sockets', decimal)
-    .option('-2', 'send small packets twice')
-    .option('-r <dir>', 'recording directory')
-    .option('-S <dir>', 'spool directory')
-    .option('-P', 'pcap recording format')
-    .option('-a', 'record all sessions')
-    .option('-R', 'do not record RTCP')
-    .option('-n <target>', 'timeout notification target (repeatable)', collect, [])
-    .option('-p <file>', 'pid file')
-    .option('-u <user>', 'USER[:GROUP] or :GROUP to run as')
-    .option('-w <mode>', 'mode of unix control sockets (decimal)', decimal)
-    .option('-F', 'allow running as root without -u')
-    .option('-L <n>', 'open-files limit', decimal)
-    .option('-d <level>', 'LEVEL[:FACILITY]')
-    .option('-D', 'do not chdir to / when daemonizing')
-    .option('-c <policy>', 'real-time scheduling policy: fifo or rr')
-    .option('-v', 'print the capabilities and exit')
-    .option('-V', 'print the version and exit')
-    .option('-C', 'print the clock name and exit')
-    .option('--nice <n>', 'process priority', decimal)
-    .option('--force_asymmetric', 'legs asymmetric by default')
-    .option('--bridge_symmetric', 'legs symmetric in bridge mode')
-    .option('--no_resolve', 'numeric addresses only')
-    .option('--no_redirect', 'keep stdout/stderr when daemonizing')
-    .option('--overload_prot', 'refuse new sessions (E98) while the event loop runs late')
-    .option('--kamailio_notify', "read Kamailio's timeout_socket forms as a notify pair")
-    .option('--workers <n>', 'media worker threads (0: relay on the main thread)', decimal)
-    .option('--no_connect_media', 'never connect media sockets to the latched party')
-    .option('--nft <mode>', "the daemon's nftables table (TOS marking): auto, on or off")
-    .option('--no_strict_source', "latch media sources by the reference's rules")
-    .option('--config <file>', 'configuration file')
-    .option('--dso <file>', 'module to load (repeatable)', collect, []);
-  return program;
+    .allowExcessArguments(false);
+  const options = OPTIONS.map((spec: OptionSpec) => {
+    const option = new Option(
+      spec.arg === undefined ? spec.flag : `${spec.flag} <${spec.arg}>`,
+      spec.description,
+    );
+    const into = spec.into;
+    switch (into.as) {
+      case 'decimal':
+        option.argParser(decimal);
+        break;
+      case 'list':
+        option.default([]).argParser(collect);
+        break;
+      case 'listen':
+        option.argParser((v: string) => {
+          listen.push({ family: into.family, value: v });
+          return v;
+        });
+        break;
+      case 'flag':
+      case 'text':
+      case 'info':
+        break;
+    }
+    program.addOption(option);
+    return option;
+  });
+  return { program, options };
 }
 
-function str(opts: Readonly<Record<string, unknown>>, key: string): string | undefined {
-  const v = opts[key];
-  return typeof v === 'string' ? v : undefined;
-}
-
-function num(opts: Readonly<Record<string, unknown>>, key: string): number | undefined {
-  const v = opts[key];
-  return typeof v === 'number' ? v : undefined;
-}
-
-function flag(opts: Readonly<Record<string, unknown>>, key: string): boolean {
-  return opts[key] === true;
-}
-
-function list(opts: Readonly<Record<string, unknown>>, key: string): readonly string[] {
-  const v = opts[key];
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+/** One option's value from commander's result, as its RawOptions field holds it. */
+function valueOf(spec: OptionSpec, value: unknown): unknown {
+  switch (spec.into.as) {
+    case 'flag':
+      return value === true;
+    case 'text':
+      return typeof value === 'string' ? value : undefined;
+    case 'decimal':
+      return typeof value === 'number' ? value : undefined;
+    case 'list':
+      return Array.isArray(value) ? value.filter((x): x is string => typeof x === 'string') : [];
+    case 'listen':
+    case 'info':
+      return undefined; // filled from the prescan and the -l/-6 callback
+  }
 }
 
 /** Drops the keys whose value is undefined (exactOptionalPropertyTypes). */
@@ -375,7 +296,7 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
   const pre = prescan(argv);
   if (!pre.ok) return pre;
   const listen: ListenArg[] = [];
-  const program = buildProgram(listen);
+  const { program, options } = buildProgram(listen);
   try {
     program.parse([...pre.argv], { from: 'user' });
   } catch (err) {
@@ -392,47 +313,12 @@ export function parseOptions(argv: readonly string[]): ParseOutcome {
     return { ok: false, message: errorMessage(err) };
   }
   const o: Readonly<Record<string, unknown>> = program.opts();
-  const options = defined<RawOptions>({
-    info: pre.info,
-    foreground: flag(o, 'f'),
-    sockets: list(o, 's'),
-    listen,
-    advertised: str(o, 'A'),
-    portMin: num(o, 'm'),
-    portMax: num(o, 'M'),
-    sequentialPorts: flag(o, 'b'),
-    ttl: num(o, 'T'),
-    setupTtl: num(o, 'W'),
-    independentTtl: flag(o, 'i'),
-    tos: num(o, 't'),
-    sendTwice: flag(o, '2'),
-    recordDir: str(o, 'r'),
-    spoolDir: str(o, 'S'),
-    pcap: flag(o, 'P'),
-    recordAll: flag(o, 'a'),
-    noRtcpRecord: flag(o, 'R'),
-    notify: list(o, 'n'),
-    pidFile: str(o, 'p'),
-    user: str(o, 'u'),
-    socketMode: num(o, 'w'),
-    allowRoot: flag(o, 'F'),
-    fileLimit: num(o, 'L'),
-    debug: str(o, 'd'),
-    noChdir: flag(o, 'D'),
-    schedPolicy: str(o, 'c'),
-    nice: num(o, 'nice'),
-    forceAsymmetric: flag(o, 'force_asymmetric'),
-    bridgeSymmetric: flag(o, 'bridge_symmetric'),
-    noResolve: flag(o, 'no_resolve'),
-    noRedirect: flag(o, 'no_redirect'),
-    overloadProt: flag(o, 'overload_prot'),
-    kamailioNotify: flag(o, 'kamailio_notify'),
-    workers: num(o, 'workers'),
-    noConnectMedia: flag(o, 'no_connect_media'),
-    nft: str(o, 'nft'),
-    noStrictSource: flag(o, 'no_strict_source'),
-    configFile: str(o, 'config'),
-    dso: list(o, 'dso'),
+  const fields: Record<string, unknown> = { info: pre.info, listen };
+  OPTIONS.forEach((spec: OptionSpec, i) => {
+    const option = options[i];
+    if (option === undefined || spec.into.field === 'info' || spec.into.field === 'listen') return;
+    fields[spec.into.field] = valueOf(spec, o[option.attributeName()]);
   });
-  return { ok: true, options };
+  const parsedOptions = defined<RawOptions>(fields as { [K in keyof RawOptions]: RawOptions[K] });
+  return { ok: true, options: parsedOptions };
 }
