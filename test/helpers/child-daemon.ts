@@ -4,10 +4,10 @@
  * answers `V`, read its JSON log lines. Every wait has a deadline.
  */
 import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { udpCommand } from './control.ts';
+export { freeUdpPort } from './udp.ts';
 import type { Teardown } from './daemon.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
@@ -79,18 +79,6 @@ export function spawnDaemon(
     gone: () => ended,
     kill: (s) => child.kill(s),
   };
-}
-
-/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
-export async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', resolve);
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
 }
 
 /** Polls `V` on 127.0.0.1:port until the daemon answers; fails early when it exited. */

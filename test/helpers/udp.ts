@@ -200,3 +200,15 @@ export function portFree(port: number): Promise<boolean> {
     });
   });
 }
+
+/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', resolve);
+  });
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(resolve));
+  return port;
+}

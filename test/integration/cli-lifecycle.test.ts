@@ -12,23 +12,12 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { udpCommand, waitUntil } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { freeUdpPort } from '../helpers/udp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 /** Media ports of this file (no session here binds more than one pair). */
 const MEDIA = ['-l', '127.0.0.1', '-m', '47000', '-M', '47099'] as const;
 const DEADLINE_MS = 15_000;
-
-/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', resolve);
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
-}
 
 interface Spawned {
   readonly child: ChildProcess;

@@ -8,7 +8,6 @@
  * tools.
  */
 import { execFile, spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import { cpSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +15,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { freeUdpPort, Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUILD = join(ROOT, 'scripts', 'build.mjs');
@@ -29,18 +28,6 @@ function installedEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env['RTPPROXY_FROM_SOURCE'];
   return env;
-}
-
-/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', resolve);
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
 }
 
 /** A copy of the package with the compiled code only: bin/, package.json, dist/, node_modules. */

@@ -7,13 +7,13 @@
  * a deadline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { udpCommand, unixCommand, waitUntil, withTimeout } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { freeUdpPort } from '../helpers/udp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 /** Media ports of this file (no test here binds more than one pair). */
@@ -46,18 +46,6 @@ function spawnDaemon(t: Test, args: readonly string[]): Spawned {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
-async function freeUdpPort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', resolve);
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
 }
 
 const LAYOUTS: readonly { readonly name: string; readonly args: readonly string[] }[] = [
