@@ -18,7 +18,7 @@ import type { CountedReply } from './control/socket-types.ts';
 import type { DaemonHandle, DaemonHooks } from './daemon-types.ts';
 import { localAddresses, OwnEndpoints } from './media/own-endpoints.ts';
 import { type MediaPlane, UdpMediaPlane } from './media/plane.ts';
-import { WorkerMediaPlane } from './media/worker-plane.ts';
+import { WorkerMediaPlane } from './media/worker/worker-plane.ts';
 import { findNft, netAdminProblem, nftRunner } from './nft/runner.ts';
 import { instanceTableName, NftTable } from './nft/table.ts';
 import { TosMarks, tosDefinition, TOS_ADDR_MAP, TOS_PORT_MAP } from './nft/tos.ts';
@@ -156,7 +156,7 @@ export class Daemon implements DaemonHandle {
             if (overloaded) overloadLog.warn(fields, 'overloaded: new sessions are refused (E98)');
             else overloadLog.info(fields, 'no longer overloaded: new sessions are accepted');
           },
-          otherLateMs: () => media.lateMs?.() ?? 0,
+          otherLateMs: () => media.lateMs(),
         })
       : undefined;
     this.manager = new SessionManager(
@@ -219,16 +219,16 @@ export class Daemon implements DaemonHandle {
     // reply waits until the ports the command released are closed, so replies (Q counters,
     // latching, G totals, ports free after D) are what in-process media would give.
     const handle =
-      media.sync === undefined
+      media.workers === 0
         ? dispatcher.handle
         : async (
             line: string,
             origin?: CommandOrigin,
             receivedAt?: number,
           ): Promise<string | CountedReply> => {
-            media.sync?.();
+            media.sync();
             const reply = await dispatcher.handle(line, origin, receivedAt);
-            await media.flush?.();
+            await media.flush();
             return reply;
           };
     this.#runner = new CommandRunner(handle, this.stats, logger.child({ mod: 'control' }), now);
@@ -332,9 +332,8 @@ export class Daemon implements DaemonHandle {
   /** Boots the media workers (if any), once; resolves when they run. */
   #bootMedia(): Promise<void> {
     const media = this.#media;
-    if (!(media instanceof WorkerMediaPlane)) return Promise.resolve();
     this.#mediaRunning ??= media.running().then(() => {
-      this.#logger.info({ workers: media.workers }, 'media workers running');
+      if (media.workers > 0) this.#logger.info({ workers: media.workers }, 'media workers running');
     });
     return this.#mediaRunning;
   }
@@ -402,12 +401,12 @@ export class Daemon implements DaemonHandle {
     this.#cache.close();
     // Media workers stop receiving and hand over the packets they recorded before the recorders
     // close: a recording then holds every packet the parties were sent.
-    await this.#media.stopReceiving?.();
+    await this.#media.stopReceiving();
     await this.manager.close();
     this.#players.close();
     this.#overload?.close();
     await this.notifier?.close();
-    await this.#media.close?.();
+    await this.#media.close();
     // The table goes last, once no session holds an element.
     await this.#nftReady?.catch(() => undefined);
     await this.#nft?.close();
@@ -443,19 +442,19 @@ export class Daemon implements DaemonHandle {
 
   #startTimers(): void {
     const sweep = setInterval(() => {
-      this.#media.sync?.(true);
+      this.#media.sync(true);
       this.manager.sweep();
     }, SWEEP_INTERVAL_MS);
     let lastPackets = this.stats.npktsRcvd;
     let lastElu = performance.eventLoopUtilization();
     const rates = setInterval(() => {
-      this.#media.sync?.();
+      this.#media.sync();
       this.stats.ppsIn = this.stats.npktsRcvd - lastPackets;
       lastPackets = this.stats.npktsRcvd;
       const elu = performance.eventLoopUtilization();
       const mainLoad = performance.eventLoopUtilization(elu, lastElu).utilization;
       // The busiest event loop: the main thread's, or a media worker's.
-      this.#load = Math.max(mainLoad, this.#media.load?.() ?? 0);
+      this.#load = Math.max(mainLoad, this.#media.load());
       lastElu = elu;
       this.#overload?.sample();
     }, RATE_INTERVAL_MS);
