@@ -133,12 +133,7 @@ export function firstChunk(p: Piece, want: number): boolean {
   }
 }
 
-function framesChunk(
-  p: Piece,
-  want: number,
-  frameSamples: number,
-  frameBytes: number,
-): boolean {
+function framesChunk(p: Piece, want: number, frameSamples: number, frameBytes: number): boolean {
   const frames = Math.ceil(want / frameSamples);
   const samples = frames * frameSamples;
   if (samples >= p.nsamples) return false;
