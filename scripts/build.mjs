@@ -28,7 +28,7 @@ const OUT = resolve(values.out ?? join(ROOT, 'dist'));
 /** The programs: entry point in src/, bundle name in dist/. */
 const PROGRAMS = [
   { entry: 'src/cli/main.ts', out: 'rtpproxy.cjs' },
-  { entry: 'src/media/media-worker.ts', out: 'media-worker.cjs' },
+  { entry: 'src/media/worker/media-worker.ts', out: 'media-worker.cjs' },
   { entry: 'src/tools/makeann.ts', out: 'makeann.cjs' },
   { entry: 'src/tools/extract.ts', out: 'extract.cjs' },
 ];

@@ -36,7 +36,7 @@ export interface MediaPlaneOptions {
 }
 
 /** What the session manager needs from the media plane. */
-export interface MediaPlane {
+export interface SessionMedia {
   /** The four streams of a new session, wired to relay into each other. */
   createStreams(activity: ActivitySink): SessionStreams;
   /**
@@ -55,28 +55,45 @@ export interface MediaPlane {
   routeSource(remote: string, family: Family): Promise<string | undefined>;
   /** Port pairs the range holds. */
   readonly capacity: number;
+}
+
+/**
+ * The media plane as the daemon drives it: what the session manager needs, and the start, the
+ * per-command and per-sweep synchronisation, the load figures and the shutdown. Total: the
+ * in-process plane implements what concerns only media workers as no-ops.
+ */
+export interface MediaPlane extends SessionMedia {
+  /** Number of media worker threads; 0 when media runs on the main thread. */
+  readonly workers: number;
+  /**
+   * Starts the media workers in the background, once (the first session does it, or the daemon's
+   * warm-up); what is posted to them meanwhile waits in their ports.
+   */
+  boot(): void;
+  /** Resolves once media can be relayed, booting the workers first if needed. */
+  running(): Promise<void>;
   /**
    * Brings the streams' main-thread view up to date with what media workers did so far (latching,
    * counters); run before each command, and with `sweep` before each idle sweep (which also hands
-   * over packet activity). Absent when media runs on the main thread.
+   * over packet activity).
    */
-  sync?(sweep?: boolean): void;
+  sync(sweep?: boolean): void;
   /**
    * Resolves once every socket released so far is closed (media workers close them
    * asynchronously), so that a D is answered only when its ports are free, as in the reference.
    */
-  flush?(): Promise<void>;
+  flush(): Promise<void>;
   /**
    * Shutdown, before the sessions close: media workers close their sockets and hand over every
-   * recorded packet they still hold. Absent when media runs on the main thread.
+   * recorded packet they still hold.
    */
-  stopReceiving?(): Promise<void>;
-  /** Stops the media workers, if any; sockets were closed with their sessions. */
-  close?(): Promise<void>;
-  /** Event-loop utilization of the busiest media worker (0..1); absent without workers. */
-  load?(): number;
-  /** Mean event-loop lateness of the latest media worker, ms; absent without workers. */
-  lateMs?(): number;
+  stopReceiving(): Promise<void>;
+  /** Stops the plane's timers and the media workers, if any; sockets closed with their sessions. */
+  close(): Promise<void>;
+  /** Event-loop utilization of the busiest media worker (0..1); 0 without workers. */
+  load(): number;
+  /** Mean event-loop lateness of the latest media worker, ms; 0 without workers. */
+  lateMs(): number;
 }
 
 /** The port tables of a media plane, one per address family. */
@@ -129,8 +146,63 @@ export function createRelayStreams(
   return streams;
 }
 
+/**
+ * What every media plane without workers does besides binding and relaying: nothing to start,
+ * nothing to synchronise, sockets that close at once. The in-process plane and test doubles
+ * extend it.
+ */
+export abstract class MainThreadMedia implements MediaPlane {
+  abstract readonly capacity: number;
+  abstract createStreams(activity: ActivitySink): SessionStreams;
+  abstract bindPair(
+    address: string,
+    family: Family,
+    rtp: MediaStream,
+    rtcp: MediaStream,
+  ): Promise<boolean>;
+  abstract routeSource(remote: string, family: Family): Promise<string | undefined>;
+
+  /** Media runs on the main thread: no worker. */
+  readonly workers: number = 0;
+
+  boot(): void {
+    // Nothing to start: the sockets are bound as sessions need them.
+  }
+
+  running(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  sync(): void {
+    // The streams are the main thread's own: always up to date.
+  }
+
+  /** Sockets close synchronously here: a released pair is free at once. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Sockets close with their sessions, and recorders get packets as they arrive. */
+  stopReceiving(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The main thread's load is measured by the daemon itself. */
+  load(): number {
+    return 0;
+  }
+
+  lateMs(): number {
+    return 0;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 /** The in-process media plane: node:dgram sockets on the main event loop. */
-export class UdpMediaPlane implements MediaPlane {
+export class UdpMediaPlane extends MainThreadMedia {
   readonly #settings: RelaySettings;
   readonly #allocators: PortTables;
   readonly #own: OwnEndpoints | undefined;
@@ -140,6 +212,7 @@ export class UdpMediaPlane implements MediaPlane {
   readonly #held = new HeldPackets();
 
   constructor(options: MediaPlaneOptions) {
+    super();
     const connections = options.connect ? new Connections() : undefined;
     this.#settings = {
       stats: options.stats,
@@ -202,7 +275,7 @@ export class UdpMediaPlane implements MediaPlane {
     return routeSource(remote, family);
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     clearInterval(this.#connectionTimer);
     this.#held.close();
     return Promise.resolve();

@@ -20,141 +20,33 @@
  */
 import type dgram from 'node:dgram';
 import { canonicalAddress } from '../util/net.ts';
-import type { GlobalStats } from '../util/stats.ts';
 import { RtpResizer } from './resizer.ts';
-import type { OwnEndpoints } from './own-endpoints.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
+import type { RelaySettings } from './relay-shared.ts';
 import { RtpStats } from './rtp-stats.ts';
+import { SourceConfirmation } from './source-confirmation.ts';
 import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
 import type { Family } from '../base/net.ts';
 import type { Side } from '../base/side.ts';
 
 export type { ActivitySink, PacketTap } from './stream.ts';
+export {
+  CONNECTION_CHECK_MS,
+  Connections,
+  HeldPackets,
+  RESIZER_TICK_MS,
+  type RelaySettings,
+} from './relay-shared.ts';
+export { CONFIRM_PACKETS } from './source-confirmation.ts';
 
 /** Re-latch window after a pre-fill from signalling (the reference's 10 s). */
 const RELATCH_WINDOW_MS = 10_000;
 /** A packet of the latched SSRC may move the leg when its sequence is this close. */
 const RELATCH_SEQ_DISTANCE = 536;
-/**
- * Strict sources: a source the signalling did not name is taken only after this many consecutive
- * RTP packets of one SSRC with consecutive sequence numbers (docs/architecture.md, "Strict
- * sources"): 60 ms of a 20 ms stream, more than an RTP-bleed sweep sends to one port.
- */
-export const CONFIRM_PACKETS = 4;
 /** `-2`: relayed packets shorter than this are sent twice. */
 const SEND_TWICE_BELOW = 128;
-
-/**
- * The streams whose socket is connected, checked every {@link CONNECTION_CHECK_MS} by the owner
- * of the streams (the media plane or the media worker): a stream whose remote sent nothing since
- * the previous check is disconnected, so that a party that moved can be latched again.
- */
-export class Connections {
-  readonly #streams = new Set<RelayStream>();
-
-  add(stream: RelayStream): void {
-    this.#streams.add(stream);
-  }
-
-  delete(stream: RelayStream): void {
-    this.#streams.delete(stream);
-  }
-
-  get size(): number {
-    return this.#streams.size;
-  }
-
-  /** One check of every connected stream. */
-  check(): void {
-    for (const stream of this.#streams) stream.checkConnection();
-  }
-}
-
-/** How often connected streams are checked for silence. */
-export const CONNECTION_CHECK_MS = 100;
-
-/** How often streams whose re-packetizer holds packets are drained. */
-export const RESIZER_TICK_MS = 10;
 /** Packets one drain of a re-packetizer may emit (each takes at least one held piece). */
 const RESIZER_DRAIN_LIMIT = 64;
-
-/**
- * The streams whose re-packetizer (`z`) holds packets, drained every {@link RESIZER_TICK_MS} by
- * one timer for all of them, which runs only while some stream holds packets. Arrivals drain a
- * stream too; the tick sends what is due when nothing more arrives (the end of a talk spurt, a
- * late packet, the last rest of a split).
- */
-export class HeldPackets {
-  readonly #streams = new Set<RelayStream>();
-  readonly #after: ((stream: RelayStream) => void) | undefined;
-  #timer: NodeJS.Timeout | undefined;
-
-  /** `after` runs for a stream once a tick drained it (a media worker publishes its counters). */
-  constructor(after?: (stream: RelayStream) => void) {
-    this.#after = after;
-  }
-
-  add(stream: RelayStream): void {
-    this.#streams.add(stream);
-    if (this.#timer !== undefined) return;
-    this.#timer = setInterval(() => {
-      this.tick();
-    }, RESIZER_TICK_MS);
-    this.#timer.unref();
-  }
-
-  get size(): number {
-    return this.#streams.size;
-  }
-
-  /** One drain of every stream that holds packets; the timer stops when none holds any. */
-  tick(): void {
-    for (const stream of this.#streams) {
-      if (!stream.drainResizer()) this.#streams.delete(stream);
-      this.#after?.(stream);
-    }
-    if (this.#streams.size === 0) this.close();
-  }
-
-  /** Stops the timer (streams added later start it again). */
-  close(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-}
-
-/** Shared, read-mostly settings of every stream of the daemon. */
-export interface RelaySettings {
-  readonly stats: Pick<
-    GlobalStats,
-    | 'npktsRcvd'
-    | 'npktsRelayed'
-    | 'npktsDiscard'
-    | 'npktsResizerIn'
-    | 'npktsResizerOut'
-    | 'npktsResizerDiscard'
-  >;
-  /** Monotonic milliseconds. */
-  readonly now: () => number;
-  readonly sendTwice: boolean;
-  /** Where connected streams register; without it sockets are never connected. */
-  readonly connections?: Connections;
-  /** Where streams whose re-packetizer holds packets register; without it only arrivals drain. */
-  readonly held?: HeldPackets;
-  /**
-   * Called once a relayed packet is counted, just before it is sent: a media worker writes the
-   * counters where the main thread reads them, so a party that got the packet and asks at once
-   * finds it counted.
-   */
-  readonly counted?: (stream: RelayStream) => void;
-  /**
-   * Strict sources (the default; false with `--no_strict_source`, the reference's rules): see
-   * docs/architecture.md, "Strict sources".
-   */
-  readonly strictSource?: boolean;
-  /** The daemon's own endpoints: never latched on, whatever the rules (own-endpoints.ts). */
-  readonly own?: OwnEndpoints;
-}
 
 export class RelayStream implements MediaStream {
   readonly leg: Side;
@@ -228,11 +120,7 @@ export class RelayStream implements MediaStream {
   /** The party's address as signalling last named it (canonical), for strict sources. */
   #signalled: string | undefined;
   /** Strict sources: the unsignalled source being confirmed, and how far. */
-  #candidateAddress: string | undefined;
-  #candidatePort = 0;
-  #candidateSsrc = -1;
-  #candidateSeq = 0;
-  #candidateCount = 0;
+  readonly #candidate = new SourceConfirmation();
 
   constructor(leg: Side, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
     this.leg = leg;
@@ -584,33 +472,7 @@ export class RelayStream implements MediaStream {
       const rtp = this.rtpSibling;
       return rtp !== undefined && rtp.#latched && rtp.remoteAddress === address;
     }
-    return this.#confirm(address, port, msg);
-  }
-
-  /** One packet of an unsignalled source: true once it completes the confirmation. */
-  #confirm(address: string, port: number, msg: Buffer): boolean {
-    const ssrc = rtpSsrc(msg);
-    if (ssrc < 0) return false;
-    const seq = rtpSequence(msg);
-    if (
-      this.#candidateCount > 0 &&
-      address === this.#candidateAddress &&
-      port === this.#candidatePort &&
-      ssrc === this.#candidateSsrc &&
-      seq === ((this.#candidateSeq + 1) & 0xffff)
-    ) {
-      this.#candidateCount += 1;
-    } else {
-      this.#candidateAddress = address;
-      this.#candidatePort = port;
-      this.#candidateSsrc = ssrc;
-      this.#candidateCount = 1;
-    }
-    this.#candidateSeq = seq;
-    if (this.#candidateCount < CONFIRM_PACKETS) return false;
-    this.#candidateCount = 0;
-    this.#candidateAddress = undefined;
-    return true;
+    return this.#candidate.confirm(address, port, msg);
   }
 }
 

@@ -2,28 +2,29 @@
  * A media plane without sockets for session-manager unit tests: real relay streams, ports from a
  * counter, bind failures on demand.
  */
-import { createRelayStreams, localStream, type MediaPlane } from '../../src/media/plane.ts';
+import { createRelayStreams, localStream, MainThreadMedia } from '../../src/media/plane.ts';
 import type { RelayStream } from '../../src/media/relay.ts';
 import type { ActivitySink, MediaStream, SessionStreams } from '../../src/media/stream.ts';
 import type { GlobalStats } from '../../src/util/stats.ts';
 
-export class FakeMedia implements MediaPlane {
-  readonly capacity = 1000;
+export class FakeMedia extends MainThreadMedia {
+  override readonly capacity = 1000;
   nextPort = 30000;
   failBinds = false;
   readonly #stats: GlobalStats;
   readonly #now: () => number;
 
   constructor(stats: GlobalStats, now: () => number = () => 0) {
+    super();
     this.#stats = stats;
     this.#now = now;
   }
 
-  createStreams(activity: ActivitySink): SessionStreams<RelayStream> {
+  override createStreams(activity: ActivitySink): SessionStreams<RelayStream> {
     return createRelayStreams({ stats: this.#stats, now: this.#now, sendTwice: false }, activity);
   }
 
-  bindPair(
+  override bindPair(
     _address: string,
     _family: 4 | 6,
     rtpStream: MediaStream,
@@ -38,7 +39,7 @@ export class FakeMedia implements MediaPlane {
     return Promise.resolve(true);
   }
 
-  routeSource(): Promise<string | undefined> {
+  override routeSource(): Promise<string | undefined> {
     return Promise.resolve('127.0.0.1');
   }
 }

@@ -5,7 +5,7 @@
  * thread's side holds no proxy and no pending bind. The sockets are real, bound on loopback.
  */
 import t from 'tap';
-import { WorkerMediaPlane } from '../../../src/media/worker-plane.ts';
+import { WorkerMediaPlane } from '../../../src/media/worker/worker-plane.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 import { portWindow } from '../../helpers/udp.ts';
 

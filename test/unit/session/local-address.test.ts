@@ -6,7 +6,12 @@
  */
 import pino from 'pino';
 import t from 'tap';
-import { createRelayStreams, localStream, type MediaPlane } from '../../../src/media/plane.ts';
+import {
+  createRelayStreams,
+  localStream,
+  MainThreadMedia,
+  type MediaPlane,
+} from '../../../src/media/plane.ts';
 import type { ActivitySink, MediaStream } from '../../../src/media/stream.ts';
 import {
   type ConfiguredAddress,
@@ -17,7 +22,7 @@ import {
 import type { LocalChoice } from '../../../src/base/net.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
-class RecordingMedia implements MediaPlane {
+class RecordingMedia extends MainThreadMedia implements MediaPlane {
   readonly capacity = 1000;
   readonly binds: string[] = [];
   route: string | undefined = '10.9.9.9';

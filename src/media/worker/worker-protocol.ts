@@ -10,8 +10,8 @@
  */
 
 import type { MessagePort } from 'node:worker_threads';
-import type { RtpStatsView, StreamCounters } from './stream.ts';
-import type { Family } from '../base/net.ts';
+import type { PacketTap, RtpStatsView, StreamCounters } from '../stream.ts';
+import type { Family } from '../../base/net.ts';
 
 /**
  * Doubles of the header: the worker's packet totals behind G's npkts_*, and, once a second, its
@@ -218,6 +218,63 @@ function slotBase(slot: number): number {
   return HEADER_FIELDS + slot * STREAM_FIELDS;
 }
 
+/**
+ * The flags of a stream that the main thread sets (signalling, recorder, player) and the worker's
+ * stream mirrors: MediaStream's flags, with the recorder reduced to whether one runs.
+ */
+export interface StreamFlags {
+  readonly complete: boolean;
+  readonly asymmetric: boolean;
+  readonly playing: boolean;
+  /** A recorder runs: the worker posts every accepted packet back ('tap'). */
+  readonly tap: boolean;
+}
+
+/**
+ * One change the main thread makes to a worker stream: any of its flags, `z` of its leg in ms (0
+ * stops it; docs/protocol.md "Re-packetization"), or a pre-fill of its remote from signalling.
+ */
+export type StreamChange = Partial<StreamFlags> & {
+  readonly resizeMs?: number;
+  readonly prefill?: { readonly address: string; readonly port: number };
+};
+
+/** A stream's remote as the worker learnt it (pre-fill, latching), mirrored on the main thread. */
+export interface StreamRemote {
+  readonly address: string | undefined;
+  readonly port: number;
+  readonly latched: boolean;
+}
+
+/** What a worker's stream takes a {@link StreamChange} on (a RelayStream). */
+export interface MirroredStream {
+  complete: boolean;
+  asymmetric: boolean;
+  playing: boolean;
+  tap: PacketTap | undefined;
+  prefill(address: string, port: number): void;
+  repacketize(ms: number | undefined): void;
+}
+
+/**
+ * Worker side: applies a change to the worker's stream. `tap` makes the recorder that posts the
+ * stream's packets back. Not on the packet path: a change comes with a command.
+ */
+export function applyStreamChange(
+  stream: MirroredStream,
+  change: StreamChange,
+  tap: () => PacketTap,
+): void {
+  if (change.complete !== undefined) stream.complete = change.complete;
+  if (change.asymmetric !== undefined) stream.asymmetric = change.asymmetric;
+  if (change.playing !== undefined) stream.playing = change.playing;
+  if (change.tap !== undefined) stream.tap = change.tap ? tap() : undefined;
+  if (change.prefill !== undefined) stream.prefill(change.prefill.address, change.prefill.port);
+  if (change.resizeMs !== undefined) {
+    stream.repacketize(change.resizeMs > 0 ? change.resizeMs : undefined);
+  }
+}
+
 /** Main thread to worker. Streams are named by their slot. */
 export type ToWorker =
   /** The four streams of a session: [rtp0, rtcp0, rtp1, rtcp1]. */
@@ -231,20 +288,8 @@ export type ToWorker =
       readonly address: string;
       readonly port: number;
     }
-  | {
-      readonly op: 'set';
-      readonly slot: number;
-      readonly field: 'complete' | 'asymmetric' | 'playing' | 'tap';
-      readonly value: boolean;
-    }
-  /** `z<ms>` of the stream's leg (docs/protocol.md "Re-packetization"); 0 stops it. */
-  | { readonly op: 'resize'; readonly slot: number; readonly ms: number }
-  | {
-      readonly op: 'prefill';
-      readonly slot: number;
-      readonly address: string;
-      readonly port: number;
-    }
+  /** The main thread changed what the stream's worker mirrors of it (see StreamChange). */
+  | { readonly op: 'stream'; readonly slot: number; readonly change: StreamChange }
   /** A prompt packet to send out of the stream's socket. */
   | {
       readonly op: 'send';
@@ -286,13 +331,7 @@ export type FromWorker =
       readonly error?: string;
     }
   /** The remote address or the latch state of a stream changed. */
-  | {
-      readonly op: 'remote';
-      readonly slot: number;
-      readonly address: string | undefined;
-      readonly port: number;
-      readonly latched: boolean;
-    }
+  | ({ readonly op: 'remote'; readonly slot: number } & StreamRemote)
   /** A packet accepted on a stream whose recorder runs. */
   | {
       readonly op: 'tap';

@@ -1,7 +1,7 @@
 /**
  * A media worker: a thread that owns the sockets of the sessions the main thread placed on it and
  * runs the relay (RelayStream, the same code as in-process media) for them. It learns what to do
- * from messages (src/media/worker-protocol.ts) and publishes counters into shared memory after
+ * from messages (src/media/worker/worker-protocol.ts) and publishes counters into shared memory after
  * every packet, so the main thread's session manager and commands never wait for it.
  */
 import type dgram from 'node:dgram';
@@ -14,27 +14,32 @@ import {
   RelayStream,
   type RelaySettings,
   wireSession,
-} from './relay.ts';
-import { OverloadMonitor } from '../util/overload.ts';
-import { OwnEndpoints } from './own-endpoints.ts';
-import { tryBindPair } from './udp-pair.ts';
+} from '../relay.ts';
+import { OverloadMonitor } from '../../util/overload.ts';
+import { OwnEndpoints } from '../own-endpoints.ts';
+import { tryBindPair } from '../udp-pair.ts';
+import type { PacketTap } from '../stream.ts';
 import {
+  applyStreamChange,
   clearCounters,
   type FromWorker,
   H_LATE_MS,
   H_LOAD,
+  type StreamChange,
+  type StreamRemote,
   type ToWorker,
   type WorkerInit,
   writeCounters,
 } from './worker-protocol.ts';
-import type { Side } from '../base/side.ts';
+import type { Side } from '../../base/side.ts';
 
 /** A stream of this worker with what the main thread last heard of its remote. */
 interface Entry {
   readonly stream: RelayStream;
-  address: string | undefined;
-  port: number;
-  latched: boolean;
+  /** Mutable mirror of {@link StreamRemote}: compared after every packet, posted on change. */
+  address: StreamRemote['address'];
+  port: StreamRemote['port'];
+  latched: StreamRemote['latched'];
 }
 
 /** How often the event loop's load and lateness are published. */
@@ -204,38 +209,29 @@ async function bind(msg: Extract<ToWorker, { op: 'bind' }>): Promise<void> {
   });
 }
 
-function set(
-  entry: Entry,
-  field: 'complete' | 'asymmetric' | 'playing' | 'tap',
-  value: boolean,
-): void {
+/** The recorder of a worker stream: posts each accepted packet to the main thread's recorder. */
+function tapOf(stream: RelayStream): PacketTap {
+  return {
+    record: (packet, _isRtp, from, _to, _family, wallMs) => {
+      post({
+        op: 'tap',
+        slot: stream.slot,
+        data: packet,
+        address: from.address,
+        port: from.port,
+        wallMs,
+      });
+    },
+  };
+}
+
+/** The main thread changed a stream: apply it, then publish what the change did. */
+function change(entry: Entry, msg: StreamChange): void {
   const stream = entry.stream;
-  switch (field) {
-    case 'complete':
-      stream.complete = value;
-      break;
-    case 'asymmetric':
-      stream.asymmetric = value;
-      break;
-    case 'playing':
-      stream.playing = value;
-      break;
-    case 'tap':
-      stream.tap = value
-        ? {
-            record: (packet, _isRtp, from, _to, _family, wallMs) => {
-              post({
-                op: 'tap',
-                slot: stream.slot,
-                data: packet,
-                address: from.address,
-                port: from.port,
-                wallMs,
-              });
-            },
-          }
-        : undefined;
-  }
+  applyStreamChange(stream, msg, () => tapOf(stream));
+  if (msg.prefill !== undefined) reportRemote(entry);
+  // Stopping a re-packetizer drops what it held: npkts_resizer_discard.
+  if (msg.resizeMs !== undefined) writeCounters(counters, stream.slot, stream, totals);
 }
 
 function onMessage(msg: ToWorker): void {
@@ -271,17 +267,8 @@ function onMessage(msg: ToWorker): void {
   const entry = entries[msg.slot];
   if (entry === undefined) return;
   switch (msg.op) {
-    case 'set':
-      set(entry, msg.field, msg.value);
-      break;
-    case 'prefill':
-      entry.stream.prefill(msg.address, msg.port);
-      reportRemote(entry);
-      break;
-    case 'resize':
-      entry.stream.repacketize(msg.ms > 0 ? msg.ms : undefined);
-      // Stopping it drops what it held: npkts_resizer_discard.
-      writeCounters(counters, msg.slot, entry.stream, totals);
+    case 'stream':
+      change(entry, msg.change);
       break;
     case 'send':
       try {
