@@ -1,5 +1,5 @@
 /**
- * UDP control client for the benchmark, speaking the rtpproxy datagram framing (protocol.md 1.4):
+ * UDP control client for the benchmark, speaking the rtpproxy datagram framing (docs/protocol.md 2.5):
  * it sends `COOKIE COMMAND`, matches the reply by its cookie, and retransmits the same bytes (same
  * cookie, so the daemon answers from its reply cache) every second, up to 3 times, before failing.
  */

@@ -305,7 +305,7 @@ export class Daemon implements DaemonHandle {
     return this.#nft.openTable;
   }
 
-  /** The `-n` client (protocol.md 8), or undefined without any target. */
+  /** The `-n` client (docs/protocol.md 8), or undefined without any target. */
   #createNotifier(now: () => number): TimeoutNotifier | undefined {
     if (this.#config.notifyTargets.length === 0) return undefined;
     const { specs, errors } = parseNotifyTargets(

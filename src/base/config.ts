@@ -5,14 +5,14 @@
 import type { LogLevel } from '../util/logger.ts';
 import type { Family } from './net.ts';
 
-/** A control socket as given with `-s` (docs/protocol.md, "Control sockets"). */
+/** A control socket as given with `-s` (docs/protocol.md 2.1). */
 export type ControlSocketSpec =
   | { readonly kind: 'unix' | 'cunix'; readonly path: string }
   | { readonly kind: 'udp' | 'udp6'; readonly host: string; readonly port: number }
   | { readonly kind: 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
   | { readonly kind: 'stdio' | 'stdioc' };
 
-/** One local media address (`-l` / `-6`, protocol.md 4.6 and 9). */
+/** One local media address (`-l` / `-6`, docs/protocol.md 4.6 and 13). */
 export interface LocalAddress {
   /** Numeric address; `0.0.0.0` or `::` for the wildcard. */
   readonly address: string;
@@ -57,11 +57,11 @@ export interface Config {
   readonly recordAll: boolean;
   /** `-R`: do not record RTCP. */
   readonly noRtcpRecord: boolean;
-  /** `-n`: timeout notification targets, as given (validated; protocol.md 8.1). */
+  /** `-n`: timeout notification targets, as given (validated; docs/protocol.md 8.1). */
   readonly notifyTargets: readonly string[];
   /**
-   * `--kamailio_notify`: also read the notify forms Kamailio's `timeout_socket` sends (protocol.md
-   * 10.1) as a notify pair. Needs a `-n` target.
+   * `--kamailio_notify`: also read the notify forms Kamailio's `timeout_socket` sends (docs/protocol.md
+   * 14.1) as a notify pair. Needs a `-n` target.
    */
   readonly kamailioNotify: boolean;
   /** `-p`: pid file, or undefined when disabled with /dev/null. */

@@ -12,7 +12,7 @@ export interface Endpoint {
   readonly port: number;
 }
 
-/** Remote media address given by U/L (protocol.md 2.1, "Remote address"). */
+/** Remote media address given by U/L (docs/protocol.md 3.2, "Remote address"). */
 export type RemoteSpec =
   | { readonly kind: 'ignored' }
   | { readonly kind: 'hold' }
@@ -23,7 +23,7 @@ export type RemoteSpec =
       readonly family: Family;
     };
 
-/** Local address choice made by the `l`, `r`, `6`, `i` and `e` modifiers (protocol.md 2.1). */
+/** Local address choice made by the `l`, `r`, `6`, `i` and `e` modifiers (docs/protocol.md 3.2). */
 export type LocalChoice =
   | { readonly kind: 'default' }
   /**

@@ -1,5 +1,5 @@
 /**
- * The two sides of a call. A session has two legs (docs/protocol.md, "Sessions"): leg 1 faces the
+ * The two sides of a call. A session has two legs (docs/protocol.md 1.1): leg 1 faces the
  * party that sent the offer (U, the from-tag's side), leg 0 the party that answered (L). Media that
  * arrives on one leg leaves through the other.
  */

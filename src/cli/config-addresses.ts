@@ -89,7 +89,7 @@ function checkHost(
 }
 
 /**
- * Local addresses from `-l`/`-6`/`-A`, following the reference's `init_bindaddrs()` (protocol.md
+ * Local addresses from `-l`/`-6`/`-A`, following the reference's `init_bindaddrs()` (docs/protocol.md
  * 4.6): the first `-l` and the first `-6` decide bridge mode; in bridge mode both of them make up
  * the internal/external pair; every other address needs a unique label.
  */

@@ -29,7 +29,7 @@ export function isConfigErrors(
 
 /**
  * Turns the raw command line into a frozen Config, applying the reference's defaults and
- * cross-option rules (protocol.md 4.3, 4.6, 9). Pure: no I/O, no DNS, no `process`. Returns every
+ * cross-option rules (docs/protocol.md 4.3, 4.6, 13). Pure: no I/O, no DNS, no `process`. Returns every
  * error found, not just the first.
  */
 export function buildConfig(raw: RawOptions): Config | ConfigError[] {

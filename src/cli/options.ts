@@ -12,7 +12,7 @@ import {
 export { USAGE } from './option-table.ts';
 
 /**
- * The command line as typed, before any decision (protocol.md section 9). Values are syntactically
+ * The command line as typed, before any decision (docs/protocol.md 13). Values are syntactically
  * checked only (decimal integers are numbers); defaults, ranges and cross-option rules live in
  * `config.ts`.
  */
@@ -83,7 +83,7 @@ export interface RawOptions {
   readonly noRedirect: boolean;
   /** `--overload_prot[=value]` (the value is ignored, as in the reference). */
   readonly overloadProt: boolean;
-  /** `--kamailio_notify` (ours: read Kamailio's timeout_socket forms, protocol.md 10.1). */
+  /** `--kamailio_notify` (ours: read Kamailio's timeout_socket forms, docs/protocol.md 14.1). */
   readonly kamailioNotify: boolean;
   /** `--workers N` (ours): media worker threads; 0 relays on the main thread. */
   readonly workers?: number;

@@ -1,6 +1,6 @@
 import type { Config } from '../base/config.ts';
 
-/** One `VF` capability date (protocol.md section 3). */
+/** One `VF` capability date (docs/protocol.md 11). */
 export interface Capability {
   /** The date string clients send with `VF`; compared exactly. */
   readonly date: string;
@@ -8,7 +8,7 @@ export interface Capability {
   readonly description: string;
   /**
    * Whether we answer `1` for it. Clients change what they send based on these answers, so only
-   * what is really implemented may be true (protocol.md 3, "Rule for us").
+   * what is really implemented may be true (docs/protocol.md 11, "Rule for us").
    */
   readonly supported: boolean | ((config: Config) => boolean);
   /** `rtpproxy -v` lists it even when `supported` depends on the configuration (20081224). */
@@ -21,7 +21,7 @@ export const BASE_VERSION = '20040107';
 /**
  * Every capability date the reference knows, in its order (`proto_caps[]` in
  * `src/commands/rpcpv1_ver.c`, descriptions kept verbatim, typos included), then the newer ones
- * of protocol.md 3. `supported: false` marks what is not implemented yet; flip it when it is.
+ * of docs/protocol.md 11. `supported: false` marks what is not implemented yet; flip it when it is.
  */
 export const CAPABILITIES: readonly Capability[] = [
   { date: '20040107', description: 'Basic RTP proxy functionality', supported: true },
@@ -93,7 +93,7 @@ export const CAPABILITIES: readonly Capability[] = [
       'Support for for "longest_ipi", "rtpa_jlast", "rtpa_jmax" and "rtpa_javg" counters',
     supported: true,
   },
-  // Newer dates of protocol.md 3 (also in the reference's table now, descriptions verbatim).
+  // Newer dates of docs/protocol.md 11 (also in the reference's table now, descriptions verbatim).
   {
     date: '20250523',
     description: 'Support for the "P" modifier in the C command',

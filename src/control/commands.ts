@@ -1,6 +1,6 @@
 /**
  * The typed commands the parser produces, and the per-verb table the parser is driven by
- * (protocol.md section 2). Pure.
+ * (docs/protocol.md 3). Pure.
  */
 
 import type { LocalChoice, RemoteSpec } from '../base/net.ts';

@@ -252,7 +252,7 @@ export class Dispatcher {
   }
 
   /**
-   * Runs `&&` sub-commands after a successful main command (protocol.md 2.14) and composes their
+   * Runs `&&` sub-commands after a successful main command (docs/protocol.md 3.15) and composes their
    * part of the reply: results with text, failures as `-1`, and `0` for text-less successes that
    * come before a later result. Processing stops at the first failure. `forwardLeg` is the leg
    * that received the address (the reference's `strmp_in`); an `L` sub-command makes its own
@@ -364,7 +364,7 @@ function offerRequest(
 /**
  * The payload types of a P codec list, in order, up to the first item that is not a number: the
  * reference tries `NAME.PT` for each number and stops the scan with E60 at the first bad item
- * (protocol.md 7.1), so `8,x` still plays `NAME.8` when it exists and `x,8` never does.
+ * (docs/protocol.md 7.1), so `8,x` still plays `NAME.8` when it exists and `x,8` never does.
  */
 function codecScan(text: string): number[] {
   const types: number[] = [];

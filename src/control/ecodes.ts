@@ -1,6 +1,6 @@
 /**
  * Wire error codes, numbered as the reference numbers them (sippy/rtpproxy
- * src/rtpp_command_ecodes.h; protocol.md 2.15). One distinct code per failure site, so the code
+ * src/rtpp_command_ecodes.h; docs/protocol.md 12.1). One distinct code per failure site, so the code
  * alone tells which check failed.
  */
 export const ECODES = {

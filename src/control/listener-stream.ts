@@ -53,7 +53,7 @@ export interface StreamControlListenerOptions {
   readonly log: Logger;
   /**
    * unix/cunix: owner given to the socket file right after bind (`-u`); -1 keeps that id. The
-   * reference fails to start when it cannot (protocol.md 1.1).
+   * reference fails to start when it cannot (docs/protocol.md 2.1).
    */
   readonly owner?: { readonly uid: number; readonly gid: number };
   /** unix/cunix: permission bits set right after bind (`-w`, default 0660); else owner-only. */
@@ -65,7 +65,7 @@ export interface StreamControlListenerOptions {
 
 /**
  * A stream control socket: `unix:` (one command per connection), `cunix:`, `tcp:` and `tcp6:`
- * (LF-framed lines, many per connection). Cookies are never used on these (protocol.md 1.2).
+ * (LF-framed lines, many per connection). Cookies are never used on these (docs/protocol.md 2.4).
  */
 export class StreamControlListener implements ControlListener {
   readonly #spec: StreamControlSpec;

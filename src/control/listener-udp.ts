@@ -8,7 +8,7 @@ import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
 import { InFlight } from '../util/in-flight.ts';
 
-/** Bytes of a datagram that are read as the command; the rest is dropped (protocol.md 1.7). */
+/** Bytes of a datagram that are read as the command; the rest is dropped (docs/protocol.md 2.8). */
 export const MAX_DATAGRAM_COMMAND = 8191;
 
 /**
@@ -42,7 +42,7 @@ export interface UdpControlSpec {
 export interface UdpControlListenerOptions {
   readonly spec: UdpControlSpec;
   readonly runner: CommandRunner;
-  /** Shared by all datagram listeners of the daemon (protocol.md 1.6). */
+  /** Shared by all datagram listeners of the daemon (docs/protocol.md 2.7). */
   readonly cache: ReplyCache;
   readonly log: Logger;
   /**
@@ -52,7 +52,7 @@ export interface UdpControlListenerOptions {
   readonly own?: OwnEndpoints;
 }
 
-// Separator bytes of the tokenizer (protocol.md 1.3), as latin1 characters.
+// Separator bytes of the tokenizer (docs/protocol.md 2.4), as latin1 characters.
 const SEPARATORS = ' \t\r\n';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Modifier parsers: the letters glued to a verb (protocol.md 2.1 and the per-command sections).
+ * Modifier parsers: the letters glued to a verb (docs/protocol.md 3.2 and the per-command sections).
  * Pure; every function returns a value or the E-code of the first failing check.
  */
 import { addressFamily } from '../util/net.ts';
@@ -28,7 +28,7 @@ export interface ParseContext {
   readonly labels: ReadonlySet<string>;
   /**
    * `--kamailio_notify`: the forms Kamailio's `timeout_socket` sends are read as a notify pair
-   * (protocol.md 10.1). The NOTIFY_SOCKET texts that name a `-n` target. Absent: off.
+   * (docs/protocol.md 14.1). The NOTIFY_SOCKET texts that name a `-n` target. Absent: off.
    */
   readonly kamailioNotifySockets?: ReadonlySet<string>;
 }
@@ -187,7 +187,7 @@ export function parseRemote(addr: string, port: string, ipv6: boolean): Parsed<R
 }
 
 /**
- * URL-decodes the notify tag of U: `%XX` and `+` (protocol.md 8.2). A tag holding a control
+ * URL-decodes the notify tag of U: `%XX` and `+` (docs/protocol.md 8.2). A tag holding a control
  * character (0x00 to 0x1F or 0x7F), encoded or not, fails with E10 like a bad `%`: the tag is
  * sent as one line, and a `%0A` in it would forge a second notification (the reference sends it).
  */

@@ -8,7 +8,7 @@ import { type NotifyTargetSpec, parseNotifyTargets } from '../notify/targets.ts'
 import type { ParseContext } from './modifiers.ts';
 
 /**
- * Every NOTIFY_SOCKET text that `matchNotifyTarget()` (notify/targets.ts, protocol.md 8.3)
+ * Every NOTIFY_SOCKET text that `matchNotifyTarget()` (notify/targets.ts, docs/protocol.md 8.3)
  * matches to one of `specs`: each target's name, and the path of a unix target when it holds
  * no `:` (a socket with a `:` is only ever matched by name).
  */

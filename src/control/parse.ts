@@ -1,6 +1,6 @@
 /**
  * Command parser: one line (without cookie) to a typed Command or the reference's E-code.
- * Pure and total: it never throws, and the check order is the reference's (protocol.md 2.15):
+ * Pure and total: it never throws, and the check order is the reference's (docs/protocol.md 12.1):
  * tokenizer (E5) -> verb (E0) -> argument count (E1) -> modifiers allowed (E2) -> sub-commands
  * allowed (E3) -> command modifiers -> addresses -> sub-commands (E3).
  */
@@ -187,7 +187,7 @@ function parseUpdateLookup(
 
 /**
  * With `--kamailio_notify`, the two shapes Kamailio's `rtpproxy` module gives the timeout pair
- * (protocol.md 10.1), recognised only when the socket part names a `-n` target:
+ * (docs/protocol.md 14.1), recognised only when the socket part names a `-n` target:
  *
  * - 5.8 and later, no To tag yet: `T1 SOCKET;TAG` (glued into the T2 slot). The tag is
  *   URL-decoded like NOTIFY_TAG; one that does not decode is taken as it is (never E10).
@@ -222,7 +222,7 @@ function kamailioNotify(
 }
 
 /**
- * Parses the `&&` sub-commands (protocol.md 2.14). Any failure makes the whole command E3, so this
+ * Parses the `&&` sub-commands (docs/protocol.md 3.15). Any failure makes the whole command E3, so this
  * returns undefined rather than a code.
  */
 function parseSubcommands(

@@ -1,4 +1,4 @@
-/** How long a datagram reply stays cached, from the command's receive time (protocol.md 1.6). */
+/** How long a datagram reply stays cached, from the command's receive time (docs/protocol.md 2.7). */
 export const REPLY_CACHE_TTL_MS = 35_000;
 
 /** Interval of the cache sweep; with the TTL this makes entries live 35 to 38 s, as in the reference. */

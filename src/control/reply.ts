@@ -1,5 +1,5 @@
 /**
- * Reply texts (protocol.md 1.5, 2, 5). Pure: numbers and addresses in, wire text out. Every reply
+ * Reply texts (docs/protocol.md 2.6, 3, 10). Pure: numbers and addresses in, wire text out. Every reply
  * returned by the dispatcher ends in exactly one LF (the `I` reply has one per line).
  */
 import { ECODES, type ECode } from './ecodes.ts';
@@ -13,7 +13,7 @@ export function errorReply(ecode: ECode): string {
   return `E${String(ECODES[ecode].code)}\n`;
 }
 
-/** Where the other party must send, as U/L reply it (protocol.md 2.1, "Reply"). */
+/** Where the other party must send, as U/L reply it (docs/protocol.md 3.2, "Reply"). */
 export interface PortAnswer {
   readonly port: number;
   readonly address: string;
@@ -43,7 +43,7 @@ export function namedValues(
   return pairs.map(([name, value]) => (verbose ? `${name}=${value}` : value)).join(' ');
 }
 
-/** The five lines of `I` (protocol.md 5.2), plus `average load` with `l`. */
+/** The five lines of `I` (docs/protocol.md 10.2), plus `average load` with `l`. */
 export function infoText(
   i: {
     readonly created: number;

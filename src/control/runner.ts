@@ -28,7 +28,7 @@ function isCountedReply(value: unknown): value is CountedReply {
 
 /**
  * Runs commands from every control socket one at a time, in arrival order, and keeps the command
- * counters. The reference holds a global lock around command execution (protocol.md 1.8); the
+ * counters. The reference holds a global lock around command execution (docs/protocol.md 2.9); the
  * queue gives the same ordering even when a handler awaits a socket bind.
  */
 export class CommandRunner {

@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ControlSocketSpec } from '../base/config.ts';
 
-/** Port used when a `udp:`/`tcp:` control socket gives none (protocol.md 1.1). */
+/** Port used when a `udp:`/`tcp:` control socket gives none (docs/protocol.md 2.1). */
 export const DEFAULT_CONTROL_PORT = 22222;
 
 type InetKind = 'udp' | 'udp6' | 'tcp' | 'tcp6';
@@ -20,7 +20,7 @@ const INET_KINDS: readonly InetKind[] = ['udp', 'udp6', 'tcp', 'tcp6'];
 const UNSUPPORTED = ['systemd:', 'fd:'] as const;
 
 /**
- * Parses one `-s` value (protocol.md 1.1). Pure: no resolution, no file system access.
+ * Parses one `-s` value (docs/protocol.md 2.1). Pure: no resolution, no file system access.
  * Host `*` becomes the wildcard address of the family; the port is split at the LAST colon.
  */
 export function parseSocketSpec(text: string): ControlSocketSpec | { error: string } {

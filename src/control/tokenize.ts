@@ -1,5 +1,5 @@
 /**
- * Splits a command line into tokens and `&&` sub-commands (protocol.md 1.2, 1.3). Pure.
+ * Splits a command line into tokens and `&&` sub-commands (docs/protocol.md 2.4, 2.4). Pure.
  *
  * Separators are space, TAB, LF and CR; runs of them are one separator. A NUL byte inside a token,
  * no token at all, more than 23 tokens in a command or sub-command, an empty sub-command or more

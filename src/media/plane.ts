@@ -46,7 +46,7 @@ export interface SessionMedia {
   bindPair(address: string, family: Family, rtp: MediaStream, rtcp: MediaStream): Promise<boolean>;
   /**
    * Binds a fresh RTP/RTCP pair on `address` from the media range for a sender that is not a
-   * relay stream (a remote copy, protocol.md 6.6). The caller owns the sockets and closes them;
+   * relay stream (a remote copy, docs/protocol.md 6.6). The caller owns the sockets and closes them;
    * an `'error'` listener is attached. Resolves undefined when no pair could be bound. Optional
    * so test doubles need not implement it (remote copy then fails).
    */

@@ -2,7 +2,7 @@
  * One direction-agnostic relay endpoint: a leg's RTP or RTCP socket, the remote address it learnt,
  * and the latching state machine: strict sources by default (docs/architecture.md, "Strict
  * sources"), or the reference's rules with `--no_strict_source` (sippy/rtpproxy
- * src/rtpp_stream.c; protocol.md 4.4); never one of the daemon's own endpoints. Packets that
+ * src/rtpp_stream.c; docs/protocol.md 4.4); never one of the daemon's own endpoints. Packets that
  * arrive here come from the party the leg faces and leave through the peer stream (the same
  * component of the other leg), towards the peer's remote address.
  *
@@ -74,7 +74,7 @@ export class RelayStream implements MediaStream {
   /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
   tap: PacketTap | undefined;
   /**
-   * A prompt plays out of this stream to its party (set by the player, protocol.md 7.4): packets
+   * A prompt plays out of this stream to its party (set by the player, docs/protocol.md 7.4): packets
    * the other party sends towards it are dropped, not recorded and not relayed.
    */
   playing = false;
@@ -196,7 +196,7 @@ export class RelayStream implements MediaStream {
     }
   }
 
-  /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
+  /** Pre-fill from signalling (U/L ADDR PORT), docs/protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void {
     // The re-latch window opens: any source may take the leg over again.
     this.#disconnect();
@@ -210,7 +210,7 @@ export class RelayStream implements MediaStream {
 
   /**
    * `z<ms>` of the U/L that pre-fills this leg: packets from its party leave re-packetized to
-   * `ms` per packet (docs/protocol.md, "Re-packetization"); undefined stops it, and the packets
+   * `ms` per packet (docs/protocol.md 5); undefined stops it, and the packets
    * it held are dropped (`npkts_resizer_discard`), as in sippy/rtpproxy src/commands/rpcpv1_ul.c.
    * RTP streams only.
    */
@@ -280,14 +280,14 @@ export class RelayStream implements MediaStream {
   };
 
   /**
-   * The relay stage of an accepted packet (protocol.md 4.11): muted towards a party hearing a
+   * The relay stage of an accepted packet (docs/protocol.md 4.8): muted towards a party hearing a
    * prompt, recorded, sent out of the peer. `from` is the datagram's source, for the recorder;
    * undefined for a packet the re-packetizer built.
    */
   #relay(msg: Buffer, from: { readonly address: string; readonly port: number } | undefined): void {
     const stats = this.#settings.stats;
     const out = this.peer;
-    // The one per-packet playback check (protocol.md 4.11): muted towards a party hearing a prompt.
+    // The one per-packet playback check (docs/protocol.md 4.8): muted towards a party hearing a prompt.
     if (out?.playing === true) {
       this.ndropped += 1;
       stats.npktsDiscard += 1;
@@ -402,7 +402,7 @@ export class RelayStream implements MediaStream {
     else socket.send(msg, port, address);
   }
 
-  /** First packet on a leg without any address: take its source (protocol.md 4.4). */
+  /** First packet on a leg without any address: take its source (docs/protocol.md 4.4). */
   #learn(address: string, port: number, msg: Buffer): void {
     this.remoteAddress = address;
     this.remotePort = port;

@@ -1,5 +1,5 @@
 /**
- * RTP re-packetization, the `z<ms>` modifier of U/L (docs/protocol.md, "Re-packetization"):
+ * RTP re-packetization, the `z<ms>` modifier of U/L (docs/protocol.md 5):
  * packets of one stream are merged or split so that they leave with the requested packet time.
  * This is sippy/rtpproxy src/rtp_resizer.c with the frame rules of its src/rtp.c
  * (`rtp_calc_samples`, `rtp_packet_first_chunk_find`):

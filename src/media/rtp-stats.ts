@@ -1,7 +1,7 @@
 import { clockRateOf, rtpPayloadOffset } from './rtp.ts';
 
 /*
- * Per-direction RTP analysis behind the Q counters rtpa_* and longest_ipi (protocol.md 5.1).
+ * Per-direction RTP analysis behind the Q counters rtpa_* and longest_ipi (docs/protocol.md 10.1).
  * `update` runs once per received RTP packet: O(1) and allocation-free (fields are read straight
  * from the Buffer after `rtpPayloadOffset` has bounds-checked the header).
  *

@@ -11,7 +11,7 @@ export interface ActivitySink {
   touch(leg: Side): void;
 }
 
-/** Where a leg's recorder receives the packets that arrive on the leg (protocol.md 6.1). */
+/** Where a leg's recorder receives the packets that arrive on the leg (docs/protocol.md 6.1). */
 export interface PacketTap {
   record(
     packet: Buffer,
@@ -28,7 +28,7 @@ export interface SendSocket {
   send(msg: Buffer, port: number, address: string): void;
 }
 
-/** The per-direction RTP analysis behind Q's rtpa_* and longest_ipi (protocol.md 5.1). */
+/** The per-direction RTP analysis behind Q's rtpa_* and longest_ipi (docs/protocol.md 10.1). */
 export interface RtpStatsView {
   readonly perrs: number;
   readonly nrcvd: number;
@@ -42,7 +42,7 @@ export interface RtpStatsView {
   readonly longestIpi: number;
 }
 
-/** A stream's packet counters (protocol.md 5.1). */
+/** A stream's packet counters (docs/protocol.md 10.1). */
 export interface StreamCounters {
   /** Packets accepted from the party this leg faces. */
   readonly npktsIn: number;
@@ -79,11 +79,11 @@ export interface MediaStream extends StreamCounters {
   readonly socket: SendSocket | undefined;
   readonly localPort: number;
   readonly latched: boolean;
-  /** Pre-fill from signalling (U/L ADDR PORT), protocol.md 4.4 "Pre-fill". */
+  /** Pre-fill from signalling (U/L ADDR PORT), docs/protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void;
   /**
    * `z<ms>`: re-packetize the packets of this leg's party to `ms` per packet before they are
-   * relayed; undefined stops it (docs/protocol.md "Re-packetization"). RTP streams only.
+   * relayed; undefined stops it (docs/protocol.md 5). RTP streams only.
    */
   repacketize(ms: number | undefined): void;
   /** Closes the socket for good. Idempotent. */

@@ -1,6 +1,6 @@
 /**
  * Binds the two UDP sockets of a leg: RTP on an even port, RTCP on the port above, on one local
- * address (protocol.md 4.3). 'error' is attached before bind; a bind that fails with "address in
+ * address (docs/protocol.md 4.3). 'error' is attached before bind; a bind that fails with "address in
  * use" or "permission denied" makes the port busy, any other error is fatal for this allocation.
  */
 import dgram from 'node:dgram';

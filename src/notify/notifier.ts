@@ -1,5 +1,5 @@
 /**
- * The timeout notification client (protocol.md 8.4), after the reference's `src/rtpp_notify.c`:
+ * The timeout notification client (docs/protocol.md 8.4), after the reference's `src/rtpp_notify.c`:
  * when a session with a notify target expires, its tag and a LF go to the target over one
  * persistent stream connection per target. The daemon is the client; the controller listens.
  *
@@ -232,7 +232,7 @@ export interface NotifyHandle {
 }
 
 /**
- * The notification client: resolves NOTIFY_SOCKET strings to targets (protocol.md 8.3) and sends
+ * The notification client: resolves NOTIFY_SOCKET strings to targets (docs/protocol.md 8.3) and sends
  * tags to them (8.4). Constructed by the daemon when at least one `-n` is given.
  */
 export class TimeoutNotifier {
@@ -266,7 +266,7 @@ export class TimeoutNotifier {
     }
   }
 
-  /** Whether NOTIFY_SOCKET names a configured target (for the Kamailio forms, protocol.md 10.1). */
+  /** Whether NOTIFY_SOCKET names a configured target (for the Kamailio forms, docs/protocol.md 14.1). */
   knows(socket: string): boolean {
     return matchNotifyTarget(this.#specs, socket) !== undefined;
   }

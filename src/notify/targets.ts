@@ -1,5 +1,5 @@
 /**
- * Timeout notification targets (`-n`, protocol.md 8.1) and how the NOTIFY_SOCKET of a `U` is
+ * Timeout notification targets (`-n`, docs/protocol.md 8.1) and how the NOTIFY_SOCKET of a `U` is
  * matched against them (8.3), after the reference's `src/rtpp_tnotify_set.c`. Pure: no sockets,
  * no DNS; the command line validation and the notification client share it.
  */
@@ -113,7 +113,7 @@ export function parseNotifyTargets(
 }
 
 /**
- * The configured target a NOTIFY_SOCKET names (protocol.md 8.3): an exact match of the name
+ * The configured target a NOTIFY_SOCKET names (docs/protocol.md 8.3): an exact match of the name
  * (bare paths were stored as `unix:PATH`); for a socket without `:`, a unix target by its path
  * (OpenSIPS sends bare paths); otherwise a wildcard by its literal text. The first match wins.
  */

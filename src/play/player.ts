@@ -1,5 +1,5 @@
 /**
- * One playback as a pure packet generator (protocol.md 7.2, 7.3; sippy/rtpproxy
+ * One playback as a pure packet generator (docs/protocol.md 7.2, 7.3; sippy/rtpproxy
  * src/rtpp_server.c): `next(nowMs)` hands out the next RTP packet once it is due, `'later'` before
  * that, `'eof'` when the prompt has been played `count` times. No I/O and no timers: the scheduler
  * owns the clock and the socket.

@@ -1,5 +1,5 @@
 /**
- * Prompt files (protocol.md 7.1, 7.2): `NAME.PT` holds raw encoded audio for payload type PT,
+ * Prompt files (docs/protocol.md 7.1, 7.2): `NAME.PT` holds raw encoded audio for payload type PT,
  * frames back to back, no header, as `rtpproxy-makeann` (or the reference's `makeann`) writes it.
  *
  * {@link PromptCache} reads each file once and shares the bytes between every player using it; on
@@ -68,7 +68,7 @@ export function packetFraming(payloadType: number, packetMs: number): PacketFram
   };
 }
 
-/** The file name of prompt NAME for a payload type: `NAME.PT` (protocol.md 7.1). */
+/** The file name of prompt NAME for a payload type: `NAME.PT` (docs/protocol.md 7.1). */
 export function promptPath(name: string, payloadType: number): string {
   return `${name}.${String(payloadType)}`;
 }
@@ -158,7 +158,7 @@ export class PromptCache {
 
   /**
    * The contents of the file at `path`, or undefined when it does not exist or cannot be read (a
-   * missing prompt is an answer, not an error: protocol.md 7.1). Never rejects.
+   * missing prompt is an answer, not an error: docs/protocol.md 7.1). Never rejects.
    */
   async get(path: string): Promise<Buffer | undefined> {
     const file = await this.lookup(path);
@@ -237,10 +237,10 @@ export class PromptCache {
 }
 
 /**
- * The first playable prompt for `NAME` among the payload types, in order (protocol.md 7.1): the
+ * The first playable prompt for `NAME` among the payload types, in order (docs/protocol.md 7.1): the
  * file must exist, be readable, hold at least one packet, and its payload type must be one the
  * player can frame. The reference creates a silent player for other payload types; we skip them
- * and try the next one instead (protocol.md 7.2: "we should rather refuse such files"). A file over
+ * and try the next one instead (docs/protocol.md 7.2: "we should rather refuse such files"). A file over
  * the size limit is skipped too; when no other file plays, this rejects with a
  * {@link PromptTooLargeError} naming the first such file, so that `P` can say why.
  */

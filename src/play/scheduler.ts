@@ -1,5 +1,5 @@
 /**
- * The playback service (protocol.md 7): finds prompt files through the shared {@link PromptCache},
+ * The playback service (docs/protocol.md 7): finds prompt files through the shared {@link PromptCache},
  * and runs every active player from ONE timer. Each tick reads the monotonic clock once, sends
  * every packet that is due by then (through the target leg's own socket, to the target's current
  * latched or signalled remote address), and re-arms the timer for the earliest next due time.
@@ -7,7 +7,7 @@
  * the timer's 1 ms resolution only bounds how late a packet leaves.
  *
  * While a player runs, its target stream's `playing` flag is set: the relay drops packets from the
- * other party towards the target (protocol.md 4.11, 7.4). The flag is cleared when the player ends
+ * other party towards the target (docs/protocol.md 4.8, 7.4). The flag is cleared when the player ends
  * (end of prompt, stop, replacement or session end).
  */
 import { randomInt } from 'node:crypto';
@@ -159,7 +159,7 @@ export class PlaybackScheduler implements PlaybackService {
       const socket = target.socket;
       const address = target.remoteAddress;
       if (socket === undefined || address === undefined) {
-        // protocol.md 7.4: a player whose target has no address yet starts once it has one.
+        // docs/protocol.md 7.4: a player whose target has no address yet starts once it has one.
         entry.waiting = true;
         next = Math.min(next, now + WAIT_POLL_MS);
         continue;

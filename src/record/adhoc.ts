@@ -1,5 +1,5 @@
 /**
- * The default ("ad-hoc") recording format (docs/protocol.md section 6.4): no file header, one
+ * The default ("ad-hoc") recording format (docs/protocol.md 6.4): no file header, one
  * record per packet = a 30-byte header followed by the packet exactly as received. The header is
  * the reference's in-memory C struct on a little-endian Linux host:
  *

@@ -1,5 +1,5 @@
 /**
- * The target of a remote copy, `C ... udp:HOST:PORT ...` (protocol.md 6.6): HOST is an IPv4
+ * The target of a remote copy, `C ... udp:HOST:PORT ...` (docs/protocol.md 6.6): HOST is an IPv4
  * address or a name resolved for IPv4 only, PORT is required. The target is validated: no
  * unspecified, broadcast, multicast or reserved address, port 1..65535.
  */

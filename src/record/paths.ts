@@ -1,5 +1,5 @@
 /**
- * Recording file names (docs/protocol.md section 6.3), made safe. Pure: string and `node:path`
+ * Recording file names (docs/protocol.md 6.3), made safe. Pure: string and `node:path`
  * work only, no file system access.
  *
  * | how started                      | files                                              |

@@ -1,5 +1,5 @@
 /**
- * Encoders for the `-P` recording format (docs/protocol.md section 6.5): a classic libpcap file
+ * Encoders for the `-P` recording format (docs/protocol.md 6.5): a classic libpcap file
  * (https://wiki.wireshark.org/Development/LibpcapFileFormat) of Ethernet frames carrying a
  * synthetic IPv4 or IPv6 + UDP header in front of each recorded RTP/RTCP packet. Pure: no I/O;
  * encoders return `undefined` instead of throwing on input they cannot represent (style.md P15).

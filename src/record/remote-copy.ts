@@ -1,5 +1,5 @@
 /**
- * A remote copy (protocol.md 6.6): the recorder that forks the packets arriving on a leg to a UDP
+ * A remote copy (docs/protocol.md 6.6): the recorder that forks the packets arriving on a leg to a UDP
  * target. It sits in the leg's one recorder slot like a file recorder, so N, D, X and expiry stop
  * it. It owns a port pair bound from the media range: RTP copies leave from the even port to
  * `HOST:PORT`, RTCP copies (unless `-R`) from the odd port to `HOST:PORT+1`, as bare UDP payloads.

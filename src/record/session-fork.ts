@@ -1,5 +1,5 @@
 /**
- * A session fork (the `C CALLID T1 T2` sub-command of U, protocol.md 2.14; sippy/rtpproxy
+ * A session fork (the `C CALLID T1 T2` sub-command of U, docs/protocol.md 3.15; sippy/rtpproxy
  * src/commands/rpcpv1_ul_subc_copy.c): the packets arriving on one leg of a source session leave
  * out of one leg of the target session, to the party that leg faces, as if the target relayed
  * them. RTP goes out of the leg's RTP socket, RTCP out of its RTCP socket.

@@ -1,5 +1,5 @@
 /**
- * Which session a command's tags select (protocol.md section 0). Pure.
+ * Which session a command's tags select (docs/protocol.md 1). Pure.
  */
 import type { Side } from '../base/side.ts';
 

@@ -1,5 +1,5 @@
 /**
- * The local-address choice of a session's legs (protocol.md 2.1, the `l`/`r`/`4`/`6`/`i`/`e`
+ * The local-address choice of a session's legs (docs/protocol.md 3.2, the `l`/`r`/`4`/`6`/`i`/`e`
  * modifiers): which configured (`-l`/`-6`) or learnt address a leg binds on, and the addresses
  * `l` and `r` teach the daemon (sippy/rtpproxy src/rtpp_bindaddrs.c).
  */

@@ -57,7 +57,7 @@ export interface ManagerDeps {
   /** Prompt playback (P/S); without it P answers E60. */
   readonly players?: PlaybackService;
   /**
-   * Timeout notifications (protocol.md 8); undefined without any `-n` target, and then a U with
+   * Timeout notifications (docs/protocol.md 8); undefined without any `-n` target, and then a U with
    * a notify pair is refused (ERR_NOTIFY_DISABLED).
    */
   readonly notifier?: SessionNotifier;

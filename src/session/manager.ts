@@ -1,6 +1,6 @@
 /**
  * The session manager: creates, finds, updates and destroys sessions, and runs the idle sweep
- * (protocol.md section 4). It keeps the registry of sessions and runs U, L, D and X itself; its
+ * (docs/protocol.md 4). It keeps the registry of sessions and runs U, L, D and X itself; its
  * helpers get the collaborators they need from it: local-address.ts (which address a leg binds
  * on), party.ts (what an offer sets on a leg), recording.ts (R, N, C, `-a`), playback.ts (P, S)
  * and session-end.ts (the figures of an ended session). It speaks domain types only: no wire
@@ -96,7 +96,7 @@ export class SessionManager {
     return match === undefined ? undefined : { session: match.session, legT1: otherSide(match.m) };
   }
 
-  /** U: update or create a session (protocol.md 2.1). */
+  /** U: update or create a session (docs/protocol.md 3.2). */
   async update(req: OfferRequest): Promise<LegAnswer> {
     if (req.notify !== undefined && this.#deps.notifier === undefined) {
       throw new RelayError('ERR_NOTIFY_DISABLED');
@@ -115,7 +115,7 @@ export class SessionManager {
     return legAnswer(session, reply, forward);
   }
 
-  /** L: look up a session (protocol.md 2.2); undefined when none matches (the wire says `0`). */
+  /** L: look up a session (docs/protocol.md 3.3); undefined when none matches (the wire says `0`). */
   async lookup(req: OfferRequest): Promise<LegAnswer | undefined> {
     const match = matchSingle(this.#byCall.get(req.callId) ?? [], req.tag1, req.tag2);
     if (match === undefined) return undefined;
@@ -199,7 +199,7 @@ export class SessionManager {
     const end = session.close();
     for (const done of end.recordings) this.#recording.track(done);
     foldSessionEnd(this.#deps.stats, end, reason);
-    // Only an idle timeout is reported to the controller (protocol.md 8.4), not D, X or shutdown.
+    // Only an idle timeout is reported to the controller (docs/protocol.md 8.4), not D, X or shutdown.
     const notify = reason === 'timeout' ? session.notify : undefined;
     if (notify !== undefined) this.#deps.notifier?.notify(notify.target, notify.tag);
     this.#deps.logger.info(
@@ -210,7 +210,7 @@ export class SessionManager {
   }
 
   /**
-   * One tick of the idle sweep (protocol.md 4.7), run once a second: counters of legs that saw
+   * One tick of the idle sweep (docs/protocol.md 4.7), run once a second: counters of legs that saw
    * packets restart, sessions whose smallest counter is at 0 expire, the others count down.
    */
   sweep(): void {
@@ -249,7 +249,7 @@ export class SessionManager {
     this.#recording.copyToFile(found, name, single);
   }
 
-  /** C with a `udp:HOST:PORT` target (protocol.md 6.6): port and address of the copy's pair. */
+  /** C with a `udp:HOST:PORT` target (docs/protocol.md 6.6): port and address of the copy's pair. */
   copyToRemote(
     found: FoundSession,
     target: string,
@@ -257,7 +257,7 @@ export class SessionManager {
     return this.#recording.copyToRemote(found, target);
   }
 
-  /** The `C CALLID T1 T2` sub-command of U (protocol.md 2.14): `source` forked into `target`. */
+  /** The `C CALLID T1 T2` sub-command of U (docs/protocol.md 3.15): `source` forked into `target`. */
   fork(source: FoundSession, target: Session, forwardLeg: Side): void {
     this.#recording.fork(source, target, forwardLeg);
   }
@@ -267,7 +267,7 @@ export class SessionManager {
     return this.#recording.stop(this.#prefixLegs(callId, tag1, tag2), bothLegs);
   }
 
-  /** P (protocol.md 2.4, 7): plays a prompt to the T1 party `count` times (playback.ts). */
+  /** P (docs/protocol.md 3.6, 7): plays a prompt to the T1 party `count` times (playback.ts). */
   play(
     found: FoundSession,
     prompt: string,
@@ -277,7 +277,7 @@ export class SessionManager {
     return this.#playback.play(found, prompt, codecs, count);
   }
 
-  /** S (protocol.md 2.5), and the first step of P: stops the player of the leg facing T1, if any. */
+  /** S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if any. */
   stopPlayback(found: FoundSession): void {
     this.#playback.stop(found);
   }

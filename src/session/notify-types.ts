@@ -1,5 +1,5 @@
 /**
- * What the session manager needs from the timeout notification client (protocol.md 8). The
+ * What the session manager needs from the timeout notification client (docs/protocol.md 8). The
  * daemon injects the concrete client (`src/notify/notifier.ts`); tests inject fakes.
  */
 import type { CommandOrigin } from '../base/net.ts';
@@ -13,7 +13,7 @@ export interface NotifyTarget {
 /** The timeout notification client, as the session manager sees it. */
 export interface SessionNotifier {
   /**
-   * The target a U's NOTIFY_SOCKET names, for a command that came from `origin` (protocol.md
+   * The target a U's NOTIFY_SOCKET names, for a command that came from `origin` (docs/protocol.md
    * 8.3); undefined when it names none.
    */
   resolve(socket: string, origin: CommandOrigin | undefined): NotifyTarget | undefined;

@@ -1,5 +1,5 @@
 /**
- * What a U or L writes into a session from the offer of the SDP owner (protocol.md 2.1 steps 5-6;
+ * What a U or L writes into a session from the offer of the SDP owner (docs/protocol.md 3.2 steps 5-6;
  * sippy/rtpproxy src/commands/rpcpv1_ul.c): the remote address, asymmetry, codecs and packet time
  * of the leg facing that party, the notify setting of a U, and the answer the reply leg gives.
  */
@@ -65,7 +65,7 @@ export class PartySettings {
     return this.#ownRemotesRefused;
   }
 
-  /** Per-party settings go to the leg facing the SDP owner (protocol.md 2.1 step 6). */
+  /** Per-party settings go to the leg facing the SDP owner (docs/protocol.md 3.2 step 6). */
   apply(forward: Leg, reply: Leg, req: OfferRequest): void {
     const remote = req.remote;
     if (remote.kind === 'hold') forward.onHold = true;
@@ -102,7 +102,7 @@ export class PartySettings {
   }
 
   /**
-   * The notification setting a U gives its session (protocol.md 2.1 step 5, 8.2): every U
+   * The notification setting a U gives its session (docs/protocol.md 3.2 step 5, 8.2): every U
    * replaces it; a notify socket that names no `-n` target leaves the session without one.
    */
   notifyOf(req: OfferRequest): SessionNotify | undefined {

@@ -1,5 +1,5 @@
 /**
- * The playback commands of a session (protocol.md 2.4, 2.5, 7): P plays a prompt out of the leg
+ * The playback commands of a session (docs/protocol.md 3.6, 3.7, 7): P plays a prompt out of the leg
  * facing T1, S stops it (sippy/rtpproxy src/commands/rpcpv1_play.c, src/rtpp_server.c).
  */
 import type { Logger } from 'pino';
@@ -24,7 +24,7 @@ export class SessionPlayback {
   }
 
   /**
-   * P (protocol.md 2.4, 7): stops what plays to the T1 party, then plays the first prompt file
+   * P (docs/protocol.md 3.6, 7): stops what plays to the T1 party, then plays the first prompt file
    * `NAME.PT` found for the payload types (or, for `'session'`, the `c` list and packet time stored
    * on the leg facing T1) `count` times (negative: until stopped) out of that leg. Count 0 only
    * stops. The reference's order: stop first, then E35 for `session` without a stored list, then E60.
@@ -66,7 +66,7 @@ export class SessionPlayback {
     const log = this.#deps.logger;
     const info = players.start(leg.rtp, source, count, {
       onPacket: () => {
-        // Played packets pass the relay stage as if they came from the other leg (protocol.md 7.4).
+        // Played packets pass the relay stage as if they came from the other leg (docs/protocol.md 7.4).
         session.touch(other);
       },
       onEnd: (reason) => {
@@ -88,7 +88,7 @@ export class SessionPlayback {
     );
   }
 
-  /** S (protocol.md 2.5), and the first step of P: stops the player of the leg facing T1, if any. */
+  /** S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if any. */
   stop(found: FoundSession): void {
     this.#deps.players?.stop(found.session.legs[found.legT1].rtp);
   }

@@ -1,5 +1,5 @@
 /**
- * The counters `Q` and `G` report, by their protocol names (protocol.md 5.1 and 5.3), read from
+ * The counters `Q` and `G` report, by their protocol names (docs/protocol.md 10.1 and 10.3), read from
  * the session model and the global statistics. Domain values only: numbers, and whether the
  * reference prints the value as a float; the reply text is the control layer's business.
  * After sippy/rtpproxy src/commands/rpcpv1_query.c and src/commands/rpcpv1_stats.c.

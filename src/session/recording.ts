@@ -1,5 +1,5 @@
 /**
- * The recording commands of a session (protocol.md 2.6, 2.14, 6): R starts and N stops a leg's
+ * The recording commands of a session (docs/protocol.md 3.8, 3.15, 6): R starts and N stops a leg's
  * recorder, C records into a named file, copies to a remote UDP target or forks into another
  * session, and `-a` records every session from its creation (sippy/rtpproxy
  * src/commands/rpcpv1_record.c, src/commands/rpcpv1_ul_subc_copy.c, src/rtpp_record.c). It also
@@ -55,7 +55,7 @@ export class SessionRecording {
   }
 
   /**
-   * R: start recording the leg facing T1 of every selected session (protocol.md 2.6, 6). Returns
+   * R: start recording the leg facing T1 of every selected session (docs/protocol.md 3.8, 6). Returns
    * how many sessions record that leg now; a leg that already records counts in separate-file
    * mode, not in single-file mode.
    */
@@ -130,7 +130,7 @@ export class SessionRecording {
   }
 
   /**
-   * C with a `udp:HOST:PORT` target (protocol.md 6.6): binds a fresh pair from the media range on
+   * C with a `udp:HOST:PORT` target (docs/protocol.md 6.6): binds a fresh pair from the media range on
    * the local address that routes to HOST and forks the packets arriving on the leg facing T1
    * there. Resolves with the pair's port and address (advertised if configured), or undefined
    * when the leg already had a recorder (one slot per leg: nothing starts). Throws ERR_COPY for a
@@ -183,7 +183,7 @@ export class SessionRecording {
   }
 
   /**
-   * The `C CALLID T1 T2` sub-command of U (protocol.md 2.14; sippy/rtpproxy
+   * The `C CALLID T1 T2` sub-command of U (docs/protocol.md 3.15; sippy/rtpproxy
    * src/commands/rpcpv1_ul_subc_copy.c): both streams of `source`, RTP and RTCP, are forked into
    * `target`. What the T2 party of C sends leaves out of the target's forward leg (the one the U
    * gave an address), what the T1 party sends out of its other leg, each to the party that leg

@@ -1,6 +1,6 @@
 /**
  * What the manager does with a closed session's figures (session.ts `SessionEnd`): the global
- * counters they add to (protocol.md 5.1, sippy/rtpproxy src/rtpp_session.c at session end) and the
+ * counters they add to (docs/protocol.md 10.1, sippy/rtpproxy src/rtpp_session.c at session end) and the
  * fields of the one `session ended` log line.
  */
 import type { GlobalStats } from '../util/stats.ts';

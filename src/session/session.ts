@@ -1,5 +1,5 @@
 /**
- * A session: one relayed media stream pair of a call, with its two legs (protocol.md 0, 4). Leg 1
+ * A session: one relayed media stream pair of a call, with its two legs (docs/protocol.md 1, 4). Leg 1
  * faces the party whose tag is the session tag (the caller), leg 0 the other party. Each leg owns
  * an RTP and an RTCP relay stream; the session owns the legs, and its close() ends everything they
  * hold (sockets, TOS marks, recorders, players) and hands back its figures.
@@ -68,7 +68,7 @@ export class Leg {
   tos = 0;
   /** A packet reached the relay stage since the last sweep tick: the counter restarts there. */
   active = false;
-  /** The leg's one recorder slot, shared by R, C and -a (protocol.md 6.1). */
+  /** The leg's one recorder slot, shared by R, C and -a (docs/protocol.md 6.1). */
   #recorder: Recorder | undefined;
   /** Forks into other sessions (the `C` sub-command); apart from the recorder slot. */
   readonly #forks = new Set<PacketTap>();
@@ -214,7 +214,7 @@ export class Session implements ActivitySink {
   connectedAt: number | undefined;
   strong = false;
   complete = false;
-  /** Where to send the tag when the session expires (protocol.md 8); replaced by every U. */
+  /** Where to send the tag when the session expires (docs/protocol.md 8); replaced by every U. */
   notify: SessionNotify | undefined;
   readonly #hooks: SessionCloseHooks;
   #closed = false;

@@ -1,6 +1,6 @@
 /**
  * `rtpproxy-makeann`: turns a WAV file (8000 Hz, mono, 16-bit PCM) into prompt files for `P`
- * (protocol.md 7.1, 7.5): `TEMPLATE.0` (PCMU) and `TEMPLATE.8` (PCMA), raw encoded frames back to
+ * (docs/protocol.md 7.1, 7.5): `TEMPLATE.0` (PCMU) and `TEMPLATE.8` (PCMA), raw encoded frames back to
  * back with no header, exactly what the reference's `makeann` writes and its player reads.
  *
  *     rtpproxy-makeann [-l LIMIT [-L]] [-c 0,8] [--raw] INFILE [TEMPLATE]

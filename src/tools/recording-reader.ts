@@ -1,6 +1,6 @@
 /**
  * Reads recordings back for `rtpproxy-extract` (docs/recording.md): the ad-hoc format
- * (protocol.md 6.4, read with {@link readAdhocHeader}) and pcap files (6.5, and captures from
+ * (docs/protocol.md 6.4, read with {@link readAdhocHeader}) and pcap files (6.5, and captures from
  * other tools: Ethernet, raw IP or Linux cooked link types, either byte order, micro- or
  * nanosecond timestamps). Pure: bytes in, packets or a readable problem out; never throws on
  * input. A record cut short at the end of a file (a recording stopped by a full disk) ends the
@@ -62,7 +62,7 @@ function ipv6Text(buf: Buffer, at: number): string {
   return words.join(':');
 }
 
-/** Reads an ad-hoc recording (protocol.md 6.4). */
+/** Reads an ad-hoc recording (docs/protocol.md 6.4). */
 export function readAdhocRecording(bytes: Buffer): RecordingReadResult {
   const packets: RecordedPacket[] = [];
   const warnings: string[] = [];

@@ -1,5 +1,5 @@
 /**
- * The overload detector behind `--overload_prot` (protocol.md "Overload protection"): the daemon
+ * The overload detector behind `--overload_prot` (docs/protocol.md 9): the daemon
  * counts as overloaded while its event loop runs late. Every packet and every command waits for
  * the event loop, so its lateness is the delay the relay adds to media; once it is high, taking
  * on more calls makes every call worse.

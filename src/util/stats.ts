@@ -1,5 +1,5 @@
 /**
- * Global counters behind G, I and Q (protocol.md 5.2, 5.3). Plain numbers on one object, so the
+ * Global counters behind G, I and Q (docs/protocol.md 10.2, 10.3). Plain numbers on one object, so the
  * packet path pays a property increment and nothing else.
  */
 export class GlobalStats {

@@ -1,5 +1,5 @@
 /**
- * Control-socket clients for tests: they speak the rtpproxy framing (protocol.md 1.1-1.5) the way
+ * Control-socket clients for tests: they speak the rtpproxy framing (docs/protocol.md 2.1-1.5) the way
  * Kamailio and OpenSIPS do. Every wait has a deadline (default 5 s) and rejects with an Error that
  * says what was being waited for. Bytes are converted with latin1 both ways, so any byte value
  * (NUL included) round-trips.
@@ -335,7 +335,7 @@ export class StreamControlClient {
   /**
    * Sends `line` + LF and resolves with the reply, every line ending in LF. How many lines:
    * `options.lines` if given; otherwise one, except for an `I` command, whose successful reply
-   * has five lines, six with the `l` modifier (protocol.md 5.2); an `E<n>` first line ends any reply.
+   * has five lines, six with the `l` modifier (docs/protocol.md 10.2); an `E<n>` first line ends any reply.
    */
   command(line: string, options: StreamCommandOptions = {}): Promise<string> {
     let want: StreamRequest['want'] = options.lines ?? 'auto';

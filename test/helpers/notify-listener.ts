@@ -1,5 +1,5 @@
 /**
- * A controller's timeout-notification listener for tests (protocol.md 8.4): a real unix or TCP
+ * A controller's timeout-notification listener for tests (docs/protocol.md 8.4): a real unix or TCP
  * stream server that keeps every byte it receives, per connection. It can be made slow (stop
  * reading), rude (close each connection after its first line) or absent (closed, then reopened
  * on the same address).

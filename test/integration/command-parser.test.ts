@@ -1,6 +1,6 @@
 /**
- * The reference's command-parser corpus (protocol.md Appendix A; sippy/rtpproxy
- * tests/command_parser) run against the real daemon over every control socket kind and each of
+ * The reference's command-parser corpus (sippy/rtpproxy tests/command_parser, in
+ * test/fixtures/commands with its licence) run against the real daemon over every control socket kind and each of
  * the reference's option sets, diffing the replies byte for byte.
  */
 import { spawn } from 'node:child_process';
@@ -31,7 +31,7 @@ const BASE_ARGS = ['-b', '-m', '23820', '-M', '23823'];
 interface OptionSet {
   readonly name: string;
   readonly args: (dir: string) => string[];
-  /** Replies that differ from the plain run (Appendix A, "Differences in the other runs"). */
+  /** Replies that differ from the plain run (the reference's own runs with these options). */
   readonly overrides: Readonly<Record<number, string>>;
   /** Commands answered without an error among the first 109 / 112 lines. */
   readonly succeeded: readonly [number, number];

@@ -1,5 +1,5 @@
 /**
- * Remote copy, `C[p] CALLID udp:HOST:PORT T1 [T2]` (protocol.md 6.6): a UDP listener receives the
+ * Remote copy, `C[p] CALLID udp:HOST:PORT T1 [T2]` (docs/protocol.md 6.6): a UDP listener receives the
  * caller's RTP from the allocated even port and RTCP from the odd port; `Cp` tells the port; N,
  * D and X stop the copy and free its sockets; bad targets answer E65.
  */

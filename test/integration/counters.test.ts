@@ -1,5 +1,5 @@
 /**
- * The G counters as the reference counts them (protocol.md 5.3; sippy/rtpproxy
+ * The G counters as the reference counts them (docs/protocol.md 10.3; sippy/rtpproxy
  * src/rtpp_command_reply.c, src/rtpp_command.c, src/rtpp_session.c, src/rtpp_proc_ttl.c,
  * src/rtpp_pipe.c): an L that finds no session answers `0` but counts as an error; the session
  * counters through the timeout and notification flows. Every reading is one G over the real UDP

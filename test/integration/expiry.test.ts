@@ -1,5 +1,5 @@
 /**
- * Idle expiry (protocol.md 4.7): the setup timer (-W) before the answer, the session timer (-T)
+ * Idle expiry (docs/protocol.md 4.7): the setup timer (-W) before the answer, the session timer (-T)
  * after it, re-armed by packets on either leg. Waits poll with deadlines.
  */
 import t, { type Test } from 'tap';

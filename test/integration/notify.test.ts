@@ -1,5 +1,5 @@
 /**
- * Timeout notifications through the real daemon (protocol.md 8): real unix and TCP listeners get
+ * Timeout notifications through the real daemon (docs/protocol.md 8): real unix and TCP listeners get
  * exactly `TAG\n` when a session expires; listeners that are down, slow or hang up do not disturb
  * relaying and later notifications still arrive; wrong targets; the wildcard; the Kamailio forms.
  * Sessions expire after -W 1 / -T 1 (about 2 s); waits poll with deadlines.
@@ -35,7 +35,7 @@ t.test('notify: unix and tcp listeners get exactly the decoded tag and LF on exp
   const d = await startDaemon(t, [...BASE, '-n', `unix:${unix.path}`, '-n', tcpName]);
   t.equal(await d.command('VF 20081224'), '1\n', 'notifications are announced with -n');
   t.equal(await d.command('VF 20150617'), '1\n');
-  // As in protocol.md Appendix B run 1: unix: prefix, bare path with both tags, unknown target.
+  // As the reference answers them: unix: prefix, bare path with both tags, unknown target.
   await d.port(`U ${uniqueCall('a').id} 127.0.0.1 40000 ft unix:${unix.path} my%20tag%2Bx`);
   await d.port(`U ${uniqueCall('b').id} 127.0.0.1 40000 ft tt ${unix.path} tag7`);
   await d.port(`U ${uniqueCall('c').id} 127.0.0.1 40000 ft tcp:127.0.0.1:9 tag8`);

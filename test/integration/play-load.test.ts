@@ -1,5 +1,5 @@
 /**
- * Many prompts at once through the real daemon (protocol.md 7): 200 players (both sides of 100
+ * Many prompts at once through the real daemon (docs/protocol.md 7): 200 players (both sides of 100
  * calls) driven by the one scheduler timer for a few seconds. A functional count: every listener
  * gets every packet of its prompt exactly once, in order, with its own SSRC; nothing is timed.
  */

@@ -1,5 +1,5 @@
 /**
- * Prompt playback through the real daemon on loopback (protocol.md 2.4, 2.5, 7): P and S as
+ * Prompt playback through the real daemon on loopback (docs/protocol.md 3.6, 3.7, 7): P and S as
  * Kamailio's stream2uac/stream2uas send them, the RTP the player generates compared byte for byte
  * with the prompt file, muting of the other party, count and looping, E-codes, prompt file changes.
  */
@@ -234,7 +234,7 @@ t.test('play: E-codes, and the call goes on after a refused P', async (t) => {
   t.equal(
     await p(`${dir}/p 0,18`),
     'E60\n',
-    'p.8 exists, but 8 is not in the list (Appendix B run 2)',
+    'p.8 exists, but 8 is not in the list (as the reference answers)',
   );
   t.equal(await p(`${dir}/p x,8`), 'E60\n', 'a non-numeric item ends the scan');
   t.equal(await p(`${dir}/odd 96`), 'E60\n', 'a payload type the player cannot frame');
@@ -270,7 +270,7 @@ t.test('play: the stored z packet time sizes the packets of P ... session', asyn
   const dir = tempDir(t, 'play');
   const file = promptBytes(8);
   writeFileSync(path.join(dir, 'z.8'), file);
-  // z20 in the callee's answer is remembered on the caller's leg (protocol.md 4.10).
+  // z20 in the callee's answer is remembered on the caller's leg (docs/protocol.md 5).
   const c = await call(t, d, { u: 'c8', l: 'z20c8' });
   t.equal(await d.command(`P ${c.id} ${dir}/z session ${c.from} ${c.to}`), '0\n');
   checkPlayed(t, await collect(c.a, 4), file, { fromPort: c.toA, pt: 8, payload: 160 });

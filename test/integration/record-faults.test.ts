@@ -1,5 +1,5 @@
 /**
- * Recording faults in a running daemon (issue 4, protocol.md 6): a full disk stops the recording
+ * Recording faults in a running daemon (issue 4, docs/protocol.md 6): a full disk stops the recording
  * with one log line while media keeps flowing, and no recording file is left open or spooled
  * after X.
  */

@@ -1,5 +1,5 @@
 /**
- * Recording of real relayed calls (protocol.md 6): R, C to a file name, N, -a, the spool move, and
+ * Recording of real relayed calls (docs/protocol.md 6): R, C to a file name, N, -a, the spool move, and
  * files read back packet by packet.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

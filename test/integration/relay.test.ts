@@ -1,5 +1,5 @@
 /**
- * Offer, answer and relay through the real daemon on loopback (protocol.md 4): both directions,
+ * Offer, answer and relay through the real daemon on loopback (docs/protocol.md 4): both directions,
  * RTP and RTCP, latching, NAT, third parties, re-INVITE, two media streams, delete.
  */
 import t, { type Test } from 'tap';

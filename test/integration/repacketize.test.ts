@@ -3,7 +3,7 @@
  * (`--workers 0`) and on a media worker (`--workers 1`): packets from the SDP owner of the U/L
  * that carried `z` reach the other party re-packetized, with their own contiguous sequence
  * numbers, matching timestamps and the same audio bytes; the other direction, RTCP, and payload
- * types it cannot split pass unchanged (docs/protocol.md, "Re-packetization").
+ * types it cannot split pass unchanged (docs/protocol.md 5).
  */
 import t, { type Test } from 'tap';
 import { startDaemon } from '../helpers/daemon.ts';

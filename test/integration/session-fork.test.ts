@@ -1,5 +1,5 @@
 /**
- * The `C CALLID T1 T2` sub-command of U (capability 20260309; protocol.md 2.14; sippy/rtpproxy
+ * The `C CALLID T1 T2` sub-command of U (capability 20260309; docs/protocol.md 3.15; sippy/rtpproxy
  * src/commands/rpcpv1_ul_subc_copy.c): both streams of the source session, RTP and RTCP, leave
  * out of the target session's legs to the target's parties, and the target's own parties are no
  * longer relayed. Real peers on loopback; waits are bounded.

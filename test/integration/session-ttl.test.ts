@@ -1,5 +1,5 @@
 /**
- * The `S ttl=N` sub-command and the idle counters as the reference keeps them (protocol.md 4.7,
+ * The `S ttl=N` sub-command and the idle counters as the reference keeps them (docs/protocol.md 4.7,
  * 2.14; sippy/rtpproxy src/rtpp_ttl.c, src/rtpp_proc_ttl.c, src/commands/rpcpv1_ul_subc_set.c):
  * the TTL set by S survives the L that completes the session, one counter per session unless
  * `-i`, and a counter of N expires between N and N + 1 seconds after its last restart (a 1 s

@@ -1,5 +1,5 @@
 /**
- * Every start-up error (protocol.md 9, 4.6, 1.1; issue 3), seen the way an operator sees it:
+ * Every start-up error (docs/protocol.md 13, 4.6, 2.1; issue 3), seen the way an operator sees it:
  * bin/rtpproxy.js is spawned, and it must exit 1 with `rtpproxy: ` and the reason on stderr,
  * nothing on stdout, and no daemon left behind. The rows of cli.test.ts (usage errors and a first
  * set of config errors) are not repeated here. The runs are started a few at a time up front and
@@ -105,7 +105,7 @@ const seventeen = Array.from({ length: 17 }, (_, i) => [
 
 /** Rows: what the operator got wrong, the arguments, what stderr must say. */
 const rows: readonly (readonly [what: string, args: readonly string[], stderr: RegExp])[] = [
-  // Values out of range (protocol.md 9).
+  // Values out of range (docs/protocol.md 13).
   ['-T below 1', [...SAFE, ...UDP, '-T', '0'], /-T: the session timeout must be at least 1 second/],
   ['-W below 1', [...SAFE, ...UDP, '-W', '0'], /-W: the setup timeout must be at least 1 second/],
   [
@@ -179,7 +179,7 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
     [...SAFE, ...UDP, '-L', '10'],
     /^rtpproxy: -L: an open-files limit of 10 is too small to start: [0-9]+ files are open already, [^\n]* give at least [0-9]+, plus 4 to 5 per call\n$/,
   ],
-  // Control sockets (protocol.md 1.1).
+  // Control sockets (docs/protocol.md 2.1).
   [
     'stdioc: without -f',
     ['-F', '-p', '/dev/null', '-s', 'stdioc:'],
@@ -233,7 +233,7 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
     [...SAFE, ...UDP, '-u', ':no-such-group-rtpp'],
     /-u: cannot find the group "no-such-group-rtpp"/,
   ],
-  // Local addresses (protocol.md 4.6, 9).
+  // Local addresses (docs/protocol.md 4.6, 13).
   [
     'an IPv6 address with -l',
     [...SAFE, ...UDP, '-l', '::1'],
@@ -313,7 +313,7 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
     [...SAFE, ...UDP, '-l', `127.0.0.1/${foreign4b}`],
     new RegExp(`rtpproxy: -l: "${foreign4b}": it is not an address of this host`),
   ],
-  // Bridge mode (protocol.md 4.6).
+  // Bridge mode (docs/protocol.md 4.6).
   [
     'bridge mode without the external address',
     [...SAFE, ...UDP, '-l', '10.0.0.1/'],

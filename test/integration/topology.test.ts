@@ -1,5 +1,5 @@
 /**
- * Network topologies on loopback (protocol.md 2.1, 4.6; issue 3): bridge mode between 127.0.0.1
+ * Network topologies on loopback (docs/protocol.md 3.2, 4.6; issue 3): bridge mode between 127.0.0.1
  * and 127.0.0.2 in both directions, IPv4 <-> IPv6 bridging and automatic choice by family with
  * ::1, advertised addresses in replies while media binds the real address, labelled addresses
  * selected by `l{label}`, and `r<addr>`. Linux routes all of 127/8 to lo, so 127.0.0.2 needs no

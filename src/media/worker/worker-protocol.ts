@@ -232,7 +232,7 @@ export interface StreamFlags {
 
 /**
  * One change the main thread makes to a worker stream: any of its flags, `z` of its leg in ms (0
- * stops it; docs/protocol.md "Re-packetization"), or a pre-fill of its remote from signalling.
+ * stops it; docs/protocol.md 5), or a pre-fill of its remote from signalling.
  */
 export type StreamChange = Partial<StreamFlags> & {
   readonly resizeMs?: number;

@@ -162,7 +162,7 @@ const okCases: readonly (readonly [
   argv: readonly string[],
   want: Partial<Record<keyof Config, unknown>>,
 ])[] = [
-  // Port range (protocol.md 4.3).
+  // Port range (docs/protocol.md 4.3).
   [['-m', '23820', '-M', '23823'], { portMin: 23820, portMax: 23822 }],
   [['-m', '35001'], { portMin: 35002, portMax: 64998 }],
   [['-M', '65000'], { portMin: 35000, portMax: 64998 }],
@@ -232,7 +232,7 @@ const okCases: readonly (readonly [
     ['-s', 'udp:localhost:22222'],
     { controlSockets: [{ kind: 'udp', host: 'localhost', port: 22222 }] },
   ],
-  // Addresses (protocol.md 4.6).
+  // Addresses (docs/protocol.md 4.6).
   [['-l', '192.0.2.1'], { bridge: false, addresses: [{ address: '192.0.2.1', family: 4 }] }],
   [['-l', '*'], { addresses: [{ address: '0.0.0.0', family: 4 }] }],
   [['-l', '0.0.0.0'], { addresses: [{ address: '0.0.0.0', family: 4 }] }],

@@ -1,4 +1,4 @@
-/** `-n`, `--kamailio_notify` and `--overload_prot` on the command line (protocol.md 8.1, 9). */
+/** `-n`, `--kamailio_notify` and `--overload_prot` on the command line (docs/protocol.md 8.1, 13). */
 import t from 'tap';
 import { buildConfig, isConfigErrors } from '../../../src/cli/config.ts';
 import { parseOptions } from '../../../src/cli/options.ts';

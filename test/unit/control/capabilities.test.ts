@@ -8,7 +8,7 @@ if (!parsed.ok) throw new Error(parsed.message);
 const config = buildConfig(parsed.options);
 if (isConfigErrors(config)) throw new Error('config');
 
-// What Kamailio and OpenSIPS probe at start-up (protocol.md 10.3), and what we really do.
+// What Kamailio and OpenSIPS probe at start-up (docs/protocol.md 14.3), and what we really do.
 const answers: readonly (readonly [string, boolean])[] = [
   ['20040107', true],
   ['20050322', true],

@@ -1,5 +1,5 @@
 /**
- * Which local address a U/L asks for (protocol.md 2.1 `6`, `i`/`e`, `l`, `r`): the automatic
+ * Which local address a U/L asks for (docs/protocol.md 3.2 `6`, `i`/`e`, `l`, `r`): the automatic
  * choice by family and its E36, checked against the default address's family as the reference's
  * rtpp_command_ul_opts_parse() does.
  */

@@ -1,6 +1,6 @@
 /**
  * The parser's context built from the configuration: the Kamailio notify forms know exactly the
- * sockets the notifier would match (protocol.md 8.3, 10.1), and the rest is read off the -l
+ * sockets the notifier would match (docs/protocol.md 8.3, 14.1), and the rest is read off the -l
  * addresses.
  */
 import t from 'tap';

@@ -1,5 +1,5 @@
 /**
- * The notify pair of U (protocol.md 2.1, 8.2) and, with --kamailio_notify, the forms Kamailio's
+ * The notify pair of U (docs/protocol.md 3.2, 8.2) and, with --kamailio_notify, the forms Kamailio's
  * timeout_socket sends (10.1): what the parser makes of each, with and without the switch.
  */
 import t from 'tap';

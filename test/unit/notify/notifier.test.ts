@@ -1,5 +1,5 @@
 /**
- * The notification client against real unix and TCP listeners (protocol.md 8.4): lazy
+ * The notification client against real unix and TCP listeners (docs/protocol.md 8.4): lazy
  * connection, one line per notification on one connection, reconnection, drops when the target
  * is down, the bounded queue, the wildcard target, close().
  */

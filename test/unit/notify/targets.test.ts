@@ -1,5 +1,5 @@
 /**
- * `-n` values and the matching of a U's NOTIFY_SOCKET against them (protocol.md 8.1, 8.3),
+ * `-n` values and the matching of a U's NOTIFY_SOCKET against them (docs/protocol.md 8.1, 8.3),
  * after the reference's src/rtpp_tnotify_set.c.
  */
 import t from 'tap';
@@ -69,7 +69,7 @@ t.test('parseNotifyTargets() applies the reference limits: 64 targets, 2 wildcar
   t.same(parseNotifyTargets(wild.slice(1)).errors, []);
 });
 
-t.test('matchNotifyTarget() follows protocol.md 8.3', async (t) => {
+t.test('matchNotifyTarget() follows docs/protocol.md 8.3', async (t) => {
   const { specs } = parseNotifyTargets([
     'unix:/run/a.sock',
     '/run/b.sock',

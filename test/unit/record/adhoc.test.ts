@@ -17,7 +17,7 @@ const RTP = Buffer.concat([hex('80 00 00 01 00 00 00 a0 00 00 12 34'), Buffer.al
 t.test(
   'adhocRecordHeader() matches the documented first record byte for byte (IPv4)',
   async (t) => {
-    // protocol.md 6.4: 02 00 | b5 d4 | 7f 00 00 01 | 12 zero bytes | 8-byte time | ac 00 | RTP...
+    // docs/protocol.md 6.4: 02 00 | b5 d4 | 7f 00 00 01 | 12 zero bytes | 8-byte time | ac 00 | RTP...
     const fixture = hex(`02 00 | b5 d4 | 7f 00 00 01 | ${'00'.repeat(12)} | ${TIME_LE} | ac 00`);
     const header = adhocRecordHeader(
       { address: '127.0.0.1', port: 0xb5d4 },

@@ -10,7 +10,7 @@ import {
 
 const long = (n: number): string => 'x'.repeat(n);
 
-t.test('legFileNames() follows protocol.md 6.3', async (t) => {
+t.test('legFileNames() follows docs/protocol.md 6.3', async (t) => {
   t.same(legFileNames('cid', 'from_tag_1', 1, false), {
     kind: 'separate',
     rtp: 'cid=from_tag_1.o.rtp',
@@ -56,7 +56,7 @@ t.test('legFileNames() replaces "/" in call-ids and tags and refuses the rest', 
   t.equal(legFileNames('é'.repeat(124), 't', 1, false), undefined, 'bytes, not characters, count');
 });
 
-t.test('namedFileNames() follows protocol.md 6.3 and keeps names inside', async (t) => {
+t.test('namedFileNames() follows docs/protocol.md 6.3 and keeps names inside', async (t) => {
   t.same(namedFileNames('rec1', false), { kind: 'separate', rtp: 'rec1.rtp', rtcp: 'rec1.rtcp' });
   t.same(namedFileNames('rec1', true), { kind: 'combined', file: 'rec1' });
   t.same(

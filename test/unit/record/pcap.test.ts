@@ -13,13 +13,16 @@ const hex = (s: string): Buffer => Buffer.from(s.replace(/[\s|]+/g, ''), 'hex');
 
 const RTP = Buffer.concat([hex('80 00 00 01 00 00 00 a0 00 00 12 34'), Buffer.alloc(160, 0xd5)]);
 
-t.test('pcapGlobalHeader() is the 24-byte little-endian header of protocol.md 6.5', async (t) => {
-  const want = hex(`
+t.test(
+  'pcapGlobalHeader() is the 24-byte little-endian header of docs/protocol.md 6.5',
+  async (t) => {
+    const want = hex(`
     d4 c3 b2 a1 | 02 00 | 04 00 | 00 00 00 00 | 00 00 00 00 | ff ff 00 00 | 01 00 00 00`);
-  const got = pcapGlobalHeader();
-  t.equal(got.length, PCAP_GLOBAL_HEADER_SIZE);
-  t.same(got, want);
-});
+    const got = pcapGlobalHeader();
+    t.equal(got.length, PCAP_GLOBAL_HEADER_SIZE);
+    t.same(got, want);
+  },
+);
 
 t.test('pcapRecordPrefix() builds an IPv4 record byte for byte', async (t) => {
   const packet = hex('80 08 00 07 00 00 03 20 de ad be ef 01 02 03'); // 15 bytes: odd length

@@ -1,5 +1,5 @@
 /**
- * The local address each leg binds (protocol.md 2.1, 4.6), with a media plane that records the
+ * The local address each leg binds (docs/protocol.md 3.2, 4.6), with a media plane that records the
  * address of every bind: bridge-mode interface letters on new and existing sessions, the choice by
  * family (the address configured or learnt last), `l` and `r` addresses joining the live list,
  * labels, and the advertised address carried in the answer.

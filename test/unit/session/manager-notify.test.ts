@@ -1,5 +1,5 @@
 /**
- * The session manager's side of timeout notifications and overload protection (protocol.md 2.1
+ * The session manager's side of timeout notifications and overload protection (docs/protocol.md 3.2
  * steps 4-5, 8.2, 8.4), with an injected notifier and overload check: deterministic, no sockets.
  */
 import pino from 'pino';
