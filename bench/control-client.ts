@@ -6,8 +6,8 @@
 import dgram from 'node:dgram';
 
 /** Seconds between retransmissions, and how many retransmissions follow the first send. */
-export const RETRANSMIT_MS = 1000;
-export const RETRANSMITS = 3;
+const RETRANSMIT_MS = 1000;
+const RETRANSMITS = 3;
 
 interface Pending {
   readonly line: string;

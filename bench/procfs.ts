@@ -11,7 +11,7 @@ import os from 'node:os';
 let clockTicks: number | undefined;
 
 /** Kernel clock ticks per second (`getconf CLK_TCK`, 100 when it cannot be asked). */
-export function clkTck(): number {
+function clkTck(): number {
   if (clockTicks === undefined) {
     try {
       const v = Number(

@@ -82,10 +82,7 @@ function unixOwnership(
  * socket read without accepting connections, that is with no udp:/udp6: socket beside it (unix:,
  * cunix:, tcp: and tcp6: listeners do not count).
  */
-export function stdinEndsDaemon(
-  kind: 'stdio' | 'stdioc',
-  sockets: Config['controlSockets'],
-): boolean {
+function stdinEndsDaemon(kind: 'stdio' | 'stdioc', sockets: Config['controlSockets']): boolean {
   if (kind === 'stdioc') return true;
   const polled = sockets.filter(
     (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'stdio' || s.kind === 'stdioc',

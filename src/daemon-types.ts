@@ -1,6 +1,3 @@
-import type { Logger } from 'pino';
-import type { Config } from './base/config.ts';
-
 /** Callbacks from the daemon to its owner (cli/main.ts). */
 export interface DaemonHooks {
   /** After SIGHUP drain began, the last session is gone: the process may exit. */
@@ -23,5 +20,3 @@ export interface DaemonHandle {
   /** Graceful shutdown (SIGHUP): new sessions get E99; onDrained fires when none is left. */
   drain(): void;
 }
-
-export type DaemonFactory = (config: Config, logger: Logger, hooks: DaemonHooks) => DaemonHandle;

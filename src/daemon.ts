@@ -329,9 +329,7 @@ export class Daemon implements DaemonHandle {
   }
 }
 
-export { stdinEndsDaemon } from './daemon-listeners.ts';
-
-/** The DaemonFactory cli/main.ts uses. */
+/** The daemon cli/main.ts starts (a {@link DaemonHandle} to it). */
 export function createDaemon(config: Config, logger: Logger, hooks: DaemonHooks): Daemon {
   return new Daemon(config, logger, hooks);
 }

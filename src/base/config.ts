@@ -115,4 +115,4 @@ export interface Config {
 }
 
 /** `--nft` values. */
-export type NftMode = 'auto' | 'on' | 'off';
+type NftMode = 'auto' | 'on' | 'off';

@@ -5,9 +5,6 @@
  */
 export type Side = 0 | 1;
 
-/** Both sides, in index order. */
-export const SIDES: readonly Side[] = [0, 1];
-
 /** The other side of the call. */
 export function otherSide(side: Side): Side {
   return side === 0 ? 1 : 0;

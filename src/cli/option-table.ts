@@ -18,7 +18,7 @@ type FieldOf<T> = {
 }[keyof RawOptions];
 
 /** How an option's value goes into RawOptions. */
-export type OptionTarget =
+type OptionTarget =
   /** A flag: true when given. */
   | { readonly as: 'flag'; readonly field: FieldOf<boolean> }
   /** The argument as typed; the last one wins. */
@@ -106,7 +106,10 @@ export const OPTIONS = [
 
 type Unfilled = Exclude<keyof RawOptions, (typeof OPTIONS)[number]['into']['field']>;
 type IsTrue<T extends true> = T;
-/** Fails to compile while a RawOptions field has no option filling it. */
+/**
+ * Fails to compile while a RawOptions field has no option filling it.
+ * @public a compile-time check: nothing imports it.
+ */
 export type EveryFieldFilled = IsTrue<[Unfilled] extends [never] ? true : false>;
 
 /**

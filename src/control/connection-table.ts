@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { LineChannel } from './line-channel.ts';
 
 /** Accepted connections served at once per stream listener (as the reference polls at most 100). */
-export const MAX_STREAM_CONNECTIONS = 100;
+const MAX_STREAM_CONNECTIONS = 100;
 
 /**
  * With every connection slot taken, a new connection closes the connection that has been idle

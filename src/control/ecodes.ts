@@ -56,8 +56,3 @@ export const ECODES = {
 
 /** Name of a wire error code. */
 export type ECode = keyof typeof ECODES;
-
-/** The wire text of an error reply, without LF: `E50`. */
-export function ecodeText(name: ECode): string {
-  return `E${String(ECODES[name].code)}`;
-}

@@ -7,7 +7,7 @@ import type { CommandOrigin } from '../base/net.ts';
 import type { CommandRunner } from './runner.ts';
 
 /** Input buffer of a line-framed stream connection; a line (with its LF) must fit (docs/protocol.md 2.8). */
-export const STREAM_LINE_BUFFER = 8192;
+const STREAM_LINE_BUFFER = 8192;
 /**
  * Commands of one connection queued or running before we stop reading from it, so one client
  * cannot fill the command queue that every socket shares.

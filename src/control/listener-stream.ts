@@ -15,25 +15,20 @@ import type { CommandRunner, ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
 import { errorMessage } from '../util/error-message.ts';
 
-export { MAX_STREAM_CONNECTIONS, STREAM_IDLE_EVICT_MS } from './connection-table.ts';
-export {
-  MAX_PENDING_PER_CONNECTION,
-  STREAM_LINE_BUFFER,
-  STREAM_REPLY_BUFFER,
-} from './line-channel.ts';
-export { StdioControlListener, type StdioControlListenerOptions } from './listener-stdio.ts';
+export { MAX_PENDING_PER_CONNECTION, STREAM_REPLY_BUFFER } from './line-channel.ts';
+export { StdioControlListener } from './listener-stdio.ts';
 
 /** Bytes of the single read that makes a `unix:` command. */
-export const MAX_UNIX_COMMAND = 8191;
+const MAX_UNIX_COMMAND = 8191;
 
 /** How long a `unix:` connection may stay silent before its command arrives. */
-export const UNIX_COMMAND_TIMEOUT_MS = 10_000;
+const UNIX_COMMAND_TIMEOUT_MS = 10_000;
 
 /**
  * How long a line-framed connection (cunix, tcp) may stay open without sending its first complete
  * command line. Kamailio and OpenSIPS send a command (`V`) as soon as they connect.
  */
-export const STREAM_FIRST_COMMAND_TIMEOUT_MS = 10_000;
+const STREAM_FIRST_COMMAND_TIMEOUT_MS = 10_000;
 
 /**
  * Umask a unix control socket is bound under: owner-only until the mode from `-w` (default 0660)

@@ -9,7 +9,7 @@ import { formatSocketSpec } from './socket-spec.ts';
 import { InFlight } from '../util/in-flight.ts';
 
 /** Bytes of a datagram that are read as the command; the rest is dropped (docs/protocol.md 2.8). */
-export const MAX_DATAGRAM_COMMAND = 8191;
+const MAX_DATAGRAM_COMMAND = 8191;
 
 /**
  * Longest cookie accepted, in bytes. Kamailio's are about 20 bytes and OpenSIPS' about 30; the
@@ -23,7 +23,7 @@ export const MAX_COOKIE_LENGTH = 128;
 const LONG_COOKIE_LOG_INTERVAL_MS = 10_000;
 
 /** SO_RCVBUF of a datagram control socket, as the reference sets it. */
-export const CONTROL_RCVBUF = 16 * 1024;
+const CONTROL_RCVBUF = 16 * 1024;
 
 /** At most one log line per this interval about datagrams from our own media sockets. */
 const OWN_MEDIA_LOG_MS = 60_000;

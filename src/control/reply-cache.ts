@@ -2,14 +2,14 @@
 export const REPLY_CACHE_TTL_MS = 35_000;
 
 /** Interval of the cache sweep; with the TTL this makes entries live 35 to 38 s, as in the reference. */
-export const REPLY_CACHE_SWEEP_MS = 3_000;
+const REPLY_CACHE_SWEEP_MS = 3_000;
 
 /**
  * Bytes the cache may hold (cookies, replies and a per-entry overhead estimate). At 5,000
  * commands/s with typical Kamailio cookies and replies, 38 s of entries take about 40 MB; past
  * the bound the oldest completed entries go first, so only a flood loses retransmission answers.
  */
-export const REPLY_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+const REPLY_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Estimated bytes of one entry besides its cookie and reply (Map slot, objects, Buffer header). */
 export const REPLY_CACHE_ENTRY_OVERHEAD = 200;

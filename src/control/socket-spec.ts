@@ -11,7 +11,7 @@ type InetKind = 'udp' | 'udp6' | 'tcp' | 'tcp6';
  * included. A longer path would be cut short by the kernel, and the socket created at a name
  * nobody asked for.
  */
-export const MAX_UNIX_PATH_BYTES = 107;
+const MAX_UNIX_PATH_BYTES = 107;
 
 const INET_KINDS: readonly InetKind[] = ['udp', 'udp6', 'tcp', 'tcp6'];
 

@@ -5,8 +5,8 @@
  * no token at all, more than 23 tokens in a command or sub-command, an empty sub-command or more
  * than 15 sub-commands are tokenizer failures (E5).
  */
-export const MAX_TOKENS = 23;
-export const MAX_SUBCOMMANDS = 15;
+const MAX_TOKENS = 23;
+const MAX_SUBCOMMANDS = 15;
 
 /** One command or sub-command: its first token (verb + modifiers) and its arguments. */
 export interface TokenGroup {
@@ -21,7 +21,7 @@ export type TokenizeResult =
 const SEPARATORS = /[ \t\r\n]+/;
 
 /** Splits on separators, dropping empty tokens. */
-export function splitTokens(line: string): string[] {
+function splitTokens(line: string): string[] {
   return line.split(SEPARATORS).filter((t) => t.length > 0);
 }
 

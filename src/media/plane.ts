@@ -36,7 +36,7 @@ export interface MediaPlaneOptions {
 }
 
 /** What the session manager needs from the media plane. */
-export interface SessionMedia {
+interface SessionMedia {
   /** The four streams of a new session, wired to relay into each other. */
   createStreams(activity: ActivitySink): SessionStreams;
   /**
@@ -116,7 +116,7 @@ export function portTables(
 }
 
 /** Releases `lease` once both sockets of `pair` are closed, by whoever closes them. */
-export function releaseWhenClosed(pair: UdpPair, lease: PortLease): void {
+function releaseWhenClosed(pair: UdpPair, lease: PortLease): void {
   let open = 2;
   const closed = (): void => {
     open -= 1;

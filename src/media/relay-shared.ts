@@ -37,7 +37,7 @@ export class Connections {
 export const CONNECTION_CHECK_MS = 100;
 
 /** How often streams whose re-packetizer holds packets are drained. */
-export const RESIZER_TICK_MS = 10;
+const RESIZER_TICK_MS = 10;
 
 /**
  * The streams whose re-packetizer (`z`) holds packets, drained every {@link RESIZER_TICK_MS} by

@@ -26,7 +26,7 @@ import type { RelaySettings } from './relay-shared.ts';
 import { RtpStats } from './rtp-stats.ts';
 import { SourceConfirmation } from './source-confirmation.ts';
 import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
-import type { Family } from '../base/net.ts';
+import type { Endpoint, Family } from '../base/net.ts';
 import type { Side } from '../base/side.ts';
 
 export type { ActivitySink, PacketTap } from './stream.ts';
@@ -34,7 +34,6 @@ export {
   CONNECTION_CHECK_MS,
   Connections,
   HeldPackets,
-  RESIZER_TICK_MS,
   type RelaySettings,
 } from './relay-shared.ts';
 export { CONFIRM_PACKETS } from './source-confirmation.ts';
@@ -69,7 +68,7 @@ export class RelayStream implements MediaStream {
   slot = -1;
   localPort = 0;
   /** The local address and port packets arrive on, as the recorder writes them. */
-  local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
+  local: Endpoint = { address: '0.0.0.0', port: 0 };
   family: Family = 4;
   /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
   tap: PacketTap | undefined;
@@ -284,7 +283,7 @@ export class RelayStream implements MediaStream {
    * prompt, recorded, sent out of the peer. `from` is the datagram's source, for the recorder;
    * undefined for a packet the re-packetizer built.
    */
-  #relay(msg: Buffer, from: { readonly address: string; readonly port: number } | undefined): void {
+  #relay(msg: Buffer, from: Endpoint | undefined): void {
     const stats = this.#settings.stats;
     const out = this.peer;
     // The one per-packet playback check (docs/protocol.md 4.8): muted towards a party hearing a prompt.

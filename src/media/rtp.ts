@@ -8,7 +8,7 @@
 export const RTP_FIXED_HEADER = 12;
 
 /** The only RTP version we accept (RFC 3550 section 5.1, field V). */
-export const RTP_VERSION = 2;
+const RTP_VERSION = 2;
 
 const OFF_B0 = 0;
 const OFF_B1 = 1;
@@ -32,7 +32,7 @@ const M_BIT = 0x80;
 const PT_MASK = 0x7f;
 
 /** Clock rate assumed for dynamic and unknown payload types. */
-export const DEFAULT_CLOCK_RATE = 8000;
+const DEFAULT_CLOCK_RATE = 8000;
 
 /**
  * RTP clock rates of the static payload types (RFC 3551 tables 4 and 5). G.722 (9) is 8000
@@ -64,9 +64,6 @@ export const RTP_CLOCK_RATES = {
   33: 90000, // MP2T
   34: 90000, // H263
 } as const;
-
-/** A payload type that has a static clock rate in {@link RTP_CLOCK_RATES}. */
-export type StaticPayloadType = keyof typeof RTP_CLOCK_RATES;
 
 /** Dense lookup built once so {@link clockRateOf} is an index, not a property search. */
 const CLOCK_RATE_BY_PT: Uint32Array = (() => {
@@ -202,7 +199,7 @@ export function rtpSequence(buf: Buffer): number {
 }
 
 /** Header extension to write: `data` is the extension body, a multiple of 4 bytes long. */
-export interface RtpExtensionFields {
+interface RtpExtensionFields {
   readonly profile: number;
   readonly data: Uint8Array;
 }

@@ -3,7 +3,7 @@
  * run through it on the main thread (RelayStream) or in a media worker (WorkerStream, a main-thread
  * proxy over the worker's stream). Everything here is read or set from the main thread.
  */
-import type { Family } from '../base/net.ts';
+import type { Endpoint, Family } from '../base/net.ts';
 import type { Side } from '../base/side.ts';
 
 /** Told when a packet reaches the relay stage, to re-arm the idle timer of the leg. */
@@ -16,8 +16,8 @@ export interface PacketTap {
   record(
     packet: Buffer,
     isRtp: boolean,
-    from: { readonly address: string; readonly port: number },
-    to: { readonly address: string; readonly port: number },
+    from: Endpoint,
+    to: Endpoint,
     family: Family,
     wallMs: number,
   ): void;

@@ -13,7 +13,7 @@ import { makeRateLimiter } from '../util/logger.ts';
 import type { NftResult, NftRun } from './runner.ts';
 
 /** The address family of the table: IPv4 and IPv6 rules can share it. */
-export const NFT_FAMILY = 'inet';
+const NFT_FAMILY = 'inet';
 
 /** Lines of one transaction at most; the rest waits for the next. */
 const BATCH_MAX_LINES = 4000;
@@ -54,7 +54,7 @@ interface Change {
 type TableState = 'new' | 'opening' | 'open' | 'failed' | 'closed';
 
 /** True when `name` can name a table (see {@link NftTableOptions.name}). */
-export function isTableName(name: string): boolean {
+function isTableName(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name);
 }
 

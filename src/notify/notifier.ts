@@ -14,11 +14,11 @@ import type { CommandOrigin } from '../base/net.ts';
 import { MAX_NOTIFY_TARGETS, matchNotifyTarget, type NotifyTargetSpec } from './targets.ts';
 
 /** Lines waiting for one target before new ones are dropped. */
-export const MAX_QUEUED_PER_TARGET = 1000;
+const MAX_QUEUED_PER_TARGET = 1000;
 /** A connection attempt that has not succeeded by then fails. */
-export const CONNECT_TIMEOUT_MS = 3000;
+const CONNECT_TIMEOUT_MS = 3000;
 /** A line whose send failed is re-sent on a new connection at most this many more times (the reference's 3). */
-export const MAX_RESENDS = 3;
+const MAX_RESENDS = 3;
 /** Time close() gives open connections to flush what was written. */
 const CLOSE_GRACE_MS = 500;
 /** Repeated warnings about one target are logged at most once per this window. */

@@ -7,10 +7,10 @@ import { isIPv4, isIPv6 } from 'node:net';
 
 /** The reference's limits: fixed targets (including those made from a wildcard) and wildcards. */
 export const MAX_NOTIFY_TARGETS = 64;
-export const MAX_NOTIFY_WILDCARDS = 2;
+const MAX_NOTIFY_WILDCARDS = 2;
 
 /** The host part of the wildcard target: the address the controlling command came from. */
-export const CC_SELF = '%%CC_SELF%%';
+const CC_SELF = '%%CC_SELF%%';
 
 /** One parsed `-n` value. `name` is what NOTIFY_SOCKET is compared with. */
 export type NotifyTargetSpec =

@@ -22,12 +22,12 @@ import type { Family } from '../base/net.ts';
 export const ADHOC_HEADER_SIZE = 30;
 
 /** Linux `AF_INET`, as stored in the family field. */
-export const ADHOC_AF_INET = 2;
+const ADHOC_AF_INET = 2;
 /** Linux `AF_INET6`, as stored in the family field. */
-export const ADHOC_AF_INET6 = 10;
+const ADHOC_AF_INET6 = 10;
 
 /** Largest packet length the 16-bit length field can hold. */
-export const ADHOC_MAX_PACKET = 0xffff;
+const ADHOC_MAX_PACKET = 0xffff;
 
 const OFF_FAMILY = 0;
 const OFF_PORT = 2;

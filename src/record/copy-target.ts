@@ -23,11 +23,6 @@ const UDP_PREFIX = 'udp:';
 const HOST_NAME = /^[A-Za-z0-9_.-]{1,253}$/;
 const PORT_TEXT = /^[0-9]{1,5}$/;
 
-/** True when `target` names a remote copy (`udp:...`), valid or not. */
-export function isRemoteCopyTarget(target: string): boolean {
-  return target.startsWith(UDP_PREFIX);
-}
-
 /** Parses `udp:HOST:PORT`; undefined when the host or the port is missing or malformed. */
 export function parseCopyTarget(target: string): CopyTargetSpec | undefined {
   if (!target.startsWith(UDP_PREFIX)) return undefined;
@@ -46,7 +41,7 @@ export function parseCopyTarget(target: string): CopyTargetSpec | undefined {
  * True for an IPv4 unicast address a copy may be sent to: not 0.0.0.0/8, not multicast
  * (224/4), not reserved or broadcast (240/4, 255.255.255.255).
  */
-export function isUsableCopyAddress(address: string): boolean {
+function isUsableCopyAddress(address: string): boolean {
   if (!net.isIPv4(address)) return false;
   const first = Number(address.split('.')[0]);
   return first !== 0 && first < 224;

@@ -37,7 +37,7 @@ function decimalOctet(text: string, start: number, end: number): number {
  * Writes dotted-quad `text` as 4 bytes at `buf[offset]`. Returns false (and may have written part
  * of the bytes) when `text` is not a dotted quad or the buffer is too short.
  */
-export function writeIPv4(text: string, buf: Buffer, offset: number): boolean {
+function writeIPv4(text: string, buf: Buffer, offset: number): boolean {
   if (offset < 0 || buf.length < offset + IPV4_ADDRESS_SIZE) return false;
   let start = 0;
   for (let part = 0; part < IPV4_ADDRESS_SIZE; part++) {
@@ -93,7 +93,7 @@ function ipv6Groups(text: string, allowDottedTail: boolean): number[] | undefine
  * quad; a `%zone` suffix is ignored) as 16 bytes at `buf[offset]`. Returns false for anything
  * else or when the buffer is too short.
  */
-export function writeIPv6(text: string, buf: Buffer, offset: number): boolean {
+function writeIPv6(text: string, buf: Buffer, offset: number): boolean {
   if (offset < 0 || buf.length < offset + IPV6_ADDRESS_SIZE) return false;
   const zone = text.indexOf('%');
   const addr = zone === -1 ? text : text.slice(0, zone);

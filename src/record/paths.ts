@@ -33,10 +33,10 @@ import path from 'node:path';
 import type { Side } from '../base/side.ts';
 
 /** Linux NAME_MAX: bytes in one path component. */
-export const MAX_NAME_BYTES = 255;
+const MAX_NAME_BYTES = 255;
 
 /** Character that replaces `/` in call-ids and tags. */
-export const SLASH_REPLACEMENT = '_';
+const SLASH_REPLACEMENT = '_';
 
 /** Relative file names of a recorder: two separate files, or one combined pcap file. */
 export type RecordFileNames =
@@ -50,13 +50,13 @@ export function tagWithoutMediaNumber(tag: string): string {
 }
 
 /** A call-id or tag as it goes into a file name: `/` replaced by `_`; undefined if it holds NUL. */
-export function fileNamePart(text: string): string | undefined {
+function fileNamePart(text: string): string | undefined {
   if (text.includes('\0')) return undefined;
   return text.replaceAll('/', SLASH_REPLACEMENT);
 }
 
 /** True when `component` is a plain file name: not empty, `.` or `..`, no `/` or NUL, <= 255 bytes. */
-export function isSafeComponent(component: string): boolean {
+function isSafeComponent(component: string): boolean {
   return (
     component !== '' &&
     component !== '.' &&

@@ -20,16 +20,16 @@ import type { Endpoint, IpFamily } from './record-types.ts';
 
 /** pcap magic number, microsecond timestamps. */
 export const PCAP_MAGIC = 0xa1b2c3d4;
-export const PCAP_VERSION_MAJOR = 2;
-export const PCAP_VERSION_MINOR = 4;
-export const PCAP_SNAPLEN = 65535;
+const PCAP_VERSION_MAJOR = 2;
+const PCAP_VERSION_MINOR = 4;
+const PCAP_SNAPLEN = 65535;
 /** LINKTYPE_ETHERNET (DLT_EN10MB). */
 export const PCAP_LINKTYPE_ETHERNET = 1;
 
 export const PCAP_GLOBAL_HEADER_SIZE = 24;
 export const PCAP_RECORD_HEADER_SIZE = 16;
 export const ETHERNET_HEADER_SIZE = 14;
-export const IPV4_HEADER_SIZE = 20;
+const IPV4_HEADER_SIZE = 20;
 export const IPV6_HEADER_SIZE = 40;
 export const UDP_HEADER_SIZE = 8;
 
@@ -37,14 +37,14 @@ export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_IPV6 = 0x86dd;
 export const IP_PROTOCOL_UDP = 17;
 /** TTL of the synthetic IPv4 header (the reference's value). */
-export const IPV4_TTL = 127;
+const IPV4_TTL = 127;
 /** Hop limit of the synthetic IPv6 header (the reference's value). */
-export const IPV6_HOP_LIMIT = 64;
+const IPV6_HOP_LIMIT = 64;
 
 /** Largest packet an IPv4 record can carry: total length is 16 bits (65535 - 20 - 8). */
-export const MAX_IPV4_PAYLOAD = 0xffff - IPV4_HEADER_SIZE - UDP_HEADER_SIZE;
+const MAX_IPV4_PAYLOAD = 0xffff - IPV4_HEADER_SIZE - UDP_HEADER_SIZE;
 /** Largest packet an IPv6 record can carry: payload length and UDP length are 16 bits. */
-export const MAX_IPV6_PAYLOAD = 0xffff - UDP_HEADER_SIZE;
+const MAX_IPV6_PAYLOAD = 0xffff - UDP_HEADER_SIZE;
 
 /** Prefix bytes (record header + Ethernet + IP + UDP) of an IPv4 record: 58. */
 export const PCAP_IPV4_PREFIX_SIZE =
@@ -144,7 +144,7 @@ const MAX_UINT32 = 0xffffffff;
  * Adds the 16-bit big-endian words of `buf[start..end)` to a ones'-complement running `sum`
  * (RFC 1071); an odd last byte is padded with a zero byte. Returns the unfolded sum.
  */
-export function onesComplementSum(buf: Buffer, start: number, end: number, sum = 0): number {
+function onesComplementSum(buf: Buffer, start: number, end: number, sum = 0): number {
   let i = start;
   let s = sum;
   for (; i + 1 < end; i += 2) s += buf.readUInt16BE(i);
@@ -155,7 +155,7 @@ export function onesComplementSum(buf: Buffer, start: number, end: number, sum =
 }
 
 /** Folds a running sum to 16 bits and complements it: the Internet checksum (RFC 1071). */
-export function finishChecksum(sum: number): number {
+function finishChecksum(sum: number): number {
   let s = sum;
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return ~s & 0xffff;

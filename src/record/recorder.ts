@@ -16,20 +16,8 @@ import {
 import { RecordingFile, type RecordingFileOptions, type RecordingStats } from './recording-file.ts';
 import type { Side } from '../base/side.ts';
 
-export {
-  RECORDING_ERROR_CODES,
-  RecordingError,
-  type RecordingErrorCode,
-  type RecordingErrorHandler,
-} from './recording-error.ts';
-export type { RecordingFormat } from './recording-format.ts';
-export {
-  DEFAULT_FLUSH_BYTES,
-  DEFAULT_MAX_QUEUE_BYTES,
-  RecordingFile,
-  type RecordingFileOptions,
-  type RecordingStats,
-} from './recording-file.ts';
+export { RecordingError } from './recording-error.ts';
+export { RecordingFile, type RecordingFileOptions, type RecordingStats } from './recording-file.ts';
 
 /**
  * What one leg's recorder slot holds (6.1): routes the packets arriving on that leg to its RTP

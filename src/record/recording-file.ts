@@ -27,12 +27,12 @@ import {
 import type { Endpoint, IpFamily } from './record-types.ts';
 
 /** Default bound of a file's in-memory queue: beyond it, records are dropped and counted. */
-export const DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024;
 /**
  * Queued bytes that trigger a write. Below it records wait in memory (the reference buffers 4 KiB
  * per file the same way); `close()` writes the rest. Keeps the syscall rate low with many files.
  */
-export const DEFAULT_FLUSH_BYTES = 16 * 1024;
+const DEFAULT_FLUSH_BYTES = 16 * 1024;
 /** Linux IOV_MAX: most buffers one writev takes. */
 const MAX_IOV = 1024;
 /** Mode of created files before the umask, as the reference's DEFFILEMODE. */

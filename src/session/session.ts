@@ -167,7 +167,7 @@ export interface SessionCloseHooks {
 }
 
 /** A closed session's traffic, as the session-end log reports it. */
-export interface SessionTraffic {
+interface SessionTraffic {
   /** RTP packets in from the caller (leg 1, facing the session-tag party). */
   readonly callerPkts: number;
   /** RTP packets in from the callee (leg 0). */

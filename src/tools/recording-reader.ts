@@ -63,7 +63,7 @@ function ipv6Text(buf: Buffer, at: number): string {
 }
 
 /** Reads an ad-hoc recording (docs/protocol.md 6.4). */
-export function readAdhocRecording(bytes: Buffer): RecordingReadResult {
+function readAdhocRecording(bytes: Buffer): RecordingReadResult {
   const packets: RecordedPacket[] = [];
   const warnings: string[] = [];
   let offset = 0;
@@ -146,7 +146,7 @@ function udpOf(
 }
 
 /** Reads a pcap file (either byte order, micro- or nanosecond); UDP packets only. */
-export function readPcapRecording(bytes: Buffer): RecordingReadResult {
+function readPcapRecording(bytes: Buffer): RecordingReadResult {
   if (bytes.length < PCAP_GLOBAL_HEADER_SIZE) {
     return { ok: false, error: 'truncated pcap global header' };
   }

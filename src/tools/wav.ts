@@ -10,8 +10,8 @@
 
 /** What prompts need: the rate, channel count and sample size of G.711 audio. */
 export const REQUIRED_RATE = 8000;
-export const REQUIRED_CHANNELS = 1;
-export const REQUIRED_BITS = 16;
+const REQUIRED_CHANNELS = 1;
+const REQUIRED_BITS = 16;
 
 const RIFF_HEADER = 12;
 const CHUNK_HEADER = 8;
@@ -37,7 +37,7 @@ export const CONVERT_HINT =
   'convert it first, e.g. `sox in.wav -r 8000 -c 1 -b 16 -e signed-integer out.wav` or `ffmpeg -i in.wav -ar 8000 -ac 1 -c:a pcm_s16le out.wav`';
 
 /** The format fields of a WAV file. */
-export interface WavFormat {
+interface WavFormat {
   readonly formatTag: number;
   readonly channels: number;
   readonly sampleRate: number;

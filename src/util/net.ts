@@ -14,11 +14,6 @@ export function isWildcard(address: string): boolean {
   return false;
 }
 
-/** `host:port` with brackets around IPv6 hosts, for logs and error messages. */
-export function formatEndpoint(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${String(port)}` : `${address}:${String(port)}`;
-}
-
 /** Canonical text of a numeric address (IPv6 compressed and lower-case); other text unchanged. */
 export function canonicalAddress(address: string): string {
   if (!isIPv6(address)) return address;

@@ -13,9 +13,9 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** Mean event-loop lateness over a window at which new sessions are refused. */
-export const OVERLOAD_LIMIT_MS = 50;
+const OVERLOAD_LIMIT_MS = 50;
 /** Sampling period of the event-loop delay timer. */
-export const DELAY_RESOLUTION_MS = 10;
+const DELAY_RESOLUTION_MS = 10;
 
 /** The part of perf_hooks' IntervalHistogram the monitor reads (injectable for tests). */
 export interface DelayHistogram {

@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 
 /** Default deadline of every helper wait, in milliseconds. */
-export const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_TIMEOUT_MS = 5000;
 
 /** Rejects with `Error("timeout after N ms: <what>")` unless `promise` settles first. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -39,7 +39,7 @@ export async function waitUntil(
 let cookieSeq = 0;
 
 /** A fresh cookie shaped like OpenSIPS' `<pid>_<rand>_<seq>`. */
-export function newCookie(): string {
+function newCookie(): string {
   cookieSeq++;
   return `${String(process.pid)}_${Math.random().toString(36).slice(2, 8)}_${String(cookieSeq)}`;
 }

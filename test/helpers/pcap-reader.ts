@@ -4,7 +4,7 @@
  */
 
 /** RFC 1071: the 16-bit ones'-complement sum of big-endian words (odd byte padded with zero). */
-export function internetSum(...parts: Buffer[]): number {
+function internetSum(...parts: Buffer[]): number {
   const all = Buffer.concat(parts);
   let sum = 0;
   for (let i = 0; i < all.length; i += 2) {

@@ -23,8 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { udpCommand } from '../helpers/control.ts';
 
-export const KAMAILIO_CFG = fileURLToPath(new URL('kamailio.cfg', import.meta.url));
-export const SCENARIO_DIR = fileURLToPath(new URL('scenarios/', import.meta.url));
+const KAMAILIO_CFG = fileURLToPath(new URL('kamailio.cfg', import.meta.url));
+const SCENARIO_DIR = fileURLToPath(new URL('scenarios/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 
 /** The part of tap's Test the harness uses. */
@@ -56,10 +56,10 @@ export function deadline<T>(promise: Promise<T>, ms: number, what: string): Prom
 // Tools
 
 /** The external programs the suite drives. */
-export const TOOLS = ['kamailio', 'sipp', 'tcpdump'] as const;
+const TOOLS = ['kamailio', 'sipp', 'tcpdump'] as const;
 
 /** The program's path: from PATH, or from the sbin directories a non-login PATH may lack. */
-export function findTool(cmd: string): string | undefined {
+function findTool(cmd: string): string | undefined {
   const found = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   const path = found.status === 0 ? found.stdout.trim() : '';
   if (path !== '') return path;
@@ -707,7 +707,7 @@ const COMPACT: Readonly<Record<string, string>> = {
 };
 
 /** The audio `c=`/`m=` of an SDP body (media-level `c=` wins over session-level). */
-export function parseSdp(body: string): Sdp | undefined {
+function parseSdp(body: string): Sdp | undefined {
   let session: string | undefined;
   let media: string | undefined;
   let port: number | undefined;

@@ -18,7 +18,7 @@ import {
 /** SIPp streams 50 packets a second; a 2 s call carries about 100 each way. */
 const MIN_PACKETS = 60;
 
-export type ScenarioName =
+type ScenarioName =
   | 'basic'
   | 'concurrent'
   | 'reinvite'

@@ -11,14 +11,14 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { PacketTap, RtpStatsView, StreamCounters } from '../stream.ts';
-import type { Family } from '../../base/net.ts';
+import type { Endpoint, Family } from '../../base/net.ts';
 
 /**
  * Doubles of the header: the worker's packet totals behind G's npkts_*, and, once a second, its
  * event loop's utilization and mean lateness over the last second (for `Il` and
  * `--overload_prot`).
  */
-export const HEADER_FIELDS = 8;
+const HEADER_FIELDS = 8;
 const H_RCVD = 0;
 const H_RELAYED = 1;
 const H_DISCARD = 2;
@@ -222,7 +222,7 @@ function slotBase(slot: number): number {
  * The flags of a stream that the main thread sets (signalling, recorder, player) and the worker's
  * stream mirrors: MediaStream's flags, with the recorder reduced to whether one runs.
  */
-export interface StreamFlags {
+interface StreamFlags {
   readonly complete: boolean;
   readonly asymmetric: boolean;
   readonly playing: boolean;
@@ -236,7 +236,7 @@ export interface StreamFlags {
  */
 export type StreamChange = Partial<StreamFlags> & {
   readonly resizeMs?: number;
-  readonly prefill?: { readonly address: string; readonly port: number };
+  readonly prefill?: Endpoint;
 };
 
 /** A stream's remote as the worker learnt it (pre-fill, latching), mirrored on the main thread. */

@@ -5,7 +5,7 @@
 import type { ActivitySink, MediaStream, PacketTap, RtpStatsView, SendSocket } from '../stream.ts';
 import type { WorkerHost } from './worker-host.ts';
 import { SlotCounters, type StreamChange, type StreamRemote } from './worker-protocol.ts';
-import type { Family } from '../../base/net.ts';
+import type { Endpoint, Family } from '../../base/net.ts';
 import type { Side } from '../../base/side.ts';
 
 /** A stream relayed by a media worker, as the main thread sees it. */
@@ -21,7 +21,7 @@ export class WorkerStream implements MediaStream {
   remotePort = 0;
   latched = false;
   localPort = 0;
-  local: { readonly address: string; readonly port: number } = { address: '0.0.0.0', port: 0 };
+  local: Endpoint = { address: '0.0.0.0', port: 0 };
   family: Family = 4;
   #complete = false;
   #asymmetric = false;
