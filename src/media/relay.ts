@@ -9,19 +9,16 @@
  * The packet path forwards the Buffer dgram handed over untouched, reads at most the RTP SSRC and
  * sequence number, bumps plain-number counters and logs nothing.
  *
- * Connected sockets: once a symmetric RTP leg has latched, its socket is connect()ed to the
- * remote. Sends then skip node:dgram's address handling and the kernel's route lookup (about
- * 1.5 us of CPU per packet on loopback), and the kernel drops datagrams from any other source (spoofed or
- * injected RTP never reaches the relay during the call). A connected socket cannot see its party
- * move, so it goes back to unconnected, and to the reference's latching rules, whenever a move is
- * possible: at every pre-fill (a re-INVITE opens the re-latch window), when the leg becomes
- * asymmetric, and when the remote has sent nothing for a check interval (a NAT that rebinds
- * first goes silent on the old port): see {@link Connections}.
+ * Connected sockets (docs/architecture.md, "Connected sockets"): once a symmetric RTP leg has
+ * latched, its socket is connect()ed to the remote; it goes back to unconnected whenever the party
+ * may move: at every pre-fill, when the leg becomes asymmetric, and after a silent check interval
+ * (see {@link Connections}).
  */
 import type dgram from 'node:dgram';
 import { canonicalAddress } from '../util/net.ts';
-import { RtpResizer } from './resizer.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
+import { RELATCH_WINDOW_MS, referenceMayMove, strictAcceptable } from './latch-rules.ts';
+import { ResizingIntake } from './relay-resize.ts';
 import type { RelaySettings } from './relay-shared.ts';
 import { RtpStats } from './rtp-stats.ts';
 import { SourceConfirmation } from './source-confirmation.ts';
@@ -38,14 +35,8 @@ export {
 } from './relay-shared.ts';
 export { CONFIRM_PACKETS } from './source-confirmation.ts';
 
-/** Re-latch window after a pre-fill from signalling (the reference's 10 s). */
-const RELATCH_WINDOW_MS = 10_000;
-/** A packet of the latched SSRC may move the leg when its sequence is this close. */
-const RELATCH_SEQ_DISTANCE = 536;
 /** `-2`: relayed packets shorter than this are sent twice. */
 const SEND_TWICE_BELOW = 128;
-/** Packets one drain of a re-packetizer may emit (each takes at least one held piece). */
-const RESIZER_DRAIN_LIMIT = 64;
 
 export class RelayStream implements MediaStream {
   readonly leg: Side;
@@ -112,9 +103,7 @@ export class RelayStream implements MediaStream {
   #ssrc = -1;
   #seq = 0;
   /** The `z` re-packetizer of packets from this leg's party (RTP only); usually undefined. */
-  #resizer: RtpResizer | undefined;
-  /** Registered with the settings' HeldPackets. */
-  #held = false;
+  #resizer: ResizingIntake | undefined;
   readonly #strict: boolean;
   /** The party's address as signalling last named it (canonical), for strict sources. */
   #signalled: string | undefined;
@@ -216,8 +205,11 @@ export class RelayStream implements MediaStream {
   repacketize(ms: number | undefined): void {
     if (ms !== undefined && ms > 0) {
       if (!this.isRtp) return;
-      if (this.#resizer === undefined) this.#resizer = new RtpResizer(ms);
-      else this.#resizer.ptimeMs = ms;
+      if (this.#resizer === undefined) {
+        this.#resizer = new ResizingIntake(ms, this.#settings, (msg, from) => {
+          this.#relay(msg, from);
+        });
+      } else this.#resizer.ptimeMs = ms;
       return;
     }
     const resizer = this.#resizer;
@@ -272,7 +264,7 @@ export class RelayStream implements MediaStream {
     this.activity.touch(this.leg);
     if (this.rtpStats !== undefined) this.rtpStats.update(msg, this.#settings.now());
     if (this.#resizer !== undefined) {
-      this.#resize(this.#resizer, msg, rinfo);
+      this.#resizer.take(msg, rinfo, this);
       return;
     }
     this.#relay(msg, rinfo);
@@ -316,42 +308,12 @@ export class RelayStream implements MediaStream {
     }
   }
 
-  /** An accepted RTP packet of a leg with `z`: into the re-packetizer, then what is due. */
-  #resize(resizer: RtpResizer, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const stats = this.#settings.stats;
-    const intake = resizer.enqueue(msg, this.#settings.now());
-    if (intake === 'pass') {
-      this.#relay(msg, rinfo);
-    } else if (intake === 'late') {
-      stats.npktsResizerDiscard += 1;
-    } else {
-      stats.npktsResizerIn += 1;
-    }
-    this.drainResizer();
-  }
-
   /**
-   * Relays what the re-packetizer has due now (on arrival and on the HeldPackets tick). Returns
-   * whether it still holds packets.
+   * Relays what the re-packetizer has due now (on the HeldPackets tick). Returns whether it still
+   * holds packets.
    */
   drainResizer(): boolean {
-    const resizer = this.#resizer;
-    if (resizer === undefined) {
-      this.#held = false;
-      return false;
-    }
-    const now = this.#settings.now();
-    for (let n = 0; n < RESIZER_DRAIN_LIMIT; n += 1) {
-      const packet = resizer.get(now);
-      if (packet === undefined) break;
-      this.#settings.stats.npktsResizerOut += 1;
-      this.#relay(packet, undefined);
-    }
-    const holds = resizer.held > 0;
-    const held = this.#settings.held;
-    if (holds && !this.#held && held !== undefined) held.add(this);
-    this.#held = holds;
-    return holds;
+    return this.#resizer?.drain(this) ?? false;
   }
 
   /** Connection check (see {@link Connections}): silence since the previous one disconnects. */
@@ -367,7 +329,7 @@ export class RelayStream implements MediaStream {
     const address = this.remoteAddress;
     if (socket === undefined || connections === undefined || address === undefined) return;
     if (this.remotePort <= 0) return;
-    if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return;
+    if (this.#inRelatchWindow()) return;
     try {
       // Synchronous: media sockets resolve addresses with an identity lookup (udp-pair.ts).
       socket.connect(this.remotePort, address);
@@ -417,7 +379,7 @@ export class RelayStream implements MediaStream {
 
   /** Latches unless a re-pre-fill opened the window; records the SSRC of RTP packets. */
   #latch(msg: Buffer): void {
-    if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return;
+    if (this.#inRelatchWindow()) return;
     this.#latched = true;
     if (this.isRtp) {
       this.#ssrc = rtpSsrc(msg);
@@ -430,10 +392,15 @@ export class RelayStream implements MediaStream {
     const ssrc = rtpSsrc(msg);
     if (ssrc < 0) return;
     if (ssrc === this.#ssrc) this.#seq = rtpSequence(msg);
-    else if (this.#settings.now() - this.#lastPrefill >= RELATCH_WINDOW_MS) {
+    else if (!this.#inRelatchWindow()) {
       this.#ssrc = ssrc;
       this.#seq = rtpSequence(msg);
     }
+  }
+
+  /** A re-INVITE's pre-fill opened the re-latch window, and it is still open. */
+  #inRelatchWindow(): boolean {
+    return this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS;
   }
 
   /** A leg without any address takes a source: any but our own, or a strict source. */
@@ -444,34 +411,31 @@ export class RelayStream implements MediaStream {
 
   /**
    * A symmetric leg moves to a new source only on the reference's conditions, or, with strict
-   * sources, only to a source that passes {@link RelayStream.#acceptable}; never to our own.
+   * sources, only to a source that passes {@link strictAcceptable}; never to our own.
    */
   #mayMove(address: string, port: number, msg: Buffer): boolean {
     if (this.#settings.own?.isOwn(address, port) === true) return false;
     if (this.#strict) return this.#acceptable(address, port, msg);
-    if (!this.#latched) return true;
-    if (!this.isRtp || this.#ssrc < 0) return false;
-    if (this.#settings.now() - this.#lastPrefill < RELATCH_WINDOW_MS) return true;
-    if (rtpSsrc(msg) !== this.#ssrc) return false;
-    const distance = Math.abs(((rtpSequence(msg) - this.#seq + 32768) & 0xffff) - 32768);
-    return distance <= RELATCH_SEQ_DISTANCE;
+    return referenceMayMove(
+      {
+        latched: this.#latched,
+        isRtp: this.isRtp,
+        ssrc: this.#ssrc,
+        seq: this.#seq,
+        inRelatchWindow: this.#inRelatchWindow(),
+      },
+      msg,
+    );
   }
 
-  /**
-   * Strict sources: a source other than the current remote may have the leg when it is at the
-   * address signalling named (any port: a NAT may change it), or, when signalling named none, an
-   * RTP source confirmed by {@link CONFIRM_PACKETS} consecutive packets of one SSRC with consecutive
-   * sequence numbers. An RTCP stream without a signalled address follows the address its RTP
-   * stream latched to. The same test holds in and out of the re-latch window, latched or not.
-   */
   #acceptable(address: string, port: number, msg: Buffer): boolean {
-    const signalled = this.#signalled;
-    if (signalled !== undefined) return address === signalled;
-    if (!this.isRtp) {
-      const rtp = this.rtpSibling;
-      return rtp !== undefined && rtp.#latched && rtp.remoteAddress === address;
-    }
-    return this.#candidate.confirm(address, port, msg);
+    const state = {
+      signalled: this.#signalled,
+      isRtp: this.isRtp,
+      rtp: this.rtpSibling,
+      candidate: this.#candidate,
+    };
+    return strictAcceptable(state, address, port, msg);
   }
 }
 
