@@ -1,5 +1,11 @@
-/** Small helpers the bench scripts share: a free loopback UDP port, and a sleep. */
+/**
+ * Helpers the bench scripts share: a free loopback UDP port, a sleep, integer options, and our
+ * daemon as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import path from 'node:path';
+import type { ControlClient } from './control-client.ts';
 
 /** A free UDP port on 127.0.0.1: bind port 0, read it, close (the daemon binds it right after). */
 export async function freeUdpPort(): Promise<number> {
@@ -17,4 +23,131 @@ export async function freeUdpPort(): Promise<number> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An integer option in `min..max`, or an error naming the option. */
+export function intOption(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} needs an integer in ${String(min)}..${String(max)}`);
+  }
+  return n;
+}
+
+/** What a bench script starts its daemon with. */
+export interface LocalDaemonOptions {
+  readonly portMin: number;
+  readonly portMax: number;
+  /** `--workers`; null leaves the daemon's default. */
+  readonly workers: number | null;
+  /** Options for the daemon's node (`--trace-gc`, ...). */
+  readonly nodeArgs?: readonly string[];
+  /** More daemon arguments, after the bench's own. */
+  readonly daemonArgs: readonly string[];
+  /** Where the daemon's stdout and stderr go (a file descriptor); discarded by default. */
+  readonly logFd?: number;
+  /** `-d ERR`: log errors only. */
+  readonly quiet?: boolean;
+}
+
+/**
+ * Our daemon as a child process of a bench script, in its own process group, on 127.0.0.1 with a
+ * UDP control socket on a free port and `--nft off` (a bench never creates an nftables table in
+ * the host's network namespace). kill() ends the whole group; it is safe to call at any time.
+ */
+export class LocalDaemon {
+  readonly controlPort: number;
+  readonly args: readonly string[];
+  readonly #child: ChildProcess;
+
+  private constructor(controlPort: number, args: readonly string[], child: ChildProcess) {
+    this.controlPort = controlPort;
+    this.args = args;
+    this.#child = child;
+  }
+
+  static async start(root: string, opts: LocalDaemonOptions): Promise<LocalDaemon> {
+    const controlPort = await freeUdpPort();
+    const args = [
+      ...(opts.nodeArgs ?? []),
+      path.join(root, 'bin/rtpproxy.js'),
+      '--nft',
+      'off',
+      '-f',
+      '-F',
+      '-s',
+      `udp:127.0.0.1:${String(controlPort)}`,
+      '-l',
+      '127.0.0.1',
+      '-m',
+      String(opts.portMin),
+      '-M',
+      String(opts.portMax),
+      ...(opts.quiet === true ? ['-d', 'ERR'] : []),
+      ...(opts.workers === null ? [] : ['--workers', String(opts.workers)]),
+      ...opts.daemonArgs,
+    ];
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      stdio: opts.logFd === undefined ? 'ignore' : ['ignore', opts.logFd, opts.logFd],
+      detached: true,
+    });
+    if (child.pid === undefined) throw new Error('the daemon did not start');
+    return new LocalDaemon(controlPort, args, child);
+  }
+
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
+  get exited(): boolean {
+    return this.#child.exitCode !== null;
+  }
+
+  /** Polls `V` (at most 100 tries, 200 ms each) until the daemon answers; throws otherwise. */
+  async waitReady(client: ControlClient): Promise<void> {
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      if (this.exited) throw new Error('the daemon exited');
+      try {
+        if ((await client.command('V', 0, 200)) === '20040107') return;
+      } catch {
+        await sleep(100);
+      }
+    }
+    throw new Error('the daemon did not answer V');
+  }
+
+  kill(): void {
+    const pid = this.#child.pid;
+    if (pid === undefined || this.#child.exitCode !== null) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/**
+ * Runs a bench script's `main`; `cleanup` (killing its daemon) runs on exit, on error and on
+ * SIGINT, SIGTERM and SIGHUP.
+ */
+export function runScript(name: string, main: () => Promise<void>, cleanup: () => void): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+  process.once('exit', cleanup);
+  main().catch((err: unknown) => {
+    process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    cleanup();
+    process.exitCode = 1;
+  });
 }

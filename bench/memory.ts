@@ -7,14 +7,13 @@
  * workers included); at the end it prints the growth from the first sample after the warm-up to
  * the last one. Bounded in cycles and in time; the daemon is killed on exit, error and signals.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ControlClient, parsePortReply } from './control-client.ts';
 import { treeRssKiB } from './procfs.ts';
-import { freeUdpPort, sleep } from './local.ts';
+import { intOption, LocalDaemon, runScript, sleep } from './local.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -73,13 +72,6 @@ function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
     nodeArgs: [] as string[],
     daemonLog: undefined as string | undefined,
   };
-  const int = (name: string, value: string | undefined, min: number, max: number): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new Error(`${name} needs an integer in ${String(min)}..${String(max)}`);
-    }
-    return n;
-  };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     const next = (): string | undefined => argv[++i];
@@ -88,34 +80,34 @@ function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
       case '--help':
         return 'help';
       case '--cycles':
-        opts.cycles = int(arg, next(), 1, 2_000_000);
+        opts.cycles = intOption(arg, next(), 1, 2_000_000);
         break;
       case '--every':
-        opts.every = int(arg, next(), 1, 2_000_000);
+        opts.every = intOption(arg, next(), 1, 2_000_000);
         break;
       case '--warmup':
-        opts.warmup = int(arg, next(), 0, 2_000_000);
+        opts.warmup = intOption(arg, next(), 0, 2_000_000);
         break;
       case '--concurrency':
-        opts.concurrency = int(arg, next(), 1, 256);
+        opts.concurrency = intOption(arg, next(), 1, 256);
         break;
       case '--workers':
-        opts.workers = int(arg, next(), 0, 64);
+        opts.workers = intOption(arg, next(), 0, 64);
         break;
       case '--time':
-        opts.timeS = int(arg, next(), 1, 86_400);
+        opts.timeS = intOption(arg, next(), 1, 86_400);
         break;
       case '--rate':
-        opts.rate = int(arg, next(), 0, 100_000);
+        opts.rate = intOption(arg, next(), 0, 100_000);
         break;
       case '--pause':
-        opts.pauseS = int(arg, next(), 0, 600);
+        opts.pauseS = intOption(arg, next(), 0, 600);
         break;
       case '--port-min':
-        opts.portMin = int(arg, next(), 1024, 65_534);
+        opts.portMin = intOption(arg, next(), 1024, 65_534);
         break;
       case '--port-max':
-        opts.portMax = int(arg, next(), 1025, 65_535);
+        opts.portMax = intOption(arg, next(), 1025, 65_535);
         break;
       case '--node-arg': {
         const value = next();
@@ -143,16 +135,10 @@ function mib(kib: number): string {
   return (kib / 1024).toFixed(1);
 }
 
-let daemon: ChildProcess | undefined;
+let daemon: LocalDaemon | undefined;
 
 function killDaemon(): void {
-  const pid = daemon?.pid;
-  if (pid === undefined || daemon?.exitCode !== null) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
+  daemon?.kill();
 }
 
 async function main(): Promise<void> {
@@ -162,47 +148,14 @@ async function main(): Promise<void> {
     return;
   }
   const opts = parsed;
-  const controlPort = await freeUdpPort();
-  const args = [
-    ...opts.nodeArgs,
-    path.join(ROOT, 'bin/rtpproxy.js'),
-    '--nft',
-    'off',
-    '-f',
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(controlPort)}`,
-    '-l',
-    '127.0.0.1',
-    '-m',
-    String(opts.portMin),
-    '-M',
-    String(opts.portMax),
-    ...(opts.workers === null ? [] : ['--workers', String(opts.workers)]),
-    ...opts.daemonArgs,
-  ];
-  process.stdout.write(`daemon: node ${args.join(' ')}\n`);
   const logFd = opts.daemonLog === undefined ? undefined : fs.openSync(opts.daemonLog, 'w');
-  daemon = spawn(process.execPath, args, {
-    cwd: ROOT,
-    stdio: logFd === undefined ? 'ignore' : ['ignore', logFd, logFd],
-    detached: true,
-  });
+  daemon = await LocalDaemon.start(ROOT, { ...opts, ...(logFd === undefined ? {} : { logFd }) });
+  process.stdout.write(`daemon: node ${daemon.args.join(' ')}\n`);
   const pid = daemon.pid;
-  if (pid === undefined) throw new Error('the daemon did not start');
   const deadline = performance.now() + opts.timeS * 1000;
-  const client = await ControlClient.open(controlPort);
+  const client = await ControlClient.open(daemon.controlPort);
   try {
-    let up = false;
-    for (let attempt = 0; attempt < 100 && !up; attempt += 1) {
-      if (daemon.exitCode !== null) throw new Error('the daemon exited');
-      try {
-        up = (await client.command('V', 0, 200)) === '20040107';
-      } catch {
-        await sleep(100);
-      }
-    }
-    if (!up) throw new Error('the daemon did not answer V');
+    await daemon.waitReady(client);
     const tag = `${String(process.pid)}m`;
     let started = 0;
     let done = 0;
@@ -268,16 +221,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    killDaemon();
-    process.exit(130);
-  });
-}
-process.once('exit', killDaemon);
-
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:memory: ${err instanceof Error ? err.message : String(err)}\n`);
-  killDaemon();
-  process.exitCode = 1;
-});
+runScript('bench:memory', main, killDaemon);

@@ -7,12 +7,11 @@
  * long a V takes alone). Bounded in count
  * and time; the daemon is killed on exit, error and signals.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from './control-client.ts';
-import { freeUdpPort, sleep } from './local.ts';
+import { intOption, LocalDaemon, runScript } from './local.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -47,13 +46,6 @@ function parseArgs(argv: readonly string[]): PortOptions | 'help' {
     timeS: 600,
     daemonArgs: [] as string[],
   };
-  const int = (name: string, value: string | undefined, min: number, max: number): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new Error(`${name} needs an integer in ${String(min)}..${String(max)}`);
-    }
-    return n;
-  };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     const next = (): string | undefined => argv[++i];
@@ -62,19 +54,19 @@ function parseArgs(argv: readonly string[]): PortOptions | 'help' {
       case '--help':
         return 'help';
       case '--port-min':
-        opts.portMin = int(arg, next(), 1024, 65_534);
+        opts.portMin = intOption(arg, next(), 1024, 65_534);
         break;
       case '--port-max':
-        opts.portMax = int(arg, next(), 1025, 65_535);
+        opts.portMax = intOption(arg, next(), 1025, 65_535);
         break;
       case '--probes':
-        opts.probes = int(arg, next(), 1, 1000);
+        opts.probes = intOption(arg, next(), 1, 1000);
         break;
       case '--workers':
-        opts.workers = int(arg, next(), 0, 64);
+        opts.workers = intOption(arg, next(), 0, 64);
         break;
       case '--time':
-        opts.timeS = int(arg, next(), 1, 86_400);
+        opts.timeS = intOption(arg, next(), 1, 86_400);
         break;
       case '--':
         opts.daemonArgs = argv.slice(i + 1);
@@ -95,16 +87,10 @@ function summary(values: readonly number[]): string {
   return `median ${at(0.5).toFixed(2)} ms, p90 ${at(0.9).toFixed(2)} ms, max ${at(1).toFixed(2)} ms`;
 }
 
-let daemon: ChildProcess | undefined;
+let daemon: LocalDaemon | undefined;
 
 function killDaemon(): void {
-  const pid = daemon?.pid;
-  if (pid === undefined || daemon?.exitCode !== null) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
+  daemon?.kill();
 }
 
 /** Sends `line` and resolves with the reply and the milliseconds it took. */
@@ -122,42 +108,13 @@ async function main(): Promise<void> {
   }
   const opts = parsed;
   const pairs = Math.floor((opts.portMax - 1 - opts.portMin) / 2) + 1;
-  const controlPort = await freeUdpPort();
-  const args = [
-    path.join(ROOT, 'bin/rtpproxy.js'),
-    '--nft',
-    'off',
-    '-f',
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(controlPort)}`,
-    '-l',
-    '127.0.0.1',
-    '-m',
-    String(opts.portMin),
-    '-M',
-    String(opts.portMax),
-    '-d',
-    'ERR',
-    ...(opts.workers === null ? [] : ['--workers', String(opts.workers)]),
-    ...opts.daemonArgs,
-  ];
-  process.stdout.write(`daemon: node ${args.join(' ')}\n`);
-  daemon = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore', detached: true });
+  daemon = await LocalDaemon.start(ROOT, { ...opts, quiet: true });
+  process.stdout.write(`daemon: node ${daemon.args.join(' ')}\n`);
   const deadline = performance.now() + opts.timeS * 1000;
-  const client = await ControlClient.open(controlPort);
-  const other = await ControlClient.open(controlPort);
+  const client = await ControlClient.open(daemon.controlPort);
+  const other = await ControlClient.open(daemon.controlPort);
   try {
-    let up = false;
-    for (let attempt = 0; attempt < 100 && !up; attempt += 1) {
-      if (daemon.exitCode !== null) throw new Error('the daemon exited');
-      try {
-        up = (await client.command('V', 0, 200)) === '20040107';
-      } catch {
-        await sleep(100);
-      }
-    }
-    if (!up) throw new Error('the daemon did not answer V');
+    await daemon.waitReady(client);
     const tag = `${String(process.pid)}p`;
     let sessions = 0;
     let next = 0;
@@ -209,16 +166,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    killDaemon();
-    process.exit(130);
-  });
-}
-process.once('exit', killDaemon);
-
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:ports: ${err instanceof Error ? err.message : String(err)}\n`);
-  killDaemon();
-  process.exitCode = 1;
-});
+runScript('bench:ports', main, killDaemon);
