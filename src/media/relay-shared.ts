@@ -5,6 +5,7 @@
  */
 import type { GlobalStats } from '../util/stats.ts';
 import type { OwnEndpoints } from './own-endpoints.ts';
+import type { RelaySocket } from './relay-socket.ts';
 import type { RelayStream } from './relay.ts';
 
 /**
@@ -13,13 +14,13 @@ import type { RelayStream } from './relay.ts';
  * the previous check is disconnected, so that a party that moved can be latched again.
  */
 export class Connections {
-  readonly #streams = new Set<RelayStream>();
+  readonly #streams = new Set<RelaySocket>();
 
-  add(stream: RelayStream): void {
+  add(stream: RelaySocket): void {
     this.#streams.add(stream);
   }
 
-  delete(stream: RelayStream): void {
+  delete(stream: RelaySocket): void {
     this.#streams.delete(stream);
   }
 

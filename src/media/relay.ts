@@ -9,21 +9,19 @@
  * The packet path forwards the Buffer dgram handed over untouched, reads at most the RTP SSRC and
  * sequence number, bumps plain-number counters and logs nothing.
  *
- * Connected sockets (docs/architecture.md, "Connected sockets"): once a symmetric RTP leg has
- * latched, its socket is connect()ed to the remote; it goes back to unconnected whenever the party
- * may move: at every pre-fill, when the leg becomes asymmetric, and after a silent check interval
- * (see {@link Connections}).
+ * Its socket, and connecting it to the party, are relay-socket.ts's.
  */
 import type dgram from 'node:dgram';
 import { canonicalAddress } from '../util/net.ts';
 import { rtpSequence, rtpSsrc } from './rtp.ts';
 import { RELATCH_WINDOW_MS, referenceMayMove, strictAcceptable } from './latch-rules.ts';
 import { ResizingIntake } from './relay-resize.ts';
-import type { RelaySettings } from './relay-shared.ts';
+import { RelaySocket } from './relay-socket.ts';
+import type { Connections, RelaySettings } from './relay-shared.ts';
 import { RtpStats } from './rtp-stats.ts';
 import { SourceConfirmation } from './source-confirmation.ts';
-import type { ActivitySink, MediaStream, PacketTap, SendSocket, SessionStreams } from './stream.ts';
-import type { Endpoint, Family } from '../base/net.ts';
+import type { ActivitySink, MediaStream, PacketTap, SessionStreams } from './stream.ts';
+import type { Endpoint } from '../base/net.ts';
 import type { Side } from '../base/side.ts';
 
 export type { ActivitySink, PacketTap } from './stream.ts';
@@ -38,7 +36,7 @@ export { CONFIRM_PACKETS } from './source-confirmation.ts';
 /** `-2`: relayed packets shorter than this are sent twice. */
 const SEND_TWICE_BELOW = 128;
 
-export class RelayStream implements MediaStream {
+export class RelayStream extends RelaySocket implements MediaStream {
   readonly leg: Side;
   readonly isRtp: boolean;
   /** Per-direction RTP analysis (RTP streams only). */
@@ -51,16 +49,8 @@ export class RelayStream implements MediaStream {
   rtpSibling: RelayStream | undefined;
   /** False until the session is complete: packets are then read and discarded. */
   complete = false;
-  remoteAddress: string | undefined;
-  remotePort = 0;
-  /** The leg's bound socket. */
-  udp: dgram.Socket | undefined;
   /** Where a media worker keeps this stream's shared counters; -1 on the main thread. */
   slot = -1;
-  localPort = 0;
-  /** The local address and port packets arrive on, as the recorder writes them. */
-  local: Endpoint = { address: '0.0.0.0', port: 0 };
-  family: Family = 4;
   /** The leg's recorder, if one runs: every accepted packet is handed to it before relaying. */
   tap: PacketTap | undefined;
   /**
@@ -69,8 +59,6 @@ export class RelayStream implements MediaStream {
    */
   playing = false;
 
-  /** Packets accepted from the party this leg faces. */
-  npktsIn = 0;
   /** Bytes (UDP payload) of the accepted packets. */
   nbytesIn = 0;
   /** Accepted packets relayed out of the peer. */
@@ -79,24 +67,12 @@ export class RelayStream implements MediaStream {
   ndropped = 0;
   /** Packets refused by the source check. */
   nignored = 0;
-  /** Send errors on this stream's socket. */
-  nsendErrors = 0;
 
   readonly #settings: RelaySettings;
   /** Told when a packet reaches the relay stage; the owning session sets itself here. */
   activity: ActivitySink;
   #latched = false;
   #asymmetric = false;
-  /** The socket is connected to the remote (see the file comment). */
-  #connected = false;
-  /** npktsIn at the previous connection check. */
-  #checkedPkts = 0;
-  readonly #sender: SendSocket = {
-    send: (msg, port, address) => {
-      this.#sendTo(msg, port, address);
-    },
-  };
-  #listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
   /** The address was taken from a packet source: later signalling no longer moves it. */
   #untrusted = false;
   #lastPrefill = Number.NEGATIVE_INFINITY;
@@ -111,13 +87,13 @@ export class RelayStream implements MediaStream {
   readonly #candidate = new SourceConfirmation();
 
   constructor(leg: Side, isRtp: boolean, settings: RelaySettings, activity: ActivitySink) {
+    super();
     this.leg = leg;
     this.isRtp = isRtp;
     this.#settings = settings;
     this.#strict = settings.strictSource === true;
     this.activity = activity;
     this.rtpStats = isRtp ? new RtpStats() : undefined;
-    this.#listener = this.onPacket;
   }
 
   /** True once a packet has latched the remote address. */
@@ -125,69 +101,25 @@ export class RelayStream implements MediaStream {
     return this.#latched;
   }
 
-  /** True while the socket is connected to the latched remote. */
-  get connected(): boolean {
-    return this.#connected;
-  }
-
   /** Asymmetric leg: the remote comes from signalling; packets are checked by IP only. */
   get asymmetric(): boolean {
     return this.#asymmetric;
   }
   set asymmetric(value: boolean) {
-    if (value) this.#disconnect();
+    if (value) this.disconnect();
     this.#asymmetric = value;
-  }
-
-  /** Sends out of this stream's socket (prompts); undefined while no socket is bound. */
-  get socket(): SendSocket | undefined {
-    return this.udp === undefined ? undefined : this.#sender;
-  }
-
-  /**
-   * Takes ownership of a bound socket; a previous one is closed. `listener` replaces the stream's
-   * own packet handler (a media worker wraps it to publish the counters).
-   */
-  attach(
-    socket: dgram.Socket,
-    address: string,
-    port: number,
-    family: Family,
-    listener: (msg: Buffer, rinfo: dgram.RemoteInfo) => void = this.onPacket,
-  ): void {
-    this.#closeSocket();
-    this.udp = socket;
-    this.localPort = port;
-    this.local = { address, port };
-    this.family = family;
-    this.#listener = listener;
-    socket.on('message', listener);
-    socket.on('error', this.#onError);
   }
 
   /** Closes the socket, if any, and drops the packets the re-packetizer holds. Idempotent. */
   detach(): void {
-    this.#closeSocket();
+    this.closeSocket();
     this.repacketize(undefined);
-  }
-
-  #closeSocket(): void {
-    const socket = this.udp;
-    if (socket === undefined) return;
-    this.#disconnect();
-    this.udp = undefined;
-    socket.removeListener('message', this.#listener);
-    try {
-      socket.close();
-    } catch {
-      // Already closed.
-    }
   }
 
   /** Pre-fill from signalling (U/L ADDR PORT), docs/protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void {
     // The re-latch window opens: any source may take the leg over again.
-    this.#disconnect();
+    this.disconnect();
     if (this.remoteAddress !== undefined) this.#lastPrefill = this.#settings.now();
     this.#signalled = canonicalAddress(address);
     if (this.#untrusted) return;
@@ -223,10 +155,6 @@ export class RelayStream implements MediaStream {
     return this.#resizer?.ptimeMs;
   }
 
-  #onError = (): void => {
-    this.nsendErrors += 1;
-  };
-
   /** The packet path: one datagram received on this stream's socket. */
   readonly onPacket = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     const stats = this.#settings.stats;
@@ -247,13 +175,13 @@ export class RelayStream implements MediaStream {
     } else if (address === this.remoteAddress && (port === this.remotePort || this.#asymmetric)) {
       if (!this.#latched) this.#latch(msg);
       else if (this.isRtp) this.#followSsrc(msg);
-      if (!this.#connected && this.#latched && this.isRtp && !this.#asymmetric) this.#connect();
+      if (!this.isConnected && this.#latched && this.isRtp && !this.#asymmetric) this.connect();
     } else if (this.#asymmetric || !this.#mayMove(address, port, msg)) {
       this.nignored += 1;
       stats.npktsDiscard += 1;
       return;
     } else {
-      this.#disconnect();
+      this.disconnect();
       this.remoteAddress = address;
       this.remotePort = port;
       this.#untrusted = true;
@@ -299,7 +227,7 @@ export class RelayStream implements MediaStream {
     stats.npktsRelayed += 1;
     this.#settings.counted?.(this);
     const twice = this.#settings.sendTwice && msg.length < SEND_TWICE_BELOW;
-    if (out.#connected) {
+    if (out.isConnected) {
       socket.send(msg);
       if (twice) socket.send(msg);
     } else {
@@ -314,53 +242,6 @@ export class RelayStream implements MediaStream {
    */
   drainResizer(): boolean {
     return this.#resizer?.drain(this) ?? false;
-  }
-
-  /** Connection check (see {@link Connections}): silence since the previous one disconnects. */
-  checkConnection(): void {
-    if (this.npktsIn === this.#checkedPkts) this.#disconnect();
-    else this.#checkedPkts = this.npktsIn;
-  }
-
-  /** Connects the socket to the latched remote, outside the re-latch window. */
-  #connect(): void {
-    const socket = this.udp;
-    const connections = this.#settings.connections;
-    const address = this.remoteAddress;
-    if (socket === undefined || connections === undefined || address === undefined) return;
-    if (this.remotePort <= 0) return;
-    if (this.#inRelatchWindow()) return;
-    try {
-      // Synchronous: media sockets resolve addresses with an identity lookup (udp-pair.ts).
-      socket.connect(this.remotePort, address);
-    } catch {
-      return; // stays unconnected: sends name the address
-    }
-    this.#connected = true;
-    this.#checkedPkts = this.npktsIn;
-    connections.add(this);
-  }
-
-  #disconnect(): void {
-    if (!this.#connected) return;
-    this.#connected = false;
-    this.#settings.connections?.delete(this);
-    try {
-      this.udp?.disconnect();
-    } catch {
-      // Not connected after all (closed): nothing to undo.
-    }
-  }
-
-  /** A send from outside the relay (a prompt): connected only to the remote. */
-  #sendTo(msg: Buffer, port: number, address: string): void {
-    const socket = this.udp;
-    if (socket === undefined) return;
-    if (this.#connected && (port !== this.remotePort || address !== this.remoteAddress)) {
-      this.#disconnect();
-    }
-    if (this.#connected) socket.send(msg);
-    else socket.send(msg, port, address);
   }
 
   /** First packet on a leg without any address: take its source (docs/protocol.md 4.4). */
@@ -396,6 +277,14 @@ export class RelayStream implements MediaStream {
       this.#ssrc = ssrc;
       this.#seq = rtpSequence(msg);
     }
+  }
+
+  protected get connections(): Connections | undefined {
+    return this.#settings.connections;
+  }
+
+  protected mayConnect(): boolean {
+    return !this.#inRelatchWindow();
   }
 
   /** A re-INVITE's pre-fill opened the re-latch window, and it is still open. */
