@@ -4,75 +4,26 @@
  * `V`, the pid file, SIGTERM, SIGHUP (graceful drain) and stdioc: EOF. Every wait has a deadline.
  * Runs as root in CI, hence -F.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { udpCommand, waitUntil } from '../helpers/control.ts';
+import { type ChildDaemon, spawnDaemon, waitReady } from '../helpers/child-daemon.ts';
+import { udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freeUdpPort } from '../helpers/udp.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 /** Media ports of this file (no session here binds more than one pair). */
 const MEDIA = ['-l', '127.0.0.1', '-m', '47000', '-M', '47099'] as const;
 const DEADLINE_MS = 15_000;
 
-interface Spawned {
-  readonly child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the exit status (or 128+signal) when the child is gone. */
-  readonly exited: Promise<number>;
-}
-
-function spawnCli(t: Test, args: readonly string[], stdin: 'ignore' | 'pipe' = 'ignore'): Spawned {
-  // --nft off: no test creates an nftables table in the host's network namespace.
-  const child = spawn(process.execPath, [BIN, '--nft', 'off', ...args], {
-    stdio: [stdin, 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number>((resolve) => {
-    child.on('close', (code, signal) => {
-      resolve(code ?? 128 + (signal === null ? 0 : 1));
-    });
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-function withDeadline<T>(promise: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout after ${String(ms)} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `V` over UDP until the daemon answers the base version. */
-async function waitReady(port: number, gone?: () => string | undefined): Promise<void> {
-  const end = performance.now() + DEADLINE_MS;
-  for (;;) {
-    const why = gone?.();
-    if (why !== undefined) throw new Error(`the daemon exited before it was ready: ${why}`);
-    try {
-      const reply = await udpCommand(port, '127.0.0.1', 'V', { timeoutMs: 200 });
-      if (reply === '20040107\n') return;
-    } catch {
-      // not yet
-    }
-    if (performance.now() > end) {
-      throw new Error(`timeout: control socket 127.0.0.1:${String(port)} never answered V`);
-    }
-  }
+/** The daemon with stdout collected (it must stay clean), and stdin on a pipe when asked. */
+function spawnCli(
+  t: Test,
+  args: readonly string[],
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): ChildDaemon {
+  return spawnDaemon(t, args, { stdin, stdout: 'utf8' });
 }
 
 /** Whether a process exists and is not a zombie (a re-parented daemon may never be reaped here). */
@@ -103,9 +54,7 @@ t.test(
       '-d',
       'INFO',
     ]);
-    let exitedEarly: string | undefined;
-    void d.exited.then((code) => (exitedEarly = `status ${String(code)}: ${d.stderr()}`));
-    await waitReady(port, () => exitedEarly);
+    await waitReady(d, port);
     await waitUntil(() => existsSync(pidFile), 'pid file written', DEADLINE_MS);
     t.equal(
       readFileSync(pidFile, 'utf8'),
@@ -126,7 +75,7 @@ t.test(
     t.equal(d.stdout(), '', 'logs go to stderr, stdout stays clean');
 
     d.child.kill('SIGTERM');
-    t.equal(await withDeadline(d.exited, 'exit after SIGTERM'), 0, 'exit status 0');
+    t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after SIGTERM'), 0, 'exit status 0');
     t.notOk(existsSync(pidFile), 'pid file removed');
   },
 );
@@ -144,9 +93,9 @@ t.test('foreground: SIGINT also stops with status 0', async (t) => {
     '-d',
     'ERR',
   ]);
-  await waitReady(port);
+  await waitReady(d, port);
   d.child.kill('SIGINT');
-  t.equal(await withDeadline(d.exited, 'exit after SIGINT'), 0);
+  t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after SIGINT'), 0);
 });
 
 t.test(
@@ -167,7 +116,7 @@ t.test(
       '-p',
       pidFile,
     ]);
-    t.equal(await withDeadline(d.exited, 'exit after a failed start'), 1);
+    t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after a failed start'), 1);
     t.match(d.stderr(), /"level":60/, 'logged at fatal');
     t.match(d.stderr(), /EADDRINUSE/);
     t.notOk(existsSync(pidFile), 'no pid file');
@@ -189,7 +138,7 @@ t.test(
       '-d',
       'INFO',
     ]);
-    await waitReady(port);
+    await waitReady(d, port);
     const offer = await udpCommand(port, '127.0.0.1', 'U drain-call 127.0.0.1 5000 ft1');
     t.match(offer, /^[0-9]+( |\n)/, 'a session exists');
 
@@ -201,7 +150,7 @@ t.test(
     t.equal(d.child.exitCode, null, 'still running while a session is left');
 
     t.equal(await udpCommand(port, '127.0.0.1', 'D drain-call ft1'), '0\n', 'last session deleted');
-    t.equal(await withDeadline(d.exited, 'exit after the drain'), 0, 'exit status 0');
+    t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after the drain'), 0, 'exit status 0');
   },
 );
 
@@ -214,7 +163,7 @@ t.test('stdioc: EOF on stdin drains and exits 0', async (t) => {
   d.child.stdin?.write('V\n');
   await waitUntil(() => d.stdout() === '20040107\n', 'V answered on stdout', DEADLINE_MS);
   d.child.stdin?.end();
-  t.equal(await withDeadline(d.exited, 'exit after EOF'), 0);
+  t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after EOF'), 0);
 });
 
 t.test(
@@ -235,7 +184,7 @@ t.test(
     t.teardown(() => {
       if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
     });
-    const status = await withDeadline(parent.exited, 'parent exit');
+    const status = await withTimeout(parent.exited, DEADLINE_MS, 'parent exit');
     t.equal(status, 0, `parent exit status 0 (stderr: ${parent.stderr()})`);
     t.ok(existsSync(pidFile), 'pid file written before the parent returned');
     daemonPid = Number(readFileSync(pidFile, 'utf8'));
@@ -272,7 +221,7 @@ t.test('background: -D keeps the working directory', async (t) => {
   t.teardown(() => {
     if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
   });
-  t.equal(await withDeadline(parent.exited, 'parent exit'), 0);
+  t.equal(await withTimeout(parent.exited, DEADLINE_MS, 'parent exit'), 0);
   daemonPid = Number(readFileSync(pidFile, 'utf8'));
   t.equal(readlinkSync(`/proc/${String(daemonPid)}/cwd`), process.cwd());
   process.kill(daemonPid, 'SIGTERM');
@@ -295,7 +244,7 @@ t.test('background: a start failure is reported by the parent with status 1', as
     '-p',
     pidFile,
   ]);
-  t.equal(await withDeadline(parent.exited, 'parent exit'), 1);
+  t.equal(await withTimeout(parent.exited, DEADLINE_MS, 'parent exit'), 1);
   t.match(parent.stderr(), /^rtpproxy: cannot start: .*EADDRINUSE/m);
   t.notOk(existsSync(pidFile), 'no pid file');
 });
