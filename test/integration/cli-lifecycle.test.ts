@@ -17,6 +17,9 @@ import { freeUdpPort } from '../helpers/udp.ts';
 const MEDIA = ['-l', '127.0.0.1', '-m', '47000', '-M', '47099'] as const;
 const DEADLINE_MS = 15_000;
 
+/** A UDP control socket on 127.0.0.1:port, and this file's media ports. */
+const udpControl = (port: number): string[] => ['-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA];
+
 /** The daemon with stdout collected (it must stay clean), and stdin on a pipe when asked. */
 function spawnCli(
   t: Test,
@@ -43,17 +46,7 @@ t.test(
     const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const port = await freeUdpPort();
-    const d = spawnCli(t, [
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      pidFile,
-      '-d',
-      'INFO',
-    ]);
+    const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', pidFile, '-d', 'INFO']);
     await waitReady(d, port);
     await waitUntil(() => existsSync(pidFile), 'pid file written', DEADLINE_MS);
     t.equal(
@@ -82,17 +75,7 @@ t.test(
 
 t.test('foreground: SIGINT also stops with status 0', async (t) => {
   const port = await freeUdpPort();
-  const d = spawnCli(t, [
-    '-f',
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(port)}`,
-    ...MEDIA,
-    '-p',
-    '/dev/null',
-    '-d',
-    'ERR',
-  ]);
+  const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', '/dev/null', '-d', 'ERR']);
   await waitReady(d, port);
   d.child.kill('SIGINT');
   t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after SIGINT'), 0);
@@ -107,15 +90,7 @@ t.test(
     const port = busy.address().port;
     const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
-    const d = spawnCli(t, [
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      pidFile,
-    ]);
+    const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', pidFile]);
     t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after a failed start'), 1);
     t.match(d.stderr(), /"level":60/, 'logged at fatal');
     t.match(d.stderr(), /EADDRINUSE/);
@@ -127,17 +102,7 @@ t.test(
   'SIGHUP drains: the daemon keeps serving until the last session is gone, then exits 0',
   async (t) => {
     const port = await freeUdpPort();
-    const d = spawnCli(t, [
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      '/dev/null',
-      '-d',
-      'INFO',
-    ]);
+    const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', '/dev/null', '-d', 'INFO']);
     await waitReady(d, port);
     const offer = await udpCommand(port, '127.0.0.1', 'U drain-call 127.0.0.1 5000 ft1');
     t.match(offer, /^[0-9]+( |\n)/, 'a session exists');
@@ -172,14 +137,7 @@ t.test(
     const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const port = await freeUdpPort();
-    const parent = spawnCli(t, [
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      pidFile,
-    ]);
+    const parent = spawnCli(t, ['-F', ...udpControl(port), '-p', pidFile]);
     let daemonPid: number | undefined;
     t.teardown(() => {
       if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
@@ -208,15 +166,7 @@ t.test('background: -D keeps the working directory', async (t) => {
   const dir = tempDir(t, 'cli');
   const pidFile = join(dir, 'rtpproxy.pid');
   const port = await freeUdpPort();
-  const parent = spawnCli(t, [
-    '-F',
-    '-D',
-    '-s',
-    `udp:127.0.0.1:${String(port)}`,
-    ...MEDIA,
-    '-p',
-    pidFile,
-  ]);
+  const parent = spawnCli(t, ['-F', '-D', ...udpControl(port), '-p', pidFile]);
   let daemonPid: number | undefined;
   t.teardown(() => {
     if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
@@ -236,14 +186,7 @@ t.test('background: a start failure is reported by the parent with status 1', as
   const port = busy.address().port;
   const dir = tempDir(t, 'cli');
   const pidFile = join(dir, 'rtpproxy.pid');
-  const parent = spawnCli(t, [
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(port)}`,
-    ...MEDIA,
-    '-p',
-    pidFile,
-  ]);
+  const parent = spawnCli(t, ['-F', ...udpControl(port), '-p', pidFile]);
   t.equal(await withTimeout(parent.exited, DEADLINE_MS, 'parent exit'), 1);
   t.match(parent.stderr(), /^rtpproxy: cannot start: .*EADDRINUSE/m);
   t.notOk(existsSync(pidFile), 'no pid file');
