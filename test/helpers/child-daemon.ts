@@ -1,9 +1,10 @@
 /**
- * The daemon as a real child process (bin/rtpproxy.js), for tests about signals, resource limits
- * and what is on disk when the process is gone: spawn it, wait until its UDP control socket
- * answers `V`, read its JSON log lines. Every wait has a deadline.
+ * The daemon as a real child process (bin/rtpproxy.js), for tests about signals, resource limits,
+ * the stdio control socket and what is on disk when the process is gone: spawn it, wait until its
+ * UDP control socket answers `V`, read its JSON log lines and what it wrote on stdout. Every wait
+ * has a deadline.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { udpCommand } from './control.ts';
@@ -14,7 +15,11 @@ const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 const DEADLINE_MS = 15_000;
 
 export interface ChildDaemon {
+  /** The process itself (its stdin when piped, its exit code while it runs). */
+  readonly child: ChildProcess;
   readonly pid: number;
+  /** Everything the daemon wrote on stdout so far; empty unless {@link SpawnOptions.stdout} says. */
+  stdout(): string;
   /** Everything the daemon wrote on stderr so far (its JSON log lines). */
   stderr(): string;
   /** The JSON log lines so far. */
@@ -29,6 +34,10 @@ export interface ChildDaemon {
 export interface SpawnOptions {
   /** A command the daemon runs under, e.g. `['prlimit', '--fsize=65536', '--']`. */
   readonly wrapper?: readonly string[];
+  /** `'pipe'` to write to the daemon's stdin through `child.stdin`; ignored by default. */
+  readonly stdin?: 'ignore' | 'pipe';
+  /** Collect stdout, decoded this way (`latin1` keeps every byte); ignored by default. */
+  readonly stdout?: 'ignore' | 'utf8' | 'latin1';
 }
 
 /**
@@ -53,10 +62,17 @@ export function spawnDaemon(
     ...args,
   ];
   const [file = 'env', ...rest] = command;
-  const child = spawn(file, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stdoutEncoding = options.stdout ?? 'ignore';
+  const child = spawn(file, rest, {
+    stdio: [options.stdin ?? 'ignore', stdoutEncoding === 'ignore' ? 'ignore' : 'pipe', 'pipe'],
+  });
+  let out = '';
   let err = '';
   let ended = false;
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  if (stdoutEncoding !== 'ignore') {
+    child.stdout?.setEncoding(stdoutEncoding).on('data', (d: string) => (out += d));
+  }
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<number>((resolve) => {
     child.on('close', (code, signal) => {
       ended = true;
@@ -68,7 +84,9 @@ export function spawnDaemon(
   });
   if (child.pid === undefined) throw new Error('spawn failed');
   return {
+    child,
     pid: child.pid,
+    stdout: () => out,
     stderr: () => err,
     logs: () =>
       err

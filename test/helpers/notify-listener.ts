@@ -4,11 +4,10 @@
  * reading), rude (close each connection after its first line) or absent (closed, then reopened
  * on the same address).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Teardown } from './daemon.ts';
+import { tempDir } from './tmp.ts';
 
 export class NotifyListener {
   /** Bytes received, per accepted connection, in order. */
@@ -28,8 +27,7 @@ export class NotifyListener {
 
   /** A unix listener in a fresh mkdtemp directory (removed at teardown). */
   static async unix(t: Teardown, name = 'notify.sock'): Promise<NotifyListener> {
-    const dir = mkdtempSync(path.join(tmpdir(), 'rtpp-notify-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'notify');
     const listener = new NotifyListener({ path: path.join(dir, name) });
     t.teardown(() => listener.close());
     await listener.open();

@@ -8,9 +8,12 @@ export interface WithTeardown {
   teardown(fn: () => unknown): void;
 }
 
-/** A fresh directory `rtpp-NAME-XXXXXX` under the system's temporary directory. */
-export function tempDir(t: WithTeardown, name: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), `rtpp-${name}-`));
+/**
+ * A fresh directory `rtpp-NAME-XXXXXX` under `base`, the system's temporary directory unless given
+ * (e.g. /dev/shm for another file system).
+ */
+export function tempDir(t: WithTeardown, name: string, base = tmpdir()): string {
+  const dir = mkdtempSync(path.join(base, `rtpp-${name}-`));
   t.teardown(() => {
     rmSync(dir, { recursive: true, force: true });
   });

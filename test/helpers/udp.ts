@@ -201,6 +201,21 @@ export function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** Polls {@link portFree} until every port of `ports` is free; rejects after `ms`. */
+export async function waitPortsFree(
+  ports: readonly number[],
+  what: string,
+  ms = 5000,
+): Promise<void> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const free = await Promise.all(ports.map((port) => portFree(port)));
+    if (free.every(Boolean)) return;
+    if (performance.now() > end) throw new Error(`timeout after ${String(ms)} ms: ${what}`);
+    await new Promise<void>((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** A free UDP port on 127.0.0.1 (bound on port 0, then released). */
 export async function freeUdpPort(): Promise<number> {
   const socket = dgram.createSocket('udp4');

@@ -4,75 +4,29 @@
  * `V`, the pid file, SIGTERM, SIGHUP (graceful drain) and stdioc: EOF. Every wait has a deadline.
  * Runs as root in CI, hence -F.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { udpCommand, waitUntil } from '../helpers/control.ts';
+import { type ChildDaemon, spawnDaemon, waitReady } from '../helpers/child-daemon.ts';
+import { udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freeUdpPort } from '../helpers/udp.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 /** Media ports of this file (no session here binds more than one pair). */
 const MEDIA = ['-l', '127.0.0.1', '-m', '47000', '-M', '47099'] as const;
 const DEADLINE_MS = 15_000;
 
-interface Spawned {
-  readonly child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the exit status (or 128+signal) when the child is gone. */
-  readonly exited: Promise<number>;
-}
+/** A UDP control socket on 127.0.0.1:port, and this file's media ports. */
+const udpControl = (port: number): string[] => ['-s', `udp:127.0.0.1:${String(port)}`, ...MEDIA];
 
-function spawnCli(t: Test, args: readonly string[], stdin: 'ignore' | 'pipe' = 'ignore'): Spawned {
-  // --nft off: no test creates an nftables table in the host's network namespace.
-  const child = spawn(process.execPath, [BIN, '--nft', 'off', ...args], {
-    stdio: [stdin, 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number>((resolve) => {
-    child.on('close', (code, signal) => {
-      resolve(code ?? 128 + (signal === null ? 0 : 1));
-    });
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-function withDeadline<T>(promise: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout after ${String(ms)} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `V` over UDP until the daemon answers the base version. */
-async function waitReady(port: number, gone?: () => string | undefined): Promise<void> {
-  const end = performance.now() + DEADLINE_MS;
-  for (;;) {
-    const why = gone?.();
-    if (why !== undefined) throw new Error(`the daemon exited before it was ready: ${why}`);
-    try {
-      const reply = await udpCommand(port, '127.0.0.1', 'V', { timeoutMs: 200 });
-      if (reply === '20040107\n') return;
-    } catch {
-      // not yet
-    }
-    if (performance.now() > end) {
-      throw new Error(`timeout: control socket 127.0.0.1:${String(port)} never answered V`);
-    }
-  }
+/** The daemon with stdout collected (it must stay clean), and stdin on a pipe when asked. */
+function spawnCli(
+  t: Test,
+  args: readonly string[],
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): ChildDaemon {
+  return spawnDaemon(t, args, { stdin, stdout: 'utf8' });
 }
 
 /** Whether a process exists and is not a zombie (a re-parented daemon may never be reaped here). */
@@ -92,20 +46,8 @@ t.test(
     const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const port = await freeUdpPort();
-    const d = spawnCli(t, [
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      pidFile,
-      '-d',
-      'INFO',
-    ]);
-    let exitedEarly: string | undefined;
-    void d.exited.then((code) => (exitedEarly = `status ${String(code)}: ${d.stderr()}`));
-    await waitReady(port, () => exitedEarly);
+    const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', pidFile, '-d', 'INFO']);
+    await waitReady(d, port);
     await waitUntil(() => existsSync(pidFile), 'pid file written', DEADLINE_MS);
     t.equal(
       readFileSync(pidFile, 'utf8'),
@@ -126,27 +68,17 @@ t.test(
     t.equal(d.stdout(), '', 'logs go to stderr, stdout stays clean');
 
     d.child.kill('SIGTERM');
-    t.equal(await withDeadline(d.exited, 'exit after SIGTERM'), 0, 'exit status 0');
+    t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after SIGTERM'), 0, 'exit status 0');
     t.notOk(existsSync(pidFile), 'pid file removed');
   },
 );
 
 t.test('foreground: SIGINT also stops with status 0', async (t) => {
   const port = await freeUdpPort();
-  const d = spawnCli(t, [
-    '-f',
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(port)}`,
-    ...MEDIA,
-    '-p',
-    '/dev/null',
-    '-d',
-    'ERR',
-  ]);
-  await waitReady(port);
+  const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', '/dev/null', '-d', 'ERR']);
+  await waitReady(d, port);
   d.child.kill('SIGINT');
-  t.equal(await withDeadline(d.exited, 'exit after SIGINT'), 0);
+  t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after SIGINT'), 0);
 });
 
 t.test(
@@ -158,16 +90,8 @@ t.test(
     const port = busy.address().port;
     const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
-    const d = spawnCli(t, [
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      pidFile,
-    ]);
-    t.equal(await withDeadline(d.exited, 'exit after a failed start'), 1);
+    const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', pidFile]);
+    t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after a failed start'), 1);
     t.match(d.stderr(), /"level":60/, 'logged at fatal');
     t.match(d.stderr(), /EADDRINUSE/);
     t.notOk(existsSync(pidFile), 'no pid file');
@@ -178,18 +102,8 @@ t.test(
   'SIGHUP drains: the daemon keeps serving until the last session is gone, then exits 0',
   async (t) => {
     const port = await freeUdpPort();
-    const d = spawnCli(t, [
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      '/dev/null',
-      '-d',
-      'INFO',
-    ]);
-    await waitReady(port);
+    const d = spawnCli(t, ['-f', '-F', ...udpControl(port), '-p', '/dev/null', '-d', 'INFO']);
+    await waitReady(d, port);
     const offer = await udpCommand(port, '127.0.0.1', 'U drain-call 127.0.0.1 5000 ft1');
     t.match(offer, /^[0-9]+( |\n)/, 'a session exists');
 
@@ -201,7 +115,7 @@ t.test(
     t.equal(d.child.exitCode, null, 'still running while a session is left');
 
     t.equal(await udpCommand(port, '127.0.0.1', 'D drain-call ft1'), '0\n', 'last session deleted');
-    t.equal(await withDeadline(d.exited, 'exit after the drain'), 0, 'exit status 0');
+    t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after the drain'), 0, 'exit status 0');
   },
 );
 
@@ -214,7 +128,7 @@ t.test('stdioc: EOF on stdin drains and exits 0', async (t) => {
   d.child.stdin?.write('V\n');
   await waitUntil(() => d.stdout() === '20040107\n', 'V answered on stdout', DEADLINE_MS);
   d.child.stdin?.end();
-  t.equal(await withDeadline(d.exited, 'exit after EOF'), 0);
+  t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after EOF'), 0);
 });
 
 t.test(
@@ -223,19 +137,12 @@ t.test(
     const dir = tempDir(t, 'cli');
     const pidFile = join(dir, 'rtpproxy.pid');
     const port = await freeUdpPort();
-    const parent = spawnCli(t, [
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(port)}`,
-      ...MEDIA,
-      '-p',
-      pidFile,
-    ]);
+    const parent = spawnCli(t, ['-F', ...udpControl(port), '-p', pidFile]);
     let daemonPid: number | undefined;
     t.teardown(() => {
       if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
     });
-    const status = await withDeadline(parent.exited, 'parent exit');
+    const status = await withTimeout(parent.exited, DEADLINE_MS, 'parent exit');
     t.equal(status, 0, `parent exit status 0 (stderr: ${parent.stderr()})`);
     t.ok(existsSync(pidFile), 'pid file written before the parent returned');
     daemonPid = Number(readFileSync(pidFile, 'utf8'));
@@ -259,20 +166,12 @@ t.test('background: -D keeps the working directory', async (t) => {
   const dir = tempDir(t, 'cli');
   const pidFile = join(dir, 'rtpproxy.pid');
   const port = await freeUdpPort();
-  const parent = spawnCli(t, [
-    '-F',
-    '-D',
-    '-s',
-    `udp:127.0.0.1:${String(port)}`,
-    ...MEDIA,
-    '-p',
-    pidFile,
-  ]);
+  const parent = spawnCli(t, ['-F', '-D', ...udpControl(port), '-p', pidFile]);
   let daemonPid: number | undefined;
   t.teardown(() => {
     if (daemonPid !== undefined && isAlive(daemonPid)) process.kill(daemonPid, 'SIGKILL');
   });
-  t.equal(await withDeadline(parent.exited, 'parent exit'), 0);
+  t.equal(await withTimeout(parent.exited, DEADLINE_MS, 'parent exit'), 0);
   daemonPid = Number(readFileSync(pidFile, 'utf8'));
   t.equal(readlinkSync(`/proc/${String(daemonPid)}/cwd`), process.cwd());
   process.kill(daemonPid, 'SIGTERM');
@@ -287,15 +186,8 @@ t.test('background: a start failure is reported by the parent with status 1', as
   const port = busy.address().port;
   const dir = tempDir(t, 'cli');
   const pidFile = join(dir, 'rtpproxy.pid');
-  const parent = spawnCli(t, [
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(port)}`,
-    ...MEDIA,
-    '-p',
-    pidFile,
-  ]);
-  t.equal(await withDeadline(parent.exited, 'parent exit'), 1);
+  const parent = spawnCli(t, ['-F', ...udpControl(port), '-p', pidFile]);
+  t.equal(await withTimeout(parent.exited, DEADLINE_MS, 'parent exit'), 1);
   t.match(parent.stderr(), /^rtpproxy: cannot start: .*EADDRINUSE/m);
   t.notOk(existsSync(pidFile), 'no pid file');
 });

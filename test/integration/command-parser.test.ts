@@ -5,10 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { tempDir } from '../helpers/tmp.ts';
 import {
   StreamControlClient,
   UdpControlClient,
@@ -163,10 +163,7 @@ for (const kind of ['udp', 'udp6', 'unix', 'cunix', 'tcp', 'tcp6', 'stdio', 'std
       `command_parser corpus over ${kind} with ${set.name}`,
       { skip: kind.endsWith('6') && !ipv6 ? 'no IPv6 loopback on this host' : false },
       async (t) => {
-        const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpp-parser-'));
-        t.teardown(() => {
-          rmSync(dir, { recursive: true, force: true });
-        });
+        const dir = tempDir(t, 'parser');
         const send = await senderFor(t, kind, [...BASE_ARGS, ...set.args(dir)], dir);
         const mismatches: string[] = [];
         for (const [i, line] of INPUT.entries()) {

@@ -12,6 +12,7 @@ import {
   rtcpPacket,
   rtpPacket,
   uniqueCall,
+  waitPortsFree,
 } from '../helpers/udp.ts';
 
 type Daemon = Awaited<ReturnType<typeof startDaemon>>;
@@ -96,8 +97,8 @@ t.test('copy: plain C answers 0; X and D close the copy sockets', async (t) => {
   t.same(got.data, p, 'copied as a bare payload');
   t.equal(got.port % 2, 0);
   t.equal(await d.command('X'), '0\n');
-  // X awaits nothing: give the close callbacks a tick, then bind the copy's pair ourselves.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // X awaits nothing: wait until the copy's pair is let go, then bind it ourselves.
+  await waitPortsFree([got.port, got.port + 1], 'the copy pair let go after X');
   const rtpAgain = await Peer.open(t, '127.0.0.1', got.port);
   const rtcpAgain = await Peer.open(t, '127.0.0.1', got.port + 1);
   t.equal(rtpAgain.port + 1, rtcpAgain.port, 'both copy ports are free after X');
@@ -105,7 +106,7 @@ t.test('copy: plain C answers 0; X and D close the copy sockets', async (t) => {
   const second = await call(t, d);
   const reply = copyReply(await d.command(`Cp ${second.c.id} ${target} ${second.c.from}`));
   t.equal(await d.command(`D ${second.c.id} ${second.c.from}`), '0\n');
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await waitPortsFree([reply.port], 'the copy port let go after D');
   const freed = await Peer.open(t, '127.0.0.1', reply.port);
   t.equal(freed.port, reply.port, 'free after D');
 });

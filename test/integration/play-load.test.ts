@@ -3,10 +3,10 @@
  * calls) driven by the one scheduler timer for a few seconds. A functional count: every listener
  * gets every packet of its prompt exactly once, in order, with its own SSRC; nothing is timed.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { tempDir } from '../helpers/tmp.ts';
 import { readRtpHeader } from '../../src/media/rtp.ts';
 import { waitUntil } from '../helpers/control.ts';
 import { startDaemon } from '../helpers/daemon.ts';
@@ -22,10 +22,7 @@ const PAYLOAD = 80;
 
 t.test('play: 200 concurrent prompts each deliver every packet once, in order', async (t) => {
   const d = await startDaemon(t, ARGS);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rtpproxy-play-load-'));
-  t.teardown(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir(t, 'play-load');
   const file = Buffer.alloc(PACKETS * PAYLOAD);
   for (let i = 0; i < file.length; i += 1) file[i] = (i * 13 + Math.floor(i / PAYLOAD)) & 0xff;
   writeFileSync(path.join(dir, 'moh.8'), file);

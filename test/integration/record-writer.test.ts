@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
+import { tempDir } from '../helpers/tmp.ts';
 import { readAdhocHeader } from '../../src/record/adhoc.ts';
 import {
   RecorderFactory,
@@ -34,9 +35,7 @@ if (TSHARK === '') t.comment('tshark is not installed: skipping the external pca
 
 /** A fresh temporary directory removed at teardown. */
 function tmpDir(t: Test, base = os.tmpdir()): string {
-  const dir = fs.mkdtempSync(path.join(base, 'rtpproxy-rec-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return tempDir(t, 'rec', base);
 }
 
 /** A recognisable RTP packet: sequence `seq`, `size` bytes in all. */

@@ -7,11 +7,12 @@
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { tempDir } from '../helpers/tmp.ts';
 import { portWindow } from '../helpers/udp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
@@ -59,8 +60,7 @@ function runCli(args: readonly string[]): Promise<RunResult> {
   });
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'rtpproxy-startup-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir(t, 'startup');
 const regularFile = join(dir, 'not-a-socket');
 writeFileSync(regularFile, 'keep me\n');
 // A directory the daemon cannot write in: read-only for its owner, and owned by root when the

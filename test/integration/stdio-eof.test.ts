@@ -6,46 +6,21 @@
  * unix:/tcp: listeners beside it do not. bin/rtpproxy.js runs as a child process; every wait has
  * a deadline.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
+import { type ChildDaemon, spawnDaemon } from '../helpers/child-daemon.ts';
 import { udpCommand, unixCommand, waitUntil, withTimeout } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freeUdpPort } from '../helpers/udp.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 /** Media ports of this file (no test here binds more than one pair). */
 const MEDIA = ['-l', '127.0.0.1', '-m', '47200', '-M', '47299'] as const;
 const DEADLINE_MS = 20_000;
 
-interface Spawned {
-  readonly child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the exit status (or 128+signal) when the child is gone. */
-  readonly exited: Promise<number>;
-}
-
 /** Runs the daemon in the foreground with its stdin and stdout on pipes. */
-function spawnDaemon(t: Test, args: readonly string[]): Spawned {
-  const child = spawn(process.execPath, [BIN, '--nft', 'off', '-f', '-F', ...MEDIA, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('latin1').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number>((resolve) => {
-    child.on('close', (code, signal) => {
-      resolve(code ?? 128 + (signal === null ? 0 : 1));
-    });
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
+function spawnStdio(t: Test, args: readonly string[]): ChildDaemon {
+  return spawnDaemon(t, ['-f', '-F', ...MEDIA, ...args], { stdin: 'pipe', stdout: 'latin1' });
 }
 
 const LAYOUTS: readonly { readonly name: string; readonly args: readonly string[] }[] = [
@@ -59,7 +34,7 @@ for (const kind of ['stdio', 'stdioc'] as const) {
     t.test(`${kind}: alone, V then EOF: answers and exits 0 (${layout.name})`, async (t) => {
       const dir = tempDir(t, 'stdio-eof');
       const pidFile = join(dir, 'rtpproxy.pid');
-      const d = spawnDaemon(t, ['-s', `${kind}:`, '-p', pidFile, '-d', 'ERR', ...layout.args]);
+      const d = spawnStdio(t, ['-s', `${kind}:`, '-p', pidFile, '-d', 'ERR', ...layout.args]);
       // `echo V | rtpproxy -f -s stdio:`: the whole input, then EOF, at once.
       d.child.stdin?.end('V\n');
       const status = await withTimeout(d.exited, DEADLINE_MS, 'exit after EOF');
@@ -75,7 +50,7 @@ t.test(
   async (t) => {
     const dir = tempDir(t, 'stdio-eof');
     const sock = join(dir, 'ctl.sock');
-    const d = spawnDaemon(t, ['-s', 'stdio:', '-s', `unix:${sock}`, '-d', 'INFO']);
+    const d = spawnStdio(t, ['-s', 'stdio:', '-s', `unix:${sock}`, '-d', 'INFO']);
     d.child.stdin?.write('U eof-call 127.0.0.1 5000 ft1\n');
     await waitUntil(() => /^[0-9]+( |\n)/.test(d.stdout()), 'U answered on stdout', DEADLINE_MS);
     d.child.stdin?.end();
@@ -98,7 +73,7 @@ t.test(
 );
 
 t.test('stdio: EOF with a session left: exits 0 once it has expired', async (t) => {
-  const d = spawnDaemon(t, ['-s', 'stdio:', '-T', '2', '-d', 'INFO']);
+  const d = spawnStdio(t, ['-s', 'stdio:', '-T', '2', '-d', 'INFO']);
   d.child.stdin?.end('U eof-expire 127.0.0.1 5000 ft1\n');
   await waitUntil(
     () => d.stderr().includes('end of input on the stdio control socket'),
@@ -117,7 +92,7 @@ t.test('stdio: EOF with a session left: exits 0 once it has expired', async (t) 
 
 t.test('stdio: beside a udp: socket, EOF does not end the daemon', async (t) => {
   const port = await freeUdpPort();
-  const d = spawnDaemon(t, ['-s', 'stdio:', '-s', `udp:127.0.0.1:${String(port)}`, '-d', 'INFO']);
+  const d = spawnStdio(t, ['-s', 'stdio:', '-s', `udp:127.0.0.1:${String(port)}`, '-d', 'INFO']);
   d.child.stdin?.end('V\n');
   await waitUntil(
     () => d.stderr().includes('control input ended'),

@@ -5,18 +5,10 @@
  * active one and the commented recipes) is a valid command line for the daemon.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  accessSync,
-  constants,
-  copyFileSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { accessSync, constants, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { tempDir } from '../helpers/tmp.ts';
 import { computeCapacity } from '../../src/cli/capacity.ts';
 import { buildConfig, DEFAULTS, isConfigErrors } from '../../src/cli/config.ts';
 import { parseOptions } from '../../src/cli/options.ts';
@@ -48,8 +40,7 @@ const noAnalyze =
 if (noAnalyze !== false) console.log(`# skipping systemd-analyze verify: ${noAnalyze}`);
 
 t.test('systemd-analyze verify accepts the unit', { skip: noAnalyze }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'rtpproxy-unit-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'unit');
   const copy = join(dir, 'rtpproxy.service');
   copyFileSync(UNIT, copy);
   // verify checks that ExecStart's program exists; use this machine's node if it lives elsewhere.

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import t from 'tap';
+import { waitUntil } from '../../helpers/control.ts';
 import { netAdminProblem, type NftResult } from '../../../src/nft/runner.ts';
 import { instanceTableName, NftTable } from '../../../src/nft/table.ts';
 import { dscpOf, TosMarks, tosDefinition } from '../../../src/nft/tos.ts';
@@ -89,8 +90,8 @@ t.test('a failed transaction is followed by one that rebuilds the maps', async (
   marks.mark({}, '10.0.0.5', 35000, 184);
   await table.settled();
   t.equal(table.failedBatches, 1);
-  // The retry comes about a second later.
-  await new Promise((resolve) => setTimeout(resolve, 1200));
+  // The retry comes about a second later: wait for its batch, then for it to settle.
+  await waitUntil(() => scripts.length >= 3, 'the retry batch');
   await table.settled();
   t.equal(scripts.length, 3);
   t.same((scripts[2] ?? '').trim().split('\n'), [

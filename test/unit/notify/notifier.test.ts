@@ -8,6 +8,7 @@ import pino from 'pino';
 import t from 'tap';
 import { TimeoutNotifier } from '../../../src/notify/notifier.ts';
 import { parseNotifyTargets } from '../../../src/notify/targets.ts';
+import { waitUntil } from '../../helpers/control.ts';
 import { NotifyListener } from '../../helpers/notify-listener.ts';
 
 function notifier(
@@ -25,14 +26,6 @@ function notifier(
   });
   t.teardown(() => n.close());
   return n;
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 t.test('notifier: lazy connect, then every tag + LF on the same unix connection', async (t) => {
@@ -73,7 +66,7 @@ t.test(
     const target = n.resolve(`tcp:127.0.0.1:${String(port)}`, undefined);
     if (target === undefined) throw new Error('no target');
     n.notify(target, 'lost');
-    await until('the failed connect', () => n.counters.connectFailures === 1);
+    await waitUntil(() => n.counters.connectFailures === 1, 'the failed connect');
     t.equal(n.counters.dropped, 1, 'dropped, as the reference does');
     t.equal(n.backlog, 0, 'nothing kept');
     await l.open();
@@ -135,7 +128,7 @@ t.test('notifier: the queue is bounded while the connection cannot take more', a
   const target = n.resolve(`tcp:127.0.0.1:${String(port)}`, undefined);
   if (target === undefined) throw new Error('no target');
   n.notify(target, 'first');
-  await until('the connection', () => n.counters.connects === 1 && n.backlog === 0);
+  await waitUntil(() => n.counters.connects === 1 && n.backlog === 0, 'the connection');
   // 12 MB at a listener that never reads: the kernel's buffers take a few MB, the queue 5 lines,
   // the rest is dropped.
   const big = 'x'.repeat(60_000);

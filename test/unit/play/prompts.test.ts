@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { tempDir, type WithTeardown } from '../../helpers/tmp.ts';
 import {
   MAX_PROMPT_BYTES,
   PromptCache,
@@ -11,12 +11,8 @@ import {
   resolvePrompt,
 } from '../../../src/play/prompts.ts';
 
-function dir(t: { teardown(fn: () => void): void }): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'rtpproxy-prompts-'));
-  t.teardown(() => {
-    rmSync(d, { recursive: true, force: true });
-  });
-  return d;
+function dir(t: WithTeardown): string {
+  return tempDir(t, 'prompts');
 }
 
 t.test('promptPath() appends the payload type', async (t) => {

@@ -4,8 +4,8 @@
  * family (the address configured or learnt last), `l` and `r` addresses joining the live list,
  * labels, and the advertised address carried in the answer.
  */
-import pino from 'pino';
 import t from 'tap';
+import { makeManager } from '../../helpers/manager.ts';
 import {
   createRelayStreams,
   localStream,
@@ -17,7 +17,6 @@ import {
   type ConfiguredAddress,
   MAX_LEARNT_ADDRESSES,
   type OfferRequest,
-  SessionManager,
 } from '../../../src/session/manager.ts';
 import type { LocalChoice } from '../../../src/base/net.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
@@ -51,27 +50,10 @@ class RecordingMedia extends MainThreadMedia implements MediaPlane {
 }
 
 function setup(addresses: readonly ConfiguredAddress[], bridge = false) {
-  const media = new RecordingMedia();
-  const manager = new SessionManager(
-    {
-      addresses,
-      bridge,
-      ttl: 60,
-      setupTtl: 60,
-      independentTtl: false,
-      defaultAsymmetric: bridge,
-      recordAll: false,
-      pcap: false,
-    },
-    {
-      media,
-      stats: new GlobalStats(),
-      now: () => 0,
-      logger: pino({ level: 'silent' }),
-      recorders: undefined,
-      onDrained: () => undefined,
-    },
-  );
+  const { manager, media } = makeManager({
+    options: { addresses, bridge, defaultAsymmetric: bridge },
+    media: () => new RecordingMedia(),
+  });
   let n = 0;
   const offer = (local: LocalChoice, extra: Partial<OfferRequest> = {}): OfferRequest => ({
     callId: `c${String(++n)}`,

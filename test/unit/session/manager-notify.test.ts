@@ -2,18 +2,12 @@
  * The session manager's side of timeout notifications and overload protection (docs/protocol.md 3.2
  * steps 4-5, 8.2, 8.4), with an injected notifier and overload check: deterministic, no sockets.
  */
-import pino from 'pino';
 import t from 'tap';
-import { FakeMedia } from '../../helpers/fake-media.ts';
+import { makeManager } from '../../helpers/manager.ts';
 import { RelayError } from '../../../src/session/errors.ts';
-import {
-  type ManagerDeps,
-  type OfferRequest,
-  SessionManager,
-} from '../../../src/session/manager.ts';
+import type { ManagerDeps, OfferRequest } from '../../../src/session/manager.ts';
 import type { NotifyTarget, SessionNotifier } from '../../../src/session/notify-types.ts';
 import type { CommandOrigin } from '../../../src/base/net.ts';
-import { GlobalStats } from '../../../src/util/stats.ts';
 
 /** Knows one socket name; records what it resolves and what it is asked to send. */
 class FakeNotifier implements SessionNotifier {
@@ -30,39 +24,13 @@ class FakeNotifier implements SessionNotifier {
 }
 
 function setup(deps: Partial<Pick<ManagerDeps, 'notifier' | 'overloaded'>>) {
-  let now = 1_000_000;
-  const stats = new GlobalStats();
-  const manager = new SessionManager(
-    {
-      addresses: [{ address: '127.0.0.1', family: 4 }],
-      bridge: false,
-      ttl: 5,
-      setupTtl: 5,
-      independentTtl: false,
-      defaultAsymmetric: false,
-      recordAll: false,
-      pcap: false,
-    },
-    {
-      media: new FakeMedia(stats, () => now),
-      stats,
-      now: () => now,
-      logger: pino({ level: 'silent' }),
-      recorders: undefined,
-      onDrained: () => undefined,
-      ...deps,
-    },
-  );
-  return {
-    manager,
-    stats,
-    // The sweep ticks once a second: once per whole second crossed.
-    advance: (ms: number) => {
-      const before = Math.floor(now / 1000);
-      now += ms;
-      for (let tick = before; tick < Math.floor(now / 1000); tick += 1) manager.sweep();
-    },
-  };
+  const { manager, stats, advance } = makeManager({
+    options: { ttl: 5, setupTtl: 5 },
+    deps,
+    start: 1_000_000,
+  });
+  // The sweep ticks once a second: advance() sweeps once per whole second crossed.
+  return { manager, stats, advance };
 }
 
 const offer = (callId: string, tag1: string, extra: Partial<OfferRequest> = {}): OfferRequest => ({

@@ -2,13 +2,11 @@
  * SessionManager.play()/stopPlayback() with a fake playback service and a socket-less media plane:
  * the reference's order (stop, E35, P0, E60), which leg plays, and players ending with sessions.
  */
-import pino from 'pino';
 import t from 'tap';
-import { FakeMedia } from '../../helpers/fake-media.ts';
+import { makeManager } from '../../helpers/manager.ts';
 import type { PromptSource } from '../../../src/play/prompts.ts';
 import type { PlaybackHooks, PlaybackService, PlayTarget } from '../../../src/play/scheduler.ts';
-import { type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
-import { GlobalStats } from '../../../src/util/stats.ts';
+import type { OfferRequest } from '../../../src/session/manager.ts';
 
 class FakePlayers implements PlaybackService {
   readonly calls: string[] = [];
@@ -65,29 +63,8 @@ const offer = (callId: string, tag1: string, tag2?: string, codecs?: number[]): 
 });
 
 async function setup() {
-  const stats = new GlobalStats();
   const players = new FakePlayers();
-  const manager = new SessionManager(
-    {
-      addresses: [{ address: '127.0.0.1', family: 4 }],
-      bridge: false,
-      ttl: 60,
-      setupTtl: 60,
-      independentTtl: false,
-      defaultAsymmetric: false,
-      recordAll: false,
-      pcap: false,
-    },
-    {
-      media: new FakeMedia(stats),
-      stats,
-      now: () => 0,
-      logger: pino({ level: 'silent' }),
-      recorders: undefined,
-      onDrained: () => undefined,
-      players,
-    },
-  );
+  const { manager } = makeManager({ deps: { players } });
   await manager.update(offer('c', 'ft;1', undefined, [0, 8]));
   await manager.lookup(offer('c', 'ft;1', 'tt;1', [8]));
   const found = (t1: string, t2: string) => {

@@ -1,15 +1,10 @@
-import pino from 'pino';
 import t from 'tap';
-import { FakeMedia } from '../../helpers/fake-media.ts';
+import { makeManager } from '../../helpers/manager.ts';
 import type { ConfiguredAddress, OfferRequest } from '../../../src/session/manager.ts';
-import { SessionManager } from '../../../src/session/manager.ts';
 import type { PacketMarker } from '../../../src/session/mark-types.ts';
-import { GlobalStats } from '../../../src/util/stats.ts';
 
 /** A manager with `-t 184` over fake media, and a marker that records what it is told. */
 function setup(address: ConfiguredAddress) {
-  const stats = new GlobalStats();
-  const media = new FakeMedia(stats, () => 0);
   const marks = new Map<object, string>();
   const marker: PacketMarker = {
     mark: (owner, addr, port, tos) => {
@@ -19,28 +14,10 @@ function setup(address: ConfiguredAddress) {
       marks.delete(owner);
     },
   };
-  const manager = new SessionManager(
-    {
-      addresses: [address],
-      bridge: false,
-      ttl: 60,
-      setupTtl: 60,
-      independentTtl: false,
-      defaultAsymmetric: false,
-      recordAll: false,
-      pcap: false,
-      tos: 184,
-    },
-    {
-      media,
-      stats,
-      now: () => 0,
-      logger: pino({ level: 'silent' }),
-      recorders: undefined,
-      onDrained: () => undefined,
-      marker,
-    },
-  );
+  const { manager } = makeManager({
+    options: { addresses: [address], tos: 184 },
+    deps: { marker },
+  });
   return { manager, marks: () => [...marks.values()].sort() };
 }
 

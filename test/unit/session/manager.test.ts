@@ -1,49 +1,17 @@
-import pino from 'pino';
 import t from 'tap';
-import { FakeMedia } from '../../helpers/fake-media.ts';
+import { makeManager } from '../../helpers/manager.ts';
 import { RelayError } from '../../../src/session/errors.ts';
 import { matchSingle, prefixMatch } from '../../../src/session/keys.ts';
-import { type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
-import { GlobalStats } from '../../../src/util/stats.ts';
+import type { OfferRequest } from '../../../src/session/manager.ts';
 
 function setup(overrides: { ttl?: number; setupTtl?: number } = {}) {
-  let now = 1_000_000;
-  const stats = new GlobalStats();
-  const media = new FakeMedia(stats, () => now);
-  let drained = 0;
-  const manager = new SessionManager(
-    {
-      addresses: [{ address: '127.0.0.1', family: 4 }],
-      bridge: false,
-      ttl: overrides.ttl ?? 60,
-      setupTtl: overrides.setupTtl ?? overrides.ttl ?? 60,
-      independentTtl: false,
-      defaultAsymmetric: false,
-      recordAll: false,
-      pcap: false,
-    },
-    {
-      media,
-      stats,
-      now: () => now,
-      logger: pino({ level: 'silent' }),
-      recorders: undefined,
-      onDrained: () => (drained += 1),
-    },
-  );
-  return {
-    manager,
-    stats,
-    media,
-    // The sweep ticks once a second: once per whole second crossed.
-    advance: (ms: number) => {
-      const before = Math.floor(now / 1000);
-      now += ms;
-      for (let tick = before; tick < Math.floor(now / 1000); tick += 1) manager.sweep();
-    },
-    now: () => now,
-    drained: () => drained,
-  };
+  const ttl = overrides.ttl ?? 60;
+  const { manager, stats, media, advance, now, drained } = makeManager({
+    options: { ttl, setupTtl: overrides.setupTtl ?? ttl },
+    start: 1_000_000,
+  });
+  // The sweep ticks once a second: advance() sweeps once per whole second crossed.
+  return { manager, stats, media, advance, now, drained };
 }
 
 const offer = (

@@ -3,12 +3,12 @@
  * players end, each once, in the manager's old order; the figures come back, and a second close
  * changes nothing. Socket-less streams from the fake media plane, fake recorders and hooks.
  */
-import pino from 'pino';
 import t from 'tap';
+import { makeManager } from '../../helpers/manager.ts';
 import { FakeMedia } from '../../helpers/fake-media.ts';
 import { localStream } from '../../../src/media/plane.ts';
 import type { Recorder, RecordingStats } from '../../../src/record/recorder.ts';
-import { type OfferRequest, SessionManager } from '../../../src/session/manager.ts';
+import type { OfferRequest } from '../../../src/session/manager.ts';
 import { IdleCounter, Leg, Session, type SessionCloseHooks } from '../../../src/session/session.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
@@ -166,31 +166,10 @@ const offer = (tag2?: string): OfferRequest => ({
 });
 
 t.test('the manager ends a session through close() and folds its figures once', async (t) => {
-  let now = 0;
-  const stats = new GlobalStats();
-  const manager = new SessionManager(
-    {
-      addresses: [{ address: '127.0.0.1', family: 4 }],
-      bridge: false,
-      ttl: 60,
-      setupTtl: 60,
-      independentTtl: false,
-      defaultAsymmetric: false,
-      recordAll: false,
-      pcap: false,
-    },
-    {
-      media: new FakeMedia(stats),
-      stats,
-      now: () => now,
-      logger: pino({ level: 'silent' }),
-      recorders: undefined,
-      onDrained: () => undefined,
-    },
-  );
+  const { manager, stats, setNow } = makeManager();
   const { session } = await manager.update(offer());
   await manager.lookup(offer('tt'));
-  now = 2_000;
+  setNow(2_000);
   t.ok(manager.delete('c', 'ft', 'tt', false));
   t.equal(session.closed, true);
   t.equal(manager.size, 0);

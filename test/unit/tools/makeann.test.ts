@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { tempDir, type WithTeardown } from '../../helpers/tmp.ts';
 import { alawToLinear, decodeSamples, ulawToLinear } from '../../../src/tools/g711.ts';
 import {
   limitSamples,
@@ -15,12 +15,8 @@ import { readWav, writeWav } from '../../../src/tools/wav.ts';
 
 const BIN = path.join(import.meta.dirname, '../../../bin/rtpproxy-makeann.js');
 
-function dir(t: { teardown(fn: () => void): void }): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'rtpproxy-makeann-'));
-  t.teardown(() => {
-    rmSync(d, { recursive: true, force: true });
-  });
-  return d;
+function dir(t: WithTeardown): string {
+  return tempDir(t, 'makeann');
 }
 
 /** 1 s of a 440 Hz + 1000 Hz mix at 8 kHz. */
