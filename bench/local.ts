@@ -39,6 +39,25 @@ export function intOption(
   return n;
 }
 
+/**
+ * The arguments every bench script gives the daemon it starts: in the foreground, a UDP control
+ * socket on 127.0.0.1:`controlPort`, media on 127.0.0.1 in `portMin`..`portMax`.
+ */
+export function localDaemonArgs(controlPort: number, portMin: number, portMax: number): string[] {
+  return [
+    '-f',
+    '-F',
+    '-s',
+    `udp:127.0.0.1:${String(controlPort)}`,
+    '-l',
+    '127.0.0.1',
+    '-m',
+    String(portMin),
+    '-M',
+    String(portMax),
+  ];
+}
+
 /** What a bench script starts its daemon with. */
 export interface LocalDaemonOptions {
   readonly portMin: number;
@@ -78,16 +97,7 @@ export class LocalDaemon {
       path.join(root, 'bin/rtpproxy.js'),
       '--nft',
       'off',
-      '-f',
-      '-F',
-      '-s',
-      `udp:127.0.0.1:${String(controlPort)}`,
-      '-l',
-      '127.0.0.1',
-      '-m',
-      String(opts.portMin),
-      '-M',
-      String(opts.portMax),
+      ...localDaemonArgs(controlPort, opts.portMin, opts.portMax),
       ...(opts.quiet === true ? ['-d', 'ERR'] : []),
       ...(opts.workers === null ? [] : ['--workers', String(opts.workers)]),
       ...opts.daemonArgs,

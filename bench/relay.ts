@@ -46,7 +46,7 @@ import {
   type RepeatRun,
 } from './report.ts';
 import { writeTrace, type CpuSample } from './trace.ts';
-import { freeUdpPort, sleep } from './local.ts';
+import { freeUdpPort, localDaemonArgs, sleep } from './local.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH_DIR, '..');
@@ -295,16 +295,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
   const { native, plan } = setup;
   const controlPort = await freeUdpPort();
   const daemonArgs = [
-    '-f',
-    '-F',
-    '-s',
-    `udp:127.0.0.1:${String(controlPort)}`,
-    '-l',
-    '127.0.0.1',
-    '-m',
-    String(opts.portMin),
-    '-M',
-    String(opts.portMax),
+    ...localDaemonArgs(controlPort, opts.portMin, opts.portMax),
     '-d',
     'ERR',
     ...(opts.workers === null || opts.target !== null ? [] : ['--workers', String(opts.workers)]),
