@@ -70,7 +70,7 @@ export interface Config {
   readonly user?: string;
   readonly group?: string;
   /**
-   * Numeric ids of `-u`, filled in by cli/main.ts before the daemon starts (user and group names
+   * Numeric ids of `-u`, filled in by cli/privileges.ts before the daemon starts (user and group names
    * are looked up there, never here): `uid` with a user, `gid` with a group or the user's primary
    * group. Owner of unix control sockets, and what the process switches to.
    */

@@ -12,7 +12,7 @@ export function createLogger(level: LogLevel, fd = 2): Logger {
   return pino(
     {
       level,
-      // pino's default base is { pid, hostname }; keep pid only (and leave `process` to cli/main.ts).
+      // pino's default base is { pid, hostname }; keep pid only (and leave `process` to cli/).
       formatters: { bindings: (bindings) => ({ pid: bindings['pid'] as unknown }) },
     },
     pino.destination({ fd, sync: true }),
