@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import type { ControlClient } from './control-client.ts';
 
 /** A free UDP port on 127.0.0.1: bind port 0, read it, close (the daemon binds it right after). */
@@ -25,13 +26,78 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** An integer option of a bench script: its default (null: not given) and its bounds. */
+export interface IntSpec {
+  readonly default: number | null;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** A bench script's command line, parsed. */
+export interface BenchArgs<I extends string> {
+  readonly ints: Readonly<Record<I, number | null>>;
+  /** Every value of each string option, in order (repeatable options have several). */
+  readonly strings: Readonly<Record<string, readonly string[]>>;
+  /** What follows `--`: arguments for the daemon. */
+  readonly daemonArgs: readonly string[];
+}
+
+/**
+ * Parses a bench script's command line: `--name N` integer options checked against their bounds,
+ * `--name VALUE` string options (repeatable), `-h`/`--help` (returns 'help'), then `--` and the
+ * daemon's arguments. Unknown options are errors.
+ */
+export function parseBenchArgs<I extends string>(
+  argv: readonly string[],
+  ints: Readonly<Record<I, IntSpec>>,
+  strings: readonly string[] = [],
+): BenchArgs<I> | 'help' {
+  const split = argv.indexOf('--');
+  const head = split < 0 ? [...argv] : argv.slice(0, split);
+  const daemonArgs = split < 0 ? [] : argv.slice(split + 1);
+  // `--node-arg --trace-gc`: a value may start with a dash, so it is joined to its option.
+  const own: string[] = [];
+  for (let i = 0; i < head.length; i += 1) {
+    const arg = head[i] ?? '';
+    const value = head[i + 1];
+    if (arg.startsWith('--') && strings.includes(arg.slice(2)) && value !== undefined) {
+      own.push(`${arg}=${value}`);
+      i += 1;
+    } else own.push(arg);
+  }
+  const names = Object.keys(ints) as I[];
+  const { values } = parseArgs({
+    args: own,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      ...Object.fromEntries(
+        [...names, ...strings].map((name) => [name, { type: 'string', multiple: true }] as const),
+      ),
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help === true) return 'help';
+  const valuesOf = (name: string): string[] => {
+    const v = (values as Record<string, unknown>)[name];
+    return Array.isArray(v) ? v.map(String) : [];
+  };
+  const parsed = {} as Record<I, number | null>;
+  for (const name of names) {
+    const spec = ints[name];
+    const given = valuesOf(name).at(-1);
+    parsed[name] =
+      given === undefined ? spec.default : intOption(`--${name}`, given, spec.min, spec.max);
+  }
+  return {
+    ints: parsed,
+    strings: Object.fromEntries(strings.map((name) => [name, valuesOf(name)])),
+    daemonArgs,
+  };
+}
+
 /** An integer option in `min..max`, or an error naming the option. */
-export function intOption(
-  name: string,
-  value: string | undefined,
-  min: number,
-  max: number,
-): number {
+function intOption(name: string, value: string | undefined, min: number, max: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new Error(`${name} needs an integer in ${String(min)}..${String(max)}`);

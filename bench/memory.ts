@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ControlClient, parsePortReply } from './control-client.ts';
 import { treeRssKiB } from './procfs.ts';
-import { intOption, LocalDaemon, runScript, sleep } from './local.ts';
+import { LocalDaemon, parseBenchArgs, runScript, sleep } from './local.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -57,78 +57,40 @@ interface MemoryOptions {
 }
 
 function parseArgs(argv: readonly string[]): MemoryOptions | 'help' {
-  const opts = {
-    cycles: 100_000,
-    every: 10_000,
-    warmup: 10_000,
-    concurrency: 8,
-    workers: null as number | null,
-    timeS: 900,
-    pauseS: 0,
-    rate: 0,
-    portMin: 40_000,
-    portMax: 40_999,
-    daemonArgs: [] as string[],
-    nodeArgs: [] as string[],
-    daemonLog: undefined as string | undefined,
+  const parsed = parseBenchArgs(
+    argv,
+    {
+      cycles: { default: 100_000, min: 1, max: 2_000_000 },
+      every: { default: 10_000, min: 1, max: 2_000_000 },
+      warmup: { default: 10_000, min: 0, max: 2_000_000 },
+      concurrency: { default: 8, min: 1, max: 256 },
+      workers: { default: null, min: 0, max: 64 },
+      time: { default: 900, min: 1, max: 86_400 },
+      rate: { default: 0, min: 0, max: 100_000 },
+      pause: { default: 0, min: 0, max: 600 },
+      'port-min': { default: 40_000, min: 1024, max: 65_534 },
+      'port-max': { default: 40_999, min: 1025, max: 65_535 },
+    },
+    ['node-arg', 'daemon-log'],
+  );
+  if (parsed === 'help') return 'help';
+  const { ints, strings } = parsed;
+  const number = (value: number | null): number => value ?? 0;
+  return {
+    cycles: number(ints.cycles),
+    every: number(ints.every),
+    warmup: number(ints.warmup),
+    concurrency: number(ints.concurrency),
+    workers: ints.workers,
+    timeS: number(ints.time),
+    pauseS: number(ints.pause),
+    rate: number(ints.rate),
+    portMin: number(ints['port-min']),
+    portMax: number(ints['port-max']),
+    daemonArgs: parsed.daemonArgs,
+    nodeArgs: strings['node-arg'] ?? [],
+    daemonLog: strings['daemon-log']?.at(-1),
   };
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    const next = (): string | undefined => argv[++i];
-    switch (arg) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--cycles':
-        opts.cycles = intOption(arg, next(), 1, 2_000_000);
-        break;
-      case '--every':
-        opts.every = intOption(arg, next(), 1, 2_000_000);
-        break;
-      case '--warmup':
-        opts.warmup = intOption(arg, next(), 0, 2_000_000);
-        break;
-      case '--concurrency':
-        opts.concurrency = intOption(arg, next(), 1, 256);
-        break;
-      case '--workers':
-        opts.workers = intOption(arg, next(), 0, 64);
-        break;
-      case '--time':
-        opts.timeS = intOption(arg, next(), 1, 86_400);
-        break;
-      case '--rate':
-        opts.rate = intOption(arg, next(), 0, 100_000);
-        break;
-      case '--pause':
-        opts.pauseS = intOption(arg, next(), 0, 600);
-        break;
-      case '--port-min':
-        opts.portMin = intOption(arg, next(), 1024, 65_534);
-        break;
-      case '--port-max':
-        opts.portMax = intOption(arg, next(), 1025, 65_535);
-        break;
-      case '--node-arg': {
-        const value = next();
-        if (value === undefined) throw new Error('--node-arg needs a value');
-        opts.nodeArgs.push(value);
-        break;
-      }
-      case '--daemon-log':
-        opts.daemonLog = next();
-        if (opts.daemonLog === undefined) throw new Error('--daemon-log needs a file');
-        break;
-      case '--':
-        opts.daemonArgs = argv.slice(i + 1);
-        i = argv.length;
-        break;
-      case undefined:
-      default:
-        throw new Error(`unknown option ${String(arg)}`);
-    }
-  }
-  return opts;
 }
 
 function mib(kib: number): string {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ControlClient } from './control-client.ts';
-import { intOption, LocalDaemon, runScript } from './local.ts';
+import { LocalDaemon, parseBenchArgs, runScript } from './local.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,46 +38,24 @@ interface PortOptions {
 }
 
 function parseArgs(argv: readonly string[]): PortOptions | 'help' {
-  const opts = {
-    portMin: 40_000,
-    portMax: 40_999,
-    probes: 20,
-    workers: null as number | null,
-    timeS: 600,
-    daemonArgs: [] as string[],
+  const parsed = parseBenchArgs(argv, {
+    'port-min': { default: 40_000, min: 1024, max: 65_534 },
+    'port-max': { default: 40_999, min: 1025, max: 65_535 },
+    probes: { default: 20, min: 1, max: 1000 },
+    workers: { default: null, min: 0, max: 64 },
+    time: { default: 600, min: 1, max: 86_400 },
+  });
+  if (parsed === 'help') return 'help';
+  const { ints } = parsed;
+  const number = (value: number | null): number => value ?? 0;
+  return {
+    portMin: number(ints['port-min']),
+    portMax: number(ints['port-max']),
+    probes: number(ints.probes),
+    workers: ints.workers,
+    timeS: number(ints.time),
+    daemonArgs: parsed.daemonArgs,
   };
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    const next = (): string | undefined => argv[++i];
-    switch (arg) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--port-min':
-        opts.portMin = intOption(arg, next(), 1024, 65_534);
-        break;
-      case '--port-max':
-        opts.portMax = intOption(arg, next(), 1025, 65_535);
-        break;
-      case '--probes':
-        opts.probes = intOption(arg, next(), 1, 1000);
-        break;
-      case '--workers':
-        opts.workers = intOption(arg, next(), 0, 64);
-        break;
-      case '--time':
-        opts.timeS = intOption(arg, next(), 1, 86_400);
-        break;
-      case '--':
-        opts.daemonArgs = argv.slice(i + 1);
-        i = argv.length;
-        break;
-      case undefined:
-      default:
-        throw new Error(`unknown option ${String(arg)}`);
-    }
-  }
-  return opts;
 }
 
 function summary(values: readonly number[]): string {
