@@ -250,21 +250,10 @@ export class UdpMediaPlane extends MainThreadMedia {
   ): Promise<boolean> {
     const rtp = localStream(rtpStream);
     const rtcp = localStream(rtcpStream);
-    const lease = await this.#allocators[family].allocate(address, async (candidate) => {
-      const result = await tryBindPair(
-        family,
-        address,
-        candidate.port,
-        (pair) => {
-          releaseWhenClosed(pair, candidate);
-          rtp.attach(pair.rtp, pair.address, pair.port, family);
-          rtcp.attach(pair.rtcp, pair.address, pair.port + 1, family);
-        },
-        this.#own,
-      );
-      return result.outcome;
+    return allocatePair(this.#allocators[family], family, address, this.#own, (pair) => {
+      rtp.attach(pair.rtp, pair.address, pair.port, family);
+      rtcp.attach(pair.rtcp, pair.address, pair.port + 1, family);
     });
-    return lease !== undefined;
   }
 
   bindSendPair(address: string, family: Family): Promise<UdpPair | undefined> {
@@ -294,21 +283,39 @@ export async function bindSendPairFrom(
   own?: OwnEndpoints,
 ): Promise<UdpPair | undefined> {
   let bound: UdpPair | undefined;
-  await allocator.allocate(address, async (candidate) => {
+  await allocatePair(allocator, family, address, own, (pair) => {
+    const ignore = (): void => undefined;
+    pair.rtp.on('error', ignore);
+    pair.rtcp.on('error', ignore);
+    bound = pair;
+  });
+  return bound;
+}
+
+/**
+ * Takes a free pair of `allocator` on `address` and binds it on the main thread, trying the next
+ * pair when one is busy; `attach` gets the bound sockets, and the pair is free again once both are
+ * closed. Resolves whether a pair was bound.
+ */
+async function allocatePair(
+  allocator: PortAllocator,
+  family: Family,
+  address: string,
+  own: OwnEndpoints | undefined,
+  attach: (pair: UdpPair) => void,
+): Promise<boolean> {
+  const lease = await allocator.allocate(address, async (candidate) => {
     const result = await tryBindPair(
       family,
       address,
       candidate.port,
       (pair) => {
         releaseWhenClosed(pair, candidate);
-        const ignore = (): void => undefined;
-        pair.rtp.on('error', ignore);
-        pair.rtcp.on('error', ignore);
-        bound = pair;
+        attach(pair);
       },
       own,
     );
     return result.outcome;
   });
-  return bound;
+  return lease !== undefined;
 }
