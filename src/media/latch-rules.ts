@@ -12,41 +12,26 @@ export const RELATCH_WINDOW_MS = 10_000;
 /** Largest sequence distance for a same-SSRC move after latching (the reference's). */
 const RELATCH_SEQ_DISTANCE = 536;
 
-/** What the reference's rules read of a symmetric leg. */
-export interface LatchState {
-  readonly latched: boolean;
-  readonly isRtp: boolean;
-  /** The latched SSRC, or -1. */
-  readonly ssrc: number;
-  /** The latched sequence number. */
-  readonly seq: number;
-  /** A re-INVITE's pre-fill opened the re-latch window, and it is still open. */
-  readonly inRelatchWindow: boolean;
-}
-
 /**
  * The reference's rules: a leg not yet latched takes any source; a latched one moves within the
- * re-latch window, or to a source that sends its RTP SSRC with a nearby sequence number.
+ * re-latch window (a re-INVITE's pre-fill opened it), or to a source that sends its RTP SSRC
+ * (`ssrc`, -1 when none) with a sequence number near the latched one (`seq`). Plain arguments:
+ * a flood from other sources allocates nothing here.
  */
-export function referenceMayMove(state: LatchState, msg: Buffer): boolean {
-  if (!state.latched) return true;
-  if (!state.isRtp || state.ssrc < 0) return false;
-  if (state.inRelatchWindow) return true;
-  if (rtpSsrc(msg) !== state.ssrc) return false;
-  const distance = Math.abs(((rtpSequence(msg) - state.seq + 32768) & 0xffff) - 32768);
+export function referenceMayMove(
+  latched: boolean,
+  isRtp: boolean,
+  ssrc: number,
+  seq: number,
+  inRelatchWindow: boolean,
+  msg: Buffer,
+): boolean {
+  if (!latched) return true;
+  if (!isRtp || ssrc < 0) return false;
+  if (inRelatchWindow) return true;
+  if (rtpSsrc(msg) !== ssrc) return false;
+  const distance = Math.abs(((rtpSequence(msg) - seq + 32768) & 0xffff) - 32768);
   return distance <= RELATCH_SEQ_DISTANCE;
-}
-
-/** What strict sources read of a stream. */
-export interface StrictState {
-  /** The party's address as signalling last named it (canonical), or undefined. */
-  readonly signalled: string | undefined;
-  readonly isRtp: boolean;
-  /** An RTCP stream's RTP stream: its latch state and remote address. */
-  readonly rtp:
-    { readonly latched: boolean; readonly remoteAddress: string | undefined } | undefined;
-  /** The unsignalled RTP source being confirmed. */
-  readonly candidate: SourceConfirmation;
 }
 
 /**
@@ -54,18 +39,20 @@ export interface StrictState {
  * address signalling named (any port: a NAT may change it), or, when signalling named none, an
  * RTP source confirmed by CONFIRM_PACKETS consecutive packets of one SSRC with consecutive
  * sequence numbers. An RTCP stream without a signalled address follows the address its RTP
- * stream latched to. The same test holds in and out of the re-latch window, latched or not.
+ * stream (`rtp`) latched to. The same test holds in and out of the re-latch window, latched or
+ * not. `signalled` is the party's address as signalling last named it (canonical), `candidate` the
+ * unsignalled RTP source being confirmed.
  */
 export function strictAcceptable(
-  state: StrictState,
+  signalled: string | undefined,
+  isRtp: boolean,
+  rtp: { readonly latched: boolean; readonly remoteAddress: string | undefined } | undefined,
+  candidate: SourceConfirmation,
   address: string,
   port: number,
   msg: Buffer,
 ): boolean {
-  if (state.signalled !== undefined) return address === state.signalled;
-  if (!state.isRtp) {
-    const rtp = state.rtp;
-    return rtp !== undefined && rtp.latched && rtp.remoteAddress === address;
-  }
-  return state.candidate.confirm(address, port, msg);
+  if (signalled !== undefined) return address === signalled;
+  if (!isRtp) return rtp !== undefined && rtp.latched && rtp.remoteAddress === address;
+  return candidate.confirm(address, port, msg);
 }

@@ -306,25 +306,26 @@ export class RelayStream extends RelaySocket implements MediaStream {
     if (this.#settings.own?.isOwn(address, port) === true) return false;
     if (this.#strict) return this.#acceptable(address, port, msg);
     return referenceMayMove(
-      {
-        latched: this.#latched,
-        isRtp: this.isRtp,
-        ssrc: this.#ssrc,
-        seq: this.#seq,
-        inRelatchWindow: this.#inRelatchWindow(),
-      },
+      this.#latched,
+      this.isRtp,
+      this.#ssrc,
+      this.#seq,
+      this.#inRelatchWindow(),
       msg,
     );
   }
 
   #acceptable(address: string, port: number, msg: Buffer): boolean {
-    const state = {
-      signalled: this.#signalled,
-      isRtp: this.isRtp,
-      rtp: this.rtpSibling,
-      candidate: this.#candidate,
-    };
-    return strictAcceptable(state, address, port, msg);
+    const signalled = this.#signalled;
+    return strictAcceptable(
+      signalled,
+      this.isRtp,
+      this.rtpSibling,
+      this.#candidate,
+      address,
+      port,
+      msg,
+    );
   }
 }
 
