@@ -6,6 +6,7 @@ import { addressFamily } from '../util/net.ts';
 import type { LocalChoice, RemoteSpec, UpdateModifiers } from './commands.ts';
 import type { ECode } from './ecodes.ts';
 import type { Family } from '../base/net.ts';
+import type { NotifyTargetSpec } from '../notify/targets.ts';
 
 /**
  * What the parser needs to know about the daemon: plain data, computed by the caller (the
@@ -28,9 +29,10 @@ export interface ParseContext {
   readonly labels: ReadonlySet<string>;
   /**
    * `--kamailio_notify`: the forms Kamailio's `timeout_socket` sends are read as a notify pair
-   * (docs/protocol.md 14.1). The NOTIFY_SOCKET texts that name a `-n` target. Absent: off.
+   * (docs/protocol.md 14.1) when their socket names one of these `-n` targets, matched as the
+   * notifier matches (matchNotifyTarget, docs/protocol.md 8.3). Absent: off.
    */
-  readonly kamailioNotifySockets?: ReadonlySet<string>;
+  readonly kamailioNotifyTargets?: readonly NotifyTargetSpec[];
 }
 
 export type Parsed<T> =

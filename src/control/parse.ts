@@ -11,6 +11,7 @@ import {
   type SubCommand,
   type Verb,
 } from './commands.ts';
+import { matchNotifyTarget } from '../notify/targets.ts';
 import type { ECode } from './ecodes.ts';
 import {
   decodeNotifyTag,
@@ -201,9 +202,9 @@ function kamailioNotify(
   args: readonly string[],
   ctx: ParseContext,
 ): { tag2: string | undefined; notify: { socket: string; tag: string } } | undefined {
-  const sockets = ctx.kamailioNotifySockets;
-  if (sockets === undefined) return undefined;
-  const known = (socket: string): boolean => sockets.has(socket);
+  const targets = ctx.kamailioNotifyTargets;
+  if (targets === undefined) return undefined;
+  const known = (socket: string): boolean => matchNotifyTarget(targets, socket) !== undefined;
   const [callId = '', , , tag1 = '', fifth = '', sixth = ''] = args;
   if (args.length === 5) {
     const semi = fifth.indexOf(';');

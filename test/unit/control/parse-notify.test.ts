@@ -4,10 +4,12 @@
  */
 import t from 'tap';
 import { type ParseContext, parseCommand } from '../../../src/control/parse.ts';
+import { parseNotifyTargets } from '../../../src/notify/targets.ts';
 
-const SOCKETS = new Set(['tcp:127.0.0.1:9999', 'unix:/run/n.sock', '/run/n.sock']);
+// Named as `-n` gives them; a NOTIFY_SOCKET of `/run/n.sock` names the unix one by its path.
+const TARGETS = parseNotifyTargets(['tcp:127.0.0.1:9999', 'unix:/run/n.sock']).specs;
 const OFF: ParseContext = { bridge: false, hasIpv6: false, labels: new Set() };
-const ON: ParseContext = { ...OFF, kamailioNotifySockets: SOCKETS };
+const ON: ParseContext = { ...OFF, kamailioNotifyTargets: TARGETS };
 
 type Want =
   | { readonly e: number }
