@@ -34,7 +34,10 @@ t.test('warm-up: a session set up right after the start is answered and relayed'
   const a = await Peer.open(t);
   const b = await Peer.open(t);
   const call = uniqueCall(t.name);
-  t.notOk(d.logs.some((l) => l.msg === RUNNING), 'no media worker runs before the U');
+  t.notOk(
+    d.logs.some((l) => l.msg === RUNNING),
+    'no media worker runs before the U',
+  );
   const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
   const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
   const ab = rtpPacket({ seq: 1, ssrc: 0xa1 });
