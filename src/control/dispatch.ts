@@ -183,9 +183,12 @@ export class Dispatcher {
         await manager.kernelCounts();
         return this.#query(cmd);
       case 'stats':
+        // Ended sessions' figures are folded in first (their kernel counters read).
+        await manager.ended();
         await manager.kernelCounts();
         return this.#globalStats(cmd.names, cmd.verbose);
       case 'info': {
+        await manager.ended();
         await manager.kernelCounts();
         const info = infoText(
           {

@@ -132,7 +132,7 @@ function parseVerb(
       if (!/^v*$/.test(lower)) return fail('PARSE_5');
       return { ok: true, command: { op: 'stats', verbose: lower.length > 0, names: args } };
     case 'I':
-      // `v` (ours, docs/protocol.md 2.11) adds the kernel fast path and its sessions.
+      // `v` (ours, docs/protocol.md 3.13) adds the kernel fast path and its sessions.
       if (!/^[blv]*$/.test(lower)) return fail('PARSE_7');
       return {
         ok: true,

@@ -107,9 +107,12 @@ export class SessionManager {
     }
   }
 
-  /** Number of live sessions. */
+  /**
+   * Number of live sessions: in the registry, or out of it and waiting for the kernel's last
+   * counters before they close.
+   */
   get size(): number {
-    return this.#count;
+    return this.#count + this.#ending.size;
   }
 
   /** Remotes refused because they name one of our own sockets, since start. */
@@ -245,8 +248,9 @@ export class SessionManager {
       return;
     }
     const ending = withdrawn.then(() => {
-      this.#ending.delete(ending);
       this.#end(session, reason);
+      this.#ending.delete(ending);
+      if (this.#draining && this.size === 0) this.#deps.onDrained();
     });
     this.#ending.add(ending);
   }
@@ -262,7 +266,7 @@ export class SessionManager {
       sessionEndFields(session, end, reason, notify?.target.name),
       'session ended',
     );
-    if (this.#draining && this.#count === 0 && this.#ending.size === 0) this.#deps.onDrained();
+    if (this.#draining && this.size === 0) this.#deps.onDrained();
   }
 
   /**
@@ -301,7 +305,7 @@ export class SessionManager {
   /** Graceful shutdown: refuse new sessions; onDrained fires once none is left. */
   drain(): void {
     this.#draining = true;
-    if (this.#count === 0 && this.#ending.size === 0) this.#deps.onDrained();
+    if (this.size === 0) this.#deps.onDrained();
   }
 
   get draining(): boolean {

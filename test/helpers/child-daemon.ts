@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { udpCommand } from './control.ts';
+import { nftArgs } from './kernel-mode.ts';
 export { freeUdpPort } from './udp.ts';
 import type { Teardown } from './daemon.ts';
 
@@ -56,9 +57,8 @@ export function spawnDaemon(
     'NODE_OPTIONS',
     process.execPath,
     BIN,
-    // No test creates an nftables table in the host's network namespace.
-    '--nft',
-    'off',
+    // No test creates an nftables table in the host's network namespace (kernel-mode.ts).
+    ...nftArgs(),
     ...args,
   ];
   const [file = 'env', ...rest] = command;

@@ -7,6 +7,7 @@ import { buildConfig, isConfigErrors } from '../../src/cli/config.ts';
 import { parseOptions } from '../../src/cli/options.ts';
 import { Daemon } from '../../src/daemon.ts';
 import { UdpControlClient } from './control.ts';
+import { nftArgs } from './kernel-mode.ts';
 
 /** The part of tap's Test these helpers use. */
 export interface Teardown {
@@ -66,8 +67,9 @@ export async function startDaemon(
     ? []
     : ['--workers', '1'];
   // --nft off: no test creates an nftables table in the host's network namespace; the TOS test
-  // (test/integration/tos.test.ts) runs daemons with it inside network namespaces of its own.
-  const nft = args.includes('--nft') ? [] : ['--nft', 'off'];
+  // (test/integration/tos.test.ts) runs daemons with it inside network namespaces of its own, and
+  // the kernel pass (scripts/test-kernel.sh) runs every daemon with --kernel on inside one.
+  const nft = args.includes('--nft') || args.includes('--kernel') ? [] : nftArgs();
   const parsed = parseOptions([
     '-f',
     '-F',

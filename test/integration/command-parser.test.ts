@@ -3,6 +3,7 @@
  * test/fixtures/commands with its licence) run against the real daemon over every control socket kind and each of
  * the reference's option sets, diffing the replies byte for byte.
  */
+import { nftArgs } from '../helpers/kernel-mode.ts';
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -84,8 +85,9 @@ const ipv6 = await new Promise<boolean>((resolve) => {
 async function stdioSender(t: Test, kind: string, args: string[]): Promise<Sender> {
   const child = spawn(
     process.execPath,
-    // --nft off: no test creates an nftables table in the host's network namespace.
-    [BIN, '-f', '-F', '-s', `${kind}:`, '-d', 'CRIT', '--nft', 'off', ...args],
+    // --nft off: no test creates an nftables table in the host's network namespace; --kernel on
+    // in the kernel pass (test/helpers/kernel-mode.ts).
+    [BIN, '-f', '-F', '-s', `${kind}:`, '-d', 'CRIT', ...nftArgs(), ...args],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
     },

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { udpCommand } from '../helpers/control.ts';
+import { nftArgs } from '../helpers/kernel-mode.ts';
 
 const KAMAILIO_CFG = fileURLToPath(new URL('kamailio.cfg', import.meta.url));
 const SCENARIO_DIR = fileURLToPath(new URL('scenarios/', import.meta.url));
@@ -298,13 +299,13 @@ export class RtpproxyDaemon {
 
   /** The command line of the brief: `-f -F -s udp:127.0.0.1:PORT -l ... -m MIN -M MAX -d INFO`. */
   static async start(t: Teardown, name: string, options: DaemonOptions): Promise<RtpproxyDaemon> {
-    // --nft off: no test creates an nftables table in the host's network namespace.
+    // --nft off: no test creates an nftables table in the host's network namespace; --kernel on
+    // in the kernel pass (test/helpers/kernel-mode.ts).
     const args = [
       BIN,
       '-f',
       '-F',
-      '--nft',
-      'off',
+      ...nftArgs(),
       '-s',
       `udp:127.0.0.1:${String(options.controlPort)}`,
     ];
