@@ -22,13 +22,13 @@ const execFileP = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 
 /** The default deadline of every wait here, in milliseconds. */
-export const NETNS_DEADLINE_MS = 15_000;
+const NETNS_DEADLINE_MS = 15_000;
 
 /** The part of tap's Test the helpers here use. */
 export type WithTeardown = Pick<Teardown, 'teardown'>;
 
 /** Whether `cmd` is on PATH. */
-export function have(cmd: string): boolean {
+function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 
@@ -129,7 +129,7 @@ function exitOf(t: WithTeardown, child: ChildProcess): Promise<number> {
 // The topology
 
 /** One side of a veth pair: its namespace, interface and addresses (the first is the main one). */
-export interface Side {
+interface Side {
   readonly ns: string;
   readonly dev: string;
   readonly v4: readonly [string, ...string[]];
@@ -474,9 +474,9 @@ export function portOf(reply: string): number {
 // Parties
 
 /** What a party sends: RTP (12-byte header, 160 bytes of payload) or RTCP APP packets. */
-export type PacketKind = 'rtp' | 'rtcp';
+type PacketKind = 'rtp' | 'rtcp';
 
-export interface SendOptions {
+interface SendOptions {
   readonly to: string;
   readonly port: number;
   readonly count: number;
@@ -488,7 +488,7 @@ export interface SendOptions {
   readonly kind?: PacketKind;
 }
 
-export interface SendResult {
+interface SendResult {
   /** Packets sent (fewer than asked when stopped). */
   readonly sent: number;
   readonly firstSeq: number;
@@ -498,7 +498,7 @@ export interface SendResult {
   readonly errors: number;
 }
 
-export interface StreamReport {
+interface StreamReport {
   readonly kind: PacketKind;
   /** Sequence numbers in arrival order. */
   readonly seqs: readonly number[];
@@ -515,7 +515,7 @@ export interface PartyReport {
   readonly streams: Readonly<Record<string, StreamReport>>;
 }
 
-export interface SendHandle {
+interface SendHandle {
   /** Resolves when every packet is sent, or the sending was stopped. */
   readonly done: Promise<SendResult>;
   /** Stops sending; resolves like `done`. */

@@ -17,6 +17,7 @@ import {
   createTopology,
   netnsSkipReason,
   nftIn,
+  portOf,
   run,
   startNsDaemon,
   waitFor,
@@ -159,12 +160,6 @@ async function startCapture(t: Test, ns: string, dev: string) {
       ),
     count: () => packets().length,
   };
-}
-
-function portOf(reply: string): number {
-  const m = /^([0-9]+)[ \n]/.exec(reply);
-  if (m?.[1] === undefined) throw new Error(`not a port reply: ${JSON.stringify(reply)}`);
-  return Number(m[1]);
 }
 
 /** Waits until the table maps `port` to `dscp` (or holds no element for it, with undefined). */
