@@ -2,8 +2,8 @@
  * Network namespaces for tests that need a real network between the parties and the relay: a
  * caller host, a relay host and a callee host, joined by two veth pairs, with IPv4 and IPv6
  * addresses that exist only inside them and routes through the relay. Forwarding is switched on
- * in the relay's namespace only; nothing here reads or changes a setting, a table or an interface
- * of the host's own namespace. Names carry the process id, so test files running side by side
+ * (by default) in the relay's namespace only; nothing here changes a setting, a table or an
+ * interface of the host's own namespace. Names carry the process id, so test files running side by side
  * never meet, and teardown deletes the namespaces (their interfaces, addresses, routes and
  * nftables tables go with them).
  *
@@ -157,9 +157,14 @@ const CALLEE_NET6 = 'fd00:201:2:';
 /**
  * Creates the three namespaces `rtpp-LABEL-PID-{a,r,b}` (caller, relay, callee) and deletes them
  * at teardown. The parties route everything through the relay, whose namespace forwards IPv4 and
- * IPv6. `label` is at most 8 characters.
+ * IPv6 unless `forwarding` is false (a relay host that forwards nothing, where the daemon's kernel
+ * path stays off). `label` is at most 8 characters.
  */
-export async function createTopology(t: WithTeardown, label: string): Promise<Topology> {
+export async function createTopology(
+  t: WithTeardown,
+  label: string,
+  { forwarding = true }: { readonly forwarding?: boolean } = {},
+): Promise<Topology> {
   const id = `${label.slice(0, 8)}-${String(process.pid)}`;
   const caller = `rtpp-${id}-a`;
   const relay = `rtpp-${id}-r`;
@@ -170,10 +175,11 @@ export async function createTopology(t: WithTeardown, label: string): Promise<To
     }
   });
   for (const ns of [caller, relay, callee]) await run('ip', ['netns', 'add', ns]);
-  // Before the interfaces exist, so that they take the setting.
-  await runIn(relay, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-  await runIn(relay, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-  await runIn(relay, 'sysctl', ['-q', '-w', 'net.ipv6.conf.default.forwarding=1']);
+  // Set before the interfaces exist, so that they take the setting.
+  const on = forwarding ? '1' : '0';
+  await runIn(relay, 'sysctl', ['-q', '-w', `net.ipv4.ip_forward=${on}`]);
+  await runIn(relay, 'sysctl', ['-q', '-w', `net.ipv6.conf.all.forwarding=${on}`]);
+  await runIn(relay, 'sysctl', ['-q', '-w', `net.ipv6.conf.default.forwarding=${on}`]);
 
   const side = (ns: string, dev: string, net4: string, net6: string, hosts: number[]): Side => ({
     ns,

@@ -40,7 +40,8 @@ function skipReason(): string | false {
  * veth pair), with the parties' interface.
  */
 async function namespaces(t: Test): Promise<{ relay: string; party: string; veth: string }> {
-  const topo = await createTopology(t, 'tos');
+  // No forwarding: the relay relays in userspace, as the TOS checks below expect.
+  const topo = await createTopology(t, 'tos', { forwarding: false });
   RELAY = topo.relayCallerSide.v4[0];
   PARTY = topo.caller.v4[0];
   return { relay: topo.relay, party: topo.caller.ns, veth: topo.caller.dev };
