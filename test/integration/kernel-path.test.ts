@@ -23,6 +23,7 @@ import {
   createTopology,
   inputCounter,
   netnsSkipReason,
+  nftIn,
   nftMapElements,
   nftTableMaps,
   nftTables,
@@ -601,7 +602,9 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
         (await d.command(`Q ${call.id} ${call.from} ${call.to}`)) === 'E50' ? true : undefined,
       KERNEL_DEADLINE_MS,
     );
-    t.match(ended(d), [{ callId: call.id, reason: 'timeout' }], 'ended by the idle timeout');
+    // The line comes once the session's elements are gone, a transaction after the lookup fails.
+    const line = await waitFor('the session-end line', () => ended(d)[0]);
+    t.match(line, { callId: call.id, reason: 'timeout' }, 'ended by the idle timeout');
     await waitKEmpty(relay);
     t.pass('its elements are gone');
     t.equal(seqsOf(await b.report(), SSRC_A).length, sentA, 'the callee got all the caller sent');
@@ -831,6 +834,8 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
     ];
     await waitState(d, c1.id, { rtp: /^kernel$/, rtcp: /^kernel$/ });
     t.pass('Iv: rtp=kernel rtcp=kernel');
+    await waitElements(relay, 'kfwd4', keys1);
+    const counts1 = (await kCounts(relay)) ?? {};
     const { keys: keys2 } = await kernelCall(t, d, 'del2', a2, b2, { relay: R4 });
     await waitElements(relay, 'kfwd4', [...keys1, ...keys2]);
     const counts = await kCounts(relay);
@@ -841,6 +846,20 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
     await waitNoElements(relay, 'kfwd4', keys1);
     t.pass("the deleted call's elements are gone");
     t.ok((await elements(relay, 'kfwd4')).has(keys2[0]), "the other call's stay");
+    // Every map holds what call 2 added to it, and nothing of call 1's.
+    const left = Object.fromEntries(
+      Object.entries(counts ?? {}).map(([name, n]) => [name, n - (counts1[name] ?? 0)]),
+    );
+    let now: Record<string, number> | undefined;
+    await waitFor(
+      () => `the k* maps to hold ${JSON.stringify(left)}; hold ${JSON.stringify(now)}`,
+      async () => {
+        now = await kCounts(relay);
+        return JSON.stringify(now) === JSON.stringify(left) ? true : undefined;
+      },
+      KERNEL_DEADLINE_MS,
+    ).catch(() => undefined);
+    t.same(now, left, "every map lost the deleted call's elements, and only those");
     // Nothing stale forwards the deleted call.
     const before = seqsOf(await b1.report(), SSRC_A).length;
     await a1.send({
@@ -934,10 +953,15 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
       env: Record<string, string> = {},
     ): Promise<void> {
       const d = startNsDaemon(t, relay, [...PORTS, '-l', R4, '--kernel', 'on'], { wrap, env });
-      const status = await waitFor('the refusal', async () => {
-        await sleep(100);
-        return d.gone() ? d.exited : undefined;
-      });
+      const gone = await waitFor('the refusal', () => (d.gone() ? true : undefined)).catch(
+        () => false,
+      );
+      if (!gone) {
+        t.fail(`--kernel on started: ${parseIv(await d.command('Iv')).path}`);
+        await d.stop();
+        return;
+      }
+      const status = await d.exited;
       t.not(status, 0, `--kernel on exits with ${String(status)}`);
       t.match(d.stderr(), why, 'and says why');
     }
@@ -983,13 +1007,32 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
     });
 
     t.test('forwarding off in the relay namespace', async (t) => {
-      t.teardown(() => runIn(relay, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']));
-      await runIn(relay, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=0']);
+      const sysctl = (setting: string) => runIn(relay, 'sysctl', ['-q', '-w', setting]);
+      t.teardown(async () => {
+        await sysctl('net.ipv4.ip_forward=1');
+        await sysctl('net.ipv6.conf.all.forwarding=1');
+      });
+      await sysctl('net.ipv4.ip_forward=0');
+      await sysctl('net.ipv6.conf.all.forwarding=0');
       await autoFallback(t, /forward/i, [6970, 7970]);
       await onRefuses(t, /forward/i);
+
+      // IPv6 forwards, IPv4 does not: the daemon starts, and IPv4 streams stay in userspace.
+      await sysctl('net.ipv6.conf.all.forwarding=1');
+      const d = await daemon(t, ['-l', R4, '--kernel', 'on']);
+      const [a, b] = await parties(t, 6975, 7975);
+      const call = await setUpCall(t, d, 'v4-no-forwarding', a, b, { relay: R4 });
+      await latch(call);
+      await waitState(d, call.id, { rtp: /^userspace\(forwarding\)$/ });
+      t.pass('Iv: rtp=userspace(forwarding)');
+      await exchange(call, 10, 2);
+      t.equal((await elements(relay, 'kfwd4')).size, 0, 'no kernel element');
+      t.equal(await d.stop(), 0, 'clean exit');
     });
 
     t.test('--nft off: no table, no kernel path', async (t) => {
+      // Whatever an earlier failure left behind.
+      await nftIn(relay, ['delete', 'table', 'inet', TABLE]);
       await autoFallback(t, undefined, [6980, 7980], [], {}, ['--nft', 'off']);
       t.notOk((await nftTables(relay)).includes(`inet ${TABLE}`), 'no table');
     });
