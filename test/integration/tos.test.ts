@@ -1,119 +1,53 @@
 /**
  * TOS on the wire (`-t`, `S tos=N`, `Sr tos=N`, prompts) through the daemon's nftables table, in
  * network namespaces this test creates and deletes: the daemon runs in one (its control socket is
- * `stdio:`), the parties in another behind a veth pair, and tcpdump there reads the TOS byte of
- * what the relay sends. Also: a stale table of the same name is replaced at start, the table goes
- * at exit, `--nft off` creates nothing, and without CAP_NET_ADMIN one line says TOS is not applied
- * while the commands still answer. Nothing here touches the host's own network namespace; the
- * test checks that its table list is the same afterwards.
+ * `stdio:`), the parties in another behind a veth pair (the caller's host of
+ * test/helpers/netns.ts), and tcpdump there reads the TOS byte of what the relay sends. Also: a
+ * stale table of the same name is replaced at start, the table goes at exit, `--nft off` creates
+ * nothing, and without CAP_NET_ADMIN one line says TOS is not applied while the commands still
+ * answer. Nothing here touches the host's own network namespace; the test checks that its table
+ * list is the same afterwards.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
+import {
+  collectLines as lines,
+  createTopology,
+  netnsSkipReason,
+  nftIn,
+  portOf,
+  run,
+  startNsDaemon,
+  waitFor,
+  type NsDaemon,
+} from '../helpers/netns.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
-const execFileP = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
-const DEADLINE_MS = 15_000;
-const RELAY = '10.77.0.1';
-const PARTY = '10.77.0.2';
+/** The relay's address towards the parties, and the parties' (test/helpers/netns.ts). */
+let RELAY = '';
+let PARTY = '';
 /** The table of an instance whose first control socket is `stdio:`. */
 const TABLE = 'rtpproxy_stdio';
 
-function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-
 function skipReason(): string | false {
-  if (process.platform !== 'linux') return 'network namespaces are Linux only';
-  if (process.getuid?.() !== 0) return 'not root: cannot create network namespaces';
-  for (const cmd of ['ip', 'nft', 'tcpdump', 'setpriv']) {
-    if (!have(cmd)) return `${cmd} is not installed`;
-  }
-  return false;
+  return netnsSkipReason(['nft', 'tcpdump', 'setpriv']);
 }
 
-async function run(cmd: string, args: readonly string[]): Promise<string> {
-  const { stdout } = await execFileP(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  return stdout;
-}
-
-/** `nft ARGS` inside namespace `ns`; stdout, or the error text when nft fails. */
-async function nftIn(ns: string, args: readonly string[]): Promise<string> {
-  try {
-    return await run('ip', ['netns', 'exec', ns, 'nft', ...args]);
-  } catch (err) {
-    return `error: ${err instanceof Error ? err.message : String(err)}`;
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined) {
-  const deadline = Date.now() + DEADLINE_MS;
-  for (let i = 0; i < 1000; i += 1) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** Two namespaces joined by a veth pair: the relay's (RELAY) and the parties' (PARTY). */
+/**
+ * The relay's namespace and the parties' (the caller's host of the helper's topology, behind a
+ * veth pair), with the parties' interface.
+ */
 async function namespaces(t: Test): Promise<{ relay: string; party: string; veth: string }> {
-  const id = String(process.pid);
-  const relay = `rtpp-tos-${id}-r`;
-  const party = `rtpp-tos-${id}-p`;
-  const vr = `vr${id}`;
-  const vp = `vp${id}`;
-  t.teardown(async () => {
-    await run('ip', ['netns', 'del', relay]).catch(() => undefined);
-    await run('ip', ['netns', 'del', party]).catch(() => undefined);
-  });
-  await run('ip', ['netns', 'add', relay]);
-  await run('ip', ['netns', 'add', party]);
-  await run('ip', [
-    '-n',
-    relay,
-    'link',
-    'add',
-    vr,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    vp,
-    'netns',
-    party,
-  ]);
-  await run('ip', ['-n', relay, 'addr', 'add', `${RELAY}/24`, 'dev', vr]);
-  await run('ip', ['-n', party, 'addr', 'add', `${PARTY}/24`, 'dev', vp]);
-  for (const [ns, dev] of [
-    [relay, vr],
-    [party, vp],
-  ] as const) {
-    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    await run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
-  }
-  return { relay, party, veth: vp };
+  // No forwarding: the relay relays in userspace, as the TOS checks below expect.
+  const topo = await createTopology(t, 'tos', { forwarding: false });
+  RELAY = topo.relayCallerSide.v4[0];
+  PARTY = topo.caller.v4[0];
+  return { relay: topo.relay, party: topo.caller.ns, veth: topo.caller.dev };
 }
 
-/** Lines of a child's stream, collected. */
-function lines(stream: NodeJS.ReadableStream | null): string[] {
-  const out: string[] = [];
-  let rest = '';
-  stream?.setEncoding('utf8');
-  stream?.on('data', (chunk: string) => {
-    const parts = (rest + chunk).split('\n');
-    rest = parts.pop() ?? '';
-    out.push(...parts);
-  });
-  return out;
-}
-
-function killAtTeardown(t: Test, child: ChildProcess): Promise<number | null> {
+function killAtTeardown(t: Test, child: ReturnType<typeof spawn>): Promise<number | null> {
   const exited = new Promise<number | null>((resolve) => {
     child.on('close', (code) => {
       resolve(code);
@@ -126,55 +60,19 @@ function killAtTeardown(t: Test, child: ChildProcess): Promise<number | null> {
   return exited;
 }
 
-interface Daemon {
-  command(line: string): Promise<string>;
-  logs(): { msg: string; [k: string]: unknown }[];
-  stop(): Promise<number | null>;
-  readonly exited: Promise<number | null>;
-}
-
 /** The daemon in `ns`, controlled over `stdio:`; `wrap` goes before node (setpriv). */
 function startDaemon(
   t: Test,
   ns: string,
   args: readonly string[],
   wrap: readonly string[] = [],
-): Daemon {
-  // env -u NODE_OPTIONS: tap's process-info hook would otherwise follow the child.
-  const child = spawn(
-    'ip',
-    [
-      ...['netns', 'exec', ns, ...wrap, 'env', '-u', 'NODE_OPTIONS', process.execPath, BIN],
-      ...['-f', '-F', '-s', 'stdio:', '-l', RELAY, '-m', '40000', '-M', '40199'],
-      ...['-d', 'INFO', '-p', '/dev/null', '--workers', '1', ...args],
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
+): NsDaemon {
+  return startNsDaemon(
+    t,
+    ns,
+    ['-l', RELAY, '-m', '40000', '-M', '40199', '--workers', '1', ...args],
+    { wrap },
   );
-  const replies = lines(child.stdout);
-  const errs = lines(child.stderr);
-  const exited = killAtTeardown(t, child);
-  let asked = 0;
-  return {
-    exited,
-    command: async (line) => {
-      const index = asked;
-      asked += 1;
-      child.stdin.write(`${line}\n`);
-      return waitFor(`the reply to ${line}`, () => replies[index]);
-    },
-    logs: () =>
-      errs.flatMap((l) => {
-        try {
-          return [JSON.parse(l) as { msg: string }];
-        } catch {
-          return [];
-        }
-      }),
-    stop: () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
 }
 
 /** The parties: UDP sockets on PARTY in their namespace, sending on request. */
@@ -236,8 +134,11 @@ async function startCapture(t: Test, ns: string, dev: string) {
   void killAtTeardown(t, child);
   await waitFor('tcpdump', () => (err.some((l) => l.includes('listening on')) ? true : undefined));
   const packets = (): Seen[] => {
-    const re =
-      /\(tos (0x[0-9a-f]+),[^\n]*\)\n\s+10\.77\.0\.1\.([0-9]+) > 10\.77\.0\.2\.([0-9]+): UDP, length ([0-9]+)/g;
+    const dots = (a: string) => a.replaceAll('.', '\\.');
+    const re = new RegExp(
+      `\\(tos (0x[0-9a-f]+),[^\\n]*\\)\\n\\s+${dots(RELAY)}\\.([0-9]+) > ${dots(PARTY)}\\.([0-9]+): UDP, length ([0-9]+)`,
+      'g',
+    );
     return [...text.matchAll(re)].map((m) => ({
       tos: Number(m[1]),
       sport: Number(m[2]),
@@ -260,12 +161,6 @@ async function startCapture(t: Test, ns: string, dev: string) {
       ),
     count: () => packets().length,
   };
-}
-
-function portOf(reply: string): number {
-  const m = /^([0-9]+)[ \n]/.exec(reply);
-  if (m?.[1] === undefined) throw new Error(`not a port reply: ${JSON.stringify(reply)}`);
-  return Number(m[1]);
 }
 
 /** Waits until the table maps `port` to `dscp` (or holds no element for it, with undefined). */
