@@ -52,8 +52,8 @@ export class DaemonNft {
             logger: this.#log,
             now,
           });
-    if (config.kernel === 'off') this.#kernelOff = '--kernel off';
-    else if (config.nft === 'off') this.#kernelOff = '--nft off';
+    if (config.nft === 'off') this.#kernelOff = '--nft off';
+    else if (config.kernel === 'off') this.#kernelOff = '--kernel off';
     else this.#kernelOff = this.#problem ?? kernelProblem();
     const families = forwardingFamilies();
     this.kernel =

@@ -139,7 +139,7 @@ export class NftTable {
     this.#state = result.ok ? 'open' : 'failed';
     if (result.ok) this.#schedule();
     else for (const map of this.#maps.values()) map.desired.clear();
-    return { ...result, variant, ...(refused === undefined ? {} : { refused }) };
+    return { ...result, variant, ...(result.ok && refused !== undefined ? { refused } : {}) };
   }
 
   /**

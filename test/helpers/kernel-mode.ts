@@ -8,7 +8,7 @@
 import { statSync } from 'node:fs';
 
 /** Whether this run is the kernel pass of scripts/test-kernel.sh. */
-export function kernelPass(): boolean {
+function kernelPass(): boolean {
   const name = process.env['RTPPROXY_TEST_KERNEL'];
   if (name === undefined || name === '') return false;
   if (!/^[A-Za-z0-9_.-]+$/.test(name) || !sameNetns('/proc/self/ns/net', `/run/netns/${name}`)) {

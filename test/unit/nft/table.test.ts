@@ -104,6 +104,19 @@ t.test('a failed transaction is followed by one that rebuilds the maps', async (
   await table.close();
 });
 
+t.test('a refused definition gives way to the next one, and says why', async (t) => {
+  const { table, scripts, state } = fakeTable();
+  state.fail = 1;
+  t.same(await table.create([['map a { type mark : mark; }'], tosDefinition()]), {
+    ok: true,
+    variant: 1,
+    refused: 'Error: Could not process rule',
+  });
+  t.equal(scripts.length, 2, 'one transaction per definition tried');
+  t.match(scripts[1] ?? '', /map tos_addr/);
+  t.ok(table.open);
+});
+
 t.test('a table that could not be created takes no changes and is not removed', async (t) => {
   const { table, scripts, state } = fakeTable();
   state.fail = 1;
