@@ -10,7 +10,7 @@ import type { Family } from './base/net.ts';
 import type { KernelState } from './control/dispatch.ts';
 import { formatSocketSpec } from './control/socket-spec.ts';
 import { kernelDefinition, KernelFlows } from './nft/kernel.ts';
-import { findNft, netAdminProblem, nftJsonRunner, nftRunner } from './nft/runner.ts';
+import { findNft, netAdminProblem, NftShell } from './nft/runner.ts';
 import { instanceTableName, NftTable } from './nft/table.ts';
 import { tosDefinition, TOS_ADDR_MAP, TOS_PORT_MAP } from './nft/tos.ts';
 
@@ -28,6 +28,8 @@ export class DaemonNft {
   readonly table: NftTable | undefined;
   /** The kernel fast path; undefined when `--kernel off` or known unusable before trying. */
   readonly kernel: KernelFlows | undefined;
+  /** Runs the transactions of both, one at a time. */
+  readonly #shell: NftShell | undefined;
   /** Why the table cannot be used, found before trying (no nft, no CAP_NET_ADMIN, `-u`). */
   readonly #problem: string | undefined;
   /** Why the kernel path is off; undefined while it runs or may still run. */
@@ -41,14 +43,17 @@ export class DaemonNft {
     const binary = config.nft === 'off' ? undefined : findNft(process.env['PATH'] ?? '');
     this.#problem = config.nft === 'off' ? undefined : nftProblem(config, binary);
     const name = nftTableName(config);
+    const shell =
+      binary === undefined || this.#problem !== undefined ? undefined : new NftShell(binary);
+    this.#shell = shell;
     this.table =
-      binary === undefined || this.#problem !== undefined
+      shell === undefined
         ? undefined
         : new NftTable({
             name,
             definition: tosDefinition(),
             maps: [TOS_ADDR_MAP, TOS_PORT_MAP],
-            run: nftRunner(binary),
+            run: shell.text,
             logger: this.#log,
             now,
           });
@@ -57,11 +62,11 @@ export class DaemonNft {
     else this.#kernelOff = this.#problem ?? kernelProblem();
     const families = forwardingFamilies();
     this.kernel =
-      binary === undefined || this.table === undefined || this.#kernelOff !== undefined
+      shell === undefined || this.#kernelOff !== undefined
         ? undefined
         : new KernelFlows({
             table: name,
-            run: nftJsonRunner(binary),
+            run: shell.json,
             families,
             logger: this.#log,
             now,
@@ -112,6 +117,7 @@ export class DaemonNft {
     await this.#ready?.catch(() => undefined);
     await this.kernel?.close();
     await this.table?.close();
+    this.#shell?.close();
   }
 
   async #open(): Promise<void> {

@@ -169,15 +169,12 @@ export class Dispatcher {
         );
         return `${portText(answer)}${subs}\n`;
       }
-      case 'delete': {
-        const handled = manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak);
-        // Answered once the sessions' figures are final (their kernel counters read).
-        await manager.ended();
-        return handled ? '0\n' : errorReply('SESUNKN');
-      }
+      case 'delete':
+        return manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak)
+          ? '0\n'
+          : errorReply('SESUNKN');
       case 'delete-all':
         manager.deleteAll();
-        await manager.ended();
         return '0\n';
       case 'query':
         await manager.kernelCounts();

@@ -1,14 +1,15 @@
 /**
  * The kernel fast path over the daemon's nftables table (docs/kernel.md): streams whose parties
  * have latched are forwarded by stock nftables, statelessly. Each direction of a stream gets one
- * mark id and five map elements; the chains below are fixed when the table is created, and calls
- * only add and remove elements.
+ * mark id, a named counter and six map elements; the chains below are fixed when the table is
+ * created, and calls only add and remove elements (and the counters the elements name).
  *
  * - prerouting (and output, for parties on this host), priority raw: a UDP packet whose source,
  *   source port, destination and destination port are a direction's key in `kfwd4`/`kfwd6` takes
- *   the direction's id as its mark, skips conntrack (`notrack`: no conntrack entry to fill or to
- *   flush when a port is freed), and its destination is rewritten to the other party. Routing then
- *   forwards it (or delivers it to a party on this host).
+ *   the direction's id as its mark, is counted in the direction's counter, skips conntrack
+ *   (`notrack`: no conntrack entry to fill or to flush when a port is freed), and its destination
+ *   is rewritten to the other party. Routing then forwards it (or delivers it to a party on this
+ *   host).
  * - postrouting (and input, for parties on this host): a packet whose mark, destination and
  *   destination port name a direction gets our other socket as its source, and its mark is
  *   cleared; an IPv4 packet then takes the TOS of that socket (`-t`, `S tos=N`) from the TOS map.
@@ -18,11 +19,12 @@
  * other; the id range is our own (KERNEL_MARK_BASE), and the postrouting key includes the
  * destination, so a packet marked by someone else is not rewritten.
  *
- * Element counters of `kfwd4`/`kfwd6` count each direction's packets and bytes. They are read
- * with `nft -j` in the same transaction as the changes (listings run before the commit), so the
- * last packets of a removed direction are counted too. Nothing here is on the packet path: the
- * session layer asks, and the transactions run in an `nft` child beside the event loop, one at a
- * time, with whatever was asked meanwhile batched into the next.
+ * The counters are named objects, not element counters: nft 1.0 reads an element's counter only
+ * by listing its whole map, while `reset counter NAME` reads (and zeroes) one counter at the cost
+ * of one, and `reset counters table` all of them in one go. Resets run before the transaction's
+ * changes commit, so the last packets of a direction that leaves are counted. Nothing here is on
+ * the packet path: the session layer asks, and one transaction at a time runs beside the event
+ * loop, with whatever was asked meanwhile batched into the next.
  */
 import type { Logger } from 'pino';
 import type {
@@ -55,6 +57,8 @@ const MAPS = {
 } as const;
 /** The destination port map serves both families: its key is the mark alone. */
 const DPORT_MAP = 'kdport';
+/** Mark -> the direction's named counter. */
+const COUNTER_MAP = 'kcnt';
 /** Every map of the kernel path. */
 const ALL_MAPS = [
   MAPS.fwd[4],
@@ -62,6 +66,7 @@ const ALL_MAPS = [
   MAPS.daddr[4],
   MAPS.daddr[6],
   DPORT_MAP,
+  COUNTER_MAP,
   MAPS.saddr[4],
   MAPS.saddr[6],
   MAPS.sport[4],
@@ -78,17 +83,20 @@ export function kernelDefinition(tosMap: string): string[] {
   const lines: string[] = [];
   for (const f of [4, 6] as const) {
     lines.push(
-      `map ${MAPS.fwd[f]} { type ${addr[f]} . inet_service . ${addr[f]} . inet_service : mark; counter; }`,
+      `map ${MAPS.fwd[f]} { type ${addr[f]} . inet_service . ${addr[f]} . inet_service : mark; }`,
       `map ${MAPS.daddr[f]} { type mark : ${addr[f]}; }`,
       `map ${MAPS.saddr[f]} { type mark . ${addr[f]} . inet_service : ${addr[f]}; }`,
       `map ${MAPS.sport[f]} { type mark . ${addr[f]} . inet_service : inet_service; }`,
     );
   }
-  lines.push(`map ${DPORT_MAP} { type mark : inet_service; }`);
+  lines.push(
+    `map ${DPORT_MAP} { type mark : inet_service; }`,
+    `map ${COUNTER_MAP} { type mark : counter; }`,
+  );
   const toParty = (f: Family): string =>
     `meta nfproto ipv${String(f)} meta l4proto udp ` +
     `meta mark set ${ip[f]} saddr . udp sport . ${ip[f]} daddr . udp dport map @${MAPS.fwd[f]} ` +
-    `notrack ${ip[f]} daddr set meta mark map @${MAPS.daddr[f]} udp dport set meta mark map @${DPORT_MAP}`;
+    `counter name meta mark map @${COUNTER_MAP} notrack ${ip[f]} daddr set meta mark map @${MAPS.daddr[f]} udp dport set meta mark map @${DPORT_MAP}`;
   const fromUs = (f: Family): string =>
     `meta mark != 0 meta nfproto ipv${String(f)} meta l4proto udp ` +
     `${ip[f]} saddr set meta mark . ${ip[f]} daddr . udp dport map @${MAPS.saddr[f]} ` +
@@ -110,21 +118,17 @@ export function kernelDefinition(tosMap: string): string[] {
 }
 
 /**
- * Where a direction is: `adding` waits for a change transaction to add its five elements; `in`
- * is forwarded; `unhooking` waits for a read transaction to count its last packets and delete its
- * forwarding element (the packets reach our socket again from then on); `unhooked` waits for a
- * change transaction to delete its other four elements, after which its id is free.
+ * Where a direction is: `adding` waits for the next transaction to create its counter and its
+ * elements; `in` is forwarded; `leaving` waits for the next transaction to read its counter and
+ * delete it all, after which its id is free.
  */
-type FlowState = 'adding' | 'in' | 'unhooking' | 'unhooked';
+type FlowState = 'adding' | 'in' | 'leaving';
 
 /** One direction. */
 class Flow implements ForwardHandle {
   readonly direction: ForwardDirection;
   readonly id: number;
   readonly traffic: ForwardTraffic;
-  /** Counter values already reported. */
-  packets = 0;
-  bytes = 0;
   state: FlowState = 'adding';
 
   constructor(direction: ForwardDirection, id: number, traffic: ForwardTraffic) {
@@ -132,6 +136,22 @@ class Flow implements ForwardHandle {
     this.id = id;
     this.traffic = traffic;
   }
+
+  /** The name of its counter: `k` and the mark in hex. */
+  get counter(): string {
+    return counterName(this.id);
+  }
+}
+
+/** The counter of mark `id`. */
+function counterName(id: number): string {
+  return `k${id.toString(16)}`;
+}
+
+/** The mark of a counter name; undefined for a name that is not one of ours. */
+function idOfCounter(name: string): number | undefined {
+  const m = /^k([0-9a-f]{1,8})$/.exec(name);
+  return m?.[1] === undefined ? undefined : Number.parseInt(m[1], 16);
 }
 
 /** A concatenated key or value of the JSON schema. */
@@ -149,25 +169,18 @@ function hookOf(flow: Flow): [string, unknown, unknown] {
   ];
 }
 
-/** The four rewrite elements of a direction, map by map: [map, key, value]. */
+/** The elements a forwarded packet of the direction is looked up in: [map, key, value]. */
 function rewritesOf(flow: Flow): [string, unknown, unknown][] {
   const d = flow.direction;
   const f = d.family;
   const id = flow.id;
   return [
+    [COUNTER_MAP, id, flow.counter],
     [MAPS.daddr[f], id, d.to.address],
     [DPORT_MAP, id, d.to.port],
     [MAPS.saddr[f], concat(id, d.to.address, d.to.port), d.out.address],
     [MAPS.sport[f], concat(id, d.to.address, d.to.port), d.out.port],
   ];
-}
-
-/** Figures of the kernel path, for `Iv` and the logs. */
-export interface KernelFlowStats {
-  readonly directions: number;
-  readonly committed: number;
-  readonly failed: number;
-  readonly reads: number;
 }
 
 export interface KernelFlowsOptions {
@@ -180,7 +193,7 @@ export interface KernelFlowsOptions {
   readonly now: () => number;
 }
 
-/** The element counters a listing reported: mark id -> packets, bytes. */
+/** The counters a transaction read (and zeroed): mark id -> packets, bytes. */
 type Counters = Map<number, { packets: number; bytes: number }>;
 
 /** Groups [map, key, value] triples into one element command per map. */
@@ -201,15 +214,11 @@ function byMap(
 }
 
 /**
- * The directions of the kernel path, installed and removed in batched transactions of two kinds,
- * one at a time:
- *
- * - a read transaction lists the forwarding map of one family (with its counters) and deletes the
- *   forwarding elements of that family's directions leaving the kernel, so their last packets are
- *   counted: nft runs the listing before it commits. It touches no other map: nft 1.0's cache,
- *   filtered to the listed map, cannot resolve others in the same run.
- * - a change transaction deletes the rewrite elements of directions that left, and adds the five
- *   elements of new ones (rewrites first, the forwarding element last, in one commit).
+ * The directions of the kernel path. One transaction at a time carries everything asked for
+ * since the previous one, in this order: the counter resets (every counter when a read was asked
+ * for, else those of the directions leaving), which nft runs before it commits; the deletions of
+ * the leaving directions, forwarding element first; the new directions, counter and rewrites
+ * first, forwarding element last.
  */
 export class KernelFlows implements KernelForwarder {
   readonly #opts: KernelFlowsOptions;
@@ -220,8 +229,8 @@ export class KernelFlows implements KernelForwarder {
   #busy: Promise<void> | undefined;
   #inFlight = new Set<Flow>();
   #scheduled = false;
-  /** Families whose counters a caller of read() waits for. */
-  readonly #readWanted = new Set<Family>();
+  /** A caller of read() waits for every counter. */
+  #readWanted = false;
   /** Waiting for the next transaction to end. */
   #waiters: (() => void)[] = [];
   /** A transaction failed: the next one rebuilds the maps from the flows. */
@@ -257,19 +266,8 @@ export class KernelFlows implements KernelForwarder {
   /** Directions forwarded, or on their way in. */
   get size(): number {
     let n = 0;
-    for (const flow of this.#flows.values()) {
-      if (flow.state === 'adding' || flow.state === 'in') n++;
-    }
+    for (const flow of this.#flows.values()) if (flow.state !== 'leaving') n++;
     return n;
-  }
-
-  stats(): KernelFlowStats {
-    return {
-      directions: this.size,
-      committed: this.committed,
-      failed: this.failed,
-      reads: this.reads,
-    };
   }
 
   install(direction: ForwardDirection, traffic: ForwardTraffic): ForwardHandle {
@@ -287,8 +285,8 @@ export class KernelFlows implements KernelForwarder {
       this.#forget(handle);
       return;
     }
-    if (handle.state === 'unhooking' || handle.state === 'unhooked') return;
-    handle.state = 'unhooking';
+    if (handle.state === 'leaving') return;
+    handle.state = 'leaving';
     this.#schedule();
   }
 
@@ -296,34 +294,22 @@ export class KernelFlows implements KernelForwarder {
     if (!this.ready) return Promise.resolve();
     if (!this.#pending() && this.#busy === undefined) return Promise.resolve();
     if (!this.#pending() && this.#busy !== undefined) return this.#busy;
-    return this.#settledLater();
+    return this.#nextTransaction();
   }
 
-  async read(): Promise<void> {
-    if (!this.ready) return;
-    for (const flow of this.#flows.values()) this.#readWanted.add(flow.direction.family);
-    if (this.#readWanted.size === 0) return;
+  read(): Promise<void> {
+    if (!this.ready || this.#flows.size === 0) return Promise.resolve();
+    this.#readWanted = true;
     this.#schedule();
-    // One read transaction per family; bounded rounds.
-    for (let round = 0; round < 10 && this.#readWanted.size > 0; round += 1) {
-      await this.#nextTransaction();
-    }
+    return this.#nextTransaction();
   }
 
   /** Stops: no transaction after the one in flight (the table goes with the daemon). */
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
-    this.#readWanted.clear();
     await this.#busy;
     for (const wake of this.#waiters.splice(0)) wake();
-  }
-
-  /** Resolves once nothing is pending (each transaction's end re-checks; bounded). */
-  async #settledLater(): Promise<void> {
-    for (let round = 0; round < 20 && this.#pending(); round += 1) {
-      await this.#nextTransaction();
-    }
   }
 
   #allocate(): number {
@@ -338,18 +324,9 @@ export class KernelFlows implements KernelForwarder {
     this.#free.push(flow.id - KERNEL_MARK_BASE);
   }
 
-  /** The family the next read transaction lists, if one is needed. */
-  #needsRead(): Family | undefined {
-    for (const family of this.#readWanted) return family;
-    for (const flow of this.#flows.values()) {
-      if (flow.state === 'unhooking') return flow.direction.family;
-    }
-    return undefined;
-  }
-
   #pending(): boolean {
     if (!this.ready) return false;
-    if (this.#readWanted.size > 0 || this.#resync) return true;
+    if (this.#readWanted || this.#resync) return true;
     for (const flow of this.#flows.values()) if (flow.state !== 'in') return true;
     return false;
   }
@@ -379,13 +356,7 @@ export class KernelFlows implements KernelForwarder {
     }
     const waiters = this.#waiters;
     this.#waiters = [];
-    const family = this.#needsRead();
-    const run = this.#resync
-      ? this.#rebuild()
-      : family === undefined
-        ? this.#changeTransaction()
-        : this.#readTransaction(family);
-    const done = run.then(() => {
+    const done = (this.#resync ? this.#rebuild() : this.#transaction()).then(() => {
       this.#busy = undefined;
       this.#inFlight = new Set();
       if (this.#pending()) this.#schedule();
@@ -394,42 +365,30 @@ export class KernelFlows implements KernelForwarder {
     this.#busy = done;
   }
 
-  #ref(name: string): { family: string; table: string; name: string } {
-    return { family: 'inet', table: this.#opts.table, name };
+  #ref(): { family: string; table: string } {
+    return { family: 'inet', table: this.#opts.table };
   }
 
-  /**
-   * Lists the counters of one family and unhooks its directions leaving the kernel. One family a
-   * transaction: nft 1.0 fails a run that lists two maps.
-   */
-  async #readTransaction(family: Family): Promise<void> {
-    this.#readWanted.delete(family);
-    const leaving = [...this.#flows.values()].filter(
-      (f) => f.state === 'unhooking' && f.direction.family === family,
-    );
-    const commands: unknown[] = [
-      { list: { map: this.#ref(MAPS.fwd[family]) } },
-      ...byMap('delete', this.#opts.table, leaving.map(hookOf)),
-    ];
-    const result = await this.#opts.run(commands);
-    if (!result.ok) {
-      this.#failedWith(result.message);
-      return;
-    }
-    this.committed += 1;
-    this.reads += 1;
-    this.#report(parseCounters(result.output));
-    for (const flow of leaving) flow.state = 'unhooked';
-  }
-
-  /** Deletes the rewrites of directions that left, adds the elements of new ones. */
-  async #changeTransaction(): Promise<void> {
-    const left = [...this.#flows.values()].filter((f) => f.state === 'unhooked');
-    const adding = [...this.#flows.values()].filter((f) => f.state === 'adding');
-    this.#inFlight = new Set(adding);
+  /** Reads what was asked for, removes the leaving directions, adds the new ones. */
+  async #transaction(): Promise<void> {
     const table = this.#opts.table;
+    const all = [...this.#flows.values()];
+    const leaving = all.filter((f) => f.state === 'leaving');
+    const adding = all.filter((f) => f.state === 'adding');
+    const readAll = this.#readWanted && all.some((f) => f.state !== 'adding');
+    this.#readWanted = false;
+    this.#inFlight = new Set(adding);
+    const counter = (verb: string, flow: Flow): unknown => ({
+      [verb]: { counter: { ...this.#ref(), name: flow.counter } },
+    });
     const commands = [
-      ...byMap('delete', table, left.flatMap(rewritesOf)),
+      ...(readAll
+        ? [{ reset: { counters: this.#ref() } }]
+        : leaving.map((flow) => counter('reset', flow))),
+      ...byMap('delete', table, leaving.map(hookOf)),
+      ...byMap('delete', table, leaving.flatMap(rewritesOf)),
+      ...leaving.map((flow) => counter('delete', flow)),
+      ...adding.map((flow) => counter('add', flow)),
       ...byMap('add', table, adding.flatMap(rewritesOf)),
       ...byMap('add', table, adding.map(hookOf)),
     ];
@@ -439,26 +398,28 @@ export class KernelFlows implements KernelForwarder {
       return;
     }
     this.committed += 1;
-    for (const flow of left) this.#forget(flow);
-    // A direction removed while its elements were on their way in is unhooked by the next read.
+    if (readAll) this.reads += 1;
+    this.#report(parseCounters(result.output));
+    for (const flow of leaving) this.#forget(flow);
+    // A direction removed while its elements were on their way in leaves with the next one.
     for (const flow of adding) if (flow.state === 'adding') flow.state = 'in';
   }
 
   /**
-   * After a failure: empties every map and adds the directions that should be in. Their counters
-   * start again from 0; directions that were leaving are left out (their last packets since the
-   * previous read are not counted).
+   * After a failure: every counter is read (so no packet goes uncounted), every map emptied, and
+   * the directions that should be in are added again (their counters are kept, or created).
+   * Directions that were leaving are left out; their counters stay until the table goes.
    */
   async #rebuild(): Promise<void> {
-    this.#readWanted.clear();
-    for (const flow of [...this.#flows.values()]) {
-      if (flow.state === 'unhooking' || flow.state === 'unhooked') this.#forget(flow);
-    }
+    this.#readWanted = false;
+    for (const flow of [...this.#flows.values()]) if (flow.state === 'leaving') this.#forget(flow);
     const keep = [...this.#flows.values()];
     this.#inFlight = new Set(keep);
     const table = this.#opts.table;
     const commands = [
-      ...ALL_MAPS.map((name) => ({ flush: { map: this.#ref(name) } })),
+      { reset: { counters: this.#ref() } },
+      ...ALL_MAPS.map((name) => ({ flush: { map: { ...this.#ref(), name } } })),
+      ...keep.map((flow) => ({ add: { counter: { ...this.#ref(), name: flow.counter } } })),
       ...byMap('add', table, keep.flatMap(rewritesOf)),
       ...byMap('add', table, keep.map(hookOf)),
     ];
@@ -469,25 +430,17 @@ export class KernelFlows implements KernelForwarder {
     }
     this.committed += 1;
     this.#resync = false;
-    for (const flow of keep) {
-      flow.packets = 0;
-      flow.bytes = 0;
-      if (flow.state === 'adding') flow.state = 'in';
-    }
+    this.#report(parseCounters(result.output));
+    for (const flow of keep) if (flow.state === 'adding') flow.state = 'in';
   }
 
-  /** Hands each direction the packets counted since the previous report. */
+  /** Hands each direction the packets its counter counted since the previous reset. */
   #report(counters: Counters): void {
     for (const [id, counted] of counters) {
       const flow = this.#flows.get(id);
-      if (flow === undefined) continue;
-      const packets = counted.packets - flow.packets;
-      const bytes = counted.bytes - flow.bytes;
-      if (packets <= 0) continue;
-      flow.packets = counted.packets;
-      flow.bytes = counted.bytes;
-      const payload = Math.max(0, bytes - packets * HEADER_BYTES[flow.direction.family]);
-      flow.traffic(packets, payload);
+      if (flow === undefined || counted.packets <= 0) continue;
+      const header = counted.packets * HEADER_BYTES[flow.direction.family];
+      flow.traffic(counted.packets, Math.max(0, counted.bytes - header));
     }
   }
 
@@ -513,32 +466,37 @@ export class KernelFlows implements KernelForwarder {
 }
 
 /**
- * The element counters in `nft -j` listings of the forwarding maps: each element is
- * `[{"elem": {"val": KEY, "counter": {"packets": P, "bytes": B}}}, MARK]`. Anything else is
- * skipped; unparseable output gives no counters.
+ * The counters in nft's JSON output: one document per line (a reset of one counter prints one),
+ * each `{"nftables": [..., {"counter": {"name": "k72700001", "packets": P, "bytes": B}}]}`.
+ * Anything else is skipped; unparseable lines give nothing.
  */
 export function parseCounters(output: string): Counters {
   const counters: Counters = new Map();
-  let doc: unknown;
-  try {
-    doc = JSON.parse(output);
-  } catch {
-    return counters;
-  }
-  const items = (doc as { nftables?: unknown }).nftables;
-  if (!Array.isArray(items)) return counters;
-  for (const item of items as unknown[]) {
-    const elems = (item as { map?: { elem?: unknown } }).map?.elem;
-    if (!Array.isArray(elems)) continue;
-    for (const entry of elems as unknown[]) {
-      if (!Array.isArray(entry) || entry.length !== 2) continue;
-      const [key, value] = entry as [unknown, unknown];
-      const counter = (key as { elem?: { counter?: { packets?: unknown; bytes?: unknown } } }).elem
-        ?.counter;
-      if (typeof value !== 'number' || counter === undefined) continue;
-      const { packets, bytes } = counter;
-      if (typeof packets !== 'number' || typeof bytes !== 'number') continue;
-      counters.set(value, { packets, bytes });
+  for (const line of output.split('\n')) {
+    if (line.trim() === '') continue;
+    let doc: unknown;
+    try {
+      doc = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const items = (doc as { nftables?: unknown }).nftables;
+    if (!Array.isArray(items)) continue;
+    for (const item of items as unknown[]) {
+      const counter = (item as { counter?: { name?: unknown; packets?: unknown; bytes?: unknown } })
+        .counter;
+      if (counter === undefined) continue;
+      const { name, packets, bytes } = counter;
+      if (typeof name !== 'string' || typeof packets !== 'number' || typeof bytes !== 'number') {
+        continue;
+      }
+      const id = idOfCounter(name);
+      if (id === undefined) continue;
+      const seen = counters.get(id);
+      counters.set(id, {
+        packets: packets + (seen?.packets ?? 0),
+        bytes: bytes + (seen?.bytes ?? 0),
+      });
     }
   }
   return counters;

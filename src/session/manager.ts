@@ -22,7 +22,7 @@ import type {
 import { legAnswer, namesOwnSocket, PartySettings } from './party.ts';
 import { SessionPlayback } from './playback.ts';
 import { SessionRecording } from './recording.ts';
-import { IdleCounter, Leg, type LegLocal, Session } from './session.ts';
+import { IdleCounter, Leg, type LegLocal, Session, type SessionEnd } from './session.ts';
 import { type EndReason, foldSessionEnd, sessionEndFields } from './session-end.ts';
 import { type OffloadFigures, SessionOffload } from './offload.ts';
 
@@ -108,8 +108,8 @@ export class SessionManager {
   }
 
   /**
-   * Number of live sessions: in the registry, or out of it and waiting for the kernel's last
-   * counters before they close.
+   * Number of live sessions: in the registry, or closed and waiting for the kernel's last
+   * counters before their figures are final.
    */
   get size(): number {
     return this.#count + this.#ending.size;
@@ -236,28 +236,30 @@ export class SessionManager {
   }
 
   /**
-   * Destroys a session: it leaves the registry at once; its close cascade runs, its figures go to
-   * the global stats, logged once. A session with streams in the kernel closes once their removal
-   * committed and their last packets were counted (ended() waits for it).
+   * Destroys a session: it leaves the registry and its close cascade runs at once (its ports are
+   * free when D answers); its figures go to the global stats, logged once. For a session with
+   * streams in the kernel that happens once their removal committed and their last packets were
+   * counted (ended() waits for it).
    */
   destroy(session: Session, reason: EndReason): void {
     if (session.closed || !this.#unregister(session)) return;
     const withdrawn = this.#offload.withdraw(session);
+    const end = session.close();
+    for (const done of end.recordings) this.#recording.track(done);
     if (withdrawn === undefined) {
-      this.#end(session, reason);
+      this.#report(session, end, reason);
       return;
     }
     const ending = withdrawn.then(() => {
-      this.#end(session, reason);
+      this.#report(session, session.refigure(end), reason);
       this.#ending.delete(ending);
       if (this.#draining && this.size === 0) this.#deps.onDrained();
     });
     this.#ending.add(ending);
   }
 
-  #end(session: Session, reason: EndReason): void {
-    const end = session.close();
-    for (const done of end.recordings) this.#recording.track(done);
+  /** A closed session's figures: the global counters, the notification, the log line. */
+  #report(session: Session, end: SessionEnd, reason: EndReason): void {
     foldSessionEnd(this.#deps.stats, end, reason);
     // Only an idle timeout is reported to the controller (docs/protocol.md 8.4), not D, X or shutdown.
     const notify = reason === 'timeout' ? session.notify : undefined;

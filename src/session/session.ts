@@ -316,6 +316,9 @@ export class Session implements ActivitySink {
    * before it closes), then their players stop. Returns the session's figures, read after all of
    * that; idempotent: a second call changes nothing and returns the same result.
    */
+  /** When close() ran, monotonic ms. */
+  #closedAt: number | undefined;
+
   close(): SessionEnd {
     const { now, unmark, stopPlayer } = this.#hooks;
     // A call from inside the cascade (a hook) gets the figures as they stand.
@@ -331,8 +334,17 @@ export class Session implements ActivitySink {
       return leg.stopRecording();
     });
     for (const leg of this.legs) stopPlayer?.(leg.rtp);
-    this.#end = this.#figures(now(), recordings);
+    this.#closedAt = now();
+    this.#end = this.#figures(this.#closedAt, recordings);
     return this.#end;
+  }
+
+  /**
+   * The figures of the closed session again, with its counters as they stand now: the kernel
+   * fast path hands over a stream's last packets after the session closed (manager.ts).
+   */
+  refigure(end: SessionEnd): SessionEnd {
+    return this.#figures(this.#closedAt ?? this.#hooks.now(), end.recordings);
   }
 
   /** The figures of a session that just closed. */

@@ -1,7 +1,7 @@
 /**
- * The kernel path's transactions (nft/kernel.ts) over a fake `nft -j`: which elements go in and
- * out, in which kind of transaction, how counters come back to the streams, and the rebuild after
- * a failure. The real kernel is exercised by test/integration/kernel-path.test.ts.
+ * The kernel path's transactions (nft/kernel.ts) over a fake `nft -j`: which counters and elements
+ * go in and out, in which order, how counters come back to the streams, and the rebuild after a
+ * failure. The real kernel is exercised by test/integration/kernel-path.test.ts.
  */
 import pino from 'pino';
 import t from 'tap';
@@ -14,42 +14,39 @@ import {
 } from '../../../src/nft/kernel.ts';
 import type { NftJsonResult } from '../../../src/nft/runner.ts';
 
-interface Element {
-  readonly add?: { element: { name: string; elem: unknown[] } };
-  readonly delete?: { element: { name: string; elem: unknown[] } };
-  readonly list?: { map: { name: string } };
-  readonly flush?: { map: { name: string } };
-}
+type Verb = 'add' | 'delete' | 'reset' | 'flush';
+/** One JSON command, as the fake reads it. */
+type Command = Partial<Record<Verb, Record<string, { name?: string; elem?: unknown[] }>>>;
 
-/** A fake nft: records each transaction; lists kfwd4 with the counters in `counters`. */
+/** A fake nft: records each transaction; a reset prints and zeroes the counters in `counters`. */
 function fakeFlows() {
-  const transactions: Element[][] = [];
+  const transactions: Command[][] = [];
   const state = { fail: 0, counters: new Map<number, [number, number]>() };
   const flows = new KernelFlows({
     table: 'rtpproxy_test',
     families: [4, 6],
     run: (commands): Promise<NftJsonResult> => {
-      const tx = commands as Element[];
+      const tx = commands as Command[];
       transactions.push(tx);
       if (state.fail > 0) {
         state.fail -= 1;
         return Promise.resolve({ ok: false, message: 'Error: Could not process rule' });
       }
-      const listed = tx.find((c) => c.list !== undefined)?.list?.map.name;
-      const elem = [...state.counters].map(([id, [packets, bytes]]) => [
-        {
-          elem: {
-            val: { concat: ['192.0.2.1', 4000, '198.51.100.1', 35000] },
-            counter: { packets, bytes },
-          },
-        },
-        id,
-      ]);
-      const output =
-        listed === 'kfwd4'
-          ? JSON.stringify({ nftables: [{ metainfo: {} }, { map: { name: 'kfwd4', elem } }] })
-          : '';
-      return Promise.resolve({ ok: true, output });
+      const lines: string[] = [];
+      for (const c of tx) {
+        const reset = c.reset;
+        if (reset === undefined) continue;
+        const one = reset['counter']?.name;
+        const ids =
+          one === undefined ? [...state.counters.keys()] : [Number.parseInt(one.slice(1), 16)];
+        const items = ids.map((id) => {
+          const [packets, bytes] = state.counters.get(id) ?? [0, 0];
+          state.counters.set(id, [0, 0]);
+          return { counter: { name: `k${id.toString(16)}`, packets, bytes } };
+        });
+        lines.push(JSON.stringify({ nftables: [{ metainfo: {} }, ...items] }));
+      }
+      return Promise.resolve({ ok: true, output: lines.join('\n') });
     },
     logger: pino({ level: 'silent' }),
     now: () => 0,
@@ -65,50 +62,62 @@ const AB: ForwardDirection = {
   out: { address: '198.51.100.1', port: 35000 },
   to: { address: '203.0.113.7', port: 5000 },
 };
+const ID1 = KERNEL_MARK_BASE + 1;
+const K1 = `k${ID1.toString(16)}`;
 
-/** The map names a transaction touches with `verb`. */
-function maps(tx: readonly Element[], verb: 'add' | 'delete' | 'list' | 'flush'): string[] {
+/** What a transaction does with `verb`, in order: map names, `counter NAME`, `counters` (all). */
+function touched(tx: readonly Command[], verb: Verb): string[] {
   return tx.flatMap((c) => {
     const entry = c[verb];
     if (entry === undefined) return [];
-    return ['element' in entry ? entry.element.name : entry.map.name];
+    if (entry['element'] !== undefined) return [entry['element'].name ?? ''];
+    if (entry['counter'] !== undefined) return [`counter ${entry['counter'].name ?? ''}`];
+    if (entry['counters'] !== undefined) return ['counters'];
+    return [entry['map']?.name ?? ''];
   });
 }
 
-t.test(
-  'the definition: fixed chains at the four hooks, counters on the forwarding maps',
-  async (t) => {
-    const lines = kernelDefinition('tos_addr').join('\n');
-    t.match(
-      lines,
-      /map kfwd4 \{ type ipv4_addr \. inet_service \. ipv4_addr \. inet_service : mark; counter; \}/,
-    );
-    t.match(lines, /map kfwd6 \{ type ipv6_addr/);
-    for (const hook of ['prerouting priority raw', 'output priority raw', 'postrouting', 'input']) {
-      t.match(lines, new RegExp(`hook ${hook}`), `a chain at ${hook}`);
-    }
-    t.match(
-      lines,
-      /notrack ip daddr set meta mark map @kdaddr4 udp dport set meta mark map @kdport/,
-    );
-    t.match(lines, /meta mark set 0 ip saddr \. udp sport vmap @tos_addr/, 'TOS after the rewrite');
-  },
-);
+/** The elements of an element command. */
+function elems(c: Command | undefined): unknown {
+  return (c?.add ?? c?.delete)?.['element']?.elem;
+}
+
+t.test('the definition: fixed chains at four hooks, a named counter per direction', async (t) => {
+  const lines = kernelDefinition('tos_addr').join('\n');
+  t.match(
+    lines,
+    /map kfwd4 \{ type ipv4_addr \. inet_service \. ipv4_addr \. inet_service : mark; \}/,
+  );
+  t.match(lines, /map kfwd6 \{ type ipv6_addr/);
+  t.match(lines, /map kcnt \{ type mark : counter; \}/);
+  for (const hook of ['prerouting priority raw', 'output priority raw', 'postrouting', 'input']) {
+    t.match(lines, new RegExp(`hook ${hook}`), `a chain at ${hook}`);
+  }
+  t.match(lines, /map @kfwd4 counter name meta mark map @kcnt notrack ip daddr set meta mark map/);
+  t.match(lines, /meta mark set 0 ip saddr \. udp sport vmap @tos_addr/, 'TOS after the rewrite');
+});
 
 t.test(
-  'a direction goes in with one change transaction: rewrites first, forwarding last',
+  'a direction goes in with one transaction: counter and rewrites first, forwarding last',
   async (t) => {
     const { flows, transactions } = fakeFlows();
     const handle = flows.install(AB, () => undefined);
     await flows.settled();
     t.equal(transactions.length, 1);
     const tx = transactions[0] ?? [];
-    t.same(maps(tx, 'add'), ['kdaddr4', 'kdport', 'ksaddr4', 'ksport4', 'kfwd4']);
-    t.same(maps(tx, 'list'), [], 'no listing in a change transaction');
-    const fwd = tx.at(-1)?.add?.element.elem;
-    t.same(fwd, [[{ concat: ['192.0.2.1', 4000, '198.51.100.1', 35002] }, KERNEL_MARK_BASE + 1]]);
-    const saddr = tx[2]?.add?.element.elem;
-    t.same(saddr, [[{ concat: [KERNEL_MARK_BASE + 1, '203.0.113.7', 5000] }, '198.51.100.1']]);
+    t.same(touched(tx, 'add'), [
+      `counter ${K1}`,
+      'kcnt',
+      'kdaddr4',
+      'kdport',
+      'ksaddr4',
+      'ksport4',
+      'kfwd4',
+    ]);
+    t.same(touched(tx, 'reset'), [], 'nothing to read yet');
+    t.same(elems(tx.at(-1)), [[{ concat: ['192.0.2.1', 4000, '198.51.100.1', 35002] }, ID1]]);
+    t.same(elems(tx[1]), [[ID1, K1]]);
+    t.same(elems(tx[4]), [[{ concat: [ID1, '203.0.113.7', 5000] }, '198.51.100.1']]);
     t.equal(flows.size, 1);
     t.equal(handle.direction, AB);
   },
@@ -121,50 +130,63 @@ t.test('a burst of directions costs one transaction', async (t) => {
   }
   await flows.settled();
   t.equal(transactions.length, 1);
-  t.equal((transactions[0]?.at(-1)?.add?.element.elem ?? []).length, 50);
-});
-
-t.test('counters: a read hands each direction its new packets, payload bytes only', async (t) => {
-  const { flows, state } = fakeFlows();
-  const seen: [number, number][] = [];
-  flows.install(AB, (packets, bytes) => seen.push([packets, bytes]));
-  await flows.settled();
-  state.counters.set(KERNEL_MARK_BASE + 1, [10, 10 * (28 + 160)]);
-  await flows.read();
-  state.counters.set(KERNEL_MARK_BASE + 1, [15, 15 * (28 + 160)]);
-  await flows.read();
-  await flows.read();
-  t.same(
-    seen,
-    [
-      [10, 1600],
-      [5, 800],
-    ],
-    'deltas, IP and UDP headers taken off, nothing when nothing moved',
-  );
+  t.equal((elems(transactions[0]?.at(-1)) as unknown[]).length, 50);
 });
 
 t.test(
-  'removal: the read transaction unhooks and counts, the next deletes the rewrites',
+  'a read resets every counter and hands each direction its packets, payload only',
+  async (t) => {
+    const { flows, state, transactions } = fakeFlows();
+    const seen: [number, number][] = [];
+    flows.install(AB, (packets, bytes) => seen.push([packets, bytes]));
+    await flows.settled();
+    state.counters.set(ID1, [10, 10 * (28 + 160)]);
+    await flows.read();
+    t.same(touched(transactions.at(-1) ?? [], 'reset'), ['counters'], 'one reset for all');
+    state.counters.set(ID1, [5, 5 * (28 + 160)]);
+    await flows.read();
+    await flows.read();
+    t.same(
+      seen,
+      [
+        [10, 1600],
+        [5, 800],
+      ],
+      'what each reset returned, IP and UDP headers taken off; nothing when nothing moved',
+    );
+    t.equal(flows.reads, 3);
+  },
+);
+
+t.test(
+  'removal: one transaction reads its counter, then deletes it all, forwarding first',
   async (t) => {
     const { flows, transactions, state } = fakeFlows();
     const seen: number[] = [];
     const handle = flows.install(AB, (packets) => seen.push(packets));
     await flows.settled();
-    state.counters.set(KERNEL_MARK_BASE + 1, [7, 7 * 188]);
+    state.counters.set(ID1, [7, 7 * 188]);
     flows.remove(handle);
     t.equal(flows.size, 0, 'no longer counted as forwarded');
     await flows.settled();
-    const [, read, change] = transactions;
-    t.same(maps(read ?? [], 'list'), ['kfwd4']);
-    t.same(maps(read ?? [], 'delete'), ['kfwd4'], 'the read transaction unhooks only');
-    t.same(maps(change ?? [], 'delete'), ['kdaddr4', 'kdport', 'ksaddr4', 'ksport4']);
+    t.equal(transactions.length, 2);
+    const tx = transactions[1] ?? [];
+    t.same(touched(tx, 'reset'), [`counter ${K1}`], 'only its counter is read');
+    t.same(touched(tx, 'delete'), [
+      'kfwd4',
+      'kcnt',
+      'kdaddr4',
+      'kdport',
+      'ksaddr4',
+      'ksport4',
+      `counter ${K1}`,
+    ]);
     t.same(seen, [7], 'the last packets were counted');
     // The id is free again.
     flows.install(AB, () => undefined);
     await flows.settled();
-    t.same(transactions.at(-1)?.at(-1)?.add?.element.elem, [
-      [{ concat: ['192.0.2.1', 4000, '198.51.100.1', 35002] }, KERNEL_MARK_BASE + 1],
+    t.same(elems(transactions.at(-1)?.at(-1)), [
+      [{ concat: ['192.0.2.1', 4000, '198.51.100.1', 35002] }, ID1],
     ]);
   },
 );
@@ -184,8 +206,17 @@ t.test('a failed transaction is followed by a rebuild of every map', async (t) =
   await flows.settled();
   t.equal(flows.failed, 1);
   const rebuild = transactions.at(-1) ?? [];
-  t.equal(maps(rebuild, 'flush').length, 9, 'every map flushed');
-  t.same(maps(rebuild, 'add'), ['kdaddr4', 'kdport', 'ksaddr4', 'ksport4', 'kfwd4']);
+  t.same(touched(rebuild, 'reset'), ['counters'], 'every counter read first');
+  t.equal(touched(rebuild, 'flush').length, 10, 'every map emptied');
+  t.same(touched(rebuild, 'add'), [
+    `counter ${K1}`,
+    'kcnt',
+    'kdaddr4',
+    'kdport',
+    'ksaddr4',
+    'ksport4',
+    'kfwd4',
+  ]);
   t.equal(flows.committed, 1);
 });
 
@@ -199,31 +230,16 @@ t.test('nothing runs once closed, and reads resolve at once', async (t) => {
   t.equal(flows.ready, false);
 });
 
-t.test('parseCounters reads mark -> counter and skips what it does not know', async (t) => {
-  const doc = {
-    nftables: [
-      { metainfo: { version: '1.0.6' } },
-      {
-        map: {
-          name: 'kfwd4',
-          elem: [
-            [
-              {
-                elem: {
-                  val: { concat: ['10.0.0.1', 1, '10.0.0.2', 2] },
-                  counter: { packets: 3, bytes: 99 },
-                },
-              },
-              5,
-            ],
-            [{ concat: ['10.0.0.1', 1, '10.0.0.2', 4] }, 6],
-            'garbage',
-          ],
-        },
-      },
-    ],
-  };
-  t.same([...parseCounters(JSON.stringify(doc))], [[5, { packets: 3, bytes: 99 }]]);
+t.test('parseCounters reads our counters, one document per line, and skips the rest', async (t) => {
+  const doc = (items: unknown[]): string =>
+    JSON.stringify({ nftables: [{ metainfo: {} }, ...items] });
+  const output = [
+    doc([{ counter: { name: 'k72700005', packets: 3, bytes: 99 } }]),
+    doc([{ counter: { name: 'other', packets: 1, bytes: 1 } }, { counter: { name: 'k72700006' } }]),
+    'garbage',
+    '',
+  ].join('\n');
+  t.same([...parseCounters(output)], [[0x72700005, { packets: 3, bytes: 99 }]]);
   t.same([...parseCounters('not json')], []);
   t.same([...parseCounters('{"nftables": 3}')], []);
 });
