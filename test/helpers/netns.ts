@@ -224,7 +224,11 @@ export async function createTopology(
 // ---------------------------------------------------------------------------------------------
 // nftables, read inside a namespace
 
-/** One element of an nftables map: its key (a concatenation's parts), value and counter. */
+/**
+ * One element of an nftables map: its key (a concatenation's parts), value and counter: the
+ * element's own, or, for a forwarding element of the kernel path (value: a mark id), the named
+ * counter `k<id in hex>` the daemon keeps for it.
+ */
 export interface MapElement {
   readonly key: readonly (string | number)[];
   readonly value: unknown;
@@ -291,9 +295,35 @@ export async function nftMapElements(
   const doc = JSON.parse(text) as { nftables?: Record<string, unknown>[] };
   for (const item of doc.nftables ?? []) {
     const m = item['map'] as { elem?: unknown[] } | undefined;
-    if (m !== undefined) return (m.elem ?? []).map(elementOf);
+    if (m === undefined) continue;
+    const elements = (m.elem ?? []).map(elementOf);
+    if (elements.every((e) => e.packets !== undefined || typeof e.value !== 'number')) {
+      return elements;
+    }
+    const counters = await namedCounters(ns, table);
+    return elements.map((e) => {
+      const c = typeof e.value === 'number' ? counters.get(`k${e.value.toString(16)}`) : undefined;
+      return c === undefined ? e : { ...e, packets: c.packets, bytes: c.bytes };
+    });
   }
   return [];
+}
+
+/** The named counters of `inet TABLE` in `ns` (read, not reset). */
+async function namedCounters(
+  ns: string,
+  table: string,
+): Promise<Map<string, { packets: number; bytes: number }>> {
+  const text = await nftIn(ns, ['-j', 'list', 'counters', 'table', 'inet', table]);
+  const counters = new Map<string, { packets: number; bytes: number }>();
+  if (text.startsWith('error:')) return counters;
+  const doc = JSON.parse(text) as { nftables?: Record<string, unknown>[] };
+  for (const item of doc.nftables ?? []) {
+    const c = item['counter'] as { name?: string; packets?: number; bytes?: number } | undefined;
+    if (c?.name === undefined) continue;
+    counters.set(c.name, { packets: c.packets ?? 0, bytes: c.bytes ?? 0 });
+  }
+  return counters;
 }
 
 /** The table names (`FAMILY NAME`) in `ns`. */
