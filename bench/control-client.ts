@@ -42,12 +42,12 @@ export class ControlClient {
     });
   }
 
-  /** Opens a client bound to an ephemeral port on 127.0.0.1 talking to `host:port`. */
-  static async open(port: number, host = '127.0.0.1'): Promise<ControlClient> {
+  /** Opens a client bound to an ephemeral port on `local` talking to `host:port`. */
+  static async open(port: number, host = '127.0.0.1', local = '127.0.0.1'): Promise<ControlClient> {
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind({ port: 0, address: '127.0.0.1' }, () => {
+      socket.bind({ port: 0, address: local }, () => {
         socket.off('error', reject);
         resolve();
       });

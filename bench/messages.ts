@@ -1,8 +1,19 @@
 /** Messages between the benchmark driver (bench/relay.ts) and the load generator (bench/generator.ts). */
 import type { LatencySummary } from './histogram.ts';
 
+/** Where the peers and the daemon are (127.0.0.1 for all on loopback; bench/netns.ts otherwise). */
+export interface BenchAddresses {
+  /** The daemon's control socket address and its media address (`-l`). */
+  readonly relay: string;
+  /** Address of the caller peers (the `U` address), also the control clients' own address. */
+  readonly caller: string;
+  /** Address of the callee peers (the `L` address). */
+  readonly callee: string;
+}
+
 export interface GeneratorConfig {
   readonly controlPort: number;
+  readonly addresses: BenchAddresses;
   /** Sessions to set up with U and L; each has a caller and a callee peer socket. */
   readonly sessions: number;
   /** RTP packets per second per direction per session (50 = 20 ms packets). */
@@ -26,6 +37,17 @@ export interface GeneratorConfig {
    * run it in the Node generator process itself.
    */
   readonly native: string | null;
+  /**
+   * Native generator: `spin` busy-polls before each send (the relay's sends find a running
+   * receiver), `sleep` sleeps until the next send is due (its CPU time is then its work alone).
+   */
+  readonly poll: 'spin' | 'sleep';
+  /**
+   * Native generator: after the warm-up, keep sending unmeasured packets until the driver sends
+   * `measure` (it waits for the kernel to take the streams over), for at most this long (s);
+   * 0 = the measured window follows the warm-up at once.
+   */
+  readonly holdMaxS: number;
 }
 
 export interface ScheduleStats {
@@ -76,6 +98,10 @@ export interface GeneratorResult {
   readonly elu: number | null;
   /** SO_RCVBUF the kernel granted (Linux doubles the value asked for, capped by rmem_max). */
   readonly peerRecvBuffer: number;
+  /** How long the warm-up was extended waiting for `measure` (ms; 0 without a hold). */
+  readonly heldMs: number;
+  /** The hold ended on its bound, not on `measure`. */
+  readonly holdTimedOut: boolean;
   /** Time series of the load phase, in buckets of bucketMs from originEpochMs (wall clock, ms). */
   readonly trace: {
     readonly originEpochMs: number;
@@ -88,13 +114,15 @@ export interface GeneratorResult {
   };
 }
 
-export interface ToGenerator {
-  readonly type: 'start';
-  readonly config: GeneratorConfig;
-}
+export type ToGenerator =
+  | { readonly type: 'start'; readonly config: GeneratorConfig }
+  /** End the hold: the measured window may start. */
+  | { readonly type: 'measure' };
 
 export type FromGenerator =
   | { readonly type: 'setup-done'; readonly ms: number }
+  /** The warm-up is over and the generator holds (GeneratorConfig.holdMaxS) until `measure`. */
+  | { readonly type: 'warmup-done' }
   | { readonly type: 'measure-start' }
   | { readonly type: 'measure-end' }
   | { readonly type: 'result'; readonly result: GeneratorResult }

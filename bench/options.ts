@@ -38,6 +38,24 @@ export interface BenchOptions {
   readonly repeat: number;
   /** Which generator runs the packets: the native one (bench/rtpgen.c) when it builds, or Node. */
   readonly generator: 'auto' | 'native' | 'node';
+  /**
+   * `loopback`: everything on 127.0.0.1 in the host's namespace. `netns`: the daemon in a relay
+   * namespace, the peers in an endpoints namespace, joined by veth pairs (bench/netns.ts).
+   */
+  readonly topology: 'loopback' | 'netns';
+  /** `--kernel` given to our daemon; null = not given (the daemon's default). */
+  readonly kernel: 'on' | 'off' | 'auto' | null;
+  /** Run userspace (`--kernel off`) and kernel (`--kernel on`) back to back and compare. */
+  readonly compare: boolean;
+  /** Native generator: busy-poll before each send (`spin`) or sleep until it is due. */
+  readonly genPoll: 'spin' | 'sleep';
+  /** With the kernel path: the longest wait (s) for the streams to be offloaded before measuring. */
+  readonly offloadWaitS: number;
+}
+
+/** Kernel streams expected once every session is offloaded: RTP, both directions (RTCP is idle). */
+export function expectedKernelStreams(sessions: number): number {
+  return 2 * sessions;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -58,7 +76,8 @@ options:
   --slots N         Node generator: spread the streams over N sub-slots of each tick (default
                     20; 1 = all streams send at the same instant of the tick)
   --port-min P      daemon media port range, passed as -m (default 20000)
-  --port-max P      daemon media port range, passed as -M (default 29999)
+  --port-max P      daemon media port range, passed as -M (default 29999; 39999 with
+                    --topology netns, whose namespace has no other sockets)
   --recv-buffer B   SO_RCVBUF asked for on each generator peer socket (default 1048576)
   --workers N       run our daemon with --workers N (default: its own default)
   --control K       during the measured window, K callers each run U, L, D back to back on a
@@ -70,6 +89,22 @@ options:
   --repeat N        run the same load N times (fresh daemon each time) and print the median and
                     range of the figures: latency tails vary from run to run
   --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
+  --topology T      loopback (default): daemon and peers on 127.0.0.1 in this namespace.
+                    netns (needs root): the bench creates a relay and an endpoints network
+                    namespace joined by two veth pairs, runs the daemon in the relay one
+                    (ip_forward on, -l and the control socket on its address) and everything
+                    else in the endpoints one, callers on one link and callees on the other, so
+                    every relayed packet crosses the relay's forward path; deleted on exit
+  --kernel MODE     on, off or auto: passed to our daemon as --kernel (needs --topology netns
+                    for on and auto). With on or auto the generator holds after the warm-up
+                    until \`Iv\` reports every stream offloaded (bounded by --offload-wait)
+  --compare         --topology netns, and every run twice on fresh daemons, --kernel off then
+                    --kernel on (with --ramp: both ramps), then both side by side
+  --offload-wait S  the longest wait for the offload before measuring anyway (default 20)
+  --gen-poll P      spin or sleep: the native generator busy-polls for 2 ms before each send
+                    (spin, the loopback default: the relay's sends find a running receiver) or
+                    sleeps until the send is due (sleep, the netns default: its CPU time and the
+                    machine's are then work done, not polling)
   --split-media     with --workers 1: during the warm-up, pin the daemon's busiest thread (the
                     media worker) to CPU 0 and its other threads (control, sessions) to CPU 1,
                     the generator's CPU: media gets a core of its own as on a real host
@@ -88,7 +123,9 @@ options:
                     arguments; e.g. --target /usr/local/bin/rtpproxy
   -h, --help        this text
 
-The daemon gets: -f -F -s udp:127.0.0.1:PORT -l 127.0.0.1 -m MIN -M MAX -d ERR
+The daemon gets: -f -F -s udp:ADDR:PORT -l ADDR -m MIN -M MAX -d ERR, with ADDR 127.0.0.1 and
+--nft off on loopback (no nftables table in this namespace), the relay namespace's address with
+--topology netns (default media range 20000..39999 there).
 `;
 
 export class UsageError extends Error {
@@ -120,7 +157,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let rate = 50;
   let slots = 20;
   let portMin = 20000;
-  let portMax = 29999;
+  let portMax: number | null = null;
   let pin = true;
   let json = false;
   let recvBufferBytes = 1024 * 1024;
@@ -136,6 +173,11 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let rampMax = 0;
   let generator: BenchOptions['generator'] = 'auto';
   let repeat = 1;
+  let topology: BenchOptions['topology'] | null = null;
+  let kernel: BenchOptions['kernel'] = null;
+  let compare = false;
+  let genPoll: BenchOptions['genPoll'] | null = null;
+  let offloadWaitS = 20;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const next = (): string | undefined => argv[++i];
@@ -215,6 +257,34 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         generator = g;
         break;
       }
+      case '--topology': {
+        const t = next();
+        if (t !== 'loopback' && t !== 'netns') {
+          throw new UsageError('--topology needs loopback or netns');
+        }
+        topology = t;
+        break;
+      }
+      case '--kernel': {
+        const k = next();
+        if (k !== 'on' && k !== 'off' && k !== 'auto') {
+          throw new UsageError('--kernel needs on, off or auto');
+        }
+        kernel = k;
+        break;
+      }
+      case '--compare':
+        compare = true;
+        break;
+      case '--gen-poll': {
+        const p = next();
+        if (p !== 'spin' && p !== 'sleep') throw new UsageError('--gen-poll needs spin or sleep');
+        genPoll = p;
+        break;
+      }
+      case '--offload-wait':
+        offloadWaitS = num(a, next(), 1, 600);
+        break;
       case '--no-pin':
         pin = false;
         break;
@@ -245,6 +315,23 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     }
   }
   if (repeat > 1 && rampStep > 0) throw new UsageError('--repeat and --ramp do not go together');
+  if (compare && topology === 'loopback') {
+    throw new UsageError('--compare runs in the netns topology (the kernel path needs forwarding)');
+  }
+  const topo = topology ?? (compare ? 'netns' : 'loopback');
+  if (compare && (kernel !== null || repeat > 1)) {
+    throw new UsageError('--compare sets --kernel itself, and does not go with --repeat');
+  }
+  if (topo === 'loopback' && (kernel === 'on' || kernel === 'auto')) {
+    throw new UsageError(
+      `--kernel ${kernel} needs --topology netns: on loopback nothing is forwarded, and the bench ` +
+        "creates no nftables table in this host's namespace",
+    );
+  }
+  if ((kernel !== null || compare) && target !== null) {
+    throw new UsageError('--kernel and --compare are options of our daemon, not of --target');
+  }
+  portMax ??= topo === 'netns' ? 39999 : 29999;
   const pairs = Math.floor((portMax - portMin + 1) / 2);
   const fits = Math.floor((pairs - 16 - 2 * control) / 2);
   if (rampStep > 0) rampMax = Math.min(rampMax === 0 ? fits : rampMax, fits);
@@ -277,5 +364,10 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     rampMax,
     generator,
     repeat,
+    topology: topo,
+    kernel,
+    compare,
+    genPoll: genPoll ?? (topo === 'netns' ? 'sleep' : 'spin'),
+    offloadWaitS,
   };
 }

@@ -8,6 +8,11 @@
  * from /proc and its global counters (`G`) over the control socket at the start and end of the
  * measured window, and prints the report. Everything it starts is killed on exit, on error and on
  * SIGINT/SIGTERM/SIGHUP; every wait has a deadline.
+ *
+ * With `--topology netns` this process creates the two namespaces of bench/netns.ts, runs itself
+ * again inside the endpoints namespace (where the control socket, on the relay's address, is
+ * routed: that run does all of the above, the daemon in the relay namespace), and deletes the
+ * namespaces, with whatever still runs in them, when that run ends, on error and on signals.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -17,9 +22,28 @@ import { fileURLToPath } from 'node:url';
 import { ControlClient } from './control-client.ts';
 import { ControlProbe, type ProbeResult } from './control-probe.ts';
 import type { FromGenerator, GeneratorConfig, GeneratorResult, ToGenerator } from './messages.ts';
+import type { BenchAddresses } from './messages.ts';
 import { buildNativeGenerator, NATIVE_GENERATOR_NAME } from './native-generator.ts';
-import { parseArgs, USAGE, UsageError, type BenchOptions } from './options.ts';
 import {
+  createTopology,
+  deleteTopology,
+  inheritedTopology,
+  inNamespace,
+  procNetAddress,
+  removeStaleTopologies,
+  TOPOLOGY_ENV,
+  topologyProblem,
+  type Topology,
+} from './netns.ts';
+import {
+  expectedKernelStreams,
+  parseArgs,
+  USAGE,
+  UsageError,
+  type BenchOptions,
+} from './options.ts';
+import {
+  backlogDrops,
   cpusAllowed,
   processTree,
   systemCpuTimes,
@@ -33,6 +57,8 @@ import {
   type CpuTimes,
 } from './procfs.ts';
 import {
+  formatCompare,
+  formatCompareRamp,
   formatRamp,
   formatRampStep,
   formatRepeat,
@@ -42,6 +68,7 @@ import {
   repeatRun,
   type BenchReport,
   type CounterSet,
+  type KernelPath,
   type RampStep,
   type RepeatRun,
 } from './report.ts';
@@ -87,6 +114,20 @@ async function splitMediaThread(pid: number): Promise<string> {
 const MAX_RAMP_STEPS = 40;
 /** U/L commands in flight at once during setup. */
 const SETUP_CONCURRENCY = 16;
+/**
+ * --control in the netns topology: how long each probe session lives, latched, before its D. The
+ * daemon hands latched streams to the kernel on a once-a-second sweep: this is one sweep and a
+ * half, so that most probe sessions are offloaded, then removed, while they are counted.
+ */
+const PROBE_HOLD_MS = 1500;
+/** The most probe sessions alive at once (4 descriptors each in the daemon). */
+const PROBE_MAX_LIVE = 3000;
+/** How often `Iv` is asked while waiting for the offload. */
+const OFFLOAD_POLL_MS = 250;
+/** The generator holds this much longer than the driver waits, so the driver always ends it. */
+const HOLD_MARGIN_S = 5;
+/** How often the run inside the namespaces checks that the run outside is still there. */
+const PARENT_CHECK_MS = 1000;
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -233,6 +274,37 @@ async function globalCounters(client: ControlClient): Promise<CounterSet | null>
   }
 }
 
+/** `kernel streams: N` of `Iv`; null when the daemon does not print it (or does not answer). */
+async function kernelStreams(client: ControlClient): Promise<number | null> {
+  try {
+    const m = /^kernel streams: ([0-9]+)$/m.exec(await client.command('Iv'));
+    return m?.[1] === undefined ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Polls `Iv` until the daemon reports at least `expected` kernel streams, for at most `maxS`
+ * seconds; gives up at once when the daemon does not report kernel streams at all.
+ */
+async function waitForOffload(
+  client: ControlClient,
+  expected: number,
+  maxS: number,
+): Promise<{ streams: number | null; waitedMs: number; reached: boolean }> {
+  const t0 = performance.now();
+  const end = t0 + maxS * 1000;
+  let streams: number | null = null;
+  for (let i = 0; i < (maxS * 1000) / OFFLOAD_POLL_MS + 1; i++) {
+    streams = await kernelStreams(client);
+    if (streams === null || streams >= expected || performance.now() >= end) break;
+    await sleep(OFFLOAD_POLL_MS);
+  }
+  const reached = streams !== null && streams >= expected;
+  return { streams, waitedMs: performance.now() - t0, reached };
+}
+
 interface WindowSample {
   readonly t: number;
   readonly cpu: { user: number; system: number };
@@ -242,12 +314,37 @@ interface WindowSample {
   /** Busy CPU seconds of the whole machine, per CPU, and this driver's own CPU seconds. */
   readonly system: Map<number, CpuTimes>;
   readonly driverCpuS: number;
+  /** `kernel streams` of `Iv`; null when not asked or not reported. */
+  readonly kernelStreams: number | null;
+  /** Packets dropped on a full CPU input backlog (/proc/net/softnet_stat), all CPUs. */
+  readonly backlogDrops: number;
+}
+
+/**
+ * UDP receive drops of the daemon's media sockets and of the generator's, and the UDP counters
+ * of /proc/net/snmp: on loopback all in this namespace; with the netns topology the daemon's are
+ * in its namespace (/proc/PID/net) and the generator's in this one, and the counters are summed.
+ */
+function udpFigures(
+  pid: number,
+  opts: BenchOptions,
+  topology: Topology | null,
+): { drops: { inRange: number; outside: number }; snmp: Record<string, number> } {
+  if (topology === null) {
+    return { drops: udpDrops(opts.portMin, opts.portMax), snmp: udpSnmp() };
+  }
+  const relay = udpDrops(opts.portMin, opts.portMax, procNetAddress(topology.relayAddr), pid);
+  const endpoints = udpDrops(1, 0, null);
+  const snmp = udpSnmp();
+  for (const [name, value] of Object.entries(udpSnmp(pid))) snmp[name] = (snmp[name] ?? 0) + value;
+  return { drops: { inRange: relay.inRange, outside: endpoints.outside }, snmp };
 }
 
 async function sampleWindow(
   pid: number,
   client: ControlClient,
   opts: BenchOptions,
+  setup: RunSetup,
 ): Promise<WindowSample> {
   // The G query goes out first and the CPU time is read right after it, so that both describe
   // the same instant as closely as possible; the slower /proc scans come last.
@@ -257,10 +354,20 @@ async function sampleWindow(
   const system = systemCpuTimes();
   const self = process.cpuUsage();
   const driverCpuS = (self.user + self.system) / 1e6;
-  const drops = udpDrops(opts.portMin, opts.portMax);
-  const snmp = udpSnmp();
+  const { drops, snmp } = udpFigures(pid, opts, setup.topology);
   const counters = await countersReply;
-  return { t, cpu, counters, drops, snmp, system, driverCpuS };
+  const kernel = opts.kernel === null ? null : await kernelStreams(client);
+  return {
+    t,
+    cpu,
+    counters,
+    drops,
+    snmp,
+    system,
+    driverCpuS,
+    kernelStreams: kernel,
+    backlogDrops: backlogDrops(),
+  };
 }
 
 async function stopDaemon(daemon: ChildProcess, client: ControlClient | null): Promise<void> {
@@ -288,27 +395,52 @@ interface RunSetup {
   /** Path of the native generator, or null for the Node one. */
   readonly native: string | null;
   readonly plan: { pin: boolean; reason: string };
+  /** The namespaces of --topology netns (this process runs in the endpoints one), or null. */
+  readonly topology: Topology | null;
+}
+
+/** Where the daemon and the peers are. */
+function benchAddresses(topology: Topology | null): BenchAddresses {
+  if (topology === null) return { relay: '127.0.0.1', caller: '127.0.0.1', callee: '127.0.0.1' };
+  return { relay: topology.relayAddr, caller: topology.callerAddr, callee: topology.calleeAddr };
+}
+
+let runs = 0;
+
+/**
+ * The control port in the relay namespace, where nothing else runs: next to the media range, a
+ * new one for every run (the previous daemon's socket may not be closed yet).
+ */
+function relayControlPort(opts: BenchOptions): number {
+  const n = runs % 100;
+  return opts.portMax + 2 + n <= 65535 ? opts.portMax + 2 + n : opts.portMin - 2 - n;
 }
 
 /** One run: start the daemon, set up, relay, measure, stop. */
 async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport> {
-  const { native, plan } = setup;
-  const controlPort = await freeUdpPort();
+  const { native, plan, topology } = setup;
+  runs++;
+  const addresses = benchAddresses(topology);
+  const controlPort = topology === null ? await freeUdpPort() : relayControlPort(opts);
   const daemonArgs = [
-    ...localDaemonArgs(controlPort, opts.portMin, opts.portMax),
+    ...localDaemonArgs(controlPort, opts.portMin, opts.portMax, addresses.relay),
     '-d',
     'ERR',
     ...(opts.workers === null || opts.target !== null ? [] : ['--workers', String(opts.workers)]),
-    // Ours only: the bench never creates an nftables table in the host's network namespace.
-    ...(opts.target === null ? ['--nft', 'off'] : []),
+    // Ours only: the bench never creates an nftables table in the host's network namespace (in
+    // the relay namespace the table is the daemon's to make).
+    ...(opts.target === null && topology === null ? ['--nft', 'off'] : []),
+    ...(opts.kernel === null ? [] : ['--kernel', opts.kernel]),
     ...opts.daemonArgs,
   ];
   const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];
-  const daemonCmd = [
+  const localCmd = [
     ...(plan.pin ? ['taskset', '-c', opts.daemonCpus] : []),
     ...targetCmd,
     ...daemonArgs,
   ];
+  // `ip netns exec` execs the command: the pid is the daemon's.
+  const daemonCmd = topology === null ? localCmd : inNamespace(topology.relayNs, localCmd);
   log(`starting daemon: ${daemonCmd.join(' ')}`);
   const daemon = track(
     // detached: its own process group, so that the group can be killed with whatever it started.
@@ -334,10 +466,10 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { timeout: 2000 });
   }
 
-  const client = await ControlClient.open(controlPort);
+  const client = await ControlClient.open(controlPort, addresses.relay, addresses.caller);
   try {
     await Promise.race([waitForVersion(client, daemon, daemonOutput), spawnError]);
-    log(`daemon pid ${String(pid)} answers on udp:127.0.0.1:${String(controlPort)}`);
+    log(`daemon pid ${String(pid)} answers on udp:${addresses.relay}:${String(controlPort)}`);
     const daemonExit = new Promise<never>((_resolve, reject) => {
       daemon.once('exit', (code, signal) =>
         reject(
@@ -364,14 +496,29 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     const gen = track(
       spawn(genCmd[0] ?? '', genCmd.slice(1), { cwd: ROOT, stdio: ['ignore', 2, 2, 'ipc'] }),
     );
+    const pairs = Math.floor((opts.portMax - opts.portMin + 1) / 2);
     const probe =
-      opts.control > 0 ? await ControlProbe.open(controlPort, opts.control, opts.tagSuffix) : null;
+      opts.control > 0
+        ? await ControlProbe.open({
+            controlPort,
+            concurrency: opts.control,
+            tagSuffix: opts.tagSuffix,
+            addresses,
+            holdMs: topology === null ? 0 : PROBE_HOLD_MS,
+            maxLive: Math.min(PROBE_MAX_LIVE, Math.floor((pairs - 2 * opts.sessions - 16) / 2)),
+          })
+        : null;
     // Set by the message handler below (a holder object, so the compiler does not narrow).
     const probed: { result?: Promise<ProbeResult> } = {};
     const setupBudgetMs = 30_000 + opts.sessions * 40;
-    const runMs = (opts.warmupS + opts.durationS) * 1000;
+    // With the kernel path, the generator holds after the warm-up until the streams are offloaded.
+    const offload = opts.kernel === 'on' || opts.kernel === 'auto';
+    const holdMaxS = offload && native !== null ? opts.offloadWaitS + HOLD_MARGIN_S : 0;
+    const runMs = (opts.warmupS + holdMaxS + opts.durationS) * 1000;
+    const expectedStreams = expectedKernelStreams(opts.sessions);
     const config: GeneratorConfig = {
       controlPort,
+      addresses,
       sessions: opts.sessions,
       rate: opts.rate,
       slots: opts.slots,
@@ -383,7 +530,12 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
       recvBufferBytes: opts.recvBufferBytes,
       deadlineMs: BASELINE_IDLE_S * 1000 + setupBudgetMs + runMs + 15_000,
       native,
+      poll: opts.genPoll,
+      holdMaxS,
     };
+    const kernel: {
+      wait?: Promise<{ streams: number | null; waitedMs: number; reached: boolean }>;
+    } = {};
     const deadlineMs = config.deadlineMs + 10_000;
 
     let rssAfterSetup = 0;
@@ -402,6 +554,9 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     };
     // Filled by the message handler below (a holder object, so the compiler does not narrow).
     const window: { start?: Promise<WindowSample>; end?: Promise<WindowSample> } = {};
+    const toGenerator = (msg: ToGenerator): void => {
+      if (gen.connected) gen.send(msg);
+    };
     const result = await new Promise<GeneratorResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new Error(`the run did not finish within ${String(deadlineMs / 1000)} s`));
@@ -447,8 +602,21 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
               });
             }
             break;
+          case 'warmup-done':
+            log(
+              `warm-up over: waiting for ${String(expectedStreams)} kernel streams (at most ${String(opts.offloadWaitS)} s)`,
+            );
+            kernel.wait = waitForOffload(client, expectedStreams, opts.offloadWaitS);
+            void kernel.wait.then((w) => {
+              log(
+                `kernel streams: ${w.streams === null ? 'not reported' : String(w.streams)} after ` +
+                  `${(w.waitedMs / 1000).toFixed(1)} s${w.reached ? '' : ' (NOT all offloaded: measuring anyway)'}`,
+              );
+              toGenerator({ type: 'measure' });
+            });
+            break;
           case 'measure-start':
-            window.start = sampleWindow(pid, client, opts);
+            window.start = sampleWindow(pid, client, opts, setup);
             probe?.start();
             log(
               `measuring for ${String(opts.durationS)} s` +
@@ -456,7 +624,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             );
             break;
           case 'measure-end':
-            window.end = sampleWindow(pid, client, opts);
+            window.end = sampleWindow(pid, client, opts, setup);
             if (probe !== null) probed.result = probe.stop();
             rssEnd = treeRssKiB(pid);
             break;
@@ -469,8 +637,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             break;
         }
       });
-      const start: ToGenerator = { type: 'start', config };
-      gen.send(start);
+      toGenerator({ type: 'start', config });
     }).finally(() => {
       clearInterval(sampler);
     });
@@ -484,6 +651,19 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     const s0 = await window.start;
     const s1 = await window.end;
     const control = probed.result === undefined ? null : await probed.result;
+    const waited = kernel.wait === undefined ? null : await kernel.wait;
+    const kernelPath: KernelPath | null =
+      opts.kernel === null
+        ? null
+        : {
+            mode: opts.kernel,
+            expected: expectedStreams,
+            waitedMs: waited?.waitedMs ?? null,
+            heldMs: result.heldMs,
+            holdTimedOut: result.holdTimedOut,
+            atWindowStart: s0.kernelStreams,
+            atWindowEnd: s1.kernelStreams,
+          };
 
     const pinned = {
       requested: opts.pin,
@@ -509,6 +689,8 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
       },
       pinning: pinned,
       options: opts,
+      topology,
+      kernel: kernelPath,
       setupMs,
       result,
       rssKiB: { before: rssBefore, afterSetup: rssAfterSetup, end: rssEnd },
@@ -525,17 +707,24 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
 }
 
 /** Ramp mode: ever more sessions until the relay no longer keeps up (bounded by --ramp-max). */
-async function ramp(opts: BenchOptions, setup: RunSetup): Promise<number> {
+async function rampSteps(opts: BenchOptions, setup: RunSetup): Promise<RampStep[]> {
   const steps: RampStep[] = [];
   for (let sessions = opts.sessions; sessions <= opts.rampMax && steps.length < MAX_RAMP_STEPS;) {
-    log(`ramp step ${String(steps.length + 1)}: ${String(sessions)} sessions`);
+    log(
+      `ramp step ${String(steps.length + 1)}: ${String(sessions)} sessions` +
+        (opts.kernel === null ? '' : `, --kernel ${opts.kernel}`),
+    );
     const step = rampStep(await runOnce({ ...opts, sessions }, setup));
     steps.push(step);
     log(formatRampStep(step));
     if (!step.sustained || step.generatorLimited) break;
     sessions += opts.rampStep;
   }
-  process.stdout.write(formatRamp(steps, opts.json));
+  return steps;
+}
+
+async function ramp(opts: BenchOptions, setup: RunSetup): Promise<number> {
+  process.stdout.write(formatRamp(await rampSteps(opts, setup), opts.json));
   return 0;
 }
 
@@ -550,6 +739,91 @@ async function repeat(opts: BenchOptions, setup: RunSetup): Promise<number> {
   }
   process.stdout.write(formatRepeat(runs, opts.json));
   return 0;
+}
+
+/**
+ * --compare: the same load (or ramp) with the daemon's userspace relay (`--kernel off`), then with
+ * the kernel path (`--kernel on`), in the same topology, each run on a fresh daemon.
+ */
+async function compare(opts: BenchOptions, setup: RunSetup): Promise<number> {
+  const userspace: BenchOptions = { ...opts, kernel: 'off' };
+  const kernelPath: BenchOptions = { ...opts, kernel: 'on' };
+  if (opts.rampStep > 0) {
+    log('--compare: userspace ramp (--kernel off)');
+    const u = await rampSteps(userspace, setup);
+    log('--compare: kernel path ramp (--kernel on)');
+    const k = await rampSteps(kernelPath, setup);
+    process.stdout.write(formatCompareRamp(u, k, opts.json));
+    return 0;
+  }
+  log('--compare: userspace run (--kernel off)');
+  const u = await runOnce(userspace, setup);
+  log('--compare: kernel path run (--kernel on)');
+  const k = await runOnce(kernelPath, setup);
+  process.stdout.write(formatCompare(u, k, opts.json));
+  return 0;
+}
+
+/**
+ * --topology netns, first half: creates the namespaces, runs this same command inside the
+ * endpoints one (it finds the topology in TOPOLOGY_ENV) and deletes them when it ends. Returns its
+ * exit status.
+ */
+async function runInNamespaces(): Promise<number> {
+  const problem = topologyProblem();
+  if (problem !== undefined) throw new Error(`--topology netns: ${problem}`);
+  const stale = removeStaleTopologies();
+  if (stale.length > 0) log(`removed namespaces of bench runs that are gone: ${stale.join(', ')}`);
+  const topology = createTopology(process.pid);
+  // Registered first: runs after killAll() on exit and on signals, and kills what is left inside.
+  process.on('exit', () => {
+    deleteTopology(topology);
+  });
+  log(
+    `namespaces ${topology.relayNs} (daemon on ${topology.relayAddr}, forwarding) and ` +
+      `${topology.endpointsNs} (callers ${topology.callerAddr}, callees ${topology.calleeAddr})`,
+  );
+  const script = process.argv[1] ?? '';
+  const inner = track(
+    spawn(
+      'ip',
+      inNamespace(topology.endpointsNs, [
+        process.execPath,
+        ...process.execArgv,
+        script,
+        ...process.argv.slice(2),
+      ]).slice(1),
+      {
+        cwd: ROOT,
+        stdio: 'inherit',
+        env: { ...process.env, [TOPOLOGY_ENV]: JSON.stringify(topology) },
+      },
+    ),
+  );
+  const code = await new Promise<number>((resolve) => {
+    inner.once('error', (err) => {
+      log(`cannot run the bench in ${topology.endpointsNs}: ${err.message}`);
+      resolve(1);
+    });
+    inner.once('exit', (status, signal) => resolve(status ?? (signal === null ? 1 : 128)));
+  });
+  deleteTopology(topology);
+  log(`namespaces deleted`);
+  return code;
+}
+
+/**
+ * The run inside the namespaces stops (and kills what it started) when the run that created them
+ * is gone: nothing else would delete the namespaces at its end.
+ */
+function watchParent(): void {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid === parent) return;
+    log('the bench process that created the namespaces is gone: stopping');
+    killAll();
+    process.exit(1);
+  }, PARENT_CHECK_MS).unref();
 }
 
 async function main(): Promise<number> {
@@ -567,6 +841,12 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  let topology: Topology | null = null;
+  if (opts.topology === 'netns') {
+    topology = inheritedTopology() ?? null;
+    if (topology === null) return runInNamespaces();
+    watchParent();
+  }
   let native: string | null = null;
   if (opts.generator !== 'node') {
     const built = buildNativeGenerator();
@@ -575,7 +855,8 @@ async function main(): Promise<number> {
     else log(`native generator unavailable (${built.error}); using the Node generator`);
   }
   // The driver pins itself to CPU 1 during a run: the plan is made before, once for all runs.
-  const setup: RunSetup = { native, plan: pinningPlan(opts.pin) };
+  const setup: RunSetup = { native, plan: pinningPlan(opts.pin), topology };
+  if (opts.compare) return compare(opts, setup);
   if (opts.rampStep > 0) return ramp(opts, setup);
   if (opts.repeat > 1) return repeat(opts, setup);
   process.stdout.write(formatReport(await runOnce(opts, setup), opts.json));

@@ -10,10 +10,18 @@
  * time from the kernel (SO_TIMESTAMPNS), so the latency is the relay's and loopback's only.
  *
  * Usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF_BYTES
+ *               CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS
+ *
+ * Caller sockets are bound to CALLER_ADDR, callee sockets to CALLEE_ADDR, and both send to the
+ * relay's ports on RELAY_ADDR (all three 127.0.0.1 on loopback; see bench/netns.ts otherwise).
+ * `spin` busy-polls before each send (see poll_until), `sleep` sleeps until it is due: its CPU
+ * time is then the work it did, and the machine's busy time a cost of the packets.
  *
  * Protocol, one line each way (stdout / stdin):
  *   > ports P0 P1 ...          the caller and callee port of each session (after the idle baseline)
  *   < relay A0 B0 A1 B1 ...    per session: where the caller sends (A), where the callee sends (B)
+ *   > warmup-done              (HOLD_TICKS > 0) the warm-up is over; it goes on, unmeasured, until
+ *   < measure                  this line, or for HOLD_TICKS more ticks at most
  *   > measure-start            the warm-up is over
  *   > measure-end              the measured window is over (draining follows)
  *   > result {JSON}            figures (see GeneratorResult in bench/messages.ts), then exit 0
@@ -32,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -94,6 +104,13 @@ static int64_t trace_origin = -1;
 static int trace_len;
 static uint64_t *tr_sent, *tr_recv;
 static double *tr_maxlat, *tr_maxlate;
+/* sleep mode: no busy-polling before sends. */
+static int sleep_mode;
+/* stdin is watched for `measure` (hold); `go` is set when it arrived. */
+static int stdin_tag;
+static int go;
+static char stdin_buf[256];
+static size_t stdin_len;
 
 static void fail(const char *fmt, ...) {
   va_list ap;
@@ -177,14 +194,20 @@ static int trace_bucket(int64_t now) {
   return b < 0 || b >= trace_len ? -1 : (int)b;
 }
 
-static int bind_peer(int rcvbuf) {
+static struct in_addr parse_addr(const char *text) {
+  struct in_addr a;
+  if (inet_pton(AF_INET, text, &a) != 1) fail("bad IPv4 address %s", text);
+  return a;
+}
+
+static int bind_peer(int rcvbuf, struct in_addr addr) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket: %s", strerror(errno));
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0)
     fail("SO_TIMESTAMPNS: %s", strerror(errno));
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = addr};
   if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("bind: %s", strerror(errno));
   return fd;
 }
@@ -196,9 +219,9 @@ static int port_of(int fd) {
   return ntohs(a.sin_port);
 }
 
-static void connect_to(int fd, int port) {
+static void connect_to(int fd, int port, struct in_addr addr) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+                          .sin_addr = addr};
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("connect: %s", strerror(errno));
 }
 
@@ -309,8 +332,19 @@ static uint64_t drain_peer(peer_t *p) {
   return got;
 }
 
+/* Reads what the driver wrote on stdin; sets `go` on a `measure` line. */
+static void read_stdin(void) {
+  ssize_t n = read(0, stdin_buf + stdin_len, sizeof stdin_buf - 1 - stdin_len);
+  if (n == 0) fail("stdin closed");
+  if (n < 0) return;
+  stdin_len += (size_t)n;
+  stdin_buf[stdin_len] = '\0';
+  if (strstr(stdin_buf, "measure\n") != NULL) go = 1;
+  if (stdin_len >= sizeof stdin_buf - 1) stdin_len = 0;
+}
+
 /*
- * Waits for packets until `until` (monotonic ns), reading what arrives. The last SPIN_NS are
+ * Waits for packets until `until` (monotonic ns), reading what arrives. In spin mode the last SPIN_NS are
  * busy-polled (epoll_wait with no timeout): sends leave on time, and a packet the relay sends
  * finds its receiver running, as a network card would, instead of a sleeping process the relay's
  * send must wake (on loopback the sender pays for that wake-up, on a VM an inter-processor
@@ -321,13 +355,20 @@ static void poll_until(int64_t until) {
   for (;;) {
     int64_t left = until - mono_ns();
     if (left <= 0) return;
-    int timeout = left > SPIN_NS ? (int)((left - SPIN_NS) / 1000000) : 0;
-    int n = epoll_wait(epfd, ev, 256, timeout);
+    int n;
+    if (sleep_mode) {
+      struct timespec ts = {.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
+      n = epoll_pwait2(epfd, ev, 256, &ts, NULL);
+    } else {
+      int timeout = left > SPIN_NS ? (int)((left - SPIN_NS) / 1000000) : 0;
+      n = epoll_wait(epfd, ev, 256, timeout);
+    }
     if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
     /* Sending comes first: once a send is due, the rest is read after it (epoll reports it again). */
     for (int i = 0; i < n; i++) {
       if (i % 16 == 15 && mono_ns() >= until) break;
-      drain_peer(ev[i].data.ptr);
+      if (ev[i].data.ptr == &stdin_tag) read_stdin();
+      else drain_peer(ev[i].data.ptr);
     }
   }
 }
@@ -337,24 +378,37 @@ typedef struct {
   double max_late_ms, sum_late_ms;
 } sched_t;
 
+/* Where a schedule is on its timeline: tick `k` is due at t0 + k*tick. */
+typedef struct {
+  int64_t t0;
+  uint32_t k;
+} timeline_t;
+
+static timeline_t timeline_start(void) {
+  timeline_t tl = {.t0 = mono_ns() + 1000000, .k = 0};
+  return tl;
+}
+
 /*
- * Sends `ticks` ticks on streams [first, first+count), all with the given phase: stream j's packet
- * of tick k is due at t0 + k*tick + offset_ns(j). Each wake-up sends what is due up to STEP_NS
- * ahead; its lateness is that of the earliest packet it sent.
+ * Sends `ticks` ticks on streams [first, first+count), all with the given phase, from where the
+ * timeline is: stream j's packet of tick k is due at t0 + k*tick + offset_ns(j). Each wake-up sends
+ * what is due up to STEP_NS ahead; its lateness is that of the earliest packet it sent. With
+ * `until_go`, it also stops at the first tick boundary after `go` was set.
  */
-static sched_t run_schedule(int first, int count, int64_t tick_ns, uint32_t ticks, int phase,
-                            int traced) {
+static sched_t run_schedule(int first, int count, int64_t tick_ns, timeline_t *tl, uint32_t ticks,
+                            int phase, int traced, int until_go) {
   sched_t st = {0};
-  int64_t t0 = mono_ns() + 1000000;
-  uint32_t k = 0;
+  int64_t t0 = tl->t0;
+  uint32_t k = tl->k;
+  uint32_t end = tl->k + ticks;
   int j = 0;
-  while (k < ticks) {
+  while (k < end && !(until_go && j == 0 && go)) {
     int64_t due = t0 + (int64_t)k * tick_ns + streams[first + j].offset_ns;
     poll_until(due);
     int64_t now = mono_ns();
     double late_ms = (now - due) / 1e6;
     int sent = 0;
-    while (k < ticks) {
+    while (k < end && !(until_go && j == 0 && go)) {
       int64_t d = t0 + (int64_t)k * tick_ns + streams[first + j].offset_ns;
       if (d > now + STEP_NS) break;
       if (send_packet(&streams[first + j], phase) < 0) st.send_errors++;
@@ -374,6 +428,7 @@ static sched_t run_schedule(int first, int count, int64_t tick_ns, uint32_t tick
     if (late_ms > st.max_late_ms) st.max_late_ms = late_ms;
     if (late_ms > tick_ns / 1e6) st.late_by_tick++;
   }
+  tl->k = k;
   return st;
 }
 
@@ -384,8 +439,9 @@ static uint64_t total(int first, int count, int received) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF\n");
+  if (argc != 12) {
+    fprintf(stderr, "usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF "
+                    "CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS\n");
     return 2;
   }
   int sessions = atoi(argv[1]);
@@ -394,9 +450,16 @@ int main(int argc, char **argv) {
   uint32_t warmup = (uint32_t)atoi(argv[4]);
   uint32_t measured = (uint32_t)atoi(argv[5]);
   int rcvbuf = atoi(argv[6]);
+  struct in_addr caller_addr = parse_addr(argv[7]), callee_addr = parse_addr(argv[8]);
+  struct in_addr relay_addr = parse_addr(argv[9]);
+  if (strcmp(argv[10], "spin") != 0 && strcmp(argv[10], "sleep") != 0) fail("bad poll mode");
+  sleep_mode = strcmp(argv[10], "sleep") == 0;
+  uint32_t hold_ticks = (uint32_t)atoi(argv[11]);
   if (sessions < 1 || sessions > 100000 || rate < 1 || rate > 1000 || idle_ticks < 1 ||
       measured < 1 || rcvbuf < 0)
     fail("bad arguments");
+  /* Timers fire within 1 us of their due time instead of the default 50 us slack. */
+  if (sleep_mode) prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   srandom((unsigned)(real_ns() ^ getpid()));
   int64_t tick_ns = 1000000000LL / rate;
   uint32_t ticks = warmup + measured;
@@ -409,7 +472,9 @@ int main(int argc, char **argv) {
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) fail("epoll_create1: %s", strerror(errno));
   hist_t *relay = hist_new(), *base_load = hist_new(), *base_idle = hist_new();
-  trace_len = (int)((ticks * tick_ns + DRAIN_MAX_NS + 1000000000LL) / TRACE_BUCKET_NS) + 1;
+  trace_len =
+      (int)(((ticks + (int64_t)hold_ticks) * tick_ns + DRAIN_MAX_NS + 1000000000LL) / TRACE_BUCKET_NS) +
+      1;
   tr_sent = calloc(trace_len, sizeof *tr_sent);
   tr_recv = calloc(trace_len, sizeof *tr_recv);
   tr_maxlat = calloc(trace_len, sizeof *tr_maxlat);
@@ -419,19 +484,20 @@ int main(int argc, char **argv) {
   int relay_streams = 2 * sessions;
   int all = relay_streams + 2; /* relay streams and the load baseline pair */
   for (int i = 0; i < sessions; i++) {
-    int caller = bind_peer(rcvbuf), callee = bind_peer(rcvbuf);
-    init_stream(&streams[2 * i], 2 * i, caller, ticks, relay, 1);
-    init_stream(&streams[2 * i + 1], 2 * i + 1, callee, ticks, relay, 1);
+    int caller = bind_peer(rcvbuf, caller_addr), callee = bind_peer(rcvbuf, callee_addr);
+    /* Packet indexes start again at 0 with the measured window (after a hold of any length). */
+    init_stream(&streams[2 * i], 2 * i, caller, measured, relay, 1);
+    init_stream(&streams[2 * i + 1], 2 * i + 1, callee, measured, relay, 1);
     add_peer(callee, &streams[2 * i]);
     add_peer(caller, &streams[2 * i + 1]);
   }
   for (int pair = 0; pair < 2; pair++) {
     int first = relay_streams + 2 * pair;
-    uint32_t n = pair == 0 ? ticks : idle_ticks;
+    uint32_t n = pair == 0 ? measured : idle_ticks;
     hist_t *h = pair == 0 ? base_load : base_idle;
-    int a = bind_peer(rcvbuf), b = bind_peer(rcvbuf);
-    connect_to(a, port_of(b));
-    connect_to(b, port_of(a));
+    int a = bind_peer(rcvbuf, caller_addr), b = bind_peer(rcvbuf, callee_addr);
+    connect_to(a, port_of(b), callee_addr);
+    connect_to(b, port_of(a), caller_addr);
     init_stream(&streams[first], first, a, n, h, 0);
     init_stream(&streams[first + 1], first + 1, b, n, h, 0);
     add_peer(b, &streams[first]);
@@ -443,7 +509,8 @@ int main(int argc, char **argv) {
   streams[all + 1].offset_ns = tick_ns / 2;
 
   /* 1. Idle baseline: the direct pair alone. */
-  run_schedule(all, 2, tick_ns, idle_ticks, PHASE_MEASURED, 0);
+  timeline_t idle_tl = timeline_start();
+  run_schedule(all, 2, tick_ns, &idle_tl, idle_ticks, PHASE_MEASURED, 0, 0);
   poll_until(mono_ns() + 100000000LL);
 
   /* 2. Ports out, relay ports in. */
@@ -459,22 +526,41 @@ int main(int argc, char **argv) {
     char *end;
     long port = strtol(p, &end, 10);
     if (end == p || port < 1 || port > 65535) fail("bad relay port list");
-    connect_to(streams[i].fd, (int)port);
+    connect_to(streams[i].fd, (int)port, relay_addr);
     p = end;
   }
   free(line);
+  if (hold_ticks > 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stdin_tag};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) < 0) fail("epoll_ctl stdin: %s", strerror(errno));
+  }
 
   /* 3. Load: relay streams and the load baseline pair, on one schedule. */
   /* The warm-up runs as its own schedule, so that the window's CPU can be read at its end. */
   trace_origin = mono_ns();
   double origin_epoch_ms = real_ns() / 1e6;
-  if (warmup > 0) run_schedule(0, all, tick_ns, warmup, 0, 1);
+  timeline_t tl = timeline_start();
+  if (warmup > 0) run_schedule(0, all, tick_ns, &tl, warmup, 0, 1, 0);
+  /* Hold: more unmeasured ticks until the driver says `measure` (e.g. once the kernel took over). */
+  double held_ms = 0;
+  int hold_timed_out = 0;
+  if (hold_ticks > 0) {
+    printf("warmup-done\n");
+    fflush(stdout);
+    int64_t h0 = mono_ns();
+    run_schedule(0, all, tick_ns, &tl, hold_ticks, 0, 1, 1);
+    held_ms = (mono_ns() - h0) / 1e6;
+    hold_timed_out = !go;
+  }
+  for (int i = 0; i < all; i++) streams[i].count = 0;
   double u0 = cpu_s(1), s0 = cpu_s(0);
   int64_t w0 = mono_ns();
   double warmup_end_epoch_ms = real_ns() / 1e6;
   printf("measure-start\n");
   fflush(stdout);
-  sched_t st = run_schedule(0, all, tick_ns, measured, PHASE_MEASURED, 1);
+  /* The window runs from the first measured tick's due time (w0 is a moment before it). */
+  w0 = tl.t0 + (int64_t)tl.k * tick_ns;
+  sched_t st = run_schedule(0, all, tick_ns, &tl, measured, PHASE_MEASURED, 1, 0);
   /* The last tick went out at its start: the window closes one tick later. */
   poll_until(w0 + (int64_t)measured * tick_ns);
   double window_ms = (mono_ns() - w0) / 1e6;
@@ -517,11 +603,12 @@ int main(int argc, char **argv) {
 
   printf("result {\"windowMs\":%.3f,\"sent\":%llu,\"received\":%llu,\"duplicates\":%llu,"
          "\"misrouted\":%llu,\"foreign\":%llu,\"reordered\":%llu,\"streamsWithLoss\":%llu,"
-         "\"worstStreamLossPct\":%.4f,\"sendErrors\":%llu,\"latency\":",
+         "\"worstStreamLossPct\":%.4f,\"sendErrors\":%llu,\"heldMs\":%.1f,\"holdTimedOut\":%s,"
+         "\"latency\":",
          window_ms, (unsigned long long)sent, (unsigned long long)received,
          (unsigned long long)dup, (unsigned long long)misrouted, (unsigned long long)foreign,
          (unsigned long long)reord, (unsigned long long)with_loss, worst,
-         (unsigned long long)st.send_errors);
+         (unsigned long long)st.send_errors, held_ms, hold_timed_out ? "true" : "false");
   hist_json(relay, "");
   printf(",\"baselineIdle\":");
   hist_json(base_idle, "");
