@@ -48,6 +48,11 @@ export interface GeneratorConfig {
    * 0 = the measured window follows the warm-up at once.
    */
   readonly holdMaxS: number;
+  /**
+   * Native generator: `ports`, two connected sockets per session (one system call per packet);
+   * `shared`, one caller and one callee socket for all sessions, sent and read in batches.
+   */
+  readonly endpoints: 'ports' | 'shared';
 }
 
 export interface ScheduleStats {

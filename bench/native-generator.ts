@@ -121,6 +121,7 @@ export function runNative(
     config.addresses.relay,
     config.poll,
     String(Math.round(config.holdMaxS * config.rate)),
+    config.endpoints,
   ];
   const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   // This process may exit on its deadline: never leave the generator behind.

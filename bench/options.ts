@@ -49,6 +49,8 @@ export interface BenchOptions {
   readonly compare: boolean;
   /** Native generator: busy-poll before each send (`spin`) or sleep until it is due. */
   readonly genPoll: 'spin' | 'sleep';
+  /** Native generator: sockets per session (`ports`) or two for all, batched (`shared`). */
+  readonly endpoints: 'ports' | 'shared';
   /** With the kernel path: the longest wait (s) for the streams to be offloaded before measuring. */
   readonly offloadWaitS: number;
 }
@@ -105,6 +107,11 @@ options:
                     (spin, the loopback default: the relay's sends find a running receiver) or
                     sleeps until the send is due (sleep, the netns default: its CPU time and the
                     machine's are then work done, not polling)
+  --endpoints E     ports or shared: the native generator's peers are two connected sockets
+                    per session, one system call per packet (ports, the loopback default), or
+                    one caller and one callee socket for every session, sent with sendmmsg and
+                    read with recvmmsg in batches (shared, the netns default: one generator
+                    thread then offers several times the rate)
   --split-media     with --workers 1: during the warm-up, pin the daemon's busiest thread (the
                     media worker) to CPU 0 and its other threads (control, sessions) to CPU 1,
                     the generator's CPU: media gets a core of its own as on a real host
@@ -177,6 +184,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let kernel: BenchOptions['kernel'] = null;
   let compare = false;
   let genPoll: BenchOptions['genPoll'] | null = null;
+  let endpoints: BenchOptions['endpoints'] | null = null;
   let offloadWaitS = 20;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
@@ -282,6 +290,14 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         genPoll = p;
         break;
       }
+      case '--endpoints': {
+        const e = next();
+        if (e !== 'ports' && e !== 'shared') {
+          throw new UsageError('--endpoints needs ports or shared');
+        }
+        endpoints = e;
+        break;
+      }
       case '--offload-wait':
         offloadWaitS = num(a, next(), 1, 600);
         break;
@@ -368,6 +384,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     kernel,
     compare,
     genPoll: genPoll ?? (topo === 'netns' ? 'sleep' : 'spin'),
+    endpoints: endpoints ?? (topo === 'netns' ? 'shared' : 'ports'),
     offloadWaitS,
   };
 }

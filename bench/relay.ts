@@ -532,6 +532,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
       native,
       poll: opts.genPoll,
       holdMaxS,
+      endpoints: opts.endpoints,
     };
     const kernel: {
       wait?: Promise<{ streams: number | null; waitedMs: number; reached: boolean }>;

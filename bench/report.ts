@@ -378,10 +378,8 @@ function jsonObject(rep: BenchReport): Record<string, unknown> {
     host: rep.host,
     target: rep.target,
     pinning: rep.pinning,
-    topology:
-      rep.topology === null
-        ? { kind: 'loopback' }
-        : { kind: 'netns', ...rep.topology, generatorPoll: o.genPoll },
+    topology: rep.topology === null ? { kind: 'loopback' } : { kind: 'netns', ...rep.topology },
+    generatorMode: { poll: o.genPoll, endpoints: o.endpoints },
     kernel: rep.kernel,
     config: {
       sessions: o.sessions,
@@ -532,7 +530,11 @@ function toText(rep: BenchReport): string {
   row(
     'generator',
     r.generator === 'native'
-      ? `native (bench/rtpgen.c): arrival times from the kernel (SO_TIMESTAMPNS); ${o.genPoll === 'spin' ? 'busy-polls before its sends' : 'sleeps between its sends'}`
+      ? `native (bench/rtpgen.c): arrival times from the kernel (SO_TIMESTAMPNS); ` +
+          `${o.genPoll === 'spin' ? 'busy-polls before its sends' : 'sleeps between its sends'}; ` +
+          (o.endpoints === 'shared'
+            ? 'one caller and one callee socket for all sessions (sendmmsg/recvmmsg)'
+            : 'two sockets per session')
       : 'Node (bench/generator.ts): arrival times taken in its receive callbacks',
   );
   row(

@@ -10,10 +10,15 @@
  * time from the kernel (SO_TIMESTAMPNS), so the latency is the relay's and loopback's only.
  *
  * Usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF_BYTES
- *               CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS
+ *               CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS ports|shared
  *
  * Caller sockets are bound to CALLER_ADDR, callee sockets to CALLEE_ADDR, and both send to the
  * relay's ports on RELAY_ADDR (all three 127.0.0.1 on loopback; see bench/netns.ts otherwise).
+ * `ports`: two connected sockets per session, one send() per packet and one wake-up per
+ * arrival, as independent phones. `shared`: one caller and one callee socket for all sessions
+ * (every session's U and L give the same two ports), unconnected, sent with sendmmsg() and read
+ * with recvmmsg() in batches, demultiplexed by the stream index in the payload: far fewer system
+ * calls per packet, for rates one thread could not drive otherwise.
  * `spin` busy-polls before each send (see poll_until), `sleep` sleeps until it is due: its CPU
  * time is then the work it did, and the machine's busy time a cost of the packets.
  *
@@ -63,6 +68,9 @@
 #define QUIET_NS 500000000LL
 #define DRAIN_MAX_NS 5000000000LL
 #define TRACE_BUCKET_NS 100000000LL
+/* Shared endpoints: packets per sendmmsg()/recvmmsg(), and the receive buffer (SO_RCVBUFFORCE). */
+#define BATCH 64
+#define SHARED_RCVBUF (32 * 1024 * 1024)
 /* Latency histogram: 10 us bins up to 10 s, one overflow bin (as bench/histogram.ts). */
 #define BIN_NS 10000LL
 #define BINS (1000000 + 1)
@@ -75,6 +83,8 @@ typedef struct {
 
 typedef struct {
   int fd;          /* the socket this stream is sent on */
+  int rx_fd;       /* the socket it arrives on */
+  struct sockaddr_in to; /* shared endpoints: where it is sent (the socket is not connected) */
   uint32_t index;  /* stream index carried in the payload */
   uint32_t ssrc, ts;
   uint16_t seq;
@@ -88,11 +98,22 @@ typedef struct {
   int traced;      /* relay stream: counts for the time series */
 } stream_t;
 
-/* A peer socket, and the stream that arrives on it. */
+/* A peer socket, and the stream that arrives on it (NULL: shared, by the index in the payload). */
 typedef struct {
   int fd;
   stream_t *expect;
 } peer_t;
+
+/* Shared endpoints: packets waiting for one sendmmsg() on one socket. */
+typedef struct {
+  int fd;
+  int n;
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  uint8_t buf[BATCH][PACKET_BYTES];
+} batch_t;
+static batch_t *batches[2];
+static int shared_mode;
 
 static int nstreams;
 static stream_t *streams;
@@ -206,7 +227,9 @@ static int bind_peer(int rcvbuf, struct in_addr addr) {
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0)
     fail("SO_TIMESTAMPNS: %s", strerror(errno));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  /* Past net.core.rmem_max where allowed (CAP_NET_ADMIN), within it otherwise. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = addr};
   if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("bind: %s", strerror(errno));
   return fd;
@@ -247,10 +270,45 @@ static void init_stream(stream_t *s, uint32_t index, int fd, uint32_t ticks, his
   s->traced = traced;
 }
 
-/* Sends the next packet of stream s; returns 0, or -1 when the kernel refused it. */
+/* Sends what batch b holds; returns how many packets the kernel refused. */
+static int flush_batch(batch_t *b) {
+  int refused = 0, done = 0;
+  while (done < b->n) {
+    int r = sendmmsg(b->fd, b->msgs + done, (unsigned)(b->n - done), 0);
+    if (r <= 0) {
+      refused += b->n - done;
+      break;
+    }
+    done += r;
+  }
+  b->n = 0;
+  return refused;
+}
+
+static int flush_batches(void) {
+  int refused = 0;
+  for (int i = 0; i < 2; i++)
+    if (batches[i] != NULL) refused += flush_batch(batches[i]);
+  return refused;
+}
+
+/*
+ * Sends the next packet of stream s (shared endpoints: queues it for the next sendmmsg());
+ * returns how many packets the kernel refused.
+ */
 static int send_packet(stream_t *s, int phase) {
-  uint8_t b[PACKET_BYTES];
-  memset(b, 0xff, sizeof b);
+  uint8_t local[PACKET_BYTES];
+  uint8_t *b = local;
+  batch_t *q = NULL;
+  if (shared_mode && s->to.sin_port != 0) {
+    q = batches[0]->fd == s->fd ? batches[0] : batches[1];
+    if (q->n == BATCH) {
+      int refused = flush_batch(q);
+      if (refused > 0) return refused + send_packet(s, phase);
+    }
+    b = q->buf[q->n];
+  }
+  memset(b, 0xff, PACKET_BYTES);
   b[0] = 0x80;
   b[1] = 0x00;
   b[2] = (uint8_t)(s->seq >> 8);
@@ -272,62 +330,97 @@ static int send_packet(stream_t *s, int phase) {
   s->ts += PAYLOAD_BYTES;
   s->count++;
   if (phase == PHASE_MEASURED) s->sent++;
-  return send(s->fd, b, sizeof b, 0) == (ssize_t)sizeof b ? 0 : -1;
+  if (q != NULL) {
+    struct mmsghdr *m = &q->msgs[q->n];
+    q->iov[q->n].iov_base = b;
+    q->iov[q->n].iov_len = PACKET_BYTES;
+    memset(m, 0, sizeof *m);
+    m->msg_hdr.msg_iov = &q->iov[q->n];
+    m->msg_hdr.msg_iovlen = 1;
+    m->msg_hdr.msg_name = &s->to;
+    m->msg_hdr.msg_namelen = sizeof s->to;
+    q->n++;
+    return 0;
+  }
+  return send(s->fd, b, PACKET_BYTES, 0) == (ssize_t)PACKET_BYTES ? 0 : 1;
 }
 
-/* Reads everything queued on peer p. */
-static uint64_t drain_peer(peer_t *p) {
+/* Accounts one arrived packet of n bytes; returns 1 when it was a first measured arrival. */
+static uint64_t account(const peer_t *p, const uint8_t *b, ssize_t n, struct msghdr *m) {
+  int64_t arrived = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      arrived = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+  }
+  if (arrived < 0) arrived = real_ns();
+  if (n != PACKET_BYTES) {
+    foreign++;
+    return 0;
+  }
+  uint32_t index, k;
+  int64_t sent_at;
+  memcpy(&index, b + OFF_STREAM, 4);
+  memcpy(&k, b + OFF_COUNT, 4);
+  memcpy(&sent_at, b + OFF_TIME, 8);
+  stream_t *s = p->expect;
+  /* Shared socket: the stream named in the payload, if this is the socket it arrives on. */
+  if (s == NULL && index < (uint32_t)nstreams && streams[index].rx_fd == p->fd) s = &streams[index];
+  if (s == NULL || index != s->index) {
+    misrouted++;
+    return 0;
+  }
+  if (b[OFF_PHASE] != PHASE_MEASURED || k >= s->seen_len) return 0;
+  if (s->seen[k]) {
+    s->duplicates++;
+    return 0;
+  }
+  s->seen[k] = 1;
+  s->received++;
+  if ((int64_t)k < s->highest) s->reordered++;
+  else s->highest = k;
+  int64_t lat = arrived - sent_at;
+  hist_record(s->hist, lat);
+  if (s->traced) {
+    int bk = trace_bucket(mono_ns());
+    if (bk >= 0) {
+      tr_recv[bk]++;
+      if (lat / 1e6 > tr_maxlat[bk]) tr_maxlat[bk] = lat / 1e6;
+    }
+  }
+  return 1;
+}
+
+/* Reads what is queued on peer p: recvmmsg() batches, at most 4 of them per call. */
+static uint64_t drain_peer(const peer_t *p) {
+  static uint8_t bufs[BATCH][2048];
+  static char ctls[BATCH][CMSG_SPACE(sizeof(struct timespec))];
+  static struct iovec iovs[BATCH];
+  static struct mmsghdr msgs[BATCH];
+  static int ready;
+  if (!ready) {
+    for (int i = 0; i < BATCH; i++) {
+      iovs[i].iov_base = bufs[i];
+      iovs[i].iov_len = sizeof bufs[i];
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = ctls[i];
+      msgs[i].msg_hdr.msg_controllen = sizeof ctls[i];
+    }
+    ready = 1;
+  }
   uint64_t got = 0;
-  for (int i = 0; i < 64; i++) {
-    uint8_t b[2048];
-    char ctl[CMSG_SPACE(sizeof(struct timespec))];
-    struct iovec iov = {.iov_base = b, .iov_len = sizeof b};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-                       .msg_controllen = sizeof ctl};
-    ssize_t n = recvmsg(p->fd, &m, MSG_DONTWAIT);
-    if (n < 0) break; /* EAGAIN, or ECONNREFUSED from an ICMP error: nothing more now */
-    int64_t arrived = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-        struct timespec ts;
-        memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        arrived = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-      }
+  for (int round = 0; round < 4; round++) {
+    int count = recvmmsg(p->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+    if (count <= 0) break; /* EAGAIN, or ECONNREFUSED from an ICMP error: nothing more now */
+    for (int i = 0; i < count; i++) {
+      got += account(p, bufs[i], (ssize_t)msgs[i].msg_len, &msgs[i].msg_hdr);
+      /* recvmmsg() shrank it to what the kernel wrote. */
+      msgs[i].msg_hdr.msg_controllen = sizeof ctls[i];
     }
-    if (arrived < 0) arrived = real_ns();
-    if (n != PACKET_BYTES) {
-      foreign++;
-      continue;
-    }
-    stream_t *s = p->expect;
-    uint32_t index, k;
-    int64_t sent_at;
-    memcpy(&index, b + OFF_STREAM, 4);
-    memcpy(&k, b + OFF_COUNT, 4);
-    memcpy(&sent_at, b + OFF_TIME, 8);
-    if (index != s->index) {
-      misrouted++;
-      continue;
-    }
-    if (b[OFF_PHASE] != PHASE_MEASURED || k >= s->seen_len) continue;
-    if (s->seen[k]) {
-      s->duplicates++;
-      continue;
-    }
-    s->seen[k] = 1;
-    s->received++;
-    got++;
-    if ((int64_t)k < s->highest) s->reordered++;
-    else s->highest = k;
-    int64_t lat = arrived - sent_at;
-    hist_record(s->hist, lat);
-    if (s->traced) {
-      int bk = trace_bucket(mono_ns());
-      if (bk >= 0) {
-        tr_recv[bk]++;
-        if (lat / 1e6 > tr_maxlat[bk]) tr_maxlat[bk] = lat / 1e6;
-      }
-    }
+    if (count < BATCH) break;
   }
   return got;
 }
@@ -411,13 +504,14 @@ static sched_t run_schedule(int first, int count, int64_t tick_ns, timeline_t *t
     while (k < end && !(until_go && j == 0 && go)) {
       int64_t d = t0 + (int64_t)k * tick_ns + streams[first + j].offset_ns;
       if (d > now + STEP_NS) break;
-      if (send_packet(&streams[first + j], phase) < 0) st.send_errors++;
+      st.send_errors += send_packet(&streams[first + j], phase);
       sent++;
       if (++j == count) {
         j = 0;
         k++;
       }
     }
+    st.send_errors += flush_batches();
     int bk = traced ? trace_bucket(now) : -1;
     if (bk >= 0) {
       tr_sent[bk] += sent;
@@ -439,9 +533,9 @@ static uint64_t total(int first, int count, int received) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 12) {
+  if (argc != 13) {
     fprintf(stderr, "usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF "
-                    "CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS\n");
+                    "CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS ports|shared\n");
     return 2;
   }
   int sessions = atoi(argv[1]);
@@ -455,6 +549,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[10], "spin") != 0 && strcmp(argv[10], "sleep") != 0) fail("bad poll mode");
   sleep_mode = strcmp(argv[10], "sleep") == 0;
   uint32_t hold_ticks = (uint32_t)atoi(argv[11]);
+  if (strcmp(argv[12], "ports") != 0 && strcmp(argv[12], "shared") != 0) fail("bad endpoints");
+  shared_mode = strcmp(argv[12], "shared") == 0;
   if (sessions < 1 || sessions > 100000 || rate < 1 || rate > 1000 || idle_ticks < 1 ||
       measured < 1 || rcvbuf < 0)
     fail("bad arguments");
@@ -483,13 +579,31 @@ int main(int argc, char **argv) {
 
   int relay_streams = 2 * sessions;
   int all = relay_streams + 2; /* relay streams and the load baseline pair */
+  int shared_caller = -1, shared_callee = -1;
+  if (shared_mode) {
+    int big = rcvbuf > SHARED_RCVBUF ? rcvbuf : SHARED_RCVBUF;
+    shared_caller = bind_peer(big, caller_addr);
+    shared_callee = bind_peer(big, callee_addr);
+    add_peer(shared_caller, NULL);
+    add_peer(shared_callee, NULL);
+    for (int i = 0; i < 2; i++) {
+      batches[i] = calloc(1, sizeof *batches[i]);
+      if (batches[i] == NULL) fail("out of memory");
+      batches[i]->fd = i == 0 ? shared_caller : shared_callee;
+    }
+  }
   for (int i = 0; i < sessions; i++) {
-    int caller = bind_peer(rcvbuf, caller_addr), callee = bind_peer(rcvbuf, callee_addr);
+    int caller = shared_mode ? shared_caller : bind_peer(rcvbuf, caller_addr);
+    int callee = shared_mode ? shared_callee : bind_peer(rcvbuf, callee_addr);
     /* Packet indexes start again at 0 with the measured window (after a hold of any length). */
     init_stream(&streams[2 * i], 2 * i, caller, measured, relay, 1);
     init_stream(&streams[2 * i + 1], 2 * i + 1, callee, measured, relay, 1);
-    add_peer(callee, &streams[2 * i]);
-    add_peer(caller, &streams[2 * i + 1]);
+    streams[2 * i].rx_fd = callee;
+    streams[2 * i + 1].rx_fd = caller;
+    if (!shared_mode) {
+      add_peer(callee, &streams[2 * i]);
+      add_peer(caller, &streams[2 * i + 1]);
+    }
   }
   for (int pair = 0; pair < 2; pair++) {
     int first = relay_streams + 2 * pair;
@@ -500,6 +614,8 @@ int main(int argc, char **argv) {
     connect_to(b, port_of(a), caller_addr);
     init_stream(&streams[first], first, a, n, h, 0);
     init_stream(&streams[first + 1], first + 1, b, n, h, 0);
+    streams[first].rx_fd = b;
+    streams[first + 1].rx_fd = a;
     add_peer(b, &streams[first]);
     add_peer(a, &streams[first + 1]);
   }
@@ -526,7 +642,13 @@ int main(int argc, char **argv) {
     char *end;
     long port = strtol(p, &end, 10);
     if (end == p || port < 1 || port > 65535) fail("bad relay port list");
-    connect_to(streams[i].fd, (int)port, relay_addr);
+    if (shared_mode) {
+      streams[i].to.sin_family = AF_INET;
+      streams[i].to.sin_port = htons((uint16_t)port);
+      streams[i].to.sin_addr = relay_addr;
+    } else {
+      connect_to(streams[i].fd, (int)port, relay_addr);
+    }
     p = end;
   }
   free(line);
