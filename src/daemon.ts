@@ -132,6 +132,7 @@ export class Daemon implements DaemonHandle {
         noRtcp: config.noRtcpRecord,
         noResolve: config.noResolve,
         tos: config.tos,
+        sendTwice: config.sendTwice,
       },
       {
         media,
@@ -148,6 +149,7 @@ export class Daemon implements DaemonHandle {
         onDrained: () => {
           hooks.onDrained();
         },
+        ...(this.#nft.kernel === undefined ? {} : { forwarder: this.#nft.kernel }),
         ...(this.#nft.table === undefined
           ? {}
           : {
@@ -164,6 +166,7 @@ export class Daemon implements DaemonHandle {
       parseContext: parseContextOf(config),
       now,
       load: () => this.#load,
+      kernel: () => this.#nft.kernelState(),
       logger: logger.child({ mod: 'dispatch' }),
     });
     // With media workers, what they did so far is taken in before each command runs, and the
@@ -221,7 +224,7 @@ export class Daemon implements DaemonHandle {
     // name) has failed before it could replace our table. With `--nft on` the start waits for the
     // table; otherwise it is created with the media workers, see #warmUp. Without a table to
     // create (`--nft off`, no nft, no capability) the line saying so comes now.
-    if (this.#config.nft === 'on') await this.#nft.open();
+    if (this.#config.nft === 'on' || this.#config.kernel === 'on') await this.#nft.open();
     else if (this.#nft.table === undefined) void this.#nft.open();
     if (options.waitForMedia === true) await this.#warmUp();
     const overload = this.#overload;

@@ -108,6 +108,11 @@ export interface Config {
    */
   readonly nft: NftMode;
   /**
+   * `--kernel`: the kernel fast path in that table (docs/kernel.md): `auto` when the host allows
+   * it, `on` or refuse to start, `off` never; always `off` with `--nft off`.
+   */
+  readonly kernel: NftMode;
+  /**
    * Strict media sources (docs/architecture.md, "Strict sources"); false with
    * `--no_strict_source`, the reference's latching rules.
    */

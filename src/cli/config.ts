@@ -60,6 +60,13 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     fail('--nft', `the nftables mode must be auto, on or off, got ${JSON.stringify(nft)}`);
   }
 
+  const kernel = raw.kernel ?? 'auto';
+  if (kernel !== 'auto' && kernel !== 'on' && kernel !== 'off') {
+    fail('--kernel', `the kernel path mode must be auto, on or off, got ${JSON.stringify(kernel)}`);
+  } else if (kernel === 'on' && nft === 'off') {
+    fail('--kernel', '--kernel on needs the nftables table: drop --nft off');
+  }
+
   const recordDir = nonEmpty(raw.recordDir, '-r', 'the recording directory is empty', fail);
   const spoolDir = nonEmpty(raw.spoolDir, '-S', 'the spool directory is empty', fail);
   if (raw.spoolDir !== undefined && raw.recordDir === undefined) {
@@ -175,6 +182,8 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     workers: raw.workers ?? defaultWorkers(),
     connectMedia: !raw.noConnectMedia,
     nft: nft === 'on' || nft === 'off' ? nft : 'auto',
+    // The kernel path lives in the nftables table: without the table, no kernel path.
+    kernel: nft === 'off' ? 'off' : kernel === 'on' || kernel === 'off' ? kernel : 'auto',
     strictSource: !raw.noStrictSource,
   };
   return Object.freeze(config);

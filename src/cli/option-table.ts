@@ -101,7 +101,8 @@ export const OPTIONS = [
   { flag: '--config', arg: 'file', description: 'configuration file', usage: '[--config file]', into: { as: 'text', field: 'configFile' } },
   { flag: '--no_strict_source', description: "latch media sources by the reference's rules", usage: '[--no_strict_source]', into: { as: 'flag', field: 'noStrictSource' } },
   { flag: '--dso', arg: 'file', description: 'module to load (repeatable)', usage: '[--dso file]', into: { as: 'list', field: 'dso' } },
-  { flag: '--nft', arg: 'mode', description: "the daemon's nftables table (TOS marking): auto, on or off", usage: '[--nft auto|on|off]', into: { as: 'text', field: 'nft' } },
+  { flag: '--nft', arg: 'mode', description: "the daemon's nftables table (TOS marking, kernel path): auto, on or off", usage: '[--nft auto|on|off]', into: { as: 'text', field: 'nft' } },
+  { flag: '--kernel', arg: 'mode', description: 'forward latched streams in the kernel (nftables): auto, on or off', usage: '[--kernel auto|on|off]', into: { as: 'text', field: 'kernel' } },
 ] as const satisfies readonly OptionSpec[];
 
 type Unfilled = Exclude<keyof RawOptions, (typeof OPTIONS)[number]['into']['field']>;
@@ -131,6 +132,7 @@ const LONGOPTS_ORDER = [
   'no_connect_media',
   'nft',
   'no_strict_source',
+  'kernel',
 ];
 
 /** How a long option takes its argument (getopt's no/required/optional_argument). */

@@ -91,6 +91,8 @@ export interface RawOptions {
   readonly noConnectMedia: boolean;
   /** `--nft auto|on|off` (ours): the daemon's nftables table (TOS marking). */
   readonly nft?: string;
+  /** `--kernel auto|on|off` (ours): the kernel fast path (docs/kernel.md). */
+  readonly kernel?: string;
   /** `--no_strict_source` (ours): the reference's latching rules instead of strict sources. */
   readonly noStrictSource: boolean;
   /** `--config` */

@@ -73,7 +73,7 @@ export type Command =
       readonly subcommands: readonly SubCommand[];
     }
   | { readonly op: 'stats'; readonly verbose: boolean; readonly names: readonly string[] }
-  | { readonly op: 'info'; readonly load: boolean }
+  | { readonly op: 'info'; readonly load: boolean; readonly verbose: boolean }
   | { readonly op: 'version' }
   | { readonly op: 'version-feature'; readonly date: string }
   | { readonly op: 'delete-all' };

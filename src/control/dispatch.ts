@@ -59,7 +59,20 @@ export type DispatchManager = Pick<
   | 'play'
   | 'stopPlayback'
   | 'hasLocalFamily'
+  | 'ended'
+  | 'kernelCounts'
+  | 'kernelFigures'
+  | 'kernelPlacement'
+  | 'sessions'
 >;
+
+/** The kernel fast path as `Iv` reports it. */
+export interface KernelState {
+  /** `on`, or `off (REASON)`. */
+  readonly state: string;
+  readonly committed: number;
+  readonly failed: number;
+}
 
 export interface DispatcherDeps {
   readonly manager: DispatchManager;
@@ -70,6 +83,8 @@ export interface DispatcherDeps {
   readonly now: () => number;
   /** Average load for `Il`, 0..1. */
   readonly load: () => number;
+  /** The kernel fast path's state and transaction counts, for `Iv`. */
+  readonly kernel: () => KernelState;
   readonly logger: Logger;
 }
 
@@ -154,19 +169,25 @@ export class Dispatcher {
         );
         return `${portText(answer)}${subs}\n`;
       }
-      case 'delete':
-        return manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak)
-          ? '0\n'
-          : errorReply('SESUNKN');
+      case 'delete': {
+        const handled = manager.delete(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.weak);
+        // Answered once the sessions' figures are final (their kernel counters read).
+        await manager.ended();
+        return handled ? '0\n' : errorReply('SESUNKN');
+      }
       case 'delete-all':
         manager.deleteAll();
+        await manager.ended();
         return '0\n';
       case 'query':
+        await manager.kernelCounts();
         return this.#query(cmd);
       case 'stats':
+        await manager.kernelCounts();
         return this.#globalStats(cmd.names, cmd.verbose);
-      case 'info':
-        return infoText(
+      case 'info': {
+        await manager.kernelCounts();
+        const info = infoText(
           {
             created: stats.nsessCreated,
             active: manager.size,
@@ -176,6 +197,8 @@ export class Dispatcher {
           },
           cmd.load ? this.#d.load() : undefined,
         );
+        return cmd.verbose ? `${info}${this.#kernelInfo()}` : info;
+      }
       case 'play': {
         const found = this.#find(cmd.ref);
         // `session` is matched exactly, as the reference's strcmp() does.
@@ -187,7 +210,7 @@ export class Dispatcher {
         manager.stopPlayback(this.#find(cmd.ref));
         return '0\n';
       case 'record':
-        return manager.record(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.single) > 0
+        return (await manager.record(cmd.ref.callId, cmd.ref.tag1, cmd.ref.tag2, cmd.single)) > 0
           ? '0\n'
           : errorReply('SESUNKN');
       case 'stop-record':
@@ -204,7 +227,7 @@ export class Dispatcher {
           return `${String(copy.port)} ${copy.address}\n`;
         }
         if (cmd.replyPort) throw new RelayError('ERR_COPY', 'p is only valid with a udp: target');
-        manager.copyToFile(found, cmd.target, cmd.single);
+        await manager.copyToFile(found, cmd.target, cmd.single);
         return '0\n';
       }
     }
@@ -237,6 +260,27 @@ export class Dispatcher {
     );
     const reply = `${text}${subs}\n`;
     return reply.length >= MAX_REPLY ? errorReply('RTOOBIG_2') : reply;
+  }
+
+  /**
+   * The kernel fast path's part of `Iv` (docs/kernel.md): its state, its figures, and where each
+   * session's streams are relayed.
+   */
+  #kernelInfo(): string {
+    const manager = this.#d.manager;
+    const kernel = this.#d.kernel();
+    const f = manager.kernelFigures();
+    const lines = [
+      `kernel path: ${kernel.state}`,
+      `kernel streams: ${String(f.streams)}`,
+      `kernel offloads: ${String(f.offloads)}`,
+      `kernel withdrawals: ${String(f.withdrawals)}`,
+      `kernel transactions: ${String(kernel.committed)} committed, ${String(kernel.failed)} failed`,
+    ];
+    for (const session of manager.sessions()) {
+      lines.push(`session ${session.callId} ${session.tag}: ${manager.kernelPlacement(session)}`);
+    }
+    return `${lines.join('\n')}\n`;
   }
 
   #globalStats(names: readonly string[], verbose: boolean): string {
@@ -319,7 +363,7 @@ export class Dispatcher {
         return undefined;
       case 'attach-recorder': {
         const source = this.#find(sub.source);
-        manager.fork(source, session, forwardLeg);
+        await manager.fork(source, session, forwardLeg);
         return undefined;
       }
       case 'set-tos': {

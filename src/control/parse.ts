@@ -132,8 +132,12 @@ function parseVerb(
       if (!/^v*$/.test(lower)) return fail('PARSE_5');
       return { ok: true, command: { op: 'stats', verbose: lower.length > 0, names: args } };
     case 'I':
-      if (!/^[bl]*$/.test(lower)) return fail('PARSE_7');
-      return { ok: true, command: { op: 'info', load: lower.includes('l') } };
+      // `v` (ours, docs/protocol.md 2.11) adds the kernel fast path and its sessions.
+      if (!/^[blv]*$/.test(lower)) return fail('PARSE_7');
+      return {
+        ok: true,
+        command: { op: 'info', load: lower.includes('l'), verbose: lower.includes('v') },
+      };
     case 'V':
       return { ok: true, command: { op: 'version' } };
     case 'VF':

@@ -155,6 +155,18 @@ export class RelayStream extends RelaySocket implements MediaStream {
     return this.#resizer?.ptimeMs;
   }
 
+  /** A re-INVITE's pre-fill opened the re-latch window, and it is still open. */
+  get relatching(): boolean {
+    return this.#inRelatchWindow();
+  }
+
+  /** Packets the kernel fast path forwarded for this stream's party (docs/kernel.md). */
+  addKernelTraffic(packets: number, payloadBytes: number): void {
+    this.npktsIn += packets;
+    this.nbytesIn += payloadBytes;
+    this.nrelayed += packets;
+  }
+
   /** The packet path: one datagram received on this stream's socket. */
   readonly onPacket = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     const stats = this.#settings.stats;

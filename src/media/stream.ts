@@ -78,7 +78,19 @@ export interface MediaStream extends StreamCounters {
   /** Sends out of the stream's socket; undefined while no socket is bound. */
   readonly socket: SendSocket | undefined;
   readonly localPort: number;
+  /** The address and port packets arrive on (the bound address, maybe a wildcard). */
+  readonly local: Endpoint;
+  readonly family: Family;
   readonly latched: boolean;
+  /** A re-INVITE's pre-fill opened the re-latch window, and it is still open. */
+  readonly relatching: boolean;
+  /** The packet time `z` asked for (RTP only), or undefined. */
+  readonly repacketizeMs: number | undefined;
+  /**
+   * Packets of this stream's party that the kernel fast path forwarded (docs/kernel.md): counted
+   * as accepted and relayed, so that Q, the session end and the idle timer see them.
+   */
+  addKernelTraffic(packets: number, payloadBytes: number): void;
   /** Pre-fill from signalling (U/L ADDR PORT), docs/protocol.md 4.4 "Pre-fill". */
   prefill(address: string, port: number): void;
   /**

@@ -5,6 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '../util/error-message.ts';
 
@@ -13,6 +15,13 @@ export type NftResult = { readonly ok: true } | { readonly ok: false; readonly m
 
 /** Runs one transaction; never rejects. */
 export type NftRun = (script: string) => Promise<NftResult>;
+
+/** The outcome of one JSON transaction: what nft printed (the listings asked for) when it succeeded. */
+export type NftJsonResult =
+  { readonly ok: true; readonly output: string } | { readonly ok: false; readonly message: string };
+
+/** Runs one JSON transaction (libnftables' JSON schema, `nft -j -f -`); never rejects. */
+export type NftJsonRun = (commands: readonly unknown[]) => Promise<NftJsonResult>;
 
 /** stderr kept per transaction, enough for nft's error lines. */
 const STDERR_MAX = 4096;
@@ -38,35 +47,79 @@ export function findNft(searchPath: string): string | undefined {
 
 /** A {@link NftRun} that spawns `binary -f -` for every transaction. */
 export function nftRunner(binary: string): NftRun {
-  return (script) =>
-    new Promise<NftResult>((resolve) => {
-      let stderr = '';
-      let child;
-      try {
-        child = spawn(binary, ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      } catch (err) {
-        resolve({ ok: false, message: errorMessage(err) });
-        return;
-      }
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (chunk: string) => {
-        if (stderr.length < STDERR_MAX) stderr += chunk;
-      });
-      child.on('error', (err) => {
-        resolve({ ok: false, message: `${binary}: ${err.message}` });
-      });
-      child.on('close', (code, signal) => {
-        if (code === 0) resolve({ ok: true });
-        else {
-          const reason = stderr.trim().split('\n').slice(0, 4).join(' | ');
-          const status = code === null ? `signal ${String(signal)}` : `status ${String(code)}`;
-          resolve({ ok: false, message: reason === '' ? `nft exited with ${status}` : reason });
-        }
-      });
-      // A child that died before reading its input: the 'close' above reports it.
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(script);
+  return async (script) => {
+    const result = await spawnNft(binary, ['-f', '-'], script, false);
+    return result.ok ? { ok: true } : result;
+  };
+}
+
+/**
+ * A {@link NftJsonRun} that spawns `binary -j -f FILE` for every transaction: the commands go in as
+ * one `{"nftables": [...]}` document, the listings come back on stdout as JSON, and the exit
+ * status acknowledges the whole transaction. The document goes through a file in a private
+ * directory made for the transaction: nft's JSON parser opens `-f -` as /dev/stdin, which fails on
+ * the socket Node gives a child as its stdin.
+ */
+export function nftJsonRunner(binary: string): NftJsonRun {
+  return async (commands) => {
+    let dir: string;
+    try {
+      dir = await mkdtemp(path.join(tmpdir(), 'rtpproxy-nft-'));
+    } catch (err) {
+      return { ok: false, message: `cannot write the nft transaction: ${errorMessage(err)}` };
+    }
+    try {
+      const file = path.join(dir, 'transaction.json');
+      await writeFile(file, JSON.stringify({ nftables: commands }), { mode: 0o600 });
+      return await spawnNft(binary, ['-j', '-f', file], '', true);
+    } catch (err) {
+      return { ok: false, message: `cannot write the nft transaction: ${errorMessage(err)}` };
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  };
+}
+
+/** Runs `binary ARGS` with `input` on stdin; stdout kept when `keepOutput`. Never rejects. */
+function spawnNft(
+  binary: string,
+  args: readonly string[],
+  input: string,
+  keepOutput: boolean,
+): Promise<NftJsonResult> {
+  return new Promise<NftJsonResult>((resolve) => {
+    let stderr = '';
+    const stdout: string[] = [];
+    let child;
+    try {
+      child = spawn(binary, args, { stdio: ['pipe', keepOutput ? 'pipe' : 'ignore', 'pipe'] });
+    } catch (err) {
+      resolve({ ok: false, message: errorMessage(err) });
+      return;
+    }
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      stdout.push(chunk);
     });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      if (stderr.length < STDERR_MAX) stderr += chunk;
+    });
+    child.on('error', (err) => {
+      resolve({ ok: false, message: `${binary}: ${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve({ ok: true, output: stdout.join('') });
+      else {
+        const reason = stderr.trim().split('\n').slice(0, 4).join(' | ');
+        const status = code === null ? `signal ${String(signal)}` : `status ${String(code)}`;
+        resolve({ ok: false, message: reason === '' ? `nft exited with ${status}` : reason });
+      }
+    });
+    // A child that died before reading its input: the 'close' above reports it.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
+  });
 }
 
 /** CAP_NET_ADMIN's bit in the capability masks of /proc/PID/status. */

@@ -102,30 +102,44 @@ export class NftTable {
 
   /**
    * Creates the table in one transaction: a table of the same name (a crashed instance's) is
-   * removed first, so its rules and elements never mix with ours. Resolves with nft's answer.
+   * removed first, so its rules and elements never mix with ours. `variants`: definitions to try
+   * in turn when the kernel refuses one (the first that nft accepts is kept); by default the one
+   * of the options. Resolves with nft's answer to the last one tried, and which one was kept.
    */
-  async create(): Promise<NftResult> {
-    if (this.#state !== 'new') return { ok: false, message: 'the table was created already' };
+  async create(
+    variants: readonly (readonly string[])[] = [this.#opts.definition],
+  ): Promise<NftResult & { readonly variant: number; readonly refused?: string }> {
+    if (this.#state !== 'new') {
+      return { ok: false, message: 'the table was created already', variant: -1 };
+    }
     this.#state = 'opening';
     const t = `${NFT_FAMILY} ${this.name}`;
-    const script = [
-      `add table ${t}`,
-      `delete table ${t}`,
-      `table ${t} {`,
-      ...this.#opts.definition.map((line) => `  ${line}`),
-      '}',
-      '',
-    ].join('\n');
-    const pending = this.#opts.run(script);
-    // close() waits for it before it removes the table.
-    this.#busy = pending.then(() => undefined);
-    const result = await pending;
-    this.#busy = undefined;
-    if (this.#isClosed()) return result;
+    let result: NftResult = { ok: false, message: 'no table definition' };
+    let variant = 0;
+    /** Why the first variant was refused, when a later one was kept. */
+    let refused: string | undefined;
+    for (; variant < variants.length; variant += 1) {
+      const script = [
+        `add table ${t}`,
+        `delete table ${t}`,
+        `table ${t} {`,
+        ...(variants[variant] ?? []).map((line) => `  ${line}`),
+        '}',
+        '',
+      ].join('\n');
+      const pending = this.#opts.run(script);
+      // close() waits for it before it removes the table.
+      this.#busy = pending.then(() => undefined);
+      result = await pending;
+      this.#busy = undefined;
+      if (result.ok || this.#isClosed()) break;
+      refused ??= result.message;
+    }
+    if (this.#isClosed()) return { ...result, variant };
     this.#state = result.ok ? 'open' : 'failed';
     if (result.ok) this.#schedule();
     else for (const map of this.#maps.values()) map.desired.clear();
-    return result;
+    return { ...result, variant, ...(refused === undefined ? {} : { refused }) };
   }
 
   /**

@@ -3,6 +3,7 @@
  * domain requests and answers dispatch exchanges with it. Kept apart so that the manager's helpers
  * (local addresses, recording, playback) can name them without importing the manager.
  */
+import type { KernelForwarder } from '../base/forward.ts';
 import type { Logger } from 'pino';
 import type { CommandOrigin, Family, LocalChoice, RemoteSpec } from '../base/net.ts';
 import type { Side } from '../base/side.ts';
@@ -38,6 +39,8 @@ export interface ManagerOptions {
   readonly noResolve?: boolean;
   /** `-t`: IP TOS of every new IPv4 leg's packets; default 0. */
   readonly tos?: number;
+  /** `-2`: short packets are relayed twice, which keeps streams out of the kernel fast path. */
+  readonly sendTwice?: boolean;
 }
 
 export interface ManagerDeps {
@@ -65,6 +68,8 @@ export interface ManagerDeps {
   readonly overloaded?: () => boolean;
   /** Applies legs' IP TOS to their packets; undefined when the daemon cannot (nft/tos.ts). */
   readonly marker?: PacketMarker;
+  /** The kernel fast path (docs/kernel.md); without it every stream is relayed in userspace. */
+  readonly forwarder?: KernelForwarder;
 }
 
 /** A U or L request (and the L sub-command), in domain terms. */

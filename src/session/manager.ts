@@ -24,6 +24,7 @@ import { SessionPlayback } from './playback.ts';
 import { SessionRecording } from './recording.ts';
 import { IdleCounter, Leg, type LegLocal, Session } from './session.ts';
 import { type EndReason, foldSessionEnd, sessionEndFields } from './session-end.ts';
+import { type OffloadFigures, SessionOffload } from './offload.ts';
 
 export { type ConfiguredAddress, MAX_LEARNT_ADDRESSES } from './local-address.ts';
 export type { EndReason } from './session-end.ts';
@@ -43,6 +44,9 @@ export class SessionManager {
   readonly #recording: SessionRecording;
   readonly #playback: SessionPlayback;
   readonly #party: PartySettings;
+  readonly #offload: SessionOffload;
+  /** Sessions out of the registry whose end waits for the kernel's last counters. */
+  readonly #ending = new Set<Promise<void>>();
   #count = 0;
   #draining = false;
   #closed = false;
@@ -68,6 +72,39 @@ export class SessionManager {
       isOwn: (address, port) => namesOwnSocket(deps.own, address, port),
     });
     this.#playback = new SessionPlayback({ players: deps.players, logger: deps.logger });
+    this.#offload = new SessionOffload({
+      forwarder: deps.forwarder,
+      sendTwice: options.sendTwice === true,
+      stats: deps.stats,
+    });
+  }
+
+  /** Whether the kernel fast path runs (docs/kernel.md). */
+  get kernelEnabled(): boolean {
+    return this.#offload.enabled;
+  }
+
+  /** The kernel fast path's figures, for `Iv`. */
+  kernelFigures(): OffloadFigures {
+    return this.#offload.figures();
+  }
+
+  /** Where each component of the session is relayed: `rtp=kernel rtcp=userspace(latching)`. */
+  kernelPlacement(session: Session): string {
+    return this.#offload.describe(session);
+  }
+
+  /** Brings the counters of kernel-forwarded streams up to date (before Q, G, I answer). */
+  kernelCounts(): Promise<void> {
+    return this.#offload.read();
+  }
+
+  /** Resolves once every session ended so far has its figures folded and logged. */
+  async ended(): Promise<void> {
+    // Bounded: each round waits for the endings known at its start.
+    for (let round = 0; round < 10 && this.#ending.size > 0; round += 1) {
+      await Promise.all([...this.#ending]);
+    }
   }
 
   /** Number of live sessions. */
@@ -112,6 +149,8 @@ export class SessionManager {
     session.notify = this.#party.notifyOf(req);
     const forward = otherSide(m);
     this.#party.apply(session.legs[forward], reply, req);
+    // A re-INVITE's pre-fill opens the re-latch window: its streams leave the kernel now.
+    this.#offload.review(session);
     return legAnswer(session, reply, forward);
   }
 
@@ -125,6 +164,7 @@ export class SessionManager {
     await this.#ensurePorts(session, reply, req);
     if (req.weak) reply.weak = true;
     this.#party.apply(session.legs[m], reply, req);
+    this.#offload.review(session);
     return legAnswer(session, reply, m);
   }
 
@@ -192,10 +232,26 @@ export class SessionManager {
     this.#deps.marker?.mark(leg, leg.local.address, leg.port, leg.tos);
   }
 
-  /** Destroys a session: its close cascade runs, its figures go to the global stats, logged once. */
+  /**
+   * Destroys a session: it leaves the registry at once; its close cascade runs, its figures go to
+   * the global stats, logged once. A session with streams in the kernel closes once their removal
+   * committed and their last packets were counted (ended() waits for it).
+   */
   destroy(session: Session, reason: EndReason): void {
-    if (session.closed) return;
-    this.#unregister(session);
+    if (session.closed || !this.#unregister(session)) return;
+    const withdrawn = this.#offload.withdraw(session);
+    if (withdrawn === undefined) {
+      this.#end(session, reason);
+      return;
+    }
+    const ending = withdrawn.then(() => {
+      this.#ending.delete(ending);
+      this.#end(session, reason);
+    });
+    this.#ending.add(ending);
+  }
+
+  #end(session: Session, reason: EndReason): void {
     const end = session.close();
     for (const done of end.recordings) this.#recording.track(done);
     foldSessionEnd(this.#deps.stats, end, reason);
@@ -206,7 +262,7 @@ export class SessionManager {
       sessionEndFields(session, end, reason, notify?.target.name),
       'session ended',
     );
-    if (this.#draining && this.#count === 0) this.#deps.onDrained();
+    if (this.#draining && this.#count === 0 && this.#ending.size === 0) this.#deps.onDrained();
   }
 
   /**
@@ -215,14 +271,37 @@ export class SessionManager {
    */
   sweep(): void {
     const expired: Session[] = [];
-    for (const session of this.sessions()) if (session.tick()) expired.push(session);
+    const inKernel: Session[] = [];
+    for (const session of this.sessions()) {
+      // Streams move to the kernel once latched, and back when something needs their packets.
+      this.#offload.review(session);
+      if (!session.tick()) continue;
+      if (this.#offload.holds(session)) inKernel.push(session);
+      else expired.push(session);
+    }
     for (const session of expired) this.destroy(session, 'timeout');
+    if (inKernel.length > 0) this.#confirmIdle(inKernel);
+  }
+
+  /**
+   * Sessions at 0 whose streams the kernel forwards: their packets are only known from the
+   * kernel's counters, read now (one read for all of them); those that still saw none expire.
+   */
+  #confirmIdle(sessions: readonly Session[]): void {
+    void this.#offload.read().then(() => {
+      for (const session of sessions) {
+        if (session.closed || !this.#registered(session)) continue;
+        if (session.legs.some((leg) => !leg.active && leg.ttl.left <= 0)) {
+          this.destroy(session, 'timeout');
+        }
+      }
+    });
   }
 
   /** Graceful shutdown: refuse new sessions; onDrained fires once none is left. */
   drain(): void {
     this.#draining = true;
-    if (this.#count === 0) this.#deps.onDrained();
+    if (this.#count === 0 && this.#ending.size === 0) this.#deps.onDrained();
   }
 
   get draining(): boolean {
@@ -236,30 +315,54 @@ export class SessionManager {
   async close(): Promise<void> {
     this.#closed = true;
     for (const session of [...this.sessions()]) this.destroy(session, 'shutdown');
+    await this.ended();
     await this.#recording.settle();
   }
 
   /** R: record the leg facing T1 of the sessions the prefix rule selects; how many record it now. */
-  record(callId: string, tag1: string, tag2: string | undefined, single: boolean): number {
-    return this.#recording.record(this.#prefixLegs(callId, tag1, tag2), single);
+  async record(
+    callId: string,
+    tag1: string,
+    tag2: string | undefined,
+    single: boolean,
+  ): Promise<number> {
+    const legs = [...this.#prefixLegs(callId, tag1, tag2)];
+    const count = this.#recording.record(legs, single);
+    await this.#toUserspace(legs.map((l) => l.session));
+    return count;
   }
 
   /** C with a file name: record the leg facing T1 into `name` under the recording directory. */
-  copyToFile(found: FoundSession, name: string, single: boolean): void {
+  async copyToFile(found: FoundSession, name: string, single: boolean): Promise<void> {
     this.#recording.copyToFile(found, name, single);
+    await this.#toUserspace([found.session]);
   }
 
   /** C with a `udp:HOST:PORT` target (docs/protocol.md 6.6): port and address of the copy's pair. */
-  copyToRemote(
+  async copyToRemote(
     found: FoundSession,
     target: string,
   ): Promise<{ port: number; address: string } | undefined> {
-    return this.#recording.copyToRemote(found, target);
+    const copy = await this.#recording.copyToRemote(found, target);
+    await this.#toUserspace([found.session]);
+    return copy;
   }
 
   /** The `C CALLID T1 T2` sub-command of U (docs/protocol.md 3.15): `source` forked into `target`. */
-  fork(source: FoundSession, target: Session, forwardLeg: Side): void {
+  async fork(source: FoundSession, target: Session, forwardLeg: Side): Promise<void> {
     this.#recording.fork(source, target, forwardLeg);
+    await this.#toUserspace([source.session, target]);
+  }
+
+  /**
+   * Something now needs the packets of these sessions (a recorder, a copy, a prompt): their
+   * streams leave the kernel, and the command is answered once the removal committed, so that
+   * every packet after the reply reaches userspace.
+   */
+  async #toUserspace(sessions: readonly Session[]): Promise<void> {
+    let withdrew = false;
+    for (const session of sessions) if (this.#offload.review(session)) withdrew = true;
+    if (withdrew) await this.#offload.settled();
   }
 
   /** N: stop the recorder of the leg facing T1 (both legs with `a`); returns how many stopped. */
@@ -268,13 +371,14 @@ export class SessionManager {
   }
 
   /** P (docs/protocol.md 3.6, 7): plays a prompt to the T1 party `count` times (playback.ts). */
-  play(
+  async play(
     found: FoundSession,
     prompt: string,
     codecs: readonly number[] | 'session',
     count: number,
   ): Promise<void> {
-    return this.#playback.play(found, prompt, codecs, count);
+    await this.#playback.play(found, prompt, codecs, count);
+    await this.#toUserspace([found.session]);
   }
 
   /** S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if any. */
@@ -397,13 +501,19 @@ export class SessionManager {
     this.#count += 1;
   }
 
-  #unregister(session: Session): void {
+  /** Takes the session out of the registry; false when it was not in it. */
+  #unregister(session: Session): boolean {
     const list = this.#byCall.get(session.callId);
-    if (list === undefined) return;
+    if (list === undefined) return false;
     const i = list.indexOf(session);
-    if (i < 0) return;
+    if (i < 0) return false;
     list.splice(i, 1);
     if (list.length === 0) this.#byCall.delete(session.callId);
     this.#count -= 1;
+    return true;
+  }
+
+  #registered(session: Session): boolean {
+    return this.#byCall.get(session.callId)?.includes(session) === true;
   }
 }

@@ -40,6 +40,9 @@ export class WorkerMediaPlane implements MediaPlane {
   readonly #stats: GlobalStats;
   readonly #allocators: PortTables;
   readonly #own: OwnEndpoints | undefined;
+  /** The workers' received and relayed totals at the last sync. */
+  #workerRcvd = 0;
+  #workerRelayed = 0;
 
   constructor(options: WorkerMediaPlaneOptions) {
     this.#stats = options.stats;
@@ -153,8 +156,12 @@ export class WorkerMediaPlane implements MediaPlane {
       resizerDiscard += totals.npktsResizerDiscard;
       if (sweep) for (const stream of host.streams.values()) stream.takeActivity();
     }
-    this.#stats.npktsRcvd = rcvd;
-    this.#stats.npktsRelayed = relayed;
+    // Added as the change since the last sync: the kernel fast path adds its packets to the same
+    // totals (docs/kernel.md).
+    this.#stats.npktsRcvd += rcvd - this.#workerRcvd;
+    this.#stats.npktsRelayed += relayed - this.#workerRelayed;
+    this.#workerRcvd = rcvd;
+    this.#workerRelayed = relayed;
     this.#stats.npktsDiscard = discard;
     this.#stats.npktsResizerIn = resizerIn;
     this.#stats.npktsResizerOut = resizerOut;

@@ -2,6 +2,8 @@
  * A stream relayed by a media worker, as the main thread sees it: counters read from the worker's
  * shared memory, the remote the worker reports, and setters that post a StreamChange to it.
  */
+import { performance } from 'node:perf_hooks';
+import { RELATCH_WINDOW_MS } from '../latch-rules.ts';
 import type { ActivitySink, MediaStream, PacketTap, RtpStatsView, SendSocket } from '../stream.ts';
 import type { WorkerHost } from './worker-host.ts';
 import { SlotCounters, type StreamChange, type StreamRemote } from './worker-protocol.ts';
@@ -29,6 +31,11 @@ export class WorkerStream implements MediaStream {
   #tap: PacketTap | undefined;
   #repacketizeMs: number | undefined;
   #bound = false;
+  /** Monotonic ms of the last pre-fill that moved a known remote (re-latch window). */
+  #lastPrefill = Number.NEGATIVE_INFINITY;
+  /** Packets (and their payload bytes) the kernel fast path forwarded for this party. */
+  #kernelPackets = 0;
+  #kernelBytes = 0;
   #freed = false;
   /** Told once the worker closed this stream's socket of the pair bound last. */
   #closed: (() => void) | undefined;
@@ -59,13 +66,27 @@ export class WorkerStream implements MediaStream {
   }
 
   get npktsIn(): number {
-    return this.#counters.npktsIn;
+    return this.#counters.npktsIn + this.#kernelPackets;
   }
   get nbytesIn(): number {
-    return this.#counters.nbytesIn;
+    return this.#counters.nbytesIn + this.#kernelBytes;
   }
   get nrelayed(): number {
-    return this.#counters.nrelayed;
+    return this.#counters.nrelayed + this.#kernelPackets;
+  }
+
+  addKernelTraffic(packets: number, payloadBytes: number): void {
+    this.#kernelPackets += packets;
+    this.#kernelBytes += payloadBytes;
+  }
+
+  /** The worker's stream applies the same window (relay.ts), from the same pre-fills. */
+  get relatching(): boolean {
+    return performance.now() - this.#lastPrefill < RELATCH_WINDOW_MS;
+  }
+
+  get repacketizeMs(): number | undefined {
+    return this.#repacketizeMs;
   }
   get ndropped(): number {
     return this.#counters.ndropped;
@@ -116,6 +137,7 @@ export class WorkerStream implements MediaStream {
   }
 
   prefill(address: string, port: number): void {
+    if (this.remoteAddress !== undefined) this.#lastPrefill = performance.now();
     this.#change({ prefill: { address, port } });
   }
 

@@ -68,6 +68,7 @@ t.test('buildConfig() defaults', async (t) => {
     workers: defaultWorkers(),
     connectMedia: true,
     nft: 'auto',
+    kernel: 'auto',
     strictSource: true,
   });
   t.ok(Object.isFrozen(c), 'config is frozen');
@@ -181,8 +182,12 @@ const okCases: readonly (readonly [
   [['-t', '+5'], { tos: 5 }],
   // nftables.
   [['--nft', 'on'], { nft: 'on' }],
-  [['--nft=off'], { nft: 'off' }],
+  [['--nft=off'], { nft: 'off', kernel: 'off' }],
   [['--nft', 'auto'], { nft: 'auto' }],
+  // The kernel path (in the nftables table).
+  [['--kernel', 'on'], { kernel: 'on', nft: 'auto' }],
+  [['--kernel=off'], { kernel: 'off' }],
+  [['--nft', 'off', '--kernel', 'auto'], { kernel: 'off' }],
   // Pid file.
   [['-p', '/dev/null'], { pidFile: undefined }],
   [['-p', 'rel.pid'], { pidFile: 'rel.pid' }],
@@ -388,6 +393,8 @@ const errorCases: readonly (readonly [argv: readonly string[], flag: string, mes
   [['-t', '-1'], '-t', /between 0 and 255/],
   [['-t', '256'], '-t', /between 0 and 255/],
   [['--nft', 'yes'], '--nft', /auto, on or off/],
+  [['--kernel', 'yes'], '--kernel', /auto, on or off/],
+  [['--kernel', 'on', '--nft', 'off'], '--kernel', /drop --nft off/],
   [['-w', '4096'], '-w', /0 to 4095/],
   [['-w', '-1'], '-w', /0 to 4095/],
   [['-L', '0'], '-L', /positive/],

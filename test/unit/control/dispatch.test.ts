@@ -20,6 +20,7 @@ import { parseContextOf } from '../../../src/control/parse-context.ts';
 import { CommandRunner } from '../../../src/control/runner.ts';
 import { RELAY_ERROR_CODES, RelayError, type RelayErrorCode } from '../../../src/session/errors.ts';
 import type { FoundSession, LegAnswer, OfferRequest } from '../../../src/session/manager.ts';
+import type { OffloadFigures } from '../../../src/session/offload.ts';
 import type { Session } from '../../../src/session/session.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
@@ -133,9 +134,9 @@ class FakeManager implements DispatchManager {
     return tos !== 0;
   }
 
-  record(callId: string, tag1: string, tag2: string | undefined, single: boolean): number {
+  record(callId: string, tag1: string, tag2: string | undefined, single: boolean): Promise<number> {
     this.calls.push(['record', callId, tag1, tag2, single]);
-    return 0;
+    return Promise.resolve(0);
   }
 
   stopRecording(callId: string, tag1: string, tag2: string | undefined, both: boolean): number {
@@ -143,9 +144,9 @@ class FakeManager implements DispatchManager {
     return this.#found(callId, tag1, tag2) === undefined ? 0 : 1;
   }
 
-  copyToFile(found: FoundSession, name: string, single: boolean): void {
+  copyToFile(found: FoundSession, name: string, single: boolean): Promise<void> {
     this.calls.push(['copyToFile', label(found), name, single]);
-    throw new RelayError('ERR_COPY', 'no recording directory (-r)');
+    return Promise.reject(new RelayError('ERR_COPY', 'no recording directory (-r)'));
   }
 
   copyToRemote(found: FoundSession, target: string): Promise<{ port: number; address: string }> {
@@ -153,8 +154,9 @@ class FakeManager implements DispatchManager {
     return Promise.reject(new RelayError('ERR_COPY', `bad copy target ${target}`));
   }
 
-  fork(source: FoundSession, target: Session, forwardLeg: Side): void {
+  fork(source: FoundSession, target: Session, forwardLeg: Side): Promise<void> {
     this.calls.push(['fork', label(source), label(target), forwardLeg]);
+    return Promise.resolve();
   }
 
   play(
@@ -173,6 +175,27 @@ class FakeManager implements DispatchManager {
 
   hasLocalFamily(family: Family): boolean {
     return this.families.includes(family);
+  }
+
+  /** No session waits for the kernel here: D and X end them at once. */
+  ended(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  kernelCounts(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  kernelFigures(): OffloadFigures {
+    return { streams: 0, offloads: 0, withdrawals: 0 };
+  }
+
+  kernelPlacement(): string {
+    return 'rtp=userspace(off) rtcp=userspace(off)';
+  }
+
+  *sessions(): IterableIterator<Session> {
+    if (this.session !== undefined) yield this.session;
   }
 }
 
@@ -195,6 +218,7 @@ function setup(manager?: (stats: GlobalStats) => FakeManager, argv: readonly str
     parseContext: parseContextOf(cfg),
     now: () => 0,
     load: () => 0.25,
+    kernel: () => ({ state: 'off (--nft off)', committed: 0, failed: 0 }),
     logger: silent,
   });
   const runner = new CommandRunner(dispatcher.handle, stats, silent);

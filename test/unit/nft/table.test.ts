@@ -29,7 +29,7 @@ function fakeTable() {
 
 t.test('the table is created in one transaction that replaces a stale one', async (t) => {
   const { table, scripts } = fakeTable();
-  t.same(await table.create(), { ok: true });
+  t.same(await table.create(), { ok: true, variant: 0 });
   t.equal(scripts.length, 1);
   const lines = (scripts[0] ?? '').split('\n');
   t.equal(lines[0], 'add table inet rtpproxy_test');
@@ -107,7 +107,11 @@ t.test('a failed transaction is followed by one that rebuilds the maps', async (
 t.test('a table that could not be created takes no changes and is not removed', async (t) => {
   const { table, scripts, state } = fakeTable();
   state.fail = 1;
-  t.same(await table.create(), { ok: false, message: 'Error: Could not process rule' });
+  t.same(await table.create(), {
+    ok: false,
+    message: 'Error: Could not process rule',
+    variant: 1,
+  });
   table.set('tos_port', '35000', 'goto dscp_46');
   await table.settled();
   await table.close();
