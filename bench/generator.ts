@@ -463,6 +463,7 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
     peerRecvBuffer,
     heldMs: 0,
     holdTimedOut: false,
+    sendErrors: 0,
     trace: {
       originEpochMs: performance.timeOrigin + trace.origin,
       warmupEndEpochMs: performance.timeOrigin + w0,

@@ -43,9 +43,9 @@ export interface GeneratorConfig {
    */
   readonly poll: 'spin' | 'sleep';
   /**
-   * Native generator: after the warm-up, keep sending unmeasured packets until the driver sends
-   * `measure` (it waits for the kernel to take the streams over), for at most this long (s);
-   * 0 = the measured window follows the warm-up at once.
+   * Native generator: before the warm-up, send one packet per stream a second (the parties
+   * latch) until the driver sends `measure` (it waits for the kernel to take the streams over),
+   * for at most this long (s); 0 = the warm-up follows the setup at once.
    */
   readonly holdMaxS: number;
   /**
@@ -103,7 +103,12 @@ export interface GeneratorResult {
   readonly elu: number | null;
   /** SO_RCVBUF the kernel granted (Linux doubles the value asked for, capped by rmem_max). */
   readonly peerRecvBuffer: number;
-  /** How long the warm-up was extended waiting for `measure` (ms; 0 without a hold). */
+  /**
+   * Measured packets its own sockets refused (send buffer full): neither offered nor lost, they
+   * mean the generator, or the CPU that takes its packets, did not keep up.
+   */
+  readonly sendErrors: number;
+  /** How long the generator held before its warm-up, waiting for `measure` (ms; 0: no hold). */
   readonly heldMs: number;
   /** The hold ended on its bound, not on `measure`. */
   readonly holdTimedOut: boolean;
@@ -121,13 +126,13 @@ export interface GeneratorResult {
 
 export type ToGenerator =
   | { readonly type: 'start'; readonly config: GeneratorConfig }
-  /** End the hold: the measured window may start. */
+  /** End the hold: the warm-up, then the measured window, may start. */
   | { readonly type: 'measure' };
 
 export type FromGenerator =
   | { readonly type: 'setup-done'; readonly ms: number }
-  /** The warm-up is over and the generator holds (GeneratorConfig.holdMaxS) until `measure`. */
-  | { readonly type: 'warmup-done' }
+  /** The generator holds before its warm-up (GeneratorConfig.holdMaxS) until `measure`. */
+  | { readonly type: 'holding' }
   | { readonly type: 'measure-start' }
   | { readonly type: 'measure-end' }
   | { readonly type: 'result'; readonly result: GeneratorResult }

@@ -72,6 +72,7 @@ type NativeResult = Pick<
   | 'peerRecvBuffer'
   | 'heldMs'
   | 'holdTimedOut'
+  | 'sendErrors'
 > & {
   readonly originEpochMs: number;
   readonly warmupEndEpochMs: number;
@@ -120,7 +121,7 @@ export function runNative(
     config.addresses.callee,
     config.addresses.relay,
     config.poll,
-    String(Math.round(config.holdMaxS * config.rate)),
+    String(Math.ceil(config.holdMaxS)),
     config.endpoints,
   ];
   const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -153,7 +154,7 @@ export function runNative(
             child.stdin.write(`relay ${ports.join(' ')}\n`);
           }, fail);
           return;
-        case 'warmup-done':
+        case 'holding':
         case 'measure-start':
         case 'measure-end':
           send({ type: word });
@@ -194,6 +195,7 @@ export function runNative(
             elu: null,
             peerRecvBuffer: n.peerRecvBuffer,
             heldMs: n.heldMs,
+            sendErrors: n.sendErrors,
             holdTimedOut: n.holdTimedOut,
             trace: {
               originEpochMs: n.originEpochMs,

@@ -235,3 +235,43 @@ export function procNetAddress(addr: string): string {
     .join('')
     .toUpperCase();
 }
+
+/** A CPU list (`0`, `0,1`, `0-1`) as the hexadecimal mask that rps_cpus takes; null if empty. */
+export function cpuMask(list: string): string | null {
+  let mask = 0n;
+  for (const part of list.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m?.[1] === undefined) continue;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    for (let c = a; c <= b && c < 1024; c++) mask |= 1n << BigInt(c);
+  }
+  return mask === 0n ? null : mask.toString(16);
+}
+
+/**
+ * Receive packet steering on the links: what arrives on the relay namespace's side (the
+ * forwarding, or the delivery to the daemon's sockets) is processed on `relayMask`'s CPUs, what
+ * arrives on the endpoints' side (the delivery to the generator's sockets) on `endpointsMask`'s,
+ * as if relay and endpoints were two hosts. Without it all of it runs in softirq on the CPU of
+ * whoever sent the packet. Throws if a mask cannot be written.
+ */
+export function steerReceive(t: Topology, relayMask: string, endpointsMask: string): void {
+  const links = [
+    [t.relayNs, 'rcaller', relayMask],
+    [t.relayNs, 'rcallee', relayMask],
+    [t.endpointsNs, 'ecaller', endpointsMask],
+    [t.endpointsNs, 'ecallee', endpointsMask],
+  ] as const;
+  for (const [ns, dev, mask] of links) {
+    if (!/^[0-9a-f]+$/.test(mask)) throw new Error(`bad CPU mask ${mask}`);
+    must([
+      'netns',
+      'exec',
+      ns,
+      'sh',
+      '-c',
+      `echo ${mask} > /sys/class/net/${dev}/queues/rx-0/rps_cpus`,
+    ]);
+  }
+}

@@ -26,6 +26,8 @@ export interface BenchOptions {
   readonly tagSuffix: string;
   /** More arguments for the daemon (`--daemon-arg`, repeatable). */
   readonly daemonArgs: readonly string[];
+  /** Where the daemon's stdout and stderr go (`--daemon-log`, appended); null = kept in memory. */
+  readonly daemonLog: string | null;
   /** `--workers` given to our daemon; null = its default. */
   readonly workers: number | null;
   /** Callers of the control probe during the measured window; 0 = no probe. */
@@ -51,13 +53,18 @@ export interface BenchOptions {
   readonly genPoll: 'spin' | 'sleep';
   /** Native generator: sockets per session (`ports`) or two for all, batched (`shared`). */
   readonly endpoints: 'ports' | 'shared';
+  /** netns: steer each namespace's receive processing to its own CPUs (RPS). */
+  readonly rps: boolean;
   /** With the kernel path: the longest wait (s) for the streams to be offloaded before measuring. */
   readonly offloadWaitS: number;
 }
 
-/** Kernel streams expected once every session is offloaded: RTP, both directions (RTCP is idle). */
+/**
+ * `kernel streams` of `Iv` once every session is offloaded: it counts stream components (RTP,
+ * RTCP) with both directions in the kernel, and the generator sends RTP only (RTCP never latches).
+ */
 export function expectedKernelStreams(sessions: number): number {
-  return 2 * sessions;
+  return sessions;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -98,10 +105,14 @@ options:
                     else in the endpoints one, callers on one link and callees on the other, so
                     every relayed packet crosses the relay's forward path; deleted on exit
   --kernel MODE     on, off or auto: passed to our daemon as --kernel (needs --topology netns
-                    for on and auto). With on or auto the generator holds after the warm-up
-                    until \`Iv\` reports every stream offloaded (bounded by --offload-wait)
+                    for on and auto). With on or auto the generator first sends one packet per
+                    stream a second (the parties latch) until \`Iv\` reports every session's RTP
+                    offloaded (bounded by --offload-wait), then warms up and measures
   --compare         --topology netns, and every run twice on fresh daemons, --kernel off then
                     --kernel on (with --ramp: both ramps), then both side by side
+  --no-rps          netns: leave receive processing where the kernel puts it (in softirq on the
+                    sender's CPU) instead of steering it (RPS) to the relay's CPU on the relay's
+                    links and to the generator's CPU on the endpoints' links, as on two hosts
   --offload-wait S  the longest wait for the offload before measuring anyway (default 20)
   --gen-poll P      spin or sleep: the native generator busy-polls for 2 ms before each send
                     (spin, the loopback default: the relay's sends find a running receiver) or
@@ -119,6 +130,8 @@ options:
                     a media number)
   --daemon-arg ARG  one more argument for the daemon, repeatable (e.g. --daemon-arg
                     --no_connect_media)
+  --daemon-log F    append the daemon's stdout and stderr to file F (e.g. with --daemon-arg -d
+                    --daemon-arg INFO); by default only its last lines are kept, for errors
   --daemon-cpus L   pin the daemon to CPU list L instead of 0 (e.g. 0,1 to give media workers a
                     core of their own; the generator stays on CPU 1)
   --no-pin          do not pin the daemon to CPU 0 and the generator to CPU 1 with taskset
@@ -175,6 +188,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let splitMedia = false;
   let tagSuffix = '';
   const daemonArgs: string[] = [];
+  let daemonLog: string | null = null;
   let control = 0;
   let rampStep = 0;
   let rampMax = 0;
@@ -186,6 +200,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let genPoll: BenchOptions['genPoll'] | null = null;
   let endpoints: BenchOptions['endpoints'] | null = null;
   let offloadWaitS = 20;
+  let rps = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const next = (): string | undefined => argv[++i];
@@ -232,6 +247,14 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         const arg = next();
         if (arg === undefined) throw new UsageError('--daemon-arg needs a value');
         daemonArgs.push(arg);
+        break;
+      }
+      case '--daemon-log': {
+        const file = next();
+        if (file === undefined || file === '') {
+          throw new UsageError('--daemon-log needs a file name');
+        }
+        daemonLog = file;
         break;
       }
       case '--daemon-cpus': {
@@ -300,6 +323,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
       }
       case '--offload-wait':
         offloadWaitS = num(a, next(), 1, 600);
+        break;
+      case '--no-rps':
+        rps = false;
         break;
       case '--no-pin':
         pin = false;
@@ -374,6 +400,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     splitMedia,
     tagSuffix,
     daemonArgs,
+    daemonLog,
     workers,
     control,
     rampStep,
@@ -386,5 +413,6 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     genPoll: genPoll ?? (topo === 'netns' ? 'sleep' : 'spin'),
     endpoints: endpoints ?? (topo === 'netns' ? 'shared' : 'ports'),
     offloadWaitS,
+    rps,
   };
 }

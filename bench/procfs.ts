@@ -29,6 +29,9 @@ interface StatFields {
   readonly ppid: number;
   readonly utime: number;
   readonly stime: number;
+  /** CPU of its children that ended and were waited for (the daemon's `nft` runs, say). */
+  readonly cutime: number;
+  readonly cstime: number;
 }
 
 function readStat(pid: number): StatFields | null {
@@ -40,8 +43,14 @@ function readStat(pid: number): StatFields | null {
   }
   // Field 2 (comm) is in parentheses and may hold spaces: split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
+  // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
+  return {
+    ppid: Number(rest[1]),
+    utime: Number(rest[11]),
+    stime: Number(rest[12]),
+    cutime: Number(rest[13]),
+    cstime: Number(rest[14]),
+  };
 }
 
 /** `pid` and all its live descendants (bounded by the number of processes in /proc). */
@@ -70,15 +79,19 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** CPU seconds (user, system) used so far by the tree rooted at `pid`. */
+/**
+ * CPU seconds (user, system) used so far by the tree rooted at `pid`: its live processes, and
+ * the children that ended and were waited for (short-lived ones, such as one `nft` per
+ * transaction, would otherwise go uncounted between two samples).
+ */
 export function treeCpuSeconds(pid: number): { user: number; system: number } {
   let u = 0;
   let s = 0;
   for (const p of processTree(pid)) {
     const st = readStat(p);
     if (st === null) continue;
-    u += st.utime;
-    s += st.stime;
+    u += st.utime + st.cutime;
+    s += st.stime + st.cstime;
   }
   const hz = clkTck();
   return { user: u / hz, system: s / hz };

@@ -15,22 +15,25 @@
  * namespaces, with whatever still runs in them, when that run ends, on error and on signals.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ControlClient } from './control-client.ts';
+import { ControlClient, streamQuery } from './control-client.ts';
 import { ControlProbe, type ProbeResult } from './control-probe.ts';
 import type { FromGenerator, GeneratorConfig, GeneratorResult, ToGenerator } from './messages.ts';
 import type { BenchAddresses } from './messages.ts';
 import { buildNativeGenerator, NATIVE_GENERATOR_NAME } from './native-generator.ts';
 import {
+  cpuMask,
   createTopology,
   deleteTopology,
   inheritedTopology,
   inNamespace,
   procNetAddress,
   removeStaleTopologies,
+  steerReceive,
   TOPOLOGY_ENV,
   topologyProblem,
   type Topology,
@@ -68,6 +71,7 @@ import {
   repeatRun,
   type BenchReport,
   type CounterSet,
+  type KernelFigures,
   type KernelPath,
   type RampStep,
   type RepeatRun,
@@ -123,9 +127,11 @@ const PROBE_HOLD_MS = 1500;
 /** The most probe sessions alive at once (4 descriptors each in the daemon). */
 const PROBE_MAX_LIVE = 3000;
 /** How often `Iv` is asked while waiting for the offload. */
-const OFFLOAD_POLL_MS = 250;
+const OFFLOAD_POLL_MS = 500;
 /** The generator holds this much longer than the driver waits, so the driver always ends it. */
 const HOLD_MARGIN_S = 5;
+/** The CPU the generator (and this driver) is pinned to. */
+const GENERATOR_CPU = '1';
 /** How often the run inside the namespaces checks that the run outside is still there. */
 const PARENT_CHECK_MS = 1000;
 
@@ -274,22 +280,45 @@ async function globalCounters(client: ControlClient): Promise<CounterSet | null>
   }
 }
 
-/** `kernel streams: N` of `Iv`; null when the daemon does not print it (or does not answer). */
-async function kernelStreams(client: ControlClient): Promise<number | null> {
+/** Where `Iv` is asked: the daemon's `tcp:` control socket (the reply lists every session). */
+interface KernelQuery {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * The kernel path's lines of `Iv`; null when the daemon does not print them, undefined when it
+ * did not answer in time.
+ */
+async function kernelFigures(q: KernelQuery): Promise<KernelFigures | null | undefined> {
+  let text: string;
   try {
-    const m = /^kernel streams: ([0-9]+)$/m.exec(await client.command('Iv'));
-    return m?.[1] === undefined ? null : Number(m[1]);
+    text = await streamQuery(q.host, q.port, 'Iv');
   } catch {
-    return null;
+    return undefined;
   }
+  const field = (name: string): string | undefined =>
+    new RegExp(`^kernel ${name}: (.*)$`, 'm').exec(text)?.[1];
+  const state = field('path');
+  const streams = Number(field('streams'));
+  if (state === undefined || !Number.isInteger(streams)) return null;
+  const transactions = /^([0-9]+) committed, ([0-9]+) failed$/.exec(field('transactions') ?? '');
+  return {
+    state,
+    streams,
+    offloads: Number(field('offloads') ?? 0),
+    withdrawals: Number(field('withdrawals') ?? 0),
+    committed: Number(transactions?.[1] ?? 0),
+    failed: Number(transactions?.[2] ?? 0),
+  };
 }
 
 /**
  * Polls `Iv` until the daemon reports at least `expected` kernel streams, for at most `maxS`
- * seconds; gives up at once when the daemon does not report kernel streams at all.
+ * seconds; gives up at once when the daemon answers without kernel figures.
  */
 async function waitForOffload(
-  client: ControlClient,
+  q: KernelQuery,
   expected: number,
   maxS: number,
 ): Promise<{ streams: number | null; waitedMs: number; reached: boolean }> {
@@ -297,8 +326,10 @@ async function waitForOffload(
   const end = t0 + maxS * 1000;
   let streams: number | null = null;
   for (let i = 0; i < (maxS * 1000) / OFFLOAD_POLL_MS + 1; i++) {
-    streams = await kernelStreams(client);
-    if (streams === null || streams >= expected || performance.now() >= end) break;
+    const figures = await kernelFigures(q);
+    if (figures === null) break;
+    if (figures !== undefined) streams = figures.streams;
+    if ((streams ?? 0) >= expected || performance.now() >= end) break;
     await sleep(OFFLOAD_POLL_MS);
   }
   const reached = streams !== null && streams >= expected;
@@ -314,8 +345,8 @@ interface WindowSample {
   /** Busy CPU seconds of the whole machine, per CPU, and this driver's own CPU seconds. */
   readonly system: Map<number, CpuTimes>;
   readonly driverCpuS: number;
-  /** `kernel streams` of `Iv`; null when not asked or not reported. */
-  readonly kernelStreams: number | null;
+  /** The kernel path's figures of `Iv`; null when not asked or not reported. */
+  readonly kernel: KernelFigures | null;
   /** Packets dropped on a full CPU input backlog (/proc/net/softnet_stat), all CPUs. */
   readonly backlogDrops: number;
 }
@@ -345,6 +376,7 @@ async function sampleWindow(
   client: ControlClient,
   opts: BenchOptions,
   setup: RunSetup,
+  kernelQuery: KernelQuery | null,
 ): Promise<WindowSample> {
   // The G query goes out first and the CPU time is read right after it, so that both describe
   // the same instant as closely as possible; the slower /proc scans come last.
@@ -356,7 +388,7 @@ async function sampleWindow(
   const driverCpuS = (self.user + self.system) / 1e6;
   const { drops, snmp } = udpFigures(pid, opts, setup.topology);
   const counters = await countersReply;
-  const kernel = opts.kernel === null ? null : await kernelStreams(client);
+  const kernel = kernelQuery === null ? null : ((await kernelFigures(kernelQuery)) ?? null);
   return {
     t,
     cpu,
@@ -365,7 +397,7 @@ async function sampleWindow(
     snmp,
     system,
     driverCpuS,
-    kernelStreams: kernel,
+    kernel,
     backlogDrops: backlogDrops(),
   };
 }
@@ -397,6 +429,22 @@ interface RunSetup {
   readonly plan: { pin: boolean; reason: string };
   /** The namespaces of --topology netns (this process runs in the endpoints one), or null. */
   readonly topology: Topology | null;
+  /** netns: where the links' receive processing goes (RPS), as the report says it. */
+  readonly steering: string | null;
+}
+
+/**
+ * netns: steers the relay links' receive processing to the daemon's CPUs and the endpoint links'
+ * to the generator's (CPU 1), when both are pinned; says what was done.
+ */
+function steering(topology: Topology, opts: BenchOptions, pinned: boolean): string {
+  if (!opts.rps) return 'none (--no-rps): in softirq on the sending CPU';
+  if (!pinned) return 'none (no CPU pinning): in softirq on the sending CPU';
+  const relay = cpuMask(opts.daemonCpus);
+  const endpoints = cpuMask(GENERATOR_CPU);
+  if (relay === null || endpoints === null) return 'none (bad CPU list)';
+  steerReceive(topology, relay, endpoints);
+  return `RPS: relay links on CPU ${opts.daemonCpus} (the daemon's), endpoint links on CPU ${GENERATOR_CPU} (the generator's)`;
 }
 
 /** Where the daemon and the peers are. */
@@ -422,6 +470,10 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
   runs++;
   const addresses = benchAddresses(topology);
   const controlPort = topology === null ? await freeUdpPort() : relayControlPort(opts);
+  const kernelQuery: KernelQuery | null =
+    opts.kernel === null || opts.target !== null || topology === null
+      ? null
+      : { host: addresses.relay, port: controlPort };
   const daemonArgs = [
     ...localDaemonArgs(controlPort, opts.portMin, opts.portMax, addresses.relay),
     '-d',
@@ -431,6 +483,8 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     // the relay namespace the table is the daemon's to make).
     ...(opts.target === null && topology === null ? ['--nft', 'off'] : []),
     ...(opts.kernel === null ? [] : ['--kernel', opts.kernel]),
+    // Ours with the kernel path: `Iv` over TCP (it lists every session: too long for a datagram).
+    ...(kernelQuery === null ? [] : ['-s', `tcp:${kernelQuery.host}:${String(kernelQuery.port)}`]),
     ...opts.daemonArgs,
   ];
   const targetCmd = opts.target ?? [process.execPath, path.join(ROOT, 'bin', 'rtpproxy.js')];
@@ -442,14 +496,16 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
   // `ip netns exec` execs the command: the pid is the daemon's.
   const daemonCmd = topology === null ? localCmd : inNamespace(topology.relayNs, localCmd);
   log(`starting daemon: ${daemonCmd.join(' ')}`);
+  const logFd = opts.daemonLog === null ? undefined : fs.openSync(opts.daemonLog, 'a');
   const daemon = track(
     // detached: its own process group, so that the group can be killed with whatever it started.
     spawn(daemonCmd[0] ?? '', daemonCmd.slice(1), {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
       detached: true,
     }),
   );
+  if (logFd !== undefined) fs.closeSync(logFd); // the child has its own copy
   const daemonOutput = tail(daemon);
   const spawnError = new Promise<never>((_resolve, reject) => {
     daemon.once('error', (err) =>
@@ -511,7 +567,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     // Set by the message handler below (a holder object, so the compiler does not narrow).
     const probed: { result?: Promise<ProbeResult> } = {};
     const setupBudgetMs = 30_000 + opts.sessions * 40;
-    // With the kernel path, the generator holds after the warm-up until the streams are offloaded.
+    // With the kernel path, the generator holds before the warm-up until the streams are offloaded.
     const offload = opts.kernel === 'on' || opts.kernel === 'auto';
     const holdMaxS = offload && native !== null ? opts.offloadWaitS + HOLD_MARGIN_S : 0;
     const runMs = (opts.warmupS + holdMaxS + opts.durationS) * 1000;
@@ -540,6 +596,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
     const deadlineMs = config.deadlineMs + 10_000;
 
     let rssAfterSetup = 0;
+    let generatorCpus: string | null = null;
     let rssEnd = 0;
     let setupMs = 0;
     // Time series of both processes' CPU for --trace, sampled from setup to the end of the run.
@@ -581,6 +638,8 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
           case 'setup-done':
             setupMs = msg.ms;
             rssAfterSetup = treeRssKiB(pid);
+            // Read while it runs: it exits as soon as it has sent its result.
+            if (gen.pid !== undefined) generatorCpus = cpusAllowed(gen.pid);
             if (native !== null && gen.pid !== undefined) {
               // The native generator shares its CPU with the Node process that started it, which
               // steps aside (SCHED_IDLE) so that it sends on time. Not this driver: what it starts
@@ -603,11 +662,15 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
               });
             }
             break;
-          case 'warmup-done':
+          case 'holding':
             log(
-              `warm-up over: waiting for ${String(expectedStreams)} kernel streams (at most ${String(opts.offloadWaitS)} s)`,
+              `latching at one packet per stream a second: waiting for ${String(expectedStreams)} ` +
+                `kernel streams (at most ${String(opts.offloadWaitS)} s) before the warm-up`,
             );
-            kernel.wait = waitForOffload(client, expectedStreams, opts.offloadWaitS);
+            kernel.wait =
+              kernelQuery === null
+                ? Promise.resolve({ streams: null, waitedMs: 0, reached: false })
+                : waitForOffload(kernelQuery, expectedStreams, opts.offloadWaitS);
             void kernel.wait.then((w) => {
               log(
                 `kernel streams: ${w.streams === null ? 'not reported' : String(w.streams)} after ` +
@@ -617,7 +680,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             });
             break;
           case 'measure-start':
-            window.start = sampleWindow(pid, client, opts, setup);
+            window.start = sampleWindow(pid, client, opts, setup, kernelQuery);
             probe?.start();
             log(
               `measuring for ${String(opts.durationS)} s` +
@@ -625,7 +688,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             );
             break;
           case 'measure-end':
-            window.end = sampleWindow(pid, client, opts, setup);
+            window.end = sampleWindow(pid, client, opts, setup, kernelQuery);
             if (probe !== null) probed.result = probe.stop();
             rssEnd = treeRssKiB(pid);
             break;
@@ -662,8 +725,8 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             waitedMs: waited?.waitedMs ?? null,
             heldMs: result.heldMs,
             holdTimedOut: result.holdTimedOut,
-            atWindowStart: s0.kernelStreams,
-            atWindowEnd: s1.kernelStreams,
+            atWindowStart: s0.kernel,
+            atWindowEnd: s1.kernel,
           };
 
     const pinned = {
@@ -671,7 +734,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
       applied: plan.pin,
       reason: plan.reason,
       daemonCpus: cpusAllowed(pid),
-      generatorCpus: gen.pid === undefined ? null : cpusAllowed(gen.pid),
+      generatorCpus,
     };
     await stopDaemon(daemon, client);
 
@@ -691,6 +754,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
       pinning: pinned,
       options: opts,
       topology,
+      steering: setup.steering,
       kernel: kernelPath,
       setupMs,
       result,
@@ -856,7 +920,13 @@ async function main(): Promise<number> {
     else log(`native generator unavailable (${built.error}); using the Node generator`);
   }
   // The driver pins itself to CPU 1 during a run: the plan is made before, once for all runs.
-  const setup: RunSetup = { native, plan: pinningPlan(opts.pin), topology };
+  const plan = pinningPlan(opts.pin);
+  const setup: RunSetup = {
+    native,
+    plan,
+    topology,
+    steering: topology === null ? null : steering(topology, opts, plan.pin),
+  };
   if (opts.compare) return compare(opts, setup);
   if (opts.rampStep > 0) return ramp(opts, setup);
   if (opts.repeat > 1) return repeat(opts, setup);

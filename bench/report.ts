@@ -22,8 +22,22 @@ interface Sample {
     { readonly busy: number; readonly irq: number; readonly steal: number; readonly total: number }
   >;
   readonly driverCpuS: number;
-  readonly kernelStreams: number | null;
+  readonly kernel: KernelFigures | null;
   readonly backlogDrops: number;
+}
+
+/** The kernel path's lines of `Iv`. */
+export interface KernelFigures {
+  /** `on`, or `off (REASON)`. */
+  readonly state: string;
+  /** Stream components (RTP or RTCP, both directions) in the kernel now. */
+  readonly streams: number;
+  /** Components moved to the kernel, and back (or out with their session), since start. */
+  readonly offloads: number;
+  readonly withdrawals: number;
+  /** nftables transactions since start. */
+  readonly committed: number;
+  readonly failed: number;
 }
 
 /** The kernel path of a run (`--kernel` given). */
@@ -31,14 +45,14 @@ export interface KernelPath {
   readonly mode: 'on' | 'off' | 'auto';
   /** Kernel streams once every session is offloaded. */
   readonly expected: number;
-  /** How long the driver waited for them after the warm-up (null: it did not wait). */
+  /** How long the driver waited for them before the warm-up (null: it did not wait). */
   readonly waitedMs: number | null;
-  /** How long the generator held after the warm-up, and whether it stopped on its own bound. */
+  /** How long the generator held before the warm-up, and whether it stopped on its own bound. */
   readonly heldMs: number;
   readonly holdTimedOut: boolean;
-  /** `kernel streams` of `Iv` at the start and end of the window (null: not reported). */
-  readonly atWindowStart: number | null;
-  readonly atWindowEnd: number | null;
+  /** The kernel path's figures at the start and end of the window (null: not reported). */
+  readonly atWindowStart: KernelFigures | null;
+  readonly atWindowEnd: KernelFigures | null;
 }
 
 export interface BenchReport {
@@ -64,6 +78,8 @@ export interface BenchReport {
   readonly options: BenchOptions;
   /** The namespaces of --topology netns; null on loopback. */
   readonly topology: Topology | null;
+  /** netns: where the links' receive processing runs (RPS); null on loopback. */
+  readonly steering: string | null;
   readonly kernel: KernelPath | null;
   readonly setupMs: number;
   readonly result: GeneratorResult;
@@ -136,6 +152,7 @@ function derive(rep: BenchReport) {
     (rep.windowEnd.snmp[name] ?? 0) - (rep.windowStart.snmp[name] ?? 0);
   const dropsDaemon = rep.windowEnd.drops.inRange - rep.windowStart.drops.inRange;
   const dropsGenerator = rep.windowEnd.drops.outside - rep.windowStart.drops.outside;
+  const dropsBacklog = rep.windowEnd.backlogDrops - rep.windowStart.backlogDrops;
   const genPct = (100 * genCpuS) / windowS;
   // Whole-machine accounting: what the CPUs did in the window beyond the daemon, the generator
   // and this driver is someone else's load, which makes the figures unreliable.
@@ -202,8 +219,15 @@ function derive(rep: BenchReport) {
   }
   if (lost > 0) {
     warnings.push(
-      `${String(lost)} packets lost; kernel receive drops in the window: ${String(dropsDaemon)} on daemon sockets, ` +
-        `${String(dropsGenerator)} on generator sockets`,
+      `${String(lost)} packets lost; kernel drops in the window: ${String(dropsDaemon)} on daemon sockets, ` +
+        `${String(dropsGenerator)} on generator sockets, ${String(dropsBacklog)} on a full input backlog ` +
+        `(UDP SndbufErrors +${String(delta('SndbufErrors'))}: a send whose packet the backlog dropped)`,
+    );
+  }
+  if (r.sendErrors > 0) {
+    warnings.push(
+      `the generator's sockets refused ${String(r.sendErrors)} sends (send buffer full): ` +
+        'not offered, not counted as loss',
     );
   }
   if (r.setup.retransmissions > 0) {
@@ -230,11 +254,15 @@ function derive(rep: BenchReport) {
     const at = k.atWindowStart;
     if (at === null) {
       warnings.push('the daemon does not report kernel streams (Iv): is --kernel implemented?');
-    } else if (at < k.expected) {
+    } else if (at.streams < k.expected) {
       warnings.push(
-        `only ${String(at)} of ${String(k.expected)} streams were offloaded when the window started: ` +
-          'the rest went through userspace',
+        `only ${String(at.streams)} of ${String(k.expected)} streams were offloaded when the window ` +
+          `started (kernel path: ${at.state}): the rest went through userspace`,
       );
+    }
+    const end = k.atWindowEnd;
+    if (at !== null && end !== null && end.failed > at.failed) {
+      warnings.push(`${String(end.failed - at.failed)} nftables transactions failed in the window`);
     }
   }
   const receivedPps = r.received / windowS;
@@ -243,6 +271,13 @@ function derive(rep: BenchReport) {
   const generatorCpuPct = perCpu
     .filter((c) => generatorCpus.has(c.cpu))
     .reduce((n, c) => n + c.busyPct + c.irqPct, 0);
+  const daemonCpus = parseCpuList(rep.pinning.daemonCpus);
+  // The daemon's CPUs that it does not share with the generator, busy % per CPU.
+  const relayOnly = perCpu.filter((c) => daemonCpus.has(c.cpu) && !generatorCpus.has(c.cpu));
+  const relayCpuPct =
+    relayOnly.length === 0
+      ? null
+      : relayOnly.reduce((n, c) => n + c.busyPct + c.irqPct, 0) / relayOnly.length;
   const perSession = (kib: number): number => (kib - rep.rssKiB.before) / o.sessions;
   const base = {
     windowS,
@@ -266,7 +301,7 @@ function derive(rep: BenchReport) {
     relayedPpsCounter: counters === null ? null : counters.npkts_relayed / daemonWindowS,
     dropsDaemon,
     dropsGenerator,
-    dropsBacklog: rep.windowEnd.backlogDrops - rep.windowStart.backlogDrops,
+    dropsBacklog,
     rcvbufErrors: delta('RcvbufErrors'),
     sndbufErrors: delta('SndbufErrors'),
     rssPerSessionSetup: perSession(rep.rssKiB.afterSetup),
@@ -279,6 +314,7 @@ function derive(rep: BenchReport) {
     machineCpus: perCpu.length,
     machineUsPerPacket: receivedPps > 0 ? (10_000 * machinePct) / receivedPps : null,
     generatorCpuPct: rep.pinning.applied ? generatorCpuPct : null,
+    relayCpuPct: rep.pinning.applied ? relayCpuPct : null,
   };
   return { ...base, saturated: saturation(rep, base) };
 }
@@ -322,6 +358,7 @@ function saturation(
     machinePct: number;
     machineCpus: number;
     generatorCpuPct: number | null;
+    relayCpuPct: number | null;
     genPct: number;
   },
 ): string | null {
@@ -338,6 +375,18 @@ function saturation(
   if (sustained && drops === 0) return null;
   if (d.daemonPct >= SATURATED_PCT * daemonCores || d.dropsDaemon > 0) {
     return `the relay daemon: ${daemonPct}, ${String(d.dropsDaemon)} receive drops on its sockets`;
+  }
+  if (d.relayCpuPct !== null && d.relayCpuPct >= SATURATED_PCT) {
+    return (
+      `the relay's CPU: ${d.relayCpuPct.toFixed(0)} % busy (tasks + softirq: the daemon, and the ` +
+      `receive processing steered there, the kernel's forwarding included), daemon ${daemonPct}`
+    );
+  }
+  if (r.sendErrors > 0) {
+    return (
+      `the load generator: its sockets refused ${String(r.sendErrors)} sends (send buffer full: ` +
+      'its packets were not taken fast enough)'
+    );
   }
   if (d.dropsBacklog > 0) {
     return (
@@ -378,7 +427,10 @@ function jsonObject(rep: BenchReport): Record<string, unknown> {
     host: rep.host,
     target: rep.target,
     pinning: rep.pinning,
-    topology: rep.topology === null ? { kind: 'loopback' } : { kind: 'netns', ...rep.topology },
+    topology:
+      rep.topology === null
+        ? { kind: 'loopback' }
+        : { kind: 'netns', ...rep.topology, receiveSteering: rep.steering },
     generatorMode: { poll: o.genPoll, endpoints: o.endpoints },
     kernel: rep.kernel,
     config: {
@@ -437,6 +489,8 @@ function jsonObject(rep: BenchReport): Record<string, unknown> {
       cpuSystemSeconds: round(r.cpu.systemS, 2),
       cpuPercentOfCore: round(d.genPct, 1),
       eventLoopUtilisation: r.elu === null ? null : round(r.elu, 3),
+      sendsRefused: r.sendErrors,
+      heldBeforeWarmupMs: round(r.heldMs, 0),
       schedule: {
         slotSends: r.schedule.slotSends,
         slotsLateByMoreThanOneTick: r.schedule.slotsLateByTick,
@@ -513,6 +567,7 @@ function toText(rep: BenchReport): string {
       : `netns: daemon in ${t.relayNs} (${t.relayAddr}, forwarding), peers in ${t.endpointsNs} ` +
           `(callers ${t.callerAddr} and callees ${t.calleeAddr} on two veth links)`,
   );
+  if (rep.steering !== null) row('receive processing', rep.steering);
   row(
     'CPU pinning',
     rep.pinning.applied
@@ -545,16 +600,27 @@ function toText(rep: BenchReport): string {
   row('warm-up / measured window', `${String(o.warmupS)} s / ${d.windowS.toFixed(2)} s`);
   const k = rep.kernel;
   if (k !== null) {
-    const n = (v: number | null): string => (v === null ? 'not reported' : String(v));
+    const a = k.atWindowStart;
+    const b = k.atWindowEnd;
     row(
       'kernel path',
-      `--kernel ${k.mode}: kernel streams ${n(k.atWindowStart)} at the window's start, ` +
-        `${n(k.atWindowEnd)} at its end (${String(k.expected)} = every session's RTP)` +
+      `--kernel ${k.mode}` +
+        (a === null
+          ? ': no kernel figures in Iv'
+          : ` (${a.state}): kernel streams ${String(a.streams)} at the window's start, ` +
+            `${b === null ? '?' : String(b.streams)} at its end (${String(k.expected)} = every session's RTP)`) +
         (k.waitedMs === null
           ? ''
-          : `; offload waited for ${(k.waitedMs / 1000).toFixed(1)} s after the warm-up` +
+          : `; offload waited for ${(k.waitedMs / 1000).toFixed(1)} s before the warm-up` +
             (k.holdTimedOut ? ' (the generator stopped holding on its own bound)' : '')),
     );
+    if (a !== null && b !== null) {
+      row(
+        'kernel path, in the window',
+        `${String(b.offloads - a.offloads)} offloads, ${String(b.withdrawals - a.withdrawals)} withdrawals, ` +
+          `${String(b.committed - a.committed)} nftables transactions committed, ${String(b.failed - a.failed)} failed`,
+      );
+    }
   }
   L.push('');
   row(
@@ -632,7 +698,8 @@ function toText(rep: BenchReport): string {
   row(
     'generator schedule',
     `sends late by mean ${r.schedule.meanLateMs.toFixed(2)} ms, max ${r.schedule.maxLateMs.toFixed(2)} ms; ` +
-      `${String(r.schedule.slotsLateByTick)} ${r.generator === 'native' ? 'wake-ups' : 'slot sends'} more than one tick late`,
+      `${String(r.schedule.slotsLateByTick)} ${r.generator === 'native' ? 'wake-ups' : 'slot sends'} more than one tick late` +
+      (r.sendErrors > 0 ? `; ${String(r.sendErrors)} sends refused by its sockets` : ''),
   );
   row(
     'machine during the window',
@@ -732,7 +799,7 @@ export function rampStep(rep: BenchReport): RampStep {
     machinePct: d.machinePct,
     machineUsPerPacket: d.machineUsPerPacket,
     generatorPct: d.genPct,
-    kernelStreams: rep.kernel?.atWindowEnd ?? null,
+    kernelStreams: rep.kernel?.atWindowEnd?.streams ?? null,
     setupsPerS: rep.control?.setupsPerS ?? null,
     sustained: d.lossPct < RAMP_MAX_LOSS_PCT && p99 !== null && p99 < RAMP_MAX_P99_MS,
     generatorLimited: d.offeredPps < RAMP_MIN_OFFERED * nominal,
@@ -845,7 +912,19 @@ export function formatCompare(user: BenchReport, kernel: BenchReport, json: bool
     ['generator CPU (rtpgen)', ...both((_r, d) => `${d.genPct.toFixed(1)} % of a core`)],
     [
       'kernel streams, window start / end',
-      ...both((r) => `${n(r.kernel?.atWindowStart)} / ${n(r.kernel?.atWindowEnd)}`),
+      ...both(
+        (r) => `${n(r.kernel?.atWindowStart?.streams)} / ${n(r.kernel?.atWindowEnd?.streams)}`,
+      ),
+    ],
+    [
+      'offloads / nft transactions in window',
+      ...both((r) => {
+        const a = r.kernel?.atWindowStart;
+        const b = r.kernel?.atWindowEnd;
+        return a === null || b === null || a === undefined || b === undefined
+          ? 'n/a'
+          : `${String(b.offloads - a.offloads)} / ${String(b.committed - a.committed)}`;
+      }),
     ],
     [
       'setups/s with media (--control)',

@@ -10,7 +10,7 @@
  * time from the kernel (SO_TIMESTAMPNS), so the latency is the relay's and loopback's only.
  *
  * Usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF_BYTES
- *               CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS ports|shared
+ *               CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_S ports|shared
  *
  * Caller sockets are bound to CALLER_ADDR, callee sockets to CALLEE_ADDR, and both send to the
  * relay's ports on RELAY_ADDR (all three 127.0.0.1 on loopback; see bench/netns.ts otherwise).
@@ -25,8 +25,9 @@
  * Protocol, one line each way (stdout / stdin):
  *   > ports P0 P1 ...          the caller and callee port of each session (after the idle baseline)
  *   < relay A0 B0 A1 B1 ...    per session: where the caller sends (A), where the callee sends (B)
- *   > warmup-done              (HOLD_TICKS > 0) the warm-up is over; it goes on, unmeasured, until
- *   < measure                  this line, or for HOLD_TICKS more ticks at most
+ *   > holding                  (HOLD_S > 0) before the warm-up, it sends one packet per stream
+ *   < measure                  a second (both parties latch, at a fiftieth of the load) until
+ *                              this line, or for HOLD_S seconds at most; then the warm-up
  *   > measure-start            the warm-up is over
  *   > measure-end              the measured window is over (draining follows)
  *   > result {JSON}            figures (see GeneratorResult in bench/messages.ts), then exit 0
@@ -68,9 +69,12 @@
 #define QUIET_NS 500000000LL
 #define DRAIN_MAX_NS 5000000000LL
 #define TRACE_BUCKET_NS 100000000LL
+/* The tick of the hold: one packet per stream per second. */
+#define HOLD_TICK_NS 1000000000LL
 /* Shared endpoints: packets per sendmmsg()/recvmmsg(), and the receive buffer (SO_RCVBUFFORCE). */
 #define BATCH 64
 #define SHARED_RCVBUF (32 * 1024 * 1024)
+#define SHARED_SNDBUF (8 * 1024 * 1024)
 /* Latency histogram: 10 us bins up to 10 s, one overflow bin (as bench/histogram.ts). */
 #define BIN_NS 10000LL
 #define BINS (1000000 + 1)
@@ -81,7 +85,7 @@ typedef struct {
   uint32_t *bins;
 } hist_t;
 
-typedef struct {
+typedef struct stream {
   int fd;          /* the socket this stream is sent on */
   int rx_fd;       /* the socket it arrives on */
   struct sockaddr_in to; /* shared endpoints: where it is sent (the socket is not connected) */
@@ -111,6 +115,8 @@ typedef struct {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   uint8_t buf[BATCH][PACKET_BYTES];
+  struct stream *from[BATCH]; /* the stream of each packet, and whether it is measured */
+  uint8_t measured[BATCH];
 } batch_t;
 static batch_t *batches[2];
 static int shared_mode;
@@ -276,6 +282,10 @@ static int flush_batch(batch_t *b) {
   while (done < b->n) {
     int r = sendmmsg(b->fd, b->msgs + done, (unsigned)(b->n - done), 0);
     if (r <= 0) {
+      /* Refused (send buffer full): never sent, so neither offered nor lost. */
+      for (int i = done; i < b->n; i++) {
+        if (b->measured[i]) b->from[i]->sent--;
+      }
       refused += b->n - done;
       break;
     }
@@ -332,6 +342,8 @@ static int send_packet(stream_t *s, int phase) {
   if (phase == PHASE_MEASURED) s->sent++;
   if (q != NULL) {
     struct mmsghdr *m = &q->msgs[q->n];
+    q->from[q->n] = s;
+    q->measured[q->n] = phase == PHASE_MEASURED;
     q->iov[q->n].iov_base = b;
     q->iov[q->n].iov_len = PACKET_BYTES;
     memset(m, 0, sizeof *m);
@@ -342,7 +354,9 @@ static int send_packet(stream_t *s, int phase) {
     q->n++;
     return 0;
   }
-  return send(s->fd, b, PACKET_BYTES, 0) == (ssize_t)PACKET_BYTES ? 0 : 1;
+  if (send(s->fd, b, PACKET_BYTES, 0) == (ssize_t)PACKET_BYTES) return 0;
+  if (phase == PHASE_MEASURED) s->sent--; /* refused: never sent */
+  return 1;
 }
 
 /* Accounts one arrived packet of n bytes; returns 1 when it was a first measured arrival. */
@@ -445,9 +459,21 @@ static void read_stdin(void) {
  */
 static void poll_until(int64_t until) {
   struct epoll_event ev[256];
+  int polled = 0;
   for (;;) {
     int64_t left = until - mono_ns();
-    if (left <= 0) return;
+    if (left <= 0) {
+      /*
+       * Late: sending comes first, but the shared sockets (every stream arrives on them) are
+       * still read once per wake-up, so that a generator behind its schedule does not let them
+       * overflow.
+       */
+      if (shared_mode && !polled) {
+        for (int i = 0; i < 2; i++) drain_peer(&peers[i]);
+      }
+      return;
+    }
+    polled = 1;
     int n;
     if (sleep_mode) {
       struct timespec ts = {.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
@@ -548,7 +574,7 @@ int main(int argc, char **argv) {
   struct in_addr relay_addr = parse_addr(argv[9]);
   if (strcmp(argv[10], "spin") != 0 && strcmp(argv[10], "sleep") != 0) fail("bad poll mode");
   sleep_mode = strcmp(argv[10], "sleep") == 0;
-  uint32_t hold_ticks = (uint32_t)atoi(argv[11]);
+  uint32_t hold_s = (uint32_t)atoi(argv[11]);
   if (strcmp(argv[12], "ports") != 0 && strcmp(argv[12], "shared") != 0) fail("bad endpoints");
   shared_mode = strcmp(argv[12], "shared") == 0;
   if (sessions < 1 || sessions > 100000 || rate < 1 || rate > 1000 || idle_ticks < 1 ||
@@ -568,9 +594,7 @@ int main(int argc, char **argv) {
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) fail("epoll_create1: %s", strerror(errno));
   hist_t *relay = hist_new(), *base_load = hist_new(), *base_idle = hist_new();
-  trace_len =
-      (int)(((ticks + (int64_t)hold_ticks) * tick_ns + DRAIN_MAX_NS + 1000000000LL) / TRACE_BUCKET_NS) +
-      1;
+  trace_len = (int)((ticks * tick_ns + DRAIN_MAX_NS + 1000000000LL) / TRACE_BUCKET_NS) + 1;
   tr_sent = calloc(trace_len, sizeof *tr_sent);
   tr_recv = calloc(trace_len, sizeof *tr_recv);
   tr_maxlat = calloc(trace_len, sizeof *tr_maxlat);
@@ -584,6 +608,12 @@ int main(int argc, char **argv) {
     int big = rcvbuf > SHARED_RCVBUF ? rcvbuf : SHARED_RCVBUF;
     shared_caller = bind_peer(big, caller_addr);
     shared_callee = bind_peer(big, callee_addr);
+    /* Packets in flight (queued for another CPU with RPS) count against the sender's buffer. */
+    for (int i = 0; i < 2; i++) {
+      int fd = i == 0 ? shared_caller : shared_callee, snd = SHARED_SNDBUF;
+      if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+    }
     add_peer(shared_caller, NULL);
     add_peer(shared_callee, NULL);
     for (int i = 0; i < 2; i++) {
@@ -652,9 +682,22 @@ int main(int argc, char **argv) {
     p = end;
   }
   free(line);
-  if (hold_ticks > 0) {
+  /*
+   * Hold: one packet per stream a second, unmeasured, until the driver says `measure` (once the
+   * kernel took the streams over): they latch without the full load going through userspace.
+   */
+  double held_ms = 0;
+  int hold_timed_out = 0;
+  if (hold_s > 0) {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stdin_tag};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) < 0) fail("epoll_ctl stdin: %s", strerror(errno));
+    printf("holding\n");
+    fflush(stdout);
+    int64_t h0 = mono_ns();
+    timeline_t htl = timeline_start();
+    run_schedule(0, all, HOLD_TICK_NS, &htl, hold_s, 0, 0, 1);
+    held_ms = (mono_ns() - h0) / 1e6;
+    hold_timed_out = !go;
   }
 
   /* 3. Load: relay streams and the load baseline pair, on one schedule. */
@@ -663,17 +706,6 @@ int main(int argc, char **argv) {
   double origin_epoch_ms = real_ns() / 1e6;
   timeline_t tl = timeline_start();
   if (warmup > 0) run_schedule(0, all, tick_ns, &tl, warmup, 0, 1, 0);
-  /* Hold: more unmeasured ticks until the driver says `measure` (e.g. once the kernel took over). */
-  double held_ms = 0;
-  int hold_timed_out = 0;
-  if (hold_ticks > 0) {
-    printf("warmup-done\n");
-    fflush(stdout);
-    int64_t h0 = mono_ns();
-    run_schedule(0, all, tick_ns, &tl, hold_ticks, 0, 1, 1);
-    held_ms = (mono_ns() - h0) / 1e6;
-    hold_timed_out = !go;
-  }
   for (int i = 0; i < all; i++) streams[i].count = 0;
   double u0 = cpu_s(1), s0 = cpu_s(0);
   int64_t w0 = mono_ns();
