@@ -340,6 +340,8 @@ interface WindowSample {
   readonly t: number;
   readonly cpu: { user: number; system: number };
   readonly counters: CounterSet | null;
+  /** When the daemon answered `G` (performance.now()). */
+  readonly countersT: number;
   readonly drops: { inRange: number; outside: number };
   readonly snmp: Record<string, number>;
   /** Busy CPU seconds of the whole machine, per CPU, and this driver's own CPU seconds. */
@@ -371,34 +373,49 @@ function udpFigures(
   return { drops: { inRange: relay.inRange, outside: endpoints.outside }, snmp };
 }
 
+/**
+ * Samples the daemon and the machine at one end of the measured window. The daemon's answers to
+ * `G` and `Iv` cost it CPU (with the kernel path, each reads the kernel's counters: an `nft` run),
+ * so they fall outside the window: asked before the CPU times are read at its start, after them
+ * at its end. Their own instant (`countersT`) times the packet counters.
+ */
 async function sampleWindow(
+  edge: 'start' | 'end',
   pid: number,
   client: ControlClient,
   opts: BenchOptions,
   setup: RunSetup,
   kernelQuery: KernelQuery | null,
 ): Promise<WindowSample> {
-  // The G query goes out first and the CPU time is read right after it, so that both describe
-  // the same instant as closely as possible; the slower /proc scans come last.
-  const countersReply = globalCounters(client);
+  const ask = async (): Promise<{
+    counters: CounterSet | null;
+    countersT: number;
+    kernel: KernelFigures | null;
+  }> => {
+    const q0 = performance.now();
+    const counters = await globalCounters(client);
+    const countersT = (q0 + performance.now()) / 2;
+    const kernel = kernelQuery === null ? null : ((await kernelFigures(kernelQuery)) ?? null);
+    return { counters, countersT, kernel };
+  };
+  const before = edge === 'start' ? await ask() : null;
   const t = performance.now();
   const cpu = treeCpuSeconds(pid);
   const system = systemCpuTimes();
   const self = process.cpuUsage();
   const driverCpuS = (self.user + self.system) / 1e6;
   const { drops, snmp } = udpFigures(pid, opts, setup.topology);
-  const counters = await countersReply;
-  const kernel = kernelQuery === null ? null : ((await kernelFigures(kernelQuery)) ?? null);
+  const dropped = backlogDrops();
+  const answers = before ?? (await ask());
   return {
     t,
     cpu,
-    counters,
+    ...answers,
     drops,
     snmp,
     system,
     driverCpuS,
-    kernel,
-    backlogDrops: backlogDrops(),
+    backlogDrops: dropped,
   };
 }
 
@@ -680,7 +697,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             });
             break;
           case 'measure-start':
-            window.start = sampleWindow(pid, client, opts, setup, kernelQuery);
+            window.start = sampleWindow('start', pid, client, opts, setup, kernelQuery);
             probe?.start();
             log(
               `measuring for ${String(opts.durationS)} s` +
@@ -688,7 +705,7 @@ async function runOnce(opts: BenchOptions, setup: RunSetup): Promise<BenchReport
             );
             break;
           case 'measure-end':
-            window.end = sampleWindow(pid, client, opts, setup, kernelQuery);
+            window.end = sampleWindow('end', pid, client, opts, setup, kernelQuery);
             if (probe !== null) probed.result = probe.stop();
             rssEnd = treeRssKiB(pid);
             break;

@@ -15,6 +15,7 @@ interface Sample {
   readonly t: number;
   readonly cpu: { readonly user: number; readonly system: number };
   readonly counters: CounterSet | null;
+  readonly countersT: number;
   readonly drops: { readonly inRange: number; readonly outside: number };
   readonly snmp: Record<string, number>;
   readonly system: Map<
@@ -135,8 +136,13 @@ function derive(rep: BenchReport) {
   const daemonCpuS = daemonUser + daemonSys;
   const relayedBasis =
     counters !== null && counters.npkts_relayed > 0 ? 'npkts_relayed' : 'received by peers';
-  const relayedForCpu =
-    counters !== null && counters.npkts_relayed > 0 ? counters.npkts_relayed : r.received;
+  // The counters are read a moment before the window's start and after its end (see
+  // sampleWindow in relay.ts): rates over their own interval.
+  const countersS = (rep.windowEnd.countersT - rep.windowStart.countersT) / 1000;
+  const relayedPpsCounter =
+    counters === null || countersS <= 0 ? null : counters.npkts_relayed / countersS;
+  const relayedPpsForCpu =
+    relayedPpsCounter !== null && relayedPpsCounter > 0 ? relayedPpsCounter : r.received / windowS;
   const genCpuS = r.cpu.userS + r.cpu.systemS;
   const lost = r.sent - r.received;
   const lossPct = r.sent === 0 ? 0 : (100 * lost) / r.sent;
@@ -288,7 +294,8 @@ function derive(rep: BenchReport) {
     daemonCpuS,
     daemonPct: (100 * daemonCpuS) / daemonWindowS,
     relayedBasis,
-    cpuUsPerPacket: relayedForCpu === 0 ? null : (daemonCpuS * 1e6) / relayedForCpu,
+    cpuUsPerPacket:
+      relayedPpsForCpu === 0 ? null : ((daemonCpuS / daemonWindowS) * 1e6) / relayedPpsForCpu,
     genCpuS,
     genPct,
     lost,
@@ -298,7 +305,7 @@ function derive(rep: BenchReport) {
     addedP50Idle,
     offeredPps: r.sent / windowS,
     receivedPps: r.received / windowS,
-    relayedPpsCounter: counters === null ? null : counters.npkts_relayed / daemonWindowS,
+    relayedPpsCounter,
     dropsDaemon,
     dropsGenerator,
     dropsBacklog,
@@ -377,10 +384,11 @@ function saturation(
     return `the relay daemon: ${daemonPct}, ${String(d.dropsDaemon)} receive drops on its sockets`;
   }
   if (d.relayCpuPct !== null && d.relayCpuPct >= SATURATED_PCT) {
-    return (
-      `the relay's CPU: ${d.relayCpuPct.toFixed(0)} % busy (tasks + softirq: the daemon, and the ` +
-      `receive processing steered there, the kernel's forwarding included), daemon ${daemonPct}`
-    );
+    const what =
+      rep.steering?.startsWith('RPS') === true
+        ? "the daemon, and the receive processing steered there, the kernel's forwarding included"
+        : 'the daemon, and whatever else ran there';
+    return `the relay's CPU: ${d.relayCpuPct.toFixed(0)} % busy (tasks + softirq: ${what}), daemon ${daemonPct}`;
   }
   if (r.sendErrors > 0) {
     return (
