@@ -2,8 +2,10 @@
  * UDP control client for the benchmark, speaking the rtpproxy datagram framing (docs/protocol.md 2.5):
  * it sends `COOKIE COMMAND`, matches the reply by its cookie, and retransmits the same bytes (same
  * cookie, so the daemon answers from its reply cache) every second, up to 3 times, before failing.
+ * streamQuery() sends one command over a `tcp:` control socket instead, for long replies.
  */
 import dgram from 'node:dgram';
+import net from 'node:net';
 
 /** Seconds between retransmissions, and how many retransmissions follow the first send. */
 const RETRANSMIT_MS = 1000;
@@ -42,12 +44,12 @@ export class ControlClient {
     });
   }
 
-  /** Opens a client bound to an ephemeral port on 127.0.0.1 talking to `host:port`. */
-  static async open(port: number, host = '127.0.0.1'): Promise<ControlClient> {
+  /** Opens a client bound to an ephemeral port on `local` talking to `host:port`. */
+  static async open(port: number, host = '127.0.0.1', local = '127.0.0.1'): Promise<ControlClient> {
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind({ port: 0, address: '127.0.0.1' }, () => {
+      socket.bind({ port: 0, address: local }, () => {
         socket.off('error', reject);
         resolve();
       });
@@ -136,4 +138,45 @@ export function parsePortReply(line: string, reply: string): { port: number; add
     throw new Error(`unexpected reply to "${line}": ${JSON.stringify(reply)}`);
   }
   return { port, addr: m[2] ?? null };
+}
+
+/**
+ * How long a stream query may take, connection included: `Iv` waits for the kernel path's
+ * counters, read by an nftables transaction queued behind the ones in progress.
+ */
+const STREAM_QUERY_MS = 15_000;
+/** `V`'s reply: the end marker of a stream query. */
+const VERSION_REPLY = '20040107';
+
+/**
+ * Sends one command over a `tcp:` control socket (LF-framed lines, no cookie, replies in command
+ * order) and resolves with its reply, however long: a reply that does not fit a datagram (`Iv`
+ * lists every session) cannot come over UDP. A `V` follows the command, and its reply marks the
+ * end of the first one's. Rejects after {@link STREAM_QUERY_MS}.
+ */
+export function streamQuery(host: string, port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let text = '';
+    const done = (err: Error | null, reply?: string): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err === null) resolve(reply ?? '');
+      else reject(err);
+    };
+    const timer = setTimeout(() => {
+      done(new Error(`no complete reply to "${command}" within ${String(STREAM_QUERY_MS)} ms`));
+    }, STREAM_QUERY_MS);
+    socket.setEncoding('latin1');
+    socket.once('error', (err) => {
+      done(err);
+    });
+    socket.once('connect', () => socket.write(`${command}\nV\n`));
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      const end = `${VERSION_REPLY}\n`;
+      if (text === end) done(null, '');
+      else if (text.endsWith(`\n${end}`)) done(null, text.slice(0, -end.length - 1));
+    });
+  });
 }

@@ -169,11 +169,11 @@ function makeReceiver(expected: Stream, counters: { misrouted: number; foreign: 
   };
 }
 
-function bindPeer(recvBufferBytes: number): Promise<dgram.Socket> {
+function bindPeer(recvBufferBytes: number, address: string): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: recvBufferBytes });
     sock.once('error', reject);
-    sock.bind({ port: 0, address: '127.0.0.1' }, () => {
+    sock.bind({ port: 0, address }, () => {
       sock.off('error', reject);
       sock.on('error', () => {
         // ECONNREFUSED from ICMP errors of a connected socket (the relay port went away): ignore.
@@ -183,10 +183,10 @@ function bindPeer(recvBufferBytes: number): Promise<dgram.Socket> {
   });
 }
 
-function connect(sock: dgram.Socket, port: number): Promise<void> {
+function connect(sock: dgram.Socket, port: number, address: string): Promise<void> {
   return new Promise((resolve, reject) => {
     sock.once('error', reject);
-    sock.connect(port, '127.0.0.1', () => {
+    sock.connect(port, address, () => {
       sock.off('error', reject);
       resolve();
     });
@@ -307,18 +307,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A direct caller<->callee socket pair on loopback, no relay in between. */
+/** A direct caller<->callee socket pair (over the generator's loopback), no relay in between. */
 async function directPair(
   firstIndex: number,
   totalTicks: number,
-  recvBufferBytes: number,
+  config: GeneratorConfig,
   counters: { misrouted: number; foreign: number },
   hist: LatencyHistogram,
 ): Promise<{ streams: [Stream, Stream]; sockets: dgram.Socket[] }> {
-  const a = await bindPeer(recvBufferBytes);
-  const b = await bindPeer(recvBufferBytes);
-  await connect(a, b.address().port);
-  await connect(b, a.address().port);
+  const { caller, callee } = config.addresses;
+  const a = await bindPeer(config.recvBufferBytes, caller);
+  const b = await bindPeer(config.recvBufferBytes, callee);
+  await connect(a, b.address().port, callee);
+  await connect(b, a.address().port, caller);
   const ab = newStream(firstIndex, a, totalTicks, hist);
   const ba = newStream(firstIndex + 1, b, totalTicks, hist);
   b.on('message', makeReceiver(ab, counters));
@@ -337,7 +338,7 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
   // 1. Idle baseline: one direct pair at the load's rate, nothing else running.
   const idleTicks = Math.max(1, Math.round(config.baselineIdleS * config.rate));
   const idleHist = new LatencyHistogram();
-  const idle = await directPair(1_000_000, idleTicks, config.recvBufferBytes, counters, idleHist);
+  const idle = await directPair(1_000_000, idleTicks, config, counters, idleHist);
   sockets.push(...idle.sockets);
   await runSchedule([idle.streams], tickMs, idleTicks, {
     phaseOf: () => PHASE_MEASURED,
@@ -351,8 +352,8 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
   const relayStreams: Stream[] = [];
   const peers: { caller: dgram.Socket; callee: dgram.Socket }[] = [];
   for (let i = 0; i < config.sessions; i++) {
-    const caller = await bindPeer(config.recvBufferBytes);
-    const callee = await bindPeer(config.recvBufferBytes);
+    const caller = await bindPeer(config.recvBufferBytes, config.addresses.caller);
+    const callee = await bindPeer(config.recvBufferBytes, config.addresses.callee);
     sockets.push(caller, callee);
     const toCallee = newStream(2 * i, caller, totalTicks, relayHist, trace);
     const toCaller = newStream(2 * i + 1, callee, totalTicks, relayHist, trace);
@@ -368,20 +369,14 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
   for (const [i, p] of peers.entries()) {
     const relay = setup.relay[i];
     if (relay === undefined) throw new Error(`no relay ports for session ${String(i)}`);
-    await connect(p.caller, relay.fromCaller);
-    await connect(p.callee, relay.fromCallee);
+    await connect(p.caller, relay.fromCaller, config.addresses.relay);
+    await connect(p.callee, relay.fromCallee, config.addresses.relay);
   }
   send({ type: 'setup-done', ms: setup.ms });
 
   // 3. Load, with a direct pair running alongside (the baseline under load).
   const loadHist = new LatencyHistogram();
-  const load = await directPair(
-    2 * config.sessions,
-    totalTicks,
-    config.recvBufferBytes,
-    counters,
-    loadHist,
-  );
+  const load = await directPair(2 * config.sessions, totalTicks, config, counters, loadHist);
   sockets.push(...load.sockets);
   const all = [...relayStreams, ...load.streams];
   let cpu0 = process.cpuUsage();
@@ -466,6 +461,9 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
     cpu: { userS: cpu.user / 1e6, systemS: cpu.system / 1e6 },
     elu: elu.utilization,
     peerRecvBuffer,
+    heldMs: 0,
+    holdTimedOut: false,
+    sendErrors: 0,
     trace: {
       originEpochMs: performance.timeOrigin + trace.origin,
       warmupEndEpochMs: performance.timeOrigin + w0,
@@ -480,12 +478,18 @@ async function run(config: GeneratorConfig): Promise<GeneratorResult> {
 
 let started = false;
 let finished = false;
+/** Ends the native generator's hold; the Node generator does not hold. */
+let measure: () => void = () => undefined;
 process.on('disconnect', () => {
   // The driver went away (or we are done): nothing left to report to.
   process.exit(finished ? 0 : 2);
 });
 process.on('message', (raw: unknown) => {
   const msg = raw as ToGenerator;
+  if (msg.type === 'measure') {
+    measure();
+    return;
+  }
   if (started) return;
   started = true;
   const deadline = setTimeout(() => {
@@ -497,10 +501,14 @@ process.on('message', (raw: unknown) => {
       () => process.exit(3),
     );
   }, msg.config.deadlineMs);
-  (msg.config.native === null
-    ? run(msg.config)
-    : runNative(msg.config, msg.config.native, send)
-  ).then(
+  let result: Promise<GeneratorResult>;
+  if (msg.config.native === null) result = run(msg.config);
+  else {
+    const native = runNative(msg.config, msg.config.native, send);
+    measure = native.measure;
+    result = native.result;
+  }
+  result.then(
     (result) => {
       clearTimeout(deadline);
       finished = true;

@@ -107,16 +107,21 @@ function intOption(name: string, value: string | undefined, min: number, max: nu
 
 /**
  * The arguments every bench script gives the daemon it starts: in the foreground, a UDP control
- * socket on 127.0.0.1:`controlPort`, media on 127.0.0.1 in `portMin`..`portMax`.
+ * socket on `address`:`controlPort`, media on `address` in `portMin`..`portMax`.
  */
-export function localDaemonArgs(controlPort: number, portMin: number, portMax: number): string[] {
+export function localDaemonArgs(
+  controlPort: number,
+  portMin: number,
+  portMax: number,
+  address = '127.0.0.1',
+): string[] {
   return [
     '-f',
     '-F',
     '-s',
-    `udp:127.0.0.1:${String(controlPort)}`,
+    `udp:${address}:${String(controlPort)}`,
     '-l',
-    '127.0.0.1',
+    address,
     '-m',
     String(portMin),
     '-M',

@@ -1,8 +1,19 @@
 /** Messages between the benchmark driver (bench/relay.ts) and the load generator (bench/generator.ts). */
 import type { LatencySummary } from './histogram.ts';
 
+/** Where the peers and the daemon are (127.0.0.1 for all on loopback; bench/netns.ts otherwise). */
+export interface BenchAddresses {
+  /** The daemon's control socket address and its media address (`-l`). */
+  readonly relay: string;
+  /** Address of the caller peers (the `U` address), also the control clients' own address. */
+  readonly caller: string;
+  /** Address of the callee peers (the `L` address). */
+  readonly callee: string;
+}
+
 export interface GeneratorConfig {
   readonly controlPort: number;
+  readonly addresses: BenchAddresses;
   /** Sessions to set up with U and L; each has a caller and a callee peer socket. */
   readonly sessions: number;
   /** RTP packets per second per direction per session (50 = 20 ms packets). */
@@ -26,6 +37,22 @@ export interface GeneratorConfig {
    * run it in the Node generator process itself.
    */
   readonly native: string | null;
+  /**
+   * Native generator: `spin` busy-polls before each send (the relay's sends find a running
+   * receiver), `sleep` sleeps until the next send is due (its CPU time is then its work alone).
+   */
+  readonly poll: 'spin' | 'sleep';
+  /**
+   * Native generator: before the warm-up, send one packet per stream a second (the parties
+   * latch) until the driver sends `measure` (it waits for the kernel to take the streams over),
+   * for at most this long (s); 0 = the warm-up follows the setup at once.
+   */
+  readonly holdMaxS: number;
+  /**
+   * Native generator: `ports`, two connected sockets per session (one system call per packet);
+   * `shared`, one caller and one callee socket for all sessions, sent and read in batches.
+   */
+  readonly endpoints: 'ports' | 'shared';
 }
 
 export interface ScheduleStats {
@@ -76,6 +103,15 @@ export interface GeneratorResult {
   readonly elu: number | null;
   /** SO_RCVBUF the kernel granted (Linux doubles the value asked for, capped by rmem_max). */
   readonly peerRecvBuffer: number;
+  /**
+   * Measured packets its own sockets refused (send buffer full): neither offered nor lost, they
+   * mean the generator, or the CPU that takes its packets, did not keep up.
+   */
+  readonly sendErrors: number;
+  /** How long the generator held before its warm-up, waiting for `measure` (ms; 0: no hold). */
+  readonly heldMs: number;
+  /** The hold ended on its bound, not on `measure`. */
+  readonly holdTimedOut: boolean;
   /** Time series of the load phase, in buckets of bucketMs from originEpochMs (wall clock, ms). */
   readonly trace: {
     readonly originEpochMs: number;
@@ -88,13 +124,15 @@ export interface GeneratorResult {
   };
 }
 
-export interface ToGenerator {
-  readonly type: 'start';
-  readonly config: GeneratorConfig;
-}
+export type ToGenerator =
+  | { readonly type: 'start'; readonly config: GeneratorConfig }
+  /** End the hold: the warm-up, then the measured window, may start. */
+  | { readonly type: 'measure' };
 
 export type FromGenerator =
   | { readonly type: 'setup-done'; readonly ms: number }
+  /** The generator holds before its warm-up (GeneratorConfig.holdMaxS) until `measure`. */
+  | { readonly type: 'holding' }
   | { readonly type: 'measure-start' }
   | { readonly type: 'measure-end' }
   | { readonly type: 'result'; readonly result: GeneratorResult }

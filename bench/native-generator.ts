@@ -5,6 +5,7 @@
  * and measures. See rtpgen.c for the line protocol.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -15,39 +16,41 @@ import { setupSessions } from './session-setup.ts';
 /** The native generator's command name (its binary's name). */
 export const NATIVE_GENERATOR_NAME = 'rtpgen';
 const SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'rtpgen.c');
-/** Where the binary is built: node_modules' cache, outside the sources and the git tree. */
-const BINARY = path.join(
+/** Where binaries are built: node_modules' cache, outside the sources and the git tree. */
+const CACHE = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
   '..',
   'node_modules',
   '.cache',
   'rtpproxy-bench',
-  NATIVE_GENERATOR_NAME,
 );
 
 /**
- * Builds bench/rtpgen.c with the system's C compiler (`cc`, or $CC) unless an up-to-date binary
- * exists. Returns its path, or why it could not be built.
+ * Builds bench/rtpgen.c with the system's C compiler (`cc`, or $CC) unless a binary of this very
+ * source exists (one directory per source hash: checkouts that share node_modules, with other
+ * versions of rtpgen.c, never run each other's binary). Returns its path, or why it could not be
+ * built.
  */
 export function buildNativeGenerator(): { path: string } | { error: string } {
+  let binary: string;
   try {
-    const src = fs.statSync(SOURCE);
-    const bin = fs.statSync(BINARY, { throwIfNoEntry: false });
-    if (bin !== undefined && bin.mtimeMs >= src.mtimeMs) return { path: BINARY };
-    fs.mkdirSync(path.dirname(BINARY), { recursive: true });
+    const hash = createHash('sha256').update(fs.readFileSync(SOURCE)).digest('hex').slice(0, 12);
+    binary = path.join(CACHE, hash, NATIVE_GENERATOR_NAME);
+    if (fs.existsSync(binary)) return { path: binary };
+    fs.mkdirSync(path.dirname(binary), { recursive: true });
   } catch (err) {
     return { error: err instanceof Error ? err.message : String(err) };
   }
   const cc = process.env['CC'] ?? 'cc';
-  const tmp = `${BINARY}.${String(process.pid)}`;
+  const tmp = `${binary}.${String(process.pid)}`;
   const r = spawnSync(cc, ['-O2', '-Wall', '-o', tmp, SOURCE], {
     encoding: 'utf8',
     timeout: 60_000,
   });
   if (r.error !== undefined) return { error: `${cc}: ${r.error.message}` };
   if (r.status !== 0) return { error: `${cc} failed: ${r.stderr.trim().slice(0, 500)}` };
-  fs.renameSync(tmp, BINARY);
-  return { path: BINARY };
+  fs.renameSync(tmp, binary);
+  return { path: binary };
 }
 
 /** What rtpgen prints after `result `: GeneratorResult's figures, and the time series flat. */
@@ -67,6 +70,9 @@ type NativeResult = Pick<
   | 'schedule'
   | 'cpu'
   | 'peerRecvBuffer'
+  | 'heldMs'
+  | 'holdTimedOut'
+  | 'sendErrors'
 > & {
   readonly originEpochMs: number;
   readonly warmupEndEpochMs: number;
@@ -91,26 +97,40 @@ function parsePorts(line: string, sessions: number): { caller: number; callee: n
   }));
 }
 
+/** A running native generator: its result, and how to end its hold (GeneratorConfig.holdMaxS). */
+export interface NativeRun {
+  readonly result: Promise<GeneratorResult>;
+  readonly measure: () => void;
+}
+
 export function runNative(
   config: GeneratorConfig,
   binary: string,
   send: (msg: FromGenerator) => void,
-): Promise<GeneratorResult> {
+): NativeRun {
   const args = [
-    config.sessions,
-    config.rate,
-    Math.max(1, Math.round(config.baselineIdleS * config.rate)),
-    Math.round(config.warmupS * config.rate),
-    Math.round(config.durationS * config.rate),
-    config.recvBufferBytes,
-  ].map(String);
+    ...[
+      config.sessions,
+      config.rate,
+      Math.max(1, Math.round(config.baselineIdleS * config.rate)),
+      Math.round(config.warmupS * config.rate),
+      Math.round(config.durationS * config.rate),
+      config.recvBufferBytes,
+    ].map(String),
+    config.addresses.caller,
+    config.addresses.callee,
+    config.addresses.relay,
+    config.poll,
+    String(Math.ceil(config.holdMaxS)),
+    config.endpoints,
+  ];
   const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   // This process may exit on its deadline: never leave the generator behind.
   process.once('exit', () => child.kill('SIGKILL'));
   const lines = readline.createInterface({ input: child.stdout });
   let setup: Awaited<ReturnType<typeof setupSessions>> | null = null;
 
-  return new Promise<GeneratorResult>((resolve, reject) => {
+  const result = new Promise<GeneratorResult>((resolve, reject) => {
     let settled = false;
     const fail = (err: Error): void => {
       if (settled) return;
@@ -134,6 +154,7 @@ export function runNative(
             child.stdin.write(`relay ${ports.join(' ')}\n`);
           }, fail);
           return;
+        case 'holding':
         case 'measure-start':
         case 'measure-end':
           send({ type: word });
@@ -173,6 +194,9 @@ export function runNative(
             cpu: n.cpu,
             elu: null,
             peerRecvBuffer: n.peerRecvBuffer,
+            heldMs: n.heldMs,
+            sendErrors: n.sendErrors,
+            holdTimedOut: n.holdTimedOut,
             trace: {
               originEpochMs: n.originEpochMs,
               warmupEndEpochMs: n.warmupEndEpochMs,
@@ -190,4 +214,8 @@ export function runNative(
       }
     });
   });
+  const measure = (): void => {
+    if (child.exitCode === null) child.stdin.write('measure\n');
+  };
+  return { result, measure };
 }

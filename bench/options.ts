@@ -26,6 +26,8 @@ export interface BenchOptions {
   readonly tagSuffix: string;
   /** More arguments for the daemon (`--daemon-arg`, repeatable). */
   readonly daemonArgs: readonly string[];
+  /** Where the daemon's stdout and stderr go (`--daemon-log`, appended); null = kept in memory. */
+  readonly daemonLog: string | null;
   /** `--workers` given to our daemon; null = its default. */
   readonly workers: number | null;
   /** Callers of the control probe during the measured window; 0 = no probe. */
@@ -38,6 +40,31 @@ export interface BenchOptions {
   readonly repeat: number;
   /** Which generator runs the packets: the native one (bench/rtpgen.c) when it builds, or Node. */
   readonly generator: 'auto' | 'native' | 'node';
+  /**
+   * `loopback`: everything on 127.0.0.1 in the host's namespace. `netns`: the daemon in a relay
+   * namespace, the peers in an endpoints namespace, joined by veth pairs (bench/netns.ts).
+   */
+  readonly topology: 'loopback' | 'netns';
+  /** `--kernel` given to our daemon; null = not given (the daemon's default). */
+  readonly kernel: 'on' | 'off' | 'auto' | null;
+  /** Run userspace (`--kernel off`) and kernel (`--kernel on`) back to back and compare. */
+  readonly compare: boolean;
+  /** Native generator: busy-poll before each send (`spin`) or sleep until it is due. */
+  readonly genPoll: 'spin' | 'sleep';
+  /** Native generator: sockets per session (`ports`) or two for all, batched (`shared`). */
+  readonly endpoints: 'ports' | 'shared';
+  /** netns: steer each namespace's receive processing to its own CPUs (RPS). */
+  readonly rps: boolean;
+  /** With the kernel path: the longest wait (s) for the streams to be offloaded before measuring. */
+  readonly offloadWaitS: number;
+}
+
+/**
+ * `kernel streams` of `Iv` once every session is offloaded: it counts stream components (RTP,
+ * RTCP) with both directions in the kernel, and the generator sends RTP only (RTCP never latches).
+ */
+export function expectedKernelStreams(sessions: number): number {
+  return sessions;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -58,7 +85,8 @@ options:
   --slots N         Node generator: spread the streams over N sub-slots of each tick (default
                     20; 1 = all streams send at the same instant of the tick)
   --port-min P      daemon media port range, passed as -m (default 20000)
-  --port-max P      daemon media port range, passed as -M (default 29999)
+  --port-max P      daemon media port range, passed as -M (default 29999; 39999 with
+                    --topology netns, whose namespace has no other sockets)
   --recv-buffer B   SO_RCVBUF asked for on each generator peer socket (default 1048576)
   --workers N       run our daemon with --workers N (default: its own default)
   --control K       during the measured window, K callers each run U, L, D back to back on a
@@ -70,6 +98,31 @@ options:
   --repeat N        run the same load N times (fresh daemon each time) and print the median and
                     range of the figures: latency tails vary from run to run
   --ramp-max N      ramp mode: the most sessions tried (default: what the port range holds)
+  --topology T      loopback (default): daemon and peers on 127.0.0.1 in this namespace.
+                    netns (needs root): the bench creates a relay and an endpoints network
+                    namespace joined by two veth pairs, runs the daemon in the relay one
+                    (ip_forward on, -l and the control socket on its address) and everything
+                    else in the endpoints one, callers on one link and callees on the other, so
+                    every relayed packet crosses the relay's forward path; deleted on exit
+  --kernel MODE     on, off or auto: passed to our daemon as --kernel (needs --topology netns
+                    for on and auto). With on or auto the generator first sends one packet per
+                    stream a second (the parties latch) until \`Iv\` reports every session's RTP
+                    offloaded (bounded by --offload-wait), then warms up and measures
+  --compare         --topology netns, and every run twice on fresh daemons, --kernel off then
+                    --kernel on (with --ramp: both ramps), then both side by side
+  --no-rps          netns: leave receive processing where the kernel puts it (in softirq on the
+                    sender's CPU) instead of steering it (RPS) to the relay's CPU on the relay's
+                    links and to the generator's CPU on the endpoints' links, as on two hosts
+  --offload-wait S  the longest wait for the offload before measuring anyway (default 20)
+  --gen-poll P      spin or sleep: the native generator busy-polls for 2 ms before each send
+                    (spin, the loopback default: the relay's sends find a running receiver) or
+                    sleeps until the send is due (sleep, the netns default: its CPU time and the
+                    machine's are then work done, not polling)
+  --endpoints E     ports or shared: the native generator's peers are two connected sockets
+                    per session, one system call per packet (ports, the loopback default), or
+                    one caller and one callee socket for every session, sent with sendmmsg and
+                    read with recvmmsg in batches (shared, the netns default: one generator
+                    thread then offers several times the rate)
   --split-media     with --workers 1: during the warm-up, pin the daemon's busiest thread (the
                     media worker) to CPU 0 and its other threads (control, sessions) to CPU 1,
                     the generator's CPU: media gets a core of its own as on a real host
@@ -77,6 +130,8 @@ options:
                     a media number)
   --daemon-arg ARG  one more argument for the daemon, repeatable (e.g. --daemon-arg
                     --no_connect_media)
+  --daemon-log F    append the daemon's stdout and stderr to file F (e.g. with --daemon-arg -d
+                    --daemon-arg INFO); by default only its last lines are kept, for errors
   --daemon-cpus L   pin the daemon to CPU list L instead of 0 (e.g. 0,1 to give media workers a
                     core of their own; the generator stays on CPU 1)
   --no-pin          do not pin the daemon to CPU 0 and the generator to CPU 1 with taskset
@@ -88,7 +143,9 @@ options:
                     arguments; e.g. --target /usr/local/bin/rtpproxy
   -h, --help        this text
 
-The daemon gets: -f -F -s udp:127.0.0.1:PORT -l 127.0.0.1 -m MIN -M MAX -d ERR
+The daemon gets: -f -F -s udp:ADDR:PORT -l ADDR -m MIN -M MAX -d ERR, with ADDR 127.0.0.1 and
+--nft off on loopback (no nftables table in this namespace), the relay namespace's address with
+--topology netns (default media range 20000..39999 there).
 `;
 
 export class UsageError extends Error {
@@ -120,7 +177,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let rate = 50;
   let slots = 20;
   let portMin = 20000;
-  let portMax = 29999;
+  let portMax: number | null = null;
   let pin = true;
   let json = false;
   let recvBufferBytes = 1024 * 1024;
@@ -131,11 +188,19 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
   let splitMedia = false;
   let tagSuffix = '';
   const daemonArgs: string[] = [];
+  let daemonLog: string | null = null;
   let control = 0;
   let rampStep = 0;
   let rampMax = 0;
   let generator: BenchOptions['generator'] = 'auto';
   let repeat = 1;
+  let topology: BenchOptions['topology'] | null = null;
+  let kernel: BenchOptions['kernel'] = null;
+  let compare = false;
+  let genPoll: BenchOptions['genPoll'] | null = null;
+  let endpoints: BenchOptions['endpoints'] | null = null;
+  let offloadWaitS = 20;
+  let rps = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const next = (): string | undefined => argv[++i];
@@ -184,6 +249,14 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         daemonArgs.push(arg);
         break;
       }
+      case '--daemon-log': {
+        const file = next();
+        if (file === undefined || file === '') {
+          throw new UsageError('--daemon-log needs a file name');
+        }
+        daemonLog = file;
+        break;
+      }
       case '--daemon-cpus': {
         const list = next();
         if (list === undefined || !/^[0-9]+([-,][0-9]+)*$/.test(list)) {
@@ -215,6 +288,45 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
         generator = g;
         break;
       }
+      case '--topology': {
+        const t = next();
+        if (t !== 'loopback' && t !== 'netns') {
+          throw new UsageError('--topology needs loopback or netns');
+        }
+        topology = t;
+        break;
+      }
+      case '--kernel': {
+        const k = next();
+        if (k !== 'on' && k !== 'off' && k !== 'auto') {
+          throw new UsageError('--kernel needs on, off or auto');
+        }
+        kernel = k;
+        break;
+      }
+      case '--compare':
+        compare = true;
+        break;
+      case '--gen-poll': {
+        const p = next();
+        if (p !== 'spin' && p !== 'sleep') throw new UsageError('--gen-poll needs spin or sleep');
+        genPoll = p;
+        break;
+      }
+      case '--endpoints': {
+        const e = next();
+        if (e !== 'ports' && e !== 'shared') {
+          throw new UsageError('--endpoints needs ports or shared');
+        }
+        endpoints = e;
+        break;
+      }
+      case '--offload-wait':
+        offloadWaitS = num(a, next(), 1, 600);
+        break;
+      case '--no-rps':
+        rps = false;
+        break;
       case '--no-pin':
         pin = false;
         break;
@@ -245,6 +357,23 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     }
   }
   if (repeat > 1 && rampStep > 0) throw new UsageError('--repeat and --ramp do not go together');
+  if (compare && topology === 'loopback') {
+    throw new UsageError('--compare runs in the netns topology (the kernel path needs forwarding)');
+  }
+  const topo = topology ?? (compare ? 'netns' : 'loopback');
+  if (compare && (kernel !== null || repeat > 1)) {
+    throw new UsageError('--compare sets --kernel itself, and does not go with --repeat');
+  }
+  if (topo === 'loopback' && (kernel === 'on' || kernel === 'auto')) {
+    throw new UsageError(
+      `--kernel ${kernel} needs --topology netns: on loopback nothing is forwarded, and the bench ` +
+        "creates no nftables table in this host's namespace",
+    );
+  }
+  if ((kernel !== null || compare) && target !== null) {
+    throw new UsageError('--kernel and --compare are options of our daemon, not of --target');
+  }
+  portMax ??= topo === 'netns' ? 39999 : 29999;
   const pairs = Math.floor((portMax - portMin + 1) / 2);
   const fits = Math.floor((pairs - 16 - 2 * control) / 2);
   if (rampStep > 0) rampMax = Math.min(rampMax === 0 ? fits : rampMax, fits);
@@ -271,11 +400,19 @@ export function parseArgs(argv: readonly string[]): BenchOptions | null {
     splitMedia,
     tagSuffix,
     daemonArgs,
+    daemonLog,
     workers,
     control,
     rampStep,
     rampMax,
     generator,
     repeat,
+    topology: topo,
+    kernel,
+    compare,
+    genPoll: genPoll ?? (topo === 'netns' ? 'sleep' : 'spin'),
+    endpoints: endpoints ?? (topo === 'netns' ? 'shared' : 'ports'),
+    offloadWaitS,
+    rps,
   };
 }

@@ -29,6 +29,9 @@ interface StatFields {
   readonly ppid: number;
   readonly utime: number;
   readonly stime: number;
+  /** CPU of its children that ended and were waited for (the daemon's `nft` runs, say). */
+  readonly cutime: number;
+  readonly cstime: number;
 }
 
 function readStat(pid: number): StatFields | null {
@@ -40,8 +43,14 @@ function readStat(pid: number): StatFields | null {
   }
   // Field 2 (comm) is in parentheses and may hold spaces: split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]) };
+  // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
+  return {
+    ppid: Number(rest[1]),
+    utime: Number(rest[11]),
+    stime: Number(rest[12]),
+    cutime: Number(rest[13]),
+    cstime: Number(rest[14]),
+  };
 }
 
 /** `pid` and all its live descendants (bounded by the number of processes in /proc). */
@@ -70,15 +79,19 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** CPU seconds (user, system) used so far by the tree rooted at `pid`. */
+/**
+ * CPU seconds (user, system) used so far by the tree rooted at `pid`: its live processes, and
+ * the children that ended and were waited for (short-lived ones, such as one `nft` per
+ * transaction, would otherwise go uncounted between two samples).
+ */
 export function treeCpuSeconds(pid: number): { user: number; system: number } {
   let u = 0;
   let s = 0;
   for (const p of processTree(pid)) {
     const st = readStat(p);
     if (st === null) continue;
-    u += st.utime;
-    s += st.stime;
+    u += st.utime + st.cutime;
+    s += st.stime + st.cstime;
   }
   const hz = clkTck();
   return { user: u / hz, system: s / hz };
@@ -110,11 +123,15 @@ export function cpusAllowed(pid: number): string | null {
   return statusField(pid, 'Cpus_allowed_list');
 }
 
-/** The UDP line of /proc/net/snmp as name -> value. */
-export function udpSnmp(): Record<string, number> {
+/**
+ * The UDP line of /proc/net/snmp as name -> value: of this process's network namespace, or of
+ * process `pid`'s (`/proc/PID/net/snmp`).
+ */
+export function udpSnmp(pid?: number): Record<string, number> {
   const out: Record<string, number> = {};
   try {
-    const lines = readFileSync('/proc/net/snmp', 'latin1')
+    const file = pid === undefined ? '/proc/net/snmp' : `/proc/${String(pid)}/net/snmp`;
+    const lines = readFileSync(file, 'latin1')
       .split('\n')
       .filter((l) => l.startsWith('Udp: '));
     const names = lines[0]?.split(/\s+/).slice(1) ?? [];
@@ -129,20 +146,27 @@ export function udpSnmp(): Record<string, number> {
 }
 
 /**
- * Per-socket receive drops from /proc/net/udp, summed separately for sockets bound to 127.0.0.1
- * with a local port inside [min, max] (the daemon's media range) and for all other loopback
- * sockets (the load generator's peers). Cumulative since each socket was created.
+ * Per-socket receive drops from /proc/net/udp (of this process's network namespace, or of
+ * process `pid`'s), summed separately for sockets bound to `address` (as /proc prints it,
+ * `0100007F` for 127.0.0.1; null for any) with a local port inside [min, max] (the daemon's media
+ * range) and for the other sockets bound to it (the load generator's peers on loopback).
+ * Cumulative since each socket was created.
  */
 export function udpDrops(
   min: number,
   max: number,
+  address: string | null = '0100007F',
+  pid?: number,
 ): { inRange: number; outside: number; sockets: number } {
   let inRange = 0;
   let outside = 0;
   let sockets = 0;
   let text: string;
   try {
-    text = readFileSync('/proc/net/udp', 'latin1');
+    text = readFileSync(
+      pid === undefined ? '/proc/net/udp' : `/proc/${String(pid)}/net/udp`,
+      'latin1',
+    );
   } catch {
     return { inRange, outside, sockets };
   }
@@ -150,8 +174,8 @@ export function udpDrops(
   for (let i = 1; i < lines.length; i++) {
     const f = (lines[i] ?? '').trim().split(/\s+/);
     const local = f[1];
-    if (!local?.startsWith('0100007F:')) continue;
-    const port = parseInt(local.slice(9), 16);
+    if (local === undefined || (address !== null && !local.startsWith(`${address}:`))) continue;
+    const port = parseInt(local.slice(local.indexOf(':') + 1), 16);
     const drops = Number(f[12] ?? 0);
     sockets++;
     if (port >= min && port <= max) inRange += drops;
@@ -275,4 +299,24 @@ export function yieldCpu(pids: readonly number[], keep: string): { idle: number;
     }
   }
   return out;
+}
+
+/**
+ * Packets the kernel dropped because a CPU's input backlog was full (netdev_max_backlog), summed
+ * over the CPUs: the second column of /proc/net/softnet_stat (hexadecimal, one line per CPU).
+ * Veth delivery goes through that backlog, so this is where a forward path overflows.
+ */
+export function backlogDrops(): number {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/softnet_stat', 'latin1');
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const dropped = line.trim().split(/\s+/)[1];
+    if (dropped !== undefined) total += parseInt(dropped, 16) || 0;
+  }
+  return total;
 }

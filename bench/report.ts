@@ -2,6 +2,7 @@
 import type { LatencySummary } from './histogram.ts';
 import type { GeneratorResult } from './messages.ts';
 import type { ProbeResult } from './control-probe.ts';
+import type { Topology } from './netns.ts';
 import type { BenchOptions } from './options.ts';
 
 export interface CounterSet {
@@ -14,6 +15,7 @@ interface Sample {
   readonly t: number;
   readonly cpu: { readonly user: number; readonly system: number };
   readonly counters: CounterSet | null;
+  readonly countersT: number;
   readonly drops: { readonly inRange: number; readonly outside: number };
   readonly snmp: Record<string, number>;
   readonly system: Map<
@@ -21,6 +23,37 @@ interface Sample {
     { readonly busy: number; readonly irq: number; readonly steal: number; readonly total: number }
   >;
   readonly driverCpuS: number;
+  readonly kernel: KernelFigures | null;
+  readonly backlogDrops: number;
+}
+
+/** The kernel path's lines of `Iv`. */
+export interface KernelFigures {
+  /** `on`, or `off (REASON)`. */
+  readonly state: string;
+  /** Stream components (RTP or RTCP, both directions) in the kernel now. */
+  readonly streams: number;
+  /** Components moved to the kernel, and back (or out with their session), since start. */
+  readonly offloads: number;
+  readonly withdrawals: number;
+  /** nftables transactions since start. */
+  readonly committed: number;
+  readonly failed: number;
+}
+
+/** The kernel path of a run (`--kernel` given). */
+export interface KernelPath {
+  readonly mode: 'on' | 'off' | 'auto';
+  /** Kernel streams once every session is offloaded. */
+  readonly expected: number;
+  /** How long the driver waited for them before the warm-up (null: it did not wait). */
+  readonly waitedMs: number | null;
+  /** How long the generator held before the warm-up, and whether it stopped on its own bound. */
+  readonly heldMs: number;
+  readonly holdTimedOut: boolean;
+  /** The kernel path's figures at the start and end of the window (null: not reported). */
+  readonly atWindowStart: KernelFigures | null;
+  readonly atWindowEnd: KernelFigures | null;
 }
 
 export interface BenchReport {
@@ -44,6 +77,11 @@ export interface BenchReport {
     readonly generatorCpus: string | null;
   };
   readonly options: BenchOptions;
+  /** The namespaces of --topology netns; null on loopback. */
+  readonly topology: Topology | null;
+  /** netns: where the links' receive processing runs (RPS); null on loopback. */
+  readonly steering: string | null;
+  readonly kernel: KernelPath | null;
   readonly setupMs: number;
   readonly result: GeneratorResult;
   readonly rssKiB: { readonly before: number; readonly afterSetup: number; readonly end: number };
@@ -98,8 +136,13 @@ function derive(rep: BenchReport) {
   const daemonCpuS = daemonUser + daemonSys;
   const relayedBasis =
     counters !== null && counters.npkts_relayed > 0 ? 'npkts_relayed' : 'received by peers';
-  const relayedForCpu =
-    counters !== null && counters.npkts_relayed > 0 ? counters.npkts_relayed : r.received;
+  // The counters are read a moment before the window's start and after its end (see
+  // sampleWindow in relay.ts): rates over their own interval.
+  const countersS = (rep.windowEnd.countersT - rep.windowStart.countersT) / 1000;
+  const relayedPpsCounter =
+    counters === null || countersS <= 0 ? null : counters.npkts_relayed / countersS;
+  const relayedPpsForCpu =
+    relayedPpsCounter !== null && relayedPpsCounter > 0 ? relayedPpsCounter : r.received / windowS;
   const genCpuS = r.cpu.userS + r.cpu.systemS;
   const lost = r.sent - r.received;
   const lossPct = r.sent === 0 ? 0 : (100 * lost) / r.sent;
@@ -115,6 +158,7 @@ function derive(rep: BenchReport) {
     (rep.windowEnd.snmp[name] ?? 0) - (rep.windowStart.snmp[name] ?? 0);
   const dropsDaemon = rep.windowEnd.drops.inRange - rep.windowStart.drops.inRange;
   const dropsGenerator = rep.windowEnd.drops.outside - rep.windowStart.drops.outside;
+  const dropsBacklog = rep.windowEnd.backlogDrops - rep.windowStart.backlogDrops;
   const genPct = (100 * genCpuS) / windowS;
   // Whole-machine accounting: what the CPUs did in the window beyond the daemon, the generator
   // and this driver is someone else's load, which makes the figures unreliable.
@@ -137,8 +181,12 @@ function derive(rep: BenchReport) {
     });
   }
   const driverS = rep.windowEnd.driverCpuS - rep.windowStart.driverCpuS;
+  // Through a forward path the kernel's forwarding is softirq work charged to no process: only
+  // task time is compared with the processes' figures there.
+  const irqS = perCpu.reduce((n, c) => n + (c.irqPct / 100) * daemonWindowS, 0);
+  const taskBusyS = rep.topology === null ? machineBusyS : machineBusyS - irqS;
   const otherS =
-    perCpu.length === 0 ? null : Math.max(0, machineBusyS - daemonCpuS - genCpuS - driverS);
+    perCpu.length === 0 ? null : Math.max(0, taskBusyS - daemonCpuS - genCpuS - driverS);
   const otherPct = otherS === null ? null : (100 * otherS) / daemonWindowS;
   const warnings: string[] = [];
   if (otherPct !== null && otherPct > 5) {
@@ -177,8 +225,15 @@ function derive(rep: BenchReport) {
   }
   if (lost > 0) {
     warnings.push(
-      `${String(lost)} packets lost; kernel receive drops in the window: ${String(dropsDaemon)} on daemon sockets, ` +
-        `${String(dropsGenerator)} on generator sockets`,
+      `${String(lost)} packets lost; kernel drops in the window: ${String(dropsDaemon)} on daemon sockets, ` +
+        `${String(dropsGenerator)} on generator sockets, ${String(dropsBacklog)} on a full input backlog ` +
+        `(UDP SndbufErrors +${String(delta('SndbufErrors'))}: a send whose packet the backlog dropped)`,
+    );
+  }
+  if (r.sendErrors > 0) {
+    warnings.push(
+      `the generator's sockets refused ${String(r.sendErrors)} sends (send buffer full): ` +
+        'not offered, not counted as loss',
     );
   }
   if (r.setup.retransmissions > 0) {
@@ -195,8 +250,42 @@ function derive(rep: BenchReport) {
   } else if (counters.npkts_discard > 0) {
     warnings.push(`the daemon discarded ${String(counters.npkts_discard)} packets`);
   }
+  if (r.generator === 'native' && o.genPoll === 'sleep' && genPct > 90) {
+    warnings.push(
+      `the generator was busy (${genPct.toFixed(0)} % of a core): it may be the bottleneck, not the daemon`,
+    );
+  }
+  const k = rep.kernel;
+  if (k !== null && k.mode !== 'off') {
+    const at = k.atWindowStart;
+    if (at === null) {
+      warnings.push('the daemon does not report kernel streams (Iv): is --kernel implemented?');
+    } else if (at.streams < k.expected) {
+      warnings.push(
+        `only ${String(at.streams)} of ${String(k.expected)} streams were offloaded when the window ` +
+          `started (kernel path: ${at.state}): the rest went through userspace`,
+      );
+    }
+    const end = k.atWindowEnd;
+    if (at !== null && end !== null && end.failed > at.failed) {
+      warnings.push(`${String(end.failed - at.failed)} nftables transactions failed in the window`);
+    }
+  }
+  const receivedPps = r.received / windowS;
+  const machinePct = (100 * machineBusyS) / daemonWindowS;
+  const generatorCpus = parseCpuList(rep.pinning.generatorCpus);
+  const generatorCpuPct = perCpu
+    .filter((c) => generatorCpus.has(c.cpu))
+    .reduce((n, c) => n + c.busyPct + c.irqPct, 0);
+  const daemonCpus = parseCpuList(rep.pinning.daemonCpus);
+  // The daemon's CPUs that it does not share with the generator, busy % per CPU.
+  const relayOnly = perCpu.filter((c) => daemonCpus.has(c.cpu) && !generatorCpus.has(c.cpu));
+  const relayCpuPct =
+    relayOnly.length === 0
+      ? null
+      : relayOnly.reduce((n, c) => n + c.busyPct + c.irqPct, 0) / relayOnly.length;
   const perSession = (kib: number): number => (kib - rep.rssKiB.before) / o.sessions;
-  return {
+  const base = {
     windowS,
     daemonWindowS,
     counters,
@@ -205,7 +294,8 @@ function derive(rep: BenchReport) {
     daemonCpuS,
     daemonPct: (100 * daemonCpuS) / daemonWindowS,
     relayedBasis,
-    cpuUsPerPacket: relayedForCpu === 0 ? null : (daemonCpuS * 1e6) / relayedForCpu,
+    cpuUsPerPacket:
+      relayedPpsForCpu === 0 ? null : ((daemonCpuS / daemonWindowS) * 1e6) / relayedPpsForCpu,
     genCpuS,
     genPct,
     lost,
@@ -215,9 +305,10 @@ function derive(rep: BenchReport) {
     addedP50Idle,
     offeredPps: r.sent / windowS,
     receivedPps: r.received / windowS,
-    relayedPpsCounter: counters === null ? null : counters.npkts_relayed / daemonWindowS,
+    relayedPpsCounter,
     dropsDaemon,
     dropsGenerator,
+    dropsBacklog,
     rcvbufErrors: delta('RcvbufErrors'),
     sndbufErrors: delta('SndbufErrors'),
     rssPerSessionSetup: perSession(rep.rssKiB.afterSetup),
@@ -226,10 +317,116 @@ function derive(rep: BenchReport) {
     driverS,
     otherPct,
     warnings,
+    machinePct,
+    machineCpus: perCpu.length,
+    machineUsPerPacket: receivedPps > 0 ? (10_000 * machinePct) / receivedPps : null,
+    generatorCpuPct: rep.pinning.applied ? generatorCpuPct : null,
+    relayCpuPct: rep.pinning.applied ? relayCpuPct : null,
   };
+  return { ...base, saturated: saturation(rep, base) };
 }
 
-function toJson(rep: BenchReport): string {
+/** CPU numbers of a list such as `0`, `0-1` or `0,2-3` (empty for null or garbage). */
+function parseCpuList(list: string | null): Set<number> {
+  const out = new Set<number>();
+  for (const part of (list ?? '').split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (m?.[1] === undefined) continue;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    for (let c = a; c <= b && c - a < 4096; c++) out.add(c);
+  }
+  return out;
+}
+
+/** Loss and p99 limits of a sustainable rate (ramp mode). */
+const RAMP_MAX_LOSS_PCT = 0.1;
+const RAMP_MAX_P99_MS = 50;
+/** Below this share of the nominal rate, the generator (not the relay) is the limit. */
+const RAMP_MIN_OFFERED = 0.95;
+/** A process or CPU this busy (% of a core) counts as saturated. */
+const SATURATED_PCT = 90;
+
+/**
+ * Which part gave out first in a run that was not sustainable (or came close): the generator
+ * (it could not offer the rate, or its own sockets overflowed), the daemon (its CPU, or drops on
+ * its sockets), the generator's CPU (shared with the kernel's forwarding, which runs in the
+ * sender's softirq), or the machine. Null when nothing did.
+ */
+function saturation(
+  rep: BenchReport,
+  d: {
+    offeredPps: number;
+    lossPct: number;
+    daemonPct: number;
+    dropsDaemon: number;
+    dropsGenerator: number;
+    dropsBacklog: number;
+    machinePct: number;
+    machineCpus: number;
+    generatorCpuPct: number | null;
+    relayCpuPct: number | null;
+    genPct: number;
+  },
+): string | null {
+  const r = rep.result;
+  const nominal = 2 * rep.options.sessions * rep.options.rate;
+  const p99 = r.latency.p99Ms;
+  const sustained = d.lossPct < RAMP_MAX_LOSS_PCT && p99 !== null && p99 < RAMP_MAX_P99_MS;
+  const daemonCores = Math.max(1, parseCpuList(rep.pinning.daemonCpus).size);
+  const daemonPct = `${d.daemonPct.toFixed(0)} % of ${daemonCores === 1 ? 'its core' : `its ${String(daemonCores)} cores`}`;
+  if (d.offeredPps < RAMP_MIN_OFFERED * nominal) {
+    return `the load generator: it offered ${d.offeredPps.toFixed(0)} of ${String(nominal)} packets/s`;
+  }
+  const drops = d.dropsDaemon + d.dropsGenerator + d.dropsBacklog;
+  if (sustained && drops === 0) return null;
+  if (d.daemonPct >= SATURATED_PCT * daemonCores || d.dropsDaemon > 0) {
+    return `the relay daemon: ${daemonPct}, ${String(d.dropsDaemon)} receive drops on its sockets`;
+  }
+  if (d.relayCpuPct !== null && d.relayCpuPct >= SATURATED_PCT) {
+    const what =
+      rep.steering?.startsWith('RPS') === true
+        ? "the daemon, and the receive processing steered there, the kernel's forwarding included"
+        : 'the daemon, and whatever else ran there';
+    return `the relay's CPU: ${d.relayCpuPct.toFixed(0)} % busy (tasks + softirq: ${what}), daemon ${daemonPct}`;
+  }
+  if (r.sendErrors > 0) {
+    return (
+      `the load generator: its sockets refused ${String(r.sendErrors)} sends (send buffer full: ` +
+      'its packets were not taken fast enough)'
+    );
+  }
+  if (d.dropsBacklog > 0) {
+    return (
+      `the kernel's input backlog (net.core.netdev_max_backlog): ${String(d.dropsBacklog)} packets ` +
+      'dropped before any socket'
+    );
+  }
+  if (d.dropsGenerator > 0) {
+    return (
+      `the load generator's receive side: ${String(d.dropsGenerator)} receive drops on its sockets ` +
+      `(its one thread did not drain them; generator ${d.genPct.toFixed(0)} % of a core)`
+    );
+  }
+  if (r.schedule.slotsLateByTick > 0) {
+    return (
+      `the load generator: ${String(r.schedule.slotsLateByTick)} of its sends were more than a tick ` +
+      `late (up to ${r.schedule.maxLateMs.toFixed(1)} ms)`
+    );
+  }
+  if (d.generatorCpuPct !== null && d.generatorCpuPct >= SATURATED_PCT) {
+    return (
+      `the generator's CPU: ${d.generatorCpuPct.toFixed(0)} % busy (tasks + softirq: the generator ` +
+      `and the kernel's forwarding of what it sends)`
+    );
+  }
+  if (d.machinePct >= SATURATED_PCT * d.machineCpus) {
+    return `the machine: ${d.machinePct.toFixed(0)} % of ${String(100 * d.machineCpus)} %`;
+  }
+  return `unclear: daemon ${daemonPct}, machine ${d.machinePct.toFixed(0)} %, no receive drops`;
+}
+
+function jsonObject(rep: BenchReport): Record<string, unknown> {
   const d = derive(rep);
   const r = rep.result;
   const o = rep.options;
@@ -238,6 +435,12 @@ function toJson(rep: BenchReport): string {
     host: rep.host,
     target: rep.target,
     pinning: rep.pinning,
+    topology:
+      rep.topology === null
+        ? { kind: 'loopback' }
+        : { kind: 'netns', ...rep.topology, receiveSteering: rep.steering },
+    generatorMode: { poll: o.genPoll, endpoints: o.endpoints },
+    kernel: rep.kernel,
     config: {
       sessions: o.sessions,
       durationS: o.durationS,
@@ -294,6 +497,8 @@ function toJson(rep: BenchReport): string {
       cpuSystemSeconds: round(r.cpu.systemS, 2),
       cpuPercentOfCore: round(d.genPct, 1),
       eventLoopUtilisation: r.elu === null ? null : round(r.elu, 3),
+      sendsRefused: r.sendErrors,
+      heldBeforeWarmupMs: round(r.heldMs, 0),
       schedule: {
         slotSends: r.schedule.slotSends,
         slotsLateByMoreThanOneTick: r.schedule.slotsLateByTick,
@@ -310,10 +515,17 @@ function toJson(rep: BenchReport): string {
       })),
       driverCpuSeconds: round(d.driverS, 3),
       otherProcessesPercentOfCore: d.otherPct === null ? null : round(d.otherPct, 1),
+      busyPercentOfOneCore: round(d.machinePct, 1),
+      cpus: d.machineCpus,
+      cpuMicrosecondsPerRelayedPacket:
+        d.machineUsPerPacket === null ? null : round(d.machineUsPerPacket, 2),
+      generatorCpuBusyPercent: d.generatorCpuPct === null ? null : round(d.generatorCpuPct, 1),
     },
+    saturatedFirst: d.saturated,
     kernelUdp: {
       receiveDropsOnDaemonSockets: d.dropsDaemon,
       receiveDropsOnOtherSockets: d.dropsGenerator,
+      backlogDrops: d.dropsBacklog,
       RcvbufErrors: d.rcvbufErrors,
       SndbufErrors: d.sndbufErrors,
     },
@@ -322,6 +534,8 @@ function toJson(rep: BenchReport): string {
         ? null
         : {
             callers: rep.control.concurrency,
+            latchedAndHeldMs: rep.control.holdMs,
+            deletedEarly: rep.control.deletedEarly,
             setupsPerSecond: round(rep.control.setupsPerS, 1),
             commands: rep.control.commands,
             failures: rep.control.failures,
@@ -330,7 +544,7 @@ function toJson(rep: BenchReport): string {
           },
     warnings: d.warnings,
   };
-  return `${JSON.stringify(obj, null, 2)}\n`;
+  return obj;
 }
 
 function toText(rep: BenchReport): string {
@@ -353,6 +567,15 @@ function toText(rep: BenchReport): string {
       : 'other (--binary/--target)',
   );
   row('daemon command', rep.target.command);
+  const t = rep.topology;
+  row(
+    'topology',
+    t === null
+      ? 'loopback: daemon and peers on 127.0.0.1 in one network namespace'
+      : `netns: daemon in ${t.relayNs} (${t.relayAddr}, forwarding), peers in ${t.endpointsNs} ` +
+          `(callers ${t.callerAddr} and callees ${t.calleeAddr} on two veth links)`,
+  );
+  if (rep.steering !== null) row('receive processing', rep.steering);
   row(
     'CPU pinning',
     rep.pinning.applied
@@ -370,7 +593,11 @@ function toText(rep: BenchReport): string {
   row(
     'generator',
     r.generator === 'native'
-      ? 'native (bench/rtpgen.c): arrival times from the kernel (SO_TIMESTAMPNS)'
+      ? `native (bench/rtpgen.c): arrival times from the kernel (SO_TIMESTAMPNS); ` +
+          `${o.genPoll === 'spin' ? 'busy-polls before its sends' : 'sleeps between its sends'}; ` +
+          (o.endpoints === 'shared'
+            ? 'one caller and one callee socket for all sessions (sendmmsg/recvmmsg)'
+            : 'two sockets per session')
       : 'Node (bench/generator.ts): arrival times taken in its receive callbacks',
   );
   row(
@@ -379,6 +606,30 @@ function toText(rep: BenchReport): string {
       `(${(r.setup.commands / (rep.setupMs / 1000)).toFixed(0)} commands/s), ${String(r.setup.retransmissions)} retransmitted`,
   );
   row('warm-up / measured window', `${String(o.warmupS)} s / ${d.windowS.toFixed(2)} s`);
+  const k = rep.kernel;
+  if (k !== null) {
+    const a = k.atWindowStart;
+    const b = k.atWindowEnd;
+    row(
+      'kernel path',
+      `--kernel ${k.mode}` +
+        (a === null
+          ? ': no kernel figures in Iv'
+          : ` (${a.state}): kernel streams ${String(a.streams)} at the window's start, ` +
+            `${b === null ? '?' : String(b.streams)} at its end (${String(k.expected)} = every session's RTP)`) +
+        (k.waitedMs === null
+          ? ''
+          : `; offload waited for ${(k.waitedMs / 1000).toFixed(1)} s before the warm-up` +
+            (k.holdTimedOut ? ' (the generator stopped holding on its own bound)' : '')),
+    );
+    if (a !== null && b !== null) {
+      row(
+        'kernel path, in the window',
+        `${String(b.offloads - a.offloads)} offloads, ${String(b.withdrawals - a.withdrawals)} withdrawals, ` +
+          `${String(b.committed - a.committed)} nftables transactions committed, ${String(b.failed - a.failed)} failed`,
+      );
+    }
+  }
   L.push('');
   row(
     'offered',
@@ -446,14 +697,17 @@ function toText(rep: BenchReport): string {
   row(
     'generator CPU',
     `${d.genCpuS.toFixed(2)} s (user ${r.cpu.userS.toFixed(2)}, sys ${r.cpu.systemS.toFixed(2)}) = ${d.genPct.toFixed(1)} % of one core, ` +
-      (r.elu === null
-        ? 'busy-polls between sends'
-        : `event loop ${(100 * r.elu).toFixed(0)} % utilised`),
+      (r.elu !== null
+        ? `event loop ${(100 * r.elu).toFixed(0)} % utilised`
+        : o.genPoll === 'spin'
+          ? 'busy-polls between sends'
+          : 'sleeps between sends: this is its work'),
   );
   row(
     'generator schedule',
     `sends late by mean ${r.schedule.meanLateMs.toFixed(2)} ms, max ${r.schedule.maxLateMs.toFixed(2)} ms; ` +
-      `${String(r.schedule.slotsLateByTick)} ${r.generator === 'native' ? 'wake-ups' : 'slot sends'} more than one tick late`,
+      `${String(r.schedule.slotsLateByTick)} ${r.generator === 'native' ? 'wake-ups' : 'slot sends'} more than one tick late` +
+      (r.sendErrors > 0 ? `; ${String(r.sendErrors)} sends refused by its sockets` : ''),
   );
   row(
     'machine during the window',
@@ -466,8 +720,17 @@ function toText(rep: BenchReport): string {
       (d.otherPct === null ? '' : `; other processes ${d.otherPct.toFixed(1)} % of a core`),
   );
   row(
+    'machine CPU',
+    `${d.machinePct.toFixed(1)} % of ${String(100 * d.machineCpus)} % (tasks + irq/softirq, all CPUs)` +
+      (d.machineUsPerPacket === null
+        ? ''
+        : ` = ${d.machineUsPerPacket.toFixed(2)} µs per relayed packet, everything included`),
+  );
+  row('saturated first', d.saturated ?? 'nothing (sustained, no receive drops)');
+  row(
     'kernel UDP receive drops',
-    `daemon sockets ${String(d.dropsDaemon)}, generator sockets ${String(d.dropsGenerator)} ` +
+    `daemon sockets ${String(d.dropsDaemon)}, generator sockets ${String(d.dropsGenerator)}, ` +
+      `input backlog ${String(d.dropsBacklog)} ` +
       `(RcvbufErrors +${String(d.rcvbufErrors)}, SndbufErrors +${String(d.sndbufErrors)}); ` +
       `peer SO_RCVBUF ${String(r.peerRecvBuffer)} bytes`,
   );
@@ -479,6 +742,13 @@ function toText(rep: BenchReport): string {
       `${c.setupsPerS.toFixed(0)} setups/s (U+L) by ${String(c.concurrency)} callers, ` +
         `${String(c.commands)} commands, ${String(c.failures)} failed, ${String(c.retransmissions)} retransmitted`,
     );
+    if (c.holdMs > 0) {
+      row(
+        'control sessions',
+        `each latched by both parties and deleted ${String(c.holdMs)} ms later` +
+          (c.deletedEarly > 0 ? ` (${String(c.deletedEarly)} earlier: too many alive)` : ''),
+      );
+    }
     row(
       'control round trip',
       `p50 ${ms(c.latency.p50Ms)}, p99 ${ms(c.latency.p99Ms)}, max ${ms(c.latency.maxMs)}`,
@@ -492,27 +762,33 @@ function toText(rep: BenchReport): string {
 }
 
 export function formatReport(rep: BenchReport, json: boolean): string {
-  return json ? toJson(rep) : toText(rep);
+  return json ? `${JSON.stringify(jsonObject(rep), null, 2)}\n` : toText(rep);
 }
-
-/** Loss and p99 limits of a sustainable rate (ramp mode). */
-const RAMP_MAX_LOSS_PCT = 0.1;
-const RAMP_MAX_P99_MS = 50;
-/** Below this share of the nominal rate, the generator (not the relay) is the limit. */
-const RAMP_MIN_OFFERED = 0.95;
 
 /** One ramp run, reduced to what decides whether the rate is sustainable. */
 export interface RampStep {
   readonly sessions: number;
+  /** `--kernel` of the run; null when not given. */
+  readonly kernel: 'on' | 'off' | 'auto' | null;
   readonly offeredPps: number;
   readonly relayedPps: number;
   readonly lossPct: number;
   readonly p99Ms: number | null;
   readonly cpuPct: number;
   readonly cpuUsPerPacket: number | null;
+  /** Whole machine, tasks + irq/softirq, % of one core summed over the CPUs. */
+  readonly machinePct: number;
+  readonly machineUsPerPacket: number | null;
+  /** The native generator's own CPU (% of a core). */
+  readonly generatorPct: number;
+  readonly kernelStreams: number | null;
+  /** Setups per second of the control probe (--control), null without it. */
+  readonly setupsPerS: number | null;
   readonly sustained: boolean;
   /** The generator could not offer the nominal rate: the step says nothing of the relay. */
   readonly generatorLimited: boolean;
+  /** What gave out first (see saturation()); null when nothing did. */
+  readonly saturated: string | null;
 }
 
 export function rampStep(rep: BenchReport): RampStep {
@@ -521,53 +797,250 @@ export function rampStep(rep: BenchReport): RampStep {
   const nominal = 2 * rep.options.sessions * rep.options.rate;
   return {
     sessions: rep.options.sessions,
+    kernel: rep.options.kernel,
     offeredPps: d.offeredPps,
     relayedPps: d.receivedPps,
     lossPct: d.lossPct,
     p99Ms: p99,
     cpuPct: d.daemonPct,
     cpuUsPerPacket: d.cpuUsPerPacket,
+    machinePct: d.machinePct,
+    machineUsPerPacket: d.machineUsPerPacket,
+    generatorPct: d.genPct,
+    kernelStreams: rep.kernel?.atWindowEnd?.streams ?? null,
+    setupsPerS: rep.control?.setupsPerS ?? null,
     sustained: d.lossPct < RAMP_MAX_LOSS_PCT && p99 !== null && p99 < RAMP_MAX_P99_MS,
     generatorLimited: d.offeredPps < RAMP_MIN_OFFERED * nominal,
+    saturated: d.saturated,
   };
 }
+
+const us = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(2)} µs`);
 
 export function formatRampStep(st: RampStep): string {
   return (
     `${String(st.sessions)} sessions: offered ${st.offeredPps.toFixed(0)} pps, relayed ${st.relayedPps.toFixed(0)} pps, ` +
     `loss ${st.lossPct.toFixed(3)} %, p99 ${ms(st.p99Ms)}, daemon ${st.cpuPct.toFixed(0)} % of a core, ` +
-    `${st.cpuUsPerPacket === null ? 'n/a' : st.cpuUsPerPacket.toFixed(2)} µs/packet -> ` +
+    `${st.cpuUsPerPacket === null ? 'n/a' : st.cpuUsPerPacket.toFixed(2)} µs/packet, ` +
+    `machine ${st.machinePct.toFixed(0)} % (${us(st.machineUsPerPacket)}/packet)` +
+    (st.kernelStreams === null ? '' : `, ${String(st.kernelStreams)} kernel streams`) +
+    (st.setupsPerS === null ? '' : `, ${st.setupsPerS.toFixed(0)} setups/s`) +
+    ' -> ' +
     (st.generatorLimited
       ? `the generator offered only ${st.offeredPps.toFixed(0)} pps: it, not the relay, is the limit`
       : st.sustained
         ? 'sustained'
-        : 'NOT sustained')
+        : `NOT sustained (${st.saturated ?? 'cause unclear'})`)
   );
 }
 
-export function formatRamp(steps: readonly RampStep[], json: boolean): string {
+/** The highest sustained step, and whether the ramp stopped on the generator. */
+function rampSummary(steps: readonly RampStep[]): {
+  best: RampStep | undefined;
+  limited: boolean;
+  last: RampStep | undefined;
+} {
   let best: RampStep | undefined;
   for (const st of steps) if (st.sustained && !st.generatorLimited) best = st;
-  const limited = steps.at(-1)?.generatorLimited === true;
-  if (json) {
-    return `${JSON.stringify({ limits: { lossPct: RAMP_MAX_LOSS_PCT, p99Ms: RAMP_MAX_P99_MS }, steps, sustainablePps: best?.relayedPps ?? null }, null, 2)}\n`;
-  }
-  const lines = [
-    '',
-    `ramp (sustainable: loss < ${String(RAMP_MAX_LOSS_PCT)} % and p99 < ${String(RAMP_MAX_P99_MS)} ms)`,
+  const last = steps.at(-1);
+  return { best, limited: last?.generatorLimited === true, last };
+}
+
+function rampLines(title: string, steps: readonly RampStep[]): string[] {
+  const { best, limited, last } = rampSummary(steps);
+  const stopped = last === undefined || last === best ? null : last.saturated;
+  return [
+    `${title} (sustainable: loss < ${String(RAMP_MAX_LOSS_PCT)} % and p99 < ${String(RAMP_MAX_P99_MS)} ms)`,
     ...steps.map((st) => `  ${formatRampStep(st)}`),
     best === undefined
       ? 'highest sustainable rate: none of the steps'
       : `highest sustainable rate: ${best.relayedPps.toFixed(0)} packets/s (${String(best.sessions)} sessions)` +
         (limited
           ? ' or more: the generator could not offer the next step (run it on another host or core)'
-          : best === steps.at(-1)
+          : best === last
             ? ' (the ramp ended before the relay saturated: raise --ramp-max)'
             : ''),
-    '',
+    ...(stopped === null ? [] : [`saturated first: ${stopped}`]),
   ];
-  return lines.join('\n');
 }
+
+export function formatRamp(steps: readonly RampStep[], json: boolean): string {
+  if (json) {
+    const { best } = rampSummary(steps);
+    return `${JSON.stringify({ limits: { lossPct: RAMP_MAX_LOSS_PCT, p99Ms: RAMP_MAX_P99_MS }, steps, sustainablePps: best?.relayedPps ?? null }, null, 2)}\n`;
+  }
+  return ['', ...rampLines('ramp', steps), ''].join('\n');
+}
+
+/** Rows of a side-by-side table: a label, then one cell per column. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const all = [header, ...rows];
+  const widths = header.map((_h, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join(' | ')
+      .trimEnd(),
+  );
+}
+
+const ratio = (a: number | null, b: number | null): string =>
+  a === null || b === null || b === 0 ? 'n/a' : `${(a / b).toFixed(1)}x`;
+
+/** --compare: a userspace run and a kernel-path run of the same load, side by side. */
+export function formatCompare(user: BenchReport, kernel: BenchReport, json: boolean): string {
+  if (json) {
+    return `${JSON.stringify({ userspace: jsonObject(user), kernel: jsonObject(kernel) }, null, 2)}\n`;
+  }
+  const u = derive(user);
+  const k = derive(kernel);
+  const both = (
+    f: (rep: BenchReport, d: ReturnType<typeof derive>) => string,
+  ): [string, string] => [f(user, u), f(kernel, k)];
+  const n = (v: number | null | undefined): string =>
+    v === null || v === undefined ? 'n/a' : String(v);
+  const rows: string[][] = [
+    ['offered packets/s', ...both((_r, d) => d.offeredPps.toFixed(0))],
+    ['relayed packets/s (peers)', ...both((_r, d) => d.receivedPps.toFixed(0))],
+    ['loss', ...both((_r, d) => `${d.lossPct.toFixed(3)} %`)],
+    [
+      'latency p50 / p99 / max',
+      ...both(
+        (r) =>
+          `${ms(r.result.latency.p50Ms)} / ${ms(r.result.latency.p99Ms)} / ${ms(r.result.latency.maxMs)}`,
+      ),
+    ],
+    ['daemon CPU', ...both((_r, d) => `${d.daemonPct.toFixed(1)} % of a core`)],
+    ['daemon CPU per packet', ...both((_r, d) => us(d.cpuUsPerPacket))],
+    [
+      'machine CPU (all CPUs)',
+      ...both((_r, d) => `${d.machinePct.toFixed(1)} % of ${String(100 * d.machineCpus)} %`),
+    ],
+    ['machine CPU per packet', ...both((_r, d) => us(d.machineUsPerPacket))],
+    ['generator CPU (rtpgen)', ...both((_r, d) => `${d.genPct.toFixed(1)} % of a core`)],
+    [
+      'kernel streams, window start / end',
+      ...both(
+        (r) => `${n(r.kernel?.atWindowStart?.streams)} / ${n(r.kernel?.atWindowEnd?.streams)}`,
+      ),
+    ],
+    [
+      'offloads / nft transactions in window',
+      ...both((r) => {
+        const a = r.kernel?.atWindowStart;
+        const b = r.kernel?.atWindowEnd;
+        return a === null || b === null || a === undefined || b === undefined
+          ? 'n/a'
+          : `${String(b.offloads - a.offloads)} / ${String(b.committed - a.committed)}`;
+      }),
+    ],
+    [
+      'setups/s with media (--control)',
+      ...both((r) => (r.control === null ? 'n/a' : r.control.setupsPerS.toFixed(0))),
+    ],
+    [
+      'control round trip p50 / p99',
+      ...both((r) =>
+        r.control === null
+          ? 'n/a'
+          : `${ms(r.control.latency.p50Ms)} / ${ms(r.control.latency.p99Ms)}`,
+      ),
+    ],
+    ['saturated first', ...both((_r, d) => d.saturated ?? 'nothing')],
+  ];
+  const warnings = [
+    ...u.warnings.map((w) => `WARNING (userspace): ${w}`),
+    ...k.warnings.map((w) => `WARNING (kernel path): ${w}`),
+  ];
+  return [
+    '',
+    `comparison, ${String(user.options.sessions)} sessions, ${user.topology === null ? 'loopback' : 'netns topology'}, fresh daemon per run`,
+    ...table(['', 'userspace (--kernel off)', 'kernel path (--kernel on)'], rows),
+    `machine CPU per packet, userspace / kernel path: ${ratio(u.machineUsPerPacket, k.machineUsPerPacket)}`,
+    ...(warnings.length === 0 ? ['warnings: none'] : warnings),
+    '',
+  ].join('\n');
+}
+
+/** --compare --ramp: both ramps, then their summaries side by side. */
+export function formatCompareRamp(
+  user: readonly RampStep[],
+  kernel: readonly RampStep[],
+  json: boolean,
+): string {
+  const u = rampSummary(user);
+  const k = rampSummary(kernel);
+  if (json) {
+    const limits = { lossPct: RAMP_MAX_LOSS_PCT, p99Ms: RAMP_MAX_P99_MS };
+    return `${JSON.stringify(
+      {
+        limits,
+        userspace: { steps: user, sustainablePps: u.best?.relayedPps ?? null },
+        kernel: { steps: kernel, sustainablePps: k.best?.relayedPps ?? null },
+      },
+      null,
+      2,
+    )}\n`;
+  }
+  const cell = (
+    sum: ReturnType<typeof rampSummary>,
+    f: (st: RampStep) => string,
+    last = false,
+  ): string => {
+    const st = last ? sum.last : sum.best;
+    return st === undefined ? 'n/a' : f(st);
+  };
+  const both = (f: (st: RampStep) => string, last = false): [string, string] => [
+    cell(u, f, last),
+    cell(k, f, last),
+  ];
+  const rows: string[][] = [
+    [
+      'highest sustainable rate',
+      cell(u, (st) => `${st.relayedPps.toFixed(0)} pps (${String(st.sessions)} sessions)`) +
+        (u.limited ? ' or more' : ''),
+      cell(k, (st) => `${st.relayedPps.toFixed(0)} pps (${String(st.sessions)} sessions)`) +
+        (k.limited ? ' or more' : ''),
+    ],
+    ['  p99 there', ...both((st) => ms(st.p99Ms))],
+    ['  daemon CPU there', ...both((st) => `${st.cpuPct.toFixed(1)} % of a core`)],
+    [
+      '  machine CPU there',
+      ...both((st) => `${st.machinePct.toFixed(0)} % (${us(st.machineUsPerPacket)}/packet)`),
+    ],
+    ['  generator CPU there', ...both((st) => `${st.generatorPct.toFixed(0)} % of a core`)],
+    ['  setups/s there (--control)', ...both((st) => n0(st.setupsPerS))],
+    [
+      'next step',
+      ...both(
+        (st) =>
+          st.sustained && !st.generatorLimited
+            ? 'none: the ramp ended'
+            : `${String(st.sessions)} sessions, loss ${st.lossPct.toFixed(3)} %, p99 ${ms(st.p99Ms)}`,
+        true,
+      ),
+    ],
+    [
+      'saturated first',
+      ...both(
+        (st) => (st.generatorLimited ? 'the load generator' : (st.saturated ?? 'nothing')),
+        true,
+      ),
+    ],
+  ];
+  return [
+    '',
+    ...rampLines('userspace ramp (--kernel off)', user),
+    '',
+    ...rampLines('kernel path ramp (--kernel on)', kernel),
+    '',
+    'comparison of the two ramps (same topology, fresh daemon per step)',
+    ...table(['', 'userspace', 'kernel path'], rows),
+    '',
+  ].join('\n');
+}
+
+const n0 = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(0));
 
 /** One run of --repeat, reduced to the figures compared across runs. */
 export interface RepeatRun {

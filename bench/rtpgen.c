@@ -10,10 +10,24 @@
  * time from the kernel (SO_TIMESTAMPNS), so the latency is the relay's and loopback's only.
  *
  * Usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF_BYTES
+ *               CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_S ports|shared
+ *
+ * Caller sockets are bound to CALLER_ADDR, callee sockets to CALLEE_ADDR, and both send to the
+ * relay's ports on RELAY_ADDR (all three 127.0.0.1 on loopback; see bench/netns.ts otherwise).
+ * `ports`: two connected sockets per session, one send() per packet and one wake-up per
+ * arrival, as independent phones. `shared`: one caller and one callee socket for all sessions
+ * (every session's U and L give the same two ports), unconnected, sent with sendmmsg() and read
+ * with recvmmsg() in batches, demultiplexed by the stream index in the payload: far fewer system
+ * calls per packet, for rates one thread could not drive otherwise.
+ * `spin` busy-polls before each send (see poll_until), `sleep` sleeps until it is due: its CPU
+ * time is then the work it did, and the machine's busy time a cost of the packets.
  *
  * Protocol, one line each way (stdout / stdin):
  *   > ports P0 P1 ...          the caller and callee port of each session (after the idle baseline)
  *   < relay A0 B0 A1 B1 ...    per session: where the caller sends (A), where the callee sends (B)
+ *   > holding                  (HOLD_S > 0) before the warm-up, it sends one packet per stream
+ *   < measure                  a second (both parties latch, at a fiftieth of the load) until
+ *                              this line, or for HOLD_S seconds at most; then the warm-up
  *   > measure-start            the warm-up is over
  *   > measure-end              the measured window is over (draining follows)
  *   > result {JSON}            figures (see GeneratorResult in bench/messages.ts), then exit 0
@@ -32,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -53,6 +69,12 @@
 #define QUIET_NS 500000000LL
 #define DRAIN_MAX_NS 5000000000LL
 #define TRACE_BUCKET_NS 100000000LL
+/* The tick of the hold: one packet per stream per second. */
+#define HOLD_TICK_NS 1000000000LL
+/* Shared endpoints: packets per sendmmsg()/recvmmsg(), and the receive buffer (SO_RCVBUFFORCE). */
+#define BATCH 64
+#define SHARED_RCVBUF (32 * 1024 * 1024)
+#define SHARED_SNDBUF (8 * 1024 * 1024)
 /* Latency histogram: 10 us bins up to 10 s, one overflow bin (as bench/histogram.ts). */
 #define BIN_NS 10000LL
 #define BINS (1000000 + 1)
@@ -63,8 +85,10 @@ typedef struct {
   uint32_t *bins;
 } hist_t;
 
-typedef struct {
+typedef struct stream {
   int fd;          /* the socket this stream is sent on */
+  int rx_fd;       /* the socket it arrives on */
+  struct sockaddr_in to; /* shared endpoints: where it is sent (the socket is not connected) */
   uint32_t index;  /* stream index carried in the payload */
   uint32_t ssrc, ts;
   uint16_t seq;
@@ -78,11 +102,24 @@ typedef struct {
   int traced;      /* relay stream: counts for the time series */
 } stream_t;
 
-/* A peer socket, and the stream that arrives on it. */
+/* A peer socket, and the stream that arrives on it (NULL: shared, by the index in the payload). */
 typedef struct {
   int fd;
   stream_t *expect;
 } peer_t;
+
+/* Shared endpoints: packets waiting for one sendmmsg() on one socket. */
+typedef struct {
+  int fd;
+  int n;
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  uint8_t buf[BATCH][PACKET_BYTES];
+  struct stream *from[BATCH]; /* the stream of each packet, and whether it is measured */
+  uint8_t measured[BATCH];
+} batch_t;
+static batch_t *batches[2];
+static int shared_mode;
 
 static int nstreams;
 static stream_t *streams;
@@ -94,6 +131,13 @@ static int64_t trace_origin = -1;
 static int trace_len;
 static uint64_t *tr_sent, *tr_recv;
 static double *tr_maxlat, *tr_maxlate;
+/* sleep mode: no busy-polling before sends. */
+static int sleep_mode;
+/* stdin is watched for `measure` (hold); `go` is set when it arrived. */
+static int stdin_tag;
+static int go;
+static char stdin_buf[256];
+static size_t stdin_len;
 
 static void fail(const char *fmt, ...) {
   va_list ap;
@@ -177,14 +221,22 @@ static int trace_bucket(int64_t now) {
   return b < 0 || b >= trace_len ? -1 : (int)b;
 }
 
-static int bind_peer(int rcvbuf) {
+static struct in_addr parse_addr(const char *text) {
+  struct in_addr a;
+  if (inet_pton(AF_INET, text, &a) != 1) fail("bad IPv4 address %s", text);
+  return a;
+}
+
+static int bind_peer(int rcvbuf, struct in_addr addr) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket: %s", strerror(errno));
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0)
     fail("SO_TIMESTAMPNS: %s", strerror(errno));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  /* Past net.core.rmem_max where allowed (CAP_NET_ADMIN), within it otherwise. */
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = addr};
   if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("bind: %s", strerror(errno));
   return fd;
 }
@@ -196,9 +248,9 @@ static int port_of(int fd) {
   return ntohs(a.sin_port);
 }
 
-static void connect_to(int fd, int port) {
+static void connect_to(int fd, int port, struct in_addr addr) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+                          .sin_addr = addr};
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) fail("connect: %s", strerror(errno));
 }
 
@@ -224,10 +276,49 @@ static void init_stream(stream_t *s, uint32_t index, int fd, uint32_t ticks, his
   s->traced = traced;
 }
 
-/* Sends the next packet of stream s; returns 0, or -1 when the kernel refused it. */
+/* Sends what batch b holds; returns how many packets the kernel refused. */
+static int flush_batch(batch_t *b) {
+  int refused = 0, done = 0;
+  while (done < b->n) {
+    int r = sendmmsg(b->fd, b->msgs + done, (unsigned)(b->n - done), 0);
+    if (r <= 0) {
+      /* Refused (send buffer full): never sent, so neither offered nor lost. */
+      for (int i = done; i < b->n; i++) {
+        if (b->measured[i]) b->from[i]->sent--;
+      }
+      refused += b->n - done;
+      break;
+    }
+    done += r;
+  }
+  b->n = 0;
+  return refused;
+}
+
+static int flush_batches(void) {
+  int refused = 0;
+  for (int i = 0; i < 2; i++)
+    if (batches[i] != NULL) refused += flush_batch(batches[i]);
+  return refused;
+}
+
+/*
+ * Sends the next packet of stream s (shared endpoints: queues it for the next sendmmsg());
+ * returns how many packets the kernel refused.
+ */
 static int send_packet(stream_t *s, int phase) {
-  uint8_t b[PACKET_BYTES];
-  memset(b, 0xff, sizeof b);
+  uint8_t local[PACKET_BYTES];
+  uint8_t *b = local;
+  batch_t *q = NULL;
+  if (shared_mode && s->to.sin_port != 0) {
+    q = batches[0]->fd == s->fd ? batches[0] : batches[1];
+    if (q->n == BATCH) {
+      int refused = flush_batch(q);
+      if (refused > 0) return refused + send_packet(s, phase);
+    }
+    b = q->buf[q->n];
+  }
+  memset(b, 0xff, PACKET_BYTES);
   b[0] = 0x80;
   b[1] = 0x00;
   b[2] = (uint8_t)(s->seq >> 8);
@@ -249,68 +340,118 @@ static int send_packet(stream_t *s, int phase) {
   s->ts += PAYLOAD_BYTES;
   s->count++;
   if (phase == PHASE_MEASURED) s->sent++;
-  return send(s->fd, b, sizeof b, 0) == (ssize_t)sizeof b ? 0 : -1;
+  if (q != NULL) {
+    struct mmsghdr *m = &q->msgs[q->n];
+    q->from[q->n] = s;
+    q->measured[q->n] = phase == PHASE_MEASURED;
+    q->iov[q->n].iov_base = b;
+    q->iov[q->n].iov_len = PACKET_BYTES;
+    memset(m, 0, sizeof *m);
+    m->msg_hdr.msg_iov = &q->iov[q->n];
+    m->msg_hdr.msg_iovlen = 1;
+    m->msg_hdr.msg_name = &s->to;
+    m->msg_hdr.msg_namelen = sizeof s->to;
+    q->n++;
+    return 0;
+  }
+  if (send(s->fd, b, PACKET_BYTES, 0) == (ssize_t)PACKET_BYTES) return 0;
+  if (phase == PHASE_MEASURED) s->sent--; /* refused: never sent */
+  return 1;
 }
 
-/* Reads everything queued on peer p. */
-static uint64_t drain_peer(peer_t *p) {
+/* Accounts one arrived packet of n bytes; returns 1 when it was a first measured arrival. */
+static uint64_t account(const peer_t *p, const uint8_t *b, ssize_t n, struct msghdr *m) {
+  int64_t arrived = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      arrived = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+  }
+  if (arrived < 0) arrived = real_ns();
+  if (n != PACKET_BYTES) {
+    foreign++;
+    return 0;
+  }
+  uint32_t index, k;
+  int64_t sent_at;
+  memcpy(&index, b + OFF_STREAM, 4);
+  memcpy(&k, b + OFF_COUNT, 4);
+  memcpy(&sent_at, b + OFF_TIME, 8);
+  stream_t *s = p->expect;
+  /* Shared socket: the stream named in the payload, if this is the socket it arrives on. */
+  if (s == NULL && index < (uint32_t)nstreams && streams[index].rx_fd == p->fd) s = &streams[index];
+  if (s == NULL || index != s->index) {
+    misrouted++;
+    return 0;
+  }
+  if (b[OFF_PHASE] != PHASE_MEASURED || k >= s->seen_len) return 0;
+  if (s->seen[k]) {
+    s->duplicates++;
+    return 0;
+  }
+  s->seen[k] = 1;
+  s->received++;
+  if ((int64_t)k < s->highest) s->reordered++;
+  else s->highest = k;
+  int64_t lat = arrived - sent_at;
+  hist_record(s->hist, lat);
+  if (s->traced) {
+    int bk = trace_bucket(mono_ns());
+    if (bk >= 0) {
+      tr_recv[bk]++;
+      if (lat / 1e6 > tr_maxlat[bk]) tr_maxlat[bk] = lat / 1e6;
+    }
+  }
+  return 1;
+}
+
+/* Reads what is queued on peer p: recvmmsg() batches, at most 4 of them per call. */
+static uint64_t drain_peer(const peer_t *p) {
+  static uint8_t bufs[BATCH][2048];
+  static char ctls[BATCH][CMSG_SPACE(sizeof(struct timespec))];
+  static struct iovec iovs[BATCH];
+  static struct mmsghdr msgs[BATCH];
+  static int ready;
+  if (!ready) {
+    for (int i = 0; i < BATCH; i++) {
+      iovs[i].iov_base = bufs[i];
+      iovs[i].iov_len = sizeof bufs[i];
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = ctls[i];
+      msgs[i].msg_hdr.msg_controllen = sizeof ctls[i];
+    }
+    ready = 1;
+  }
   uint64_t got = 0;
-  for (int i = 0; i < 64; i++) {
-    uint8_t b[2048];
-    char ctl[CMSG_SPACE(sizeof(struct timespec))];
-    struct iovec iov = {.iov_base = b, .iov_len = sizeof b};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-                       .msg_controllen = sizeof ctl};
-    ssize_t n = recvmsg(p->fd, &m, MSG_DONTWAIT);
-    if (n < 0) break; /* EAGAIN, or ECONNREFUSED from an ICMP error: nothing more now */
-    int64_t arrived = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-        struct timespec ts;
-        memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        arrived = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-      }
+  for (int round = 0; round < 4; round++) {
+    int count = recvmmsg(p->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+    if (count <= 0) break; /* EAGAIN, or ECONNREFUSED from an ICMP error: nothing more now */
+    for (int i = 0; i < count; i++) {
+      got += account(p, bufs[i], (ssize_t)msgs[i].msg_len, &msgs[i].msg_hdr);
+      /* recvmmsg() shrank it to what the kernel wrote. */
+      msgs[i].msg_hdr.msg_controllen = sizeof ctls[i];
     }
-    if (arrived < 0) arrived = real_ns();
-    if (n != PACKET_BYTES) {
-      foreign++;
-      continue;
-    }
-    stream_t *s = p->expect;
-    uint32_t index, k;
-    int64_t sent_at;
-    memcpy(&index, b + OFF_STREAM, 4);
-    memcpy(&k, b + OFF_COUNT, 4);
-    memcpy(&sent_at, b + OFF_TIME, 8);
-    if (index != s->index) {
-      misrouted++;
-      continue;
-    }
-    if (b[OFF_PHASE] != PHASE_MEASURED || k >= s->seen_len) continue;
-    if (s->seen[k]) {
-      s->duplicates++;
-      continue;
-    }
-    s->seen[k] = 1;
-    s->received++;
-    got++;
-    if ((int64_t)k < s->highest) s->reordered++;
-    else s->highest = k;
-    int64_t lat = arrived - sent_at;
-    hist_record(s->hist, lat);
-    if (s->traced) {
-      int bk = trace_bucket(mono_ns());
-      if (bk >= 0) {
-        tr_recv[bk]++;
-        if (lat / 1e6 > tr_maxlat[bk]) tr_maxlat[bk] = lat / 1e6;
-      }
-    }
+    if (count < BATCH) break;
   }
   return got;
 }
 
+/* Reads what the driver wrote on stdin; sets `go` on a `measure` line. */
+static void read_stdin(void) {
+  ssize_t n = read(0, stdin_buf + stdin_len, sizeof stdin_buf - 1 - stdin_len);
+  if (n == 0) fail("stdin closed");
+  if (n < 0) return;
+  stdin_len += (size_t)n;
+  stdin_buf[stdin_len] = '\0';
+  if (strstr(stdin_buf, "measure\n") != NULL) go = 1;
+  if (stdin_len >= sizeof stdin_buf - 1) stdin_len = 0;
+}
+
 /*
- * Waits for packets until `until` (monotonic ns), reading what arrives. The last SPIN_NS are
+ * Waits for packets until `until` (monotonic ns), reading what arrives. In spin mode the last SPIN_NS are
  * busy-polled (epoll_wait with no timeout): sends leave on time, and a packet the relay sends
  * finds its receiver running, as a network card would, instead of a sleeping process the relay's
  * send must wake (on loopback the sender pays for that wake-up, on a VM an inter-processor
@@ -318,16 +459,35 @@ static uint64_t drain_peer(peer_t *p) {
  */
 static void poll_until(int64_t until) {
   struct epoll_event ev[256];
+  int polled = 0;
   for (;;) {
     int64_t left = until - mono_ns();
-    if (left <= 0) return;
-    int timeout = left > SPIN_NS ? (int)((left - SPIN_NS) / 1000000) : 0;
-    int n = epoll_wait(epfd, ev, 256, timeout);
+    if (left <= 0) {
+      /*
+       * Late: sending comes first, but the shared sockets (every stream arrives on them) are
+       * still read once per wake-up, so that a generator behind its schedule does not let them
+       * overflow.
+       */
+      if (shared_mode && !polled) {
+        for (int i = 0; i < 2; i++) drain_peer(&peers[i]);
+      }
+      return;
+    }
+    polled = 1;
+    int n;
+    if (sleep_mode) {
+      struct timespec ts = {.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
+      n = epoll_pwait2(epfd, ev, 256, &ts, NULL);
+    } else {
+      int timeout = left > SPIN_NS ? (int)((left - SPIN_NS) / 1000000) : 0;
+      n = epoll_wait(epfd, ev, 256, timeout);
+    }
     if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
     /* Sending comes first: once a send is due, the rest is read after it (epoll reports it again). */
     for (int i = 0; i < n; i++) {
       if (i % 16 == 15 && mono_ns() >= until) break;
-      drain_peer(ev[i].data.ptr);
+      if (ev[i].data.ptr == &stdin_tag) read_stdin();
+      else drain_peer(ev[i].data.ptr);
     }
   }
 }
@@ -337,33 +497,47 @@ typedef struct {
   double max_late_ms, sum_late_ms;
 } sched_t;
 
+/* Where a schedule is on its timeline: tick `k` is due at t0 + k*tick. */
+typedef struct {
+  int64_t t0;
+  uint32_t k;
+} timeline_t;
+
+static timeline_t timeline_start(void) {
+  timeline_t tl = {.t0 = mono_ns() + 1000000, .k = 0};
+  return tl;
+}
+
 /*
- * Sends `ticks` ticks on streams [first, first+count), all with the given phase: stream j's packet
- * of tick k is due at t0 + k*tick + offset_ns(j). Each wake-up sends what is due up to STEP_NS
- * ahead; its lateness is that of the earliest packet it sent.
+ * Sends `ticks` ticks on streams [first, first+count), all with the given phase, from where the
+ * timeline is: stream j's packet of tick k is due at t0 + k*tick + offset_ns(j). Each wake-up sends
+ * what is due up to STEP_NS ahead; its lateness is that of the earliest packet it sent. With
+ * `until_go`, it also stops at the first tick boundary after `go` was set.
  */
-static sched_t run_schedule(int first, int count, int64_t tick_ns, uint32_t ticks, int phase,
-                            int traced) {
+static sched_t run_schedule(int first, int count, int64_t tick_ns, timeline_t *tl, uint32_t ticks,
+                            int phase, int traced, int until_go) {
   sched_t st = {0};
-  int64_t t0 = mono_ns() + 1000000;
-  uint32_t k = 0;
+  int64_t t0 = tl->t0;
+  uint32_t k = tl->k;
+  uint32_t end = tl->k + ticks;
   int j = 0;
-  while (k < ticks) {
+  while (k < end && !(until_go && j == 0 && go)) {
     int64_t due = t0 + (int64_t)k * tick_ns + streams[first + j].offset_ns;
     poll_until(due);
     int64_t now = mono_ns();
     double late_ms = (now - due) / 1e6;
     int sent = 0;
-    while (k < ticks) {
+    while (k < end && !(until_go && j == 0 && go)) {
       int64_t d = t0 + (int64_t)k * tick_ns + streams[first + j].offset_ns;
       if (d > now + STEP_NS) break;
-      if (send_packet(&streams[first + j], phase) < 0) st.send_errors++;
+      st.send_errors += send_packet(&streams[first + j], phase);
       sent++;
       if (++j == count) {
         j = 0;
         k++;
       }
     }
+    st.send_errors += flush_batches();
     int bk = traced ? trace_bucket(now) : -1;
     if (bk >= 0) {
       tr_sent[bk] += sent;
@@ -374,6 +548,7 @@ static sched_t run_schedule(int first, int count, int64_t tick_ns, uint32_t tick
     if (late_ms > st.max_late_ms) st.max_late_ms = late_ms;
     if (late_ms > tick_ns / 1e6) st.late_by_tick++;
   }
+  tl->k = k;
   return st;
 }
 
@@ -384,8 +559,9 @@ static uint64_t total(int first, int count, int received) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF\n");
+  if (argc != 13) {
+    fprintf(stderr, "usage: rtpgen SESSIONS RATE IDLE_TICKS WARMUP_TICKS MEASURED_TICKS RCVBUF "
+                    "CALLER_ADDR CALLEE_ADDR RELAY_ADDR spin|sleep HOLD_TICKS ports|shared\n");
     return 2;
   }
   int sessions = atoi(argv[1]);
@@ -394,9 +570,18 @@ int main(int argc, char **argv) {
   uint32_t warmup = (uint32_t)atoi(argv[4]);
   uint32_t measured = (uint32_t)atoi(argv[5]);
   int rcvbuf = atoi(argv[6]);
+  struct in_addr caller_addr = parse_addr(argv[7]), callee_addr = parse_addr(argv[8]);
+  struct in_addr relay_addr = parse_addr(argv[9]);
+  if (strcmp(argv[10], "spin") != 0 && strcmp(argv[10], "sleep") != 0) fail("bad poll mode");
+  sleep_mode = strcmp(argv[10], "sleep") == 0;
+  uint32_t hold_s = (uint32_t)atoi(argv[11]);
+  if (strcmp(argv[12], "ports") != 0 && strcmp(argv[12], "shared") != 0) fail("bad endpoints");
+  shared_mode = strcmp(argv[12], "shared") == 0;
   if (sessions < 1 || sessions > 100000 || rate < 1 || rate > 1000 || idle_ticks < 1 ||
       measured < 1 || rcvbuf < 0)
     fail("bad arguments");
+  /* Timers fire within 1 us of their due time instead of the default 50 us slack. */
+  if (sleep_mode) prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   srandom((unsigned)(real_ns() ^ getpid()));
   int64_t tick_ns = 1000000000LL / rate;
   uint32_t ticks = warmup + measured;
@@ -418,22 +603,49 @@ int main(int argc, char **argv) {
 
   int relay_streams = 2 * sessions;
   int all = relay_streams + 2; /* relay streams and the load baseline pair */
+  int shared_caller = -1, shared_callee = -1;
+  if (shared_mode) {
+    int big = rcvbuf > SHARED_RCVBUF ? rcvbuf : SHARED_RCVBUF;
+    shared_caller = bind_peer(big, caller_addr);
+    shared_callee = bind_peer(big, callee_addr);
+    /* Packets in flight (queued for another CPU with RPS) count against the sender's buffer. */
+    for (int i = 0; i < 2; i++) {
+      int fd = i == 0 ? shared_caller : shared_callee, snd = SHARED_SNDBUF;
+      if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+    }
+    add_peer(shared_caller, NULL);
+    add_peer(shared_callee, NULL);
+    for (int i = 0; i < 2; i++) {
+      batches[i] = calloc(1, sizeof *batches[i]);
+      if (batches[i] == NULL) fail("out of memory");
+      batches[i]->fd = i == 0 ? shared_caller : shared_callee;
+    }
+  }
   for (int i = 0; i < sessions; i++) {
-    int caller = bind_peer(rcvbuf), callee = bind_peer(rcvbuf);
-    init_stream(&streams[2 * i], 2 * i, caller, ticks, relay, 1);
-    init_stream(&streams[2 * i + 1], 2 * i + 1, callee, ticks, relay, 1);
-    add_peer(callee, &streams[2 * i]);
-    add_peer(caller, &streams[2 * i + 1]);
+    int caller = shared_mode ? shared_caller : bind_peer(rcvbuf, caller_addr);
+    int callee = shared_mode ? shared_callee : bind_peer(rcvbuf, callee_addr);
+    /* Packet indexes start again at 0 with the measured window (after a hold of any length). */
+    init_stream(&streams[2 * i], 2 * i, caller, measured, relay, 1);
+    init_stream(&streams[2 * i + 1], 2 * i + 1, callee, measured, relay, 1);
+    streams[2 * i].rx_fd = callee;
+    streams[2 * i + 1].rx_fd = caller;
+    if (!shared_mode) {
+      add_peer(callee, &streams[2 * i]);
+      add_peer(caller, &streams[2 * i + 1]);
+    }
   }
   for (int pair = 0; pair < 2; pair++) {
     int first = relay_streams + 2 * pair;
-    uint32_t n = pair == 0 ? ticks : idle_ticks;
+    uint32_t n = pair == 0 ? measured : idle_ticks;
     hist_t *h = pair == 0 ? base_load : base_idle;
-    int a = bind_peer(rcvbuf), b = bind_peer(rcvbuf);
-    connect_to(a, port_of(b));
-    connect_to(b, port_of(a));
+    int a = bind_peer(rcvbuf, caller_addr), b = bind_peer(rcvbuf, callee_addr);
+    connect_to(a, port_of(b), callee_addr);
+    connect_to(b, port_of(a), caller_addr);
     init_stream(&streams[first], first, a, n, h, 0);
     init_stream(&streams[first + 1], first + 1, b, n, h, 0);
+    streams[first].rx_fd = b;
+    streams[first + 1].rx_fd = a;
     add_peer(b, &streams[first]);
     add_peer(a, &streams[first + 1]);
   }
@@ -443,7 +655,8 @@ int main(int argc, char **argv) {
   streams[all + 1].offset_ns = tick_ns / 2;
 
   /* 1. Idle baseline: the direct pair alone. */
-  run_schedule(all, 2, tick_ns, idle_ticks, PHASE_MEASURED, 0);
+  timeline_t idle_tl = timeline_start();
+  run_schedule(all, 2, tick_ns, &idle_tl, idle_ticks, PHASE_MEASURED, 0, 0);
   poll_until(mono_ns() + 100000000LL);
 
   /* 2. Ports out, relay ports in. */
@@ -459,22 +672,49 @@ int main(int argc, char **argv) {
     char *end;
     long port = strtol(p, &end, 10);
     if (end == p || port < 1 || port > 65535) fail("bad relay port list");
-    connect_to(streams[i].fd, (int)port);
+    if (shared_mode) {
+      streams[i].to.sin_family = AF_INET;
+      streams[i].to.sin_port = htons((uint16_t)port);
+      streams[i].to.sin_addr = relay_addr;
+    } else {
+      connect_to(streams[i].fd, (int)port, relay_addr);
+    }
     p = end;
   }
   free(line);
+  /*
+   * Hold: one packet per stream a second, unmeasured, until the driver says `measure` (once the
+   * kernel took the streams over): they latch without the full load going through userspace.
+   */
+  double held_ms = 0;
+  int hold_timed_out = 0;
+  if (hold_s > 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &stdin_tag};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) < 0) fail("epoll_ctl stdin: %s", strerror(errno));
+    printf("holding\n");
+    fflush(stdout);
+    int64_t h0 = mono_ns();
+    timeline_t htl = timeline_start();
+    run_schedule(0, all, HOLD_TICK_NS, &htl, hold_s, 0, 0, 1);
+    held_ms = (mono_ns() - h0) / 1e6;
+    hold_timed_out = !go;
+  }
 
   /* 3. Load: relay streams and the load baseline pair, on one schedule. */
   /* The warm-up runs as its own schedule, so that the window's CPU can be read at its end. */
   trace_origin = mono_ns();
   double origin_epoch_ms = real_ns() / 1e6;
-  if (warmup > 0) run_schedule(0, all, tick_ns, warmup, 0, 1);
+  timeline_t tl = timeline_start();
+  if (warmup > 0) run_schedule(0, all, tick_ns, &tl, warmup, 0, 1, 0);
+  for (int i = 0; i < all; i++) streams[i].count = 0;
   double u0 = cpu_s(1), s0 = cpu_s(0);
   int64_t w0 = mono_ns();
   double warmup_end_epoch_ms = real_ns() / 1e6;
   printf("measure-start\n");
   fflush(stdout);
-  sched_t st = run_schedule(0, all, tick_ns, measured, PHASE_MEASURED, 1);
+  /* The window runs from the first measured tick's due time (w0 is a moment before it). */
+  w0 = tl.t0 + (int64_t)tl.k * tick_ns;
+  sched_t st = run_schedule(0, all, tick_ns, &tl, measured, PHASE_MEASURED, 1, 0);
   /* The last tick went out at its start: the window closes one tick later. */
   poll_until(w0 + (int64_t)measured * tick_ns);
   double window_ms = (mono_ns() - w0) / 1e6;
@@ -517,11 +757,12 @@ int main(int argc, char **argv) {
 
   printf("result {\"windowMs\":%.3f,\"sent\":%llu,\"received\":%llu,\"duplicates\":%llu,"
          "\"misrouted\":%llu,\"foreign\":%llu,\"reordered\":%llu,\"streamsWithLoss\":%llu,"
-         "\"worstStreamLossPct\":%.4f,\"sendErrors\":%llu,\"latency\":",
+         "\"worstStreamLossPct\":%.4f,\"sendErrors\":%llu,\"heldMs\":%.1f,\"holdTimedOut\":%s,"
+         "\"latency\":",
          window_ms, (unsigned long long)sent, (unsigned long long)received,
          (unsigned long long)dup, (unsigned long long)misrouted, (unsigned long long)foreign,
          (unsigned long long)reord, (unsigned long long)with_loss, worst,
-         (unsigned long long)st.send_errors);
+         (unsigned long long)st.send_errors, held_ms, hold_timed_out ? "true" : "false");
   hist_json(relay, "");
   printf(",\"baselineIdle\":");
   hist_json(base_idle, "");

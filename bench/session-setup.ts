@@ -23,7 +23,8 @@ export async function setupSessions(
   peers: readonly PeerPorts[],
 ): Promise<{ relay: RelayPorts[]; commands: number; retransmissions: number; ms: number }> {
   const start = performance.now();
-  const client = await ControlClient.open(config.controlPort);
+  const { caller, callee, relay: relayAddr } = config.addresses;
+  const client = await ControlClient.open(config.controlPort, relayAddr, caller);
   const relay: RelayPorts[] = [];
   let commands = 0;
   try {
@@ -33,11 +34,11 @@ export async function setupSessions(
       const from = `from${String(i)}${config.tagSuffix}`;
       const to = `to${String(i)}${config.tagSuffix}`;
       // U: the caller's offer; the reply is the relay port the callee must send to (leg 0).
-      const uLine = `U ${callId} 127.0.0.1 ${String(p.caller)} ${from}`;
+      const uLine = `U ${callId} ${caller} ${String(p.caller)} ${from}`;
       const fromCallee = parsePortReply(uLine, await client.command(uLine)).port;
       commands++;
       // L: the callee's answer; the reply is the relay port the caller must send to (leg 1).
-      const lLine = `L ${callId} 127.0.0.1 ${String(p.callee)} ${from} ${to}`;
+      const lLine = `L ${callId} ${callee} ${String(p.callee)} ${from} ${to}`;
       const fromCaller = parsePortReply(lLine, await client.command(lLine)).port;
       commands++;
       relay[i] = { fromCaller, fromCallee };
