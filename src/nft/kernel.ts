@@ -223,6 +223,8 @@ function byMap(
 export class KernelFlows implements KernelForwarder {
   readonly #opts: KernelFlowsOptions;
   readonly #flows = new Map<number, Flow>();
+  /** The flows not `in`: what the next transaction has to do (kept apart: no scan of them all). */
+  readonly #unsettled = new Set<Flow>();
   readonly #free: number[] = [];
   #nextId = 1;
   /** The transaction in flight, and the directions it adds. */
@@ -265,15 +267,16 @@ export class KernelFlows implements KernelForwarder {
 
   /** Directions forwarded, or on their way in. */
   get size(): number {
-    let n = 0;
-    for (const flow of this.#flows.values()) if (flow.state !== 'leaving') n++;
-    return n;
+    let leaving = 0;
+    for (const flow of this.#unsettled) if (flow.state === 'leaving') leaving++;
+    return this.#flows.size - leaving;
   }
 
   install(direction: ForwardDirection, traffic: ForwardTraffic): ForwardHandle {
     const id = this.#allocate();
     const flow = new Flow(direction, id, traffic);
     this.#flows.set(id, flow);
+    this.#unsettled.add(flow);
     this.#schedule();
     return flow;
   }
@@ -287,6 +290,7 @@ export class KernelFlows implements KernelForwarder {
     }
     if (handle.state === 'leaving') return;
     handle.state = 'leaving';
+    this.#unsettled.add(handle);
     this.#schedule();
   }
 
@@ -321,14 +325,13 @@ export class KernelFlows implements KernelForwarder {
   /** The direction is out of the kernel (or never reached it): its id is free again. */
   #forget(flow: Flow): void {
     this.#flows.delete(flow.id);
+    this.#unsettled.delete(flow);
     this.#free.push(flow.id - KERNEL_MARK_BASE);
   }
 
   #pending(): boolean {
     if (!this.ready) return false;
-    if (this.#readWanted || this.#resync) return true;
-    for (const flow of this.#flows.values()) if (flow.state !== 'in') return true;
-    return false;
+    return this.#readWanted || this.#resync || this.#unsettled.size > 0;
   }
 
   /** Resolves when the next transaction ends; at once when none will run. */
@@ -372,10 +375,11 @@ export class KernelFlows implements KernelForwarder {
   /** Reads what was asked for, removes the leaving directions, adds the new ones. */
   async #transaction(): Promise<void> {
     const table = this.#opts.table;
-    const all = [...this.#flows.values()];
-    const leaving = all.filter((f) => f.state === 'leaving');
-    const adding = all.filter((f) => f.state === 'adding');
-    const readAll = this.#readWanted && all.some((f) => f.state !== 'adding');
+    const unsettled = [...this.#unsettled];
+    const leaving = unsettled.filter((f) => f.state === 'leaving');
+    const adding = unsettled.filter((f) => f.state === 'adding');
+    // Counters to read: every one, unless none is in the kernel yet.
+    const readAll = this.#readWanted && this.#flows.size > adding.length;
     this.#readWanted = false;
     this.#inFlight = new Set(adding);
     const counter = (verb: string, flow: Flow): unknown => ({
@@ -402,7 +406,14 @@ export class KernelFlows implements KernelForwarder {
     this.#report(parseCounters(result.output));
     for (const flow of leaving) this.#forget(flow);
     // A direction removed while its elements were on their way in leaves with the next one.
-    for (const flow of adding) if (flow.state === 'adding') flow.state = 'in';
+    for (const flow of adding) this.#settle(flow);
+  }
+
+  /** A flow's elements are in: nothing left to do for it, unless it was removed meanwhile. */
+  #settle(flow: Flow): void {
+    if (flow.state !== 'adding') return;
+    flow.state = 'in';
+    this.#unsettled.delete(flow);
   }
 
   /**
@@ -431,7 +442,7 @@ export class KernelFlows implements KernelForwarder {
     this.committed += 1;
     this.#resync = false;
     this.#report(parseCounters(result.output));
-    for (const flow of keep) if (flow.state === 'adding') flow.state = 'in';
+    for (const flow of keep) this.#settle(flow);
   }
 
   /** Hands each direction the packets its counter counted since the previous reset. */
