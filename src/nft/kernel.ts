@@ -41,7 +41,7 @@ import type { NftJsonRun } from './runner.ts';
 export const KERNEL_MARK_BASE = 0x72700000;
 /** Mark ids available: two per stream, far more than a port range holds. */
 const KERNEL_MARK_IDS = 0xfffff;
-/** IP and UDP header bytes the element counters count beyond the UDP payload. */
+/** IP and UDP header bytes the counters count beyond the UDP payload. */
 const HEADER_BYTES: Readonly<Record<Family, number>> = { 4: 28, 6: 48 };
 /** After a failed transaction, the next one (a rebuild) waits this long. */
 const RETRY_MS = 1000;
