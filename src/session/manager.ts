@@ -45,7 +45,7 @@ export class SessionManager {
   readonly #playback: SessionPlayback;
   readonly #party: PartySettings;
   readonly #offload: SessionOffload;
-  /** Sessions out of the registry whose end waits for the kernel's last counters. */
+  /** Closed sessions whose figures wait for the kernel's last counters. */
   readonly #ending = new Set<Promise<void>>();
   #count = 0;
   #draining = false;
@@ -77,11 +77,6 @@ export class SessionManager {
       sendTwice: options.sendTwice === true,
       stats: deps.stats,
     });
-  }
-
-  /** Whether the kernel fast path runs (docs/kernel.md). */
-  get kernelEnabled(): boolean {
-    return this.#offload.enabled;
   }
 
   /** The kernel fast path's figures, for `Iv`. */

@@ -69,11 +69,6 @@ export class SessionOffload {
     this.#opts = options;
   }
 
-  /** Whether the kernel path runs. */
-  get enabled(): boolean {
-    return this.#opts.forwarder?.ready === true;
-  }
-
   figures(): OffloadFigures {
     return { streams: this.#streams, offloads: this.#offloads, withdrawals: this.#withdrawals };
   }
