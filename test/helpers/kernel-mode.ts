@@ -7,8 +7,8 @@
  */
 import { statSync } from 'node:fs';
 
-/** Whether this run is the kernel pass of scripts/test-kernel.sh. */
-function kernelPass(): boolean {
+/** Whether this run is the kernel pass of scripts/test-kernel.sh (throws outside its namespace). */
+export function inKernelPass(): boolean {
   const name = process.env['RTPPROXY_TEST_KERNEL'];
   if (name === undefined || name === '') return false;
   if (!/^[A-Za-z0-9_.-]+$/.test(name) || !sameNetns('/proc/self/ns/net', `/run/netns/${name}`)) {
@@ -21,7 +21,7 @@ function kernelPass(): boolean {
 
 /** The options that choose the daemon's nftables table: see the file comment. */
 export function nftArgs(): string[] {
-  return kernelPass() ? ['--kernel', 'on'] : ['--nft', 'off'];
+  return inKernelPass() ? ['--kernel', 'on'] : ['--nft', 'off'];
 }
 
 function sameNetns(a: string, b: string): boolean {
