@@ -106,7 +106,10 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
       await b.send(pb, toB);
       await natA.expect(pb, toA);
       await a.expectNothing(100);
-      // A stranger never reaches the relay while the leg is connected.
+      // A stranger never reaches the relay while the leg is connected. A's next packet comes
+      // first: a silence of a connection check interval would open the leg again.
+      await natA.send(rtpPacket({ seq: 3, ssrc: 0xa }), toA);
+      await b.expect(rtpPacket({ seq: 3, ssrc: 0xa }), toB);
       const rcvd = await d.command('G npkts_rcvd');
       // Another host: strict sources take any port of the signalled address (NAT).
       const stranger = await Peer.open(t, '127.0.0.66');
@@ -117,8 +120,8 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
       // same SSRC from a new port with the next sequence number moves the leg (re-latch).
       await new Promise((resolve) => setTimeout(resolve, 3 * CONNECTION_CHECK_MS));
       const moved = await Peer.open(t);
-      await moved.send(rtpPacket({ seq: 3, ssrc: 0xa }), toA);
-      await b.expect(rtpPacket({ seq: 3, ssrc: 0xa }), toB);
+      await moved.send(rtpPacket({ seq: 4, ssrc: 0xa }), toA);
+      await b.expect(rtpPacket({ seq: 4, ssrc: 0xa }), toB);
       const pb2 = rtpPacket({ seq: 2, ssrc: 0xb });
       await b.send(pb2, toB);
       await moved.expect(pb2, toA);

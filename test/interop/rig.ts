@@ -219,12 +219,13 @@ export class Rig {
     const { uacIp, uasIp } = this.config;
     const calls = spec.calls ?? 1;
     const holdMs = spec.holdMs ?? 2000;
-    // SIP and media ports of the user agents, free right now (SIPp's rtp_stream takes one even
-    // port per call upwards from -mp, and binds -mp itself at start).
-    const uacPort = freePortBlock(uacIp, 1);
-    const uasPort = freePortBlock(uasIp, 1);
-    const uacMedia = freePortBlock(uacIp, 2 * calls + 4);
-    const uasMedia = freePortBlock(uasIp, 2 * calls + 4);
+    // SIP and media ports of each user agent, free right now, in one block so that they cannot
+    // overlap: the SIP port first, then the media ports (SIPp's rtp_stream takes one even port per
+    // call upwards from -mp, and binds -mp itself at start).
+    const uacPort = freePortBlock(uacIp, 2 * calls + 6);
+    const uasPort = freePortBlock(uasIp, 2 * calls + 6);
+    const uacMedia = uacPort + 2;
+    const uasMedia = uasPort + 2;
     const daemon =
       spec.service.startsWith('bridge') && this.bridgeDaemon !== undefined
         ? this.bridgeDaemon
