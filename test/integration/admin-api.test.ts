@@ -4,6 +4,7 @@
  * status for good and bad requests, and DELETE and POST /drain act on the relay.
  */
 import t from 'tap';
+import { parseSamples } from '../helpers/metrics.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
 import { Peer, portFree, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 import type { SessionDetail, SessionSummary } from '../../src/admin/sessions.ts';
@@ -76,22 +77,11 @@ async function getJson<T = ErrorBody>(
   return [reply.status, JSON.parse(reply.text) as T];
 }
 
-/** The samples of a Prometheus text exposition: `name{labels}` to value. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
-
 async function scrape(d: RunningDaemon): Promise<Map<string, number>> {
   const reply = await http(d, '/metrics');
   t.equal(reply.status, 200);
   t.match(reply.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
-  return samples(reply.text);
+  return parseSamples(reply.text);
 }
 
 t.test('the metrics follow the traffic of a real call', async (t) => {

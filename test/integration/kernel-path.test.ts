@@ -18,6 +18,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { readAdhocHeader } from '../../src/record/adhoc.ts';
+import { parseSamples } from '../helpers/metrics.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import {
   createTopology,
@@ -58,6 +59,17 @@ const K_MAPS = [
 const MIN_PORT = 40000;
 const MAX_PORT = 40199;
 const PORTS = ['-m', String(MIN_PORT), '-M', String(MAX_PORT)];
+/** The admin listener of the relay's daemon, on the relay namespace's own loopback. */
+const HTTP_PORT = 9191;
+
+/** The metrics of a daemon listening on `port` in namespace `ns` (fetched from inside it). */
+function scrapeIn(ns: string, port: number): Promise<string> {
+  const url = `http://127.0.0.1:${String(port)}/metrics`;
+  return runIn(ns, 'env', [
+    ...['-u', 'NODE_OPTIONS', process.execPath, '-e'],
+    `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`,
+  ]);
+}
 /** How long an offload, a withdrawal or a counter read may take: sweeps run once a second. */
 const KERNEL_DEADLINE_MS = 15_000;
 /** The caller's and the callee's SSRC. */
@@ -522,53 +534,75 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
     t.equal(await d.stop(), 0, 'clean exit');
   });
 
-  t.test('counters: Q and the session-end line count kernel-forwarded packets', async (t) => {
-    const d = await daemon(t, ['-l', R4, '--kernel', 'on']);
-    const [a, b] = await parties(t, 6300, 7300);
-    const { call, keys } = await kernelCall(t, d, 'counters', a, b, { relay: R4 });
-    // Different counts each way, so that a swap shows.
-    const n1 = 30;
-    const n2 = 20;
-    const fwd0 = await elements(relay, 'kfwd4');
-    await exchange(call, n1, 2, n2);
-    const fwd1 = await elements(relay, 'kfwd4');
-    t.equal(packetsOf(fwd1, keys[0]) - packetsOf(fwd0, keys[0]), n1, 'caller side in the kernel');
-    t.equal(packetsOf(fwd1, keys[1]) - packetsOf(fwd0, keys[1]), n2, 'callee side in the kernel');
-    await waitQuery(d, `Qv ${call.id} ${call.from} ${call.to}`, {
-      npkts_ina: 1 + n1,
-      npkts_ino: 1 + n2,
-      nrelayed: 2 + n1 + n2,
-      ndropped: 0,
-    });
-    t.pass('Q from the caller: ina, ino, relayed');
-    await waitQuery(d, `Qv ${call.id} ${call.to} ${call.from}`, {
-      npkts_ina: 1 + n2,
-      npkts_ino: 1 + n1,
-    });
-    t.pass('Q from the callee: the other way round');
-    const g = await d.command('Gv npkts_relayed');
-    t.comment(`G after kernel forwarding: ${g}`);
+  t.test(
+    'counters: Q, the metrics and the session-end line count kernel-forwarded packets',
+    async (t) => {
+      const d = await daemon(t, [
+        '-l',
+        R4,
+        '--kernel',
+        'on',
+        '--http',
+        `127.0.0.1:${String(HTTP_PORT)}`,
+      ]);
+      const [a, b] = await parties(t, 6300, 7300);
+      const { call, keys } = await kernelCall(t, d, 'counters', a, b, { relay: R4 });
+      // Different counts each way, so that a swap shows.
+      const n1 = 30;
+      const n2 = 20;
+      const fwd0 = await elements(relay, 'kfwd4');
+      await exchange(call, n1, 2, n2);
+      const fwd1 = await elements(relay, 'kfwd4');
+      t.equal(packetsOf(fwd1, keys[0]) - packetsOf(fwd0, keys[0]), n1, 'caller side in the kernel');
+      t.equal(packetsOf(fwd1, keys[1]) - packetsOf(fwd0, keys[1]), n2, 'callee side in the kernel');
+      await waitQuery(d, `Qv ${call.id} ${call.from} ${call.to}`, {
+        npkts_ina: 1 + n1,
+        npkts_ino: 1 + n2,
+        nrelayed: 2 + n1 + n2,
+        ndropped: 0,
+      });
+      t.pass('Q from the caller: ina, ino, relayed');
+      await waitQuery(d, `Qv ${call.id} ${call.to} ${call.from}`, {
+        npkts_ina: 1 + n2,
+        npkts_ino: 1 + n1,
+      });
+      t.pass('Q from the callee: the other way round');
+      const g = await d.command('Gv npkts_relayed');
+      t.comment(`G after kernel forwarding: ${g}`);
+      // The metrics split the same packets by path (docs/metrics.md).
+      const m = parseSamples(await scrapeIn(relay, HTTP_PORT));
+      t.equal(m.get('rtpproxy_packets_relayed_total{path="kernel"}'), n1 + n2, 'metrics: kernel');
+      t.equal(m.get('rtpproxy_packets_relayed_total{path="userspace"}'), 2, 'metrics: latching');
+      t.equal(m.get('rtpproxy_packets_received_total{path="kernel"}'), n1 + n2);
+      t.equal(m.get('rtpproxy_bytes_received_total{path="kernel"}'), (n1 + n2) * 172);
+      t.equal(m.get('rtpproxy_bytes_received_total{path="userspace"}'), 2 * 172);
+      t.equal(m.get('rtpproxy_streams_active{path="kernel"}'), 1, 'RTP in the kernel');
+      t.equal(m.get('rtpproxy_streams_active{path="userspace"}'), 1, 'RTCP, no packet yet');
+      t.equal(m.get('rtpproxy_kernel_path'), 1);
+      t.equal(m.get('rtpproxy_kernel_offloads_total'), 1);
+      t.equal(m.get('rtpproxy_kernel_transactions_total{result="failed"}'), 0);
 
-    // Five more each way, then D at once: the end line has them all.
-    // (Q read and reset the counters: the relay's input shows that these go through the kernel.)
-    const inputBefore = await input.read();
-    await exchange(call, 5, 2 + n1, 5);
-    t.equal((await input.read()) - inputBefore, 0, 'the last five in the kernel');
-    t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0');
-    const line = await waitFor('the session-end line', () => ended(d)[0]);
-    t.match(line, {
-      callId: call.id,
-      reason: 'delete',
-      complete: true,
-      callerPkts: 6 + n1,
-      calleePkts: 6 + n2,
-      callerBytes: (6 + n1) * 172,
-      calleeBytes: (6 + n2) * 172,
-      relayed: 12 + n1 + n2,
-      dropped: 0,
-    });
-    t.equal(await d.stop(), 0, 'clean exit');
-  });
+      // Five more each way, then D at once: the end line has them all.
+      // (Q read and reset the counters: the relay's input shows that these go through the kernel.)
+      const inputBefore = await input.read();
+      await exchange(call, 5, 2 + n1, 5);
+      t.equal((await input.read()) - inputBefore, 0, 'the last five in the kernel');
+      t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0');
+      const line = await waitFor('the session-end line', () => ended(d)[0]);
+      t.match(line, {
+        callId: call.id,
+        reason: 'delete',
+        complete: true,
+        callerPkts: 6 + n1,
+        calleePkts: 6 + n2,
+        callerBytes: (6 + n1) * 172,
+        calleeBytes: (6 + n2) * 172,
+        relayed: 12 + n1 + n2,
+        dropped: 0,
+      });
+      t.equal(await d.stop(), 0, 'clean exit');
+    },
+  );
 
   t.test('expiry: -T 3 keeps a kernel-forwarded call that sends, ends a silent one', async (t) => {
     const d = await daemon(t, ['-l', R4, '--kernel', 'on', '-T', '3']);
