@@ -6,7 +6,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { runCtl, type CtlEnv } from '../../../src/tools/ctl.ts';
+import type { CtlEnv } from '../../../src/tools/ctl-args.ts';
+import { runCtl } from '../../../src/tools/ctl.ts';
 
 interface Seen {
   readonly method: string;

@@ -16,7 +16,8 @@ import {
   parseVerboseCounters,
   table,
 } from '../../../src/tools/ctl-format.ts';
-import { parseCtlArgs, runCtl } from '../../../src/tools/ctl.ts';
+import { parseCtlArgs } from '../../../src/tools/ctl-args.ts';
+import { runCtl } from '../../../src/tools/ctl.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 t.test(
