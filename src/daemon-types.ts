@@ -7,6 +7,8 @@ export interface DaemonHooks {
    * reads without accepting connections: start a graceful shutdown.
    */
   onStdioEof(): void;
+  /** Someone asked for a graceful drain (the admin API's POST /drain): start it as SIGHUP does. */
+  onDrainRequested(reason: string): void;
   /** A media worker failed: media can no longer be relayed; the process should stop (status 1). */
   onFatal(err: Error): void;
 }
@@ -19,4 +21,6 @@ export interface DaemonHandle {
   close(): Promise<void>;
   /** Graceful shutdown (SIGHUP): new sessions get E99; onDrained fires when none is left. */
   drain(): void;
+  /** Bound port of the admin listener (`--http`), once listening; undefined without one. */
+  readonly httpPort: number | undefined;
 }

@@ -4,12 +4,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Config } from './base/config.ts';
+import type { Config, HttpListen } from './base/config.ts';
 import { Dispatcher } from './control/dispatch.ts';
 import { parseContextOf } from './control/parse-context.ts';
 import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner } from './control/runner.ts';
 import type { CountedReply } from './control/socket-types.ts';
+import type { DaemonAdmin } from './daemon-admin.ts';
 import { DaemonNft } from './daemon-nft.ts';
 import { type BoundListener, createControlListener, warnIfExposed } from './daemon-listeners.ts';
 import { startDaemonTimers } from './daemon-timers.ts';
@@ -51,6 +52,10 @@ export class Daemon implements DaemonHandle {
   readonly #nft: DaemonNft;
   /** Where our own sockets listen: never a media remote (media/own-endpoints.ts). */
   readonly own: OwnEndpoints;
+  /** The admin API and metrics (`--http`), once start() built it; undefined without `--http`. */
+  #admin: DaemonAdmin | undefined;
+  /** The recorders (`-r`), which the metrics read. */
+  readonly #recorders: RecorderFactory | undefined;
   #load = 0;
   /** #warmUp's work, once started. */
   #warming: Promise<void> | undefined;
@@ -105,6 +110,7 @@ export class Daemon implements DaemonHandle {
               recordLog.warn({ err, code: err.code, path: err.path }, 'recording stopped');
             },
           });
+    this.#recorders = recorders;
     this.#nft = new DaemonNft(config, logger, now);
     this.#players = new LazyPlayback(this.stats, now);
     this.notifier = this.#createNotifier(now);
@@ -185,8 +191,23 @@ export class Daemon implements DaemonHandle {
             await media.flush();
             return reply;
           };
-    this.#runner = new CommandRunner(handle, this.stats, logger.child({ mod: 'control' }), now);
+    this.#runner = new CommandRunner(
+      handle,
+      this.stats,
+      logger.child({ mod: 'control' }),
+      now,
+      config.http === undefined
+        ? undefined
+        : (line, reply, seconds) => {
+            this.#admin?.metrics.observeCommand(line, reply, seconds);
+          },
+    );
     this.#cache = new ReplyCache({ now });
+  }
+
+  /** Bound port of the admin listener (`--http`), once listening. */
+  get httpPort(): number | undefined {
+    return this.#admin?.port;
   }
 
   /** Bound port of the i-th control socket (network kinds), for tests that bind port 0. */
@@ -203,6 +224,8 @@ export class Daemon implements DaemonHandle {
    */
   async start(options: { readonly waitForMedia?: boolean } = {}): Promise<void> {
     if (options.waitForMedia === true) await this.#bootMedia();
+    // Before the control sockets, so that the metrics count every command.
+    if (this.#config.http !== undefined) await this.#openAdmin(this.#config.http);
     const log = this.#logger.child({ mod: 'control' });
     for (const spec of this.#config.controlSockets) {
       const listener = createControlListener(spec, {
@@ -249,6 +272,32 @@ export class Daemon implements DaemonHandle {
   }
 
   /**
+   * The admin listener (`--http`). Loaded only when asked for: the metrics library takes longer to
+   * load than the rest of the daemon's start.
+   */
+  async #openAdmin(listen: HttpListen): Promise<void> {
+    const { DaemonAdmin } = await import('./daemon-admin.ts');
+    const now = (): number => performance.now();
+    const admin = new DaemonAdmin(listen, {
+      stats: this.stats,
+      manager: this.manager,
+      media: this.#media,
+      recorders: this.#recorders,
+      notifier: this.notifier,
+      logger: this.#logger.child({ mod: 'admin' }),
+      now,
+      kernel: () => this.#nft.kernelState(),
+      load: () => this.#load,
+      overloaded: () => this.#overload?.overloaded === true,
+      drain: () => {
+        this.#hooks.onDrainRequested('POST /drain on the admin API');
+      },
+    });
+    this.#admin = admin;
+    await admin.listen();
+  }
+
+  /**
    * The start's work that can wait: media workers (threads of their own) and the nftables table
    * (a run of nft). A daemon answers commands and writes its pid file without them, so that one
    * started among others on a busy host is ready sooner; they follow WARM_UP_DELAY_MS later, or at
@@ -289,7 +338,7 @@ export class Daemon implements DaemonHandle {
     for (const timer of this.#timers) clearInterval(timer);
     // Commands already received are answered before the sockets they came from close.
     await this.#runner.drain();
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    await Promise.all([...this.#listeners.map((l) => l.close()), this.#admin?.close()]);
     this.#cache.close();
     // Media workers stop receiving and hand over the packets they recorded before the recorders
     // close: a recording then holds every packet the parties were sent.

@@ -112,6 +112,8 @@ export interface Config {
    * it, `on` or refuse to start, `off` never; always `off` with `--nft off`.
    */
   readonly kernel: NftMode;
+  /** `--http`: where the admin API and the metrics listen (docs/admin-api.md); none by default. */
+  readonly http?: HttpListen;
   /**
    * Strict media sources (docs/architecture.md, "Strict sources"); false with
    * `--no_strict_source`, the reference's latching rules.
@@ -121,3 +123,9 @@ export interface Config {
 
 /** `--nft` values. */
 type NftMode = 'auto' | 'on' | 'off';
+
+/** An HTTP listening address: numeric host (IPv6 without brackets) and port (0: any free one). */
+export interface HttpListen {
+  readonly host: string;
+  readonly port: number;
+}

@@ -1,9 +1,9 @@
 /**
  * Validation of single options: the control sockets (`-s`), the media port range (`-m`/`-M`),
- * the user to run as (`-u`) and the log level (`-d`).
+ * the user to run as (`-u`), the log level (`-d`) and the admin listener (`--http`).
  */
 import { isIP } from 'node:net';
-import type { ControlSocketSpec } from '../base/config.ts';
+import type { ControlSocketSpec, HttpListen } from '../base/config.ts';
 import { parseSocketSpec } from '../control/socket-spec.ts';
 import type { LogLevel } from '../util/logger.ts';
 import { DEFAULTS, type Fail } from './config-defaults.ts';
@@ -173,4 +173,19 @@ export function parseDebug(
     );
   }
   return ok ? { level, facility } : undefined;
+}
+
+/**
+ * `--http ADDR:PORT`: a numeric IPv4 address, or an IPv6 one in brackets (`[::1]:9090`), and a
+ * port in 0..65535 (0: any free port). A message when malformed.
+ */
+export function parseHttpListen(text: string): HttpListen | string {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  const v6 = m?.[1] !== undefined;
+  if (m === null || host === undefined || isIP(host) !== (v6 ? 6 : 4) || port > 65535) {
+    return `expected ADDR:PORT with a numeric address (IPv6 in brackets) and a port in 0..65535, got ${JSON.stringify(text)}`;
+  }
+  return { host, port };
 }

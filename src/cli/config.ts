@@ -13,6 +13,7 @@ import {
   buildPortRange,
   nonEmpty,
   parseDebug,
+  parseHttpListen,
   parseUser,
 } from './config-fields.ts';
 import type { RawOptions } from './options.ts';
@@ -66,6 +67,9 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
   } else if (kernel === 'on' && nft === 'off') {
     fail('--kernel', '--kernel on needs the nftables table: drop --nft off');
   }
+
+  const http = raw.http === undefined ? undefined : parseHttpListen(raw.http);
+  if (typeof http === 'string') fail('--http', http);
 
   const recordDir = nonEmpty(raw.recordDir, '-r', 'the recording directory is empty', fail);
   const spoolDir = nonEmpty(raw.spoolDir, '-S', 'the spool directory is empty', fail);
@@ -185,6 +189,7 @@ export function buildConfig(raw: RawOptions): Config | ConfigError[] {
     // The kernel path lives in the nftables table: without the table, no kernel path.
     kernel: nft === 'off' ? 'off' : kernel === 'on' || kernel === 'off' ? kernel : 'auto',
     strictSource: !raw.noStrictSource,
+    ...(http === undefined || typeof http === 'string' ? {} : { http }),
   };
   return Object.freeze(config);
 }

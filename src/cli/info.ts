@@ -2,10 +2,10 @@
  * The options that print something and exit (`-v`, `-V`, `-C`): the capabilities, the version
  * and the clock name, as the reference prints them.
  */
-import { readFileSync } from 'node:fs';
 import { BASE_VERSION, supportedCapabilities } from '../control/capabilities.ts';
 import { buildConfig, isConfigErrors } from './config.ts';
 import type { RawOptions } from './options.ts';
+import { packageVersion } from '../util/version.ts';
 import { writeStdout } from './process-io.ts';
 
 /** Name of the monotonic clock printed by `-C` (Node's timers and performance.now() use it). */
@@ -33,27 +33,4 @@ export async function printInfo(raw: RawOptions): Promise<number> {
       return 1;
   }
   return 1;
-}
-
-/** The package's version, fixed by the build in a bundle (scripts/build.mjs). */
-declare const RTPPROXY_BUNDLED_VERSION: string | undefined;
-
-function packageVersion(): string {
-  if (typeof RTPPROXY_BUNDLED_VERSION === 'string') return RTPPROXY_BUNDLED_VERSION;
-  try {
-    const pkg: unknown = JSON.parse(
-      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-    );
-    if (
-      typeof pkg === 'object' &&
-      pkg !== null &&
-      'version' in pkg &&
-      typeof pkg.version === 'string'
-    ) {
-      return pkg.version;
-    }
-  } catch {
-    // fall through
-  }
-  return 'unknown';
 }

@@ -109,6 +109,9 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
     onStdioEof: () => {
       life.drain('end of input on the stdio control socket');
     },
+    onDrainRequested: (reason) => {
+      life.drain(reason);
+    },
     onFatal: (err) => {
       logger.fatal({ err }, 'media relay failed, stopping');
       void life.stop('media worker failure', true);
@@ -176,6 +179,7 @@ async function runDaemon(config: Config, raw: RawOptions, isDaemonChild: boolean
       bridge: config.bridge,
       portMin: config.portMin,
       portMax: config.portMax,
+      ...(handle.httpPort === undefined ? {} : { httpPort: handle.httpPort }),
     },
     'ready',
   );

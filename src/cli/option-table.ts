@@ -103,6 +103,7 @@ export const OPTIONS = [
   { flag: '--dso', arg: 'file', description: 'module to load (repeatable)', usage: '[--dso file]', into: { as: 'list', field: 'dso' } },
   { flag: '--nft', arg: 'mode', description: "the daemon's nftables table (TOS marking, kernel path): auto, on or off", usage: '[--nft auto|on|off]', into: { as: 'text', field: 'nft' } },
   { flag: '--kernel', arg: 'mode', description: 'forward latched streams in the kernel (nftables): auto, on or off', usage: '[--kernel auto|on|off]', into: { as: 'text', field: 'kernel' } },
+  { flag: '--http', arg: 'addr:port', description: 'admin API and Prometheus metrics on this HTTP address (off unless given)', usage: '[--http ADDR:PORT]', into: { as: 'text', field: 'http' } },
 ] as const satisfies readonly OptionSpec[];
 
 type Unfilled = Exclude<keyof RawOptions, (typeof OPTIONS)[number]['into']['field']>;
@@ -133,6 +134,7 @@ const LONGOPTS_ORDER = [
   'nft',
   'no_strict_source',
   'kernel',
+  'http',
 ];
 
 /** How a long option takes its argument (getopt's no/required/optional_argument). */

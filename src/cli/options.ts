@@ -93,6 +93,8 @@ export interface RawOptions {
   readonly nft?: string;
   /** `--kernel auto|on|off` (ours): the kernel fast path (docs/kernel.md). */
   readonly kernel?: string;
+  /** `--http ADDR:PORT` (ours): the admin API and metrics listener (docs/admin-api.md). */
+  readonly http?: string;
   /** `--no_strict_source` (ours): the reference's latching rules instead of strict sources. */
   readonly noStrictSource: boolean;
   /** `--config` */

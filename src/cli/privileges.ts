@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../base/config.ts';
+import { formatHostPort } from '../util/net.ts';
 import { formatSocketSpec } from '../control/socket-spec.ts';
 import { errorMessage } from '../util/error-message.ts';
 import { isErrnoException } from './process-io.ts';
@@ -12,7 +13,8 @@ import { isErrnoException } from './process-io.ts';
 /**
  * The reference's superuser check: as root without `-u USER` (a group alone does not count) it
  * refuses a udp:/udp6: control socket and warns otherwise, unless `-F`. The rule is about remote
- * control, not the transport, so a tcp:/tcp6: control socket is refused as well.
+ * control, not the transport, so a tcp:/tcp6: control socket is refused as well, and so is the
+ * admin API (`--http`), which can delete calls and drain the daemon.
  */
 export function checkRoot(
   config: Config,
@@ -22,10 +24,20 @@ export function checkRoot(
   const remote = config.controlSockets.find(
     (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'tcp' || s.kind === 'tcp6',
   );
-  if (remote !== undefined) {
+  const http =
+    config.http === undefined
+      ? undefined
+      : `--http ${formatHostPort(config.http.host, config.http.port)}`;
+  const what =
+    remote === undefined
+      ? http === undefined
+        ? undefined
+        : `the admin API (${http})`
+      : `a network control socket (${formatSocketSpec(remote)})`;
+  if (what !== undefined) {
     return {
       refuse:
-        `refusing to run as root with a network control socket (${formatSocketSpec(remote)}): anybody who can reach it could control the ` +
+        `refusing to run as root with ${what}: anybody who can reach it could control the ` +
         'daemon. Use -u USER[:GROUP] to run as an unprivileged user, or -F to run as root anyway.',
     };
   }

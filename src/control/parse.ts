@@ -34,6 +34,17 @@ function ref(callId: string, tag1: string, tag2: string | undefined): SessionRef
   return tag2 === undefined ? { callId, tag1 } : { callId, tag1, tag2 };
 }
 
+/**
+ * The verb of a command line, as the parser reads it (`VF` apart from `V`); undefined when the
+ * line has no known verb. For the metrics, which label commands by verb.
+ */
+export function verbOf(line: string): Verb | undefined {
+  const head = line.trimStart();
+  const letter = head.charAt(0).toUpperCase();
+  if (!VERBS.has(letter)) return undefined;
+  return letter === 'V' && head.charAt(1).toUpperCase() === 'F' ? 'VF' : (letter as Verb);
+}
+
 /** Parses one command line. */
 export function parseCommand(line: string, ctx: ParseContext): ParseResult {
   const tokens = tokenize(line);

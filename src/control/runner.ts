@@ -17,6 +17,12 @@ export interface ControlListener {
 
 const ERROR_REPLY = /^E[0-9]/;
 
+/**
+ * Told of every answered command: its line, its reply and the seconds from its arrival to its
+ * reply (queueing included).
+ */
+export type CommandObserver = (line: string, reply: string, seconds: number) => void;
+
 function isCountedReply(value: unknown): value is CountedReply {
   return (
     typeof value === 'object' &&
@@ -36,19 +42,25 @@ export class CommandRunner {
   readonly #stats: GlobalStats;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #observer: CommandObserver | undefined;
   #tail: Promise<void> = Promise.resolve();
 
-  /** `now`: the monotonic clock that stamps each command's arrival. */
+  /**
+   * `now`: the monotonic clock that stamps each command's arrival; `observer`: told of every
+   * answered command (the metrics).
+   */
   constructor(
     handler: CommandHandler,
     stats: GlobalStats,
     log: Logger,
     now: () => number = () => performance.now(),
+    observer?: CommandObserver,
   ) {
     this.#handler = handler;
     this.#stats = stats;
     this.#log = log;
     this.#now = now;
+    this.#observer = observer;
   }
 
   /**
@@ -106,6 +118,7 @@ export class CommandRunner {
       this.#stats.ncmdsSuccd++;
     }
     this.#log.debug({ reply }, 'sending reply');
+    this.#observer?.(line, reply, (this.#now() - receivedAt) / 1000);
     return reply;
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { GlobalStats } from '../util/stats.ts';
 import type { OwnEndpoints } from './own-endpoints.ts';
-import { PortAllocator, type PortLease } from './port-allocator.ts';
+import { PortAllocator, type PortLease, type PortUsage } from './port-allocator.ts';
 import {
   CONNECTION_CHECK_MS,
   Connections,
@@ -94,12 +94,19 @@ export interface MediaPlane extends SessionMedia {
   load(): number;
   /** Mean event-loop lateness of the latest media worker, ms; 0 without workers. */
   lateMs(): number;
+  /** How much of the port range each address family uses. */
+  portUsage(): Readonly<Record<Family, PortUsage>>;
 }
 
 /** The port tables of a media plane, one per address family. */
 export interface PortTables {
   readonly 4: PortAllocator;
   readonly 6: PortAllocator;
+}
+
+/** The usage of a plane's port tables. */
+export function portUsageOf(tables: PortTables): Readonly<Record<Family, PortUsage>> {
+  return { 4: tables[4].usage(), 6: tables[6].usage() };
 }
 
 /** IPv4 and IPv6 have separate tables over the same range, as in the reference. */
@@ -153,6 +160,7 @@ export function createRelayStreams(
  */
 export abstract class MainThreadMedia implements MediaPlane {
   abstract readonly capacity: number;
+  abstract portUsage(): Readonly<Record<Family, PortUsage>>;
   abstract createStreams(activity: ActivitySink): SessionStreams;
   abstract bindPair(
     address: string,
@@ -236,6 +244,10 @@ export class UdpMediaPlane extends MainThreadMedia {
 
   get capacity(): number {
     return this.#allocators[4].capacity;
+  }
+
+  portUsage(): Readonly<Record<Family, PortUsage>> {
+    return portUsageOf(this.#allocators);
   }
 
   createStreams(activity: ActivitySink): SessionStreams<RelayStream> {

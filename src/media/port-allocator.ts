@@ -45,6 +45,16 @@ const FREE = 0;
 const USED = 1;
 const PARKED = 2;
 
+/** How much of the port range is in use (the metrics). */
+export interface PortUsage {
+  /** Pairs in the range, on each local address. */
+  readonly capacity: number;
+  /** Pairs in use, all local addresses together. */
+  readonly inUse: number;
+  /** Free pairs on the local address that has the fewest. */
+  readonly leastFree: number;
+}
+
 /**
  * The pairs of the range on one local address. Every pair is in one state: free (in the free
  * list), in use, or parked (it failed to bind; back in the free list once its time has come).
@@ -207,6 +217,17 @@ export class PortAllocator {
   /** Local addresses with a table. */
   get addresses(): number {
     return this.#tables.size;
+  }
+
+  /** Pairs in use on every local address together, and the fewest free on any one of them. */
+  usage(): PortUsage {
+    let inUse = 0;
+    let leastFree = this.#capacity;
+    for (const table of this.#tables.values()) {
+      inUse += table.inUse;
+      leastFree = Math.min(leastFree, table.free);
+    }
+    return { capacity: this.#capacity, inUse, leastFree };
   }
 
   /**

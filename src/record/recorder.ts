@@ -167,6 +167,12 @@ export class RecorderFactory {
   #finishing = new Map<string, Promise<void>>();
   #closed = false;
   #closePromise: Promise<void> | undefined;
+  /** Files not closed yet: their bytes are read from them (figures()). */
+  readonly #live = new Set<RecordingFile>();
+  /** Bytes written to files closed since start. */
+  #closedBytes = 0;
+  /** Files stopped by an error (write, close, move, deferred create) since start. */
+  #failures = 0;
 
   constructor(options: RecorderFactoryOptions) {
     this.#recordDir = options.recordDir;
@@ -177,8 +183,18 @@ export class RecorderFactory {
       format: options.pcap ? 'pcap' : 'adhoc',
       maxQueueBytes: options.maxQueueBytes,
       flushBytes: options.flushBytes,
-      onError: options.onError,
+      onError: (err) => {
+        this.#failures += 1;
+        options.onError?.(err);
+      },
     };
+  }
+
+  /** For the metrics: files open now, bytes written since start, files that failed. */
+  figures(): { readonly open: number; readonly bytesWritten: number; readonly failures: number } {
+    let bytes = this.#closedBytes;
+    for (const file of this.#live) bytes += file.stats.bytesWritten;
+    return { open: this.#open.size, bytesWritten: bytes, failures: this.#failures };
   }
 
   /** Number of distinct files open now (shared files count once). */
@@ -264,6 +280,7 @@ export class RecorderFactory {
           : RecordingFile.openWhenReady(previous, options);
       entry = { key: path, file, refs: 0, done: false };
       this.#open.set(path, entry);
+      this.#live.add(file);
     }
     entry.refs++;
     return this.#lease(entry);
@@ -292,6 +309,8 @@ export class RecorderFactory {
     this.#finishing.set(entry.key, closing);
     void closing.then(() => {
       if (this.#finishing.get(entry.key) === closing) this.#finishing.delete(entry.key);
+      this.#live.delete(entry.file);
+      this.#closedBytes += entry.file.stats.bytesWritten;
     });
     return closing;
   }

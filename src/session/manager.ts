@@ -24,7 +24,7 @@ import { SessionPlayback } from './playback.ts';
 import { SessionRecording } from './recording.ts';
 import { IdleCounter, Leg, type LegLocal, Session, type SessionEnd } from './session.ts';
 import { type EndReason, foldSessionEnd, sessionEndFields } from './session-end.ts';
-import { type OffloadFigures, SessionOffload } from './offload.ts';
+import { type Component, type OffloadFigures, type Placement, SessionOffload } from './offload.ts';
 
 export { type ConfiguredAddress, MAX_LEARNT_ADDRESSES } from './local-address.ts';
 export type { EndReason } from './session-end.ts';
@@ -87,6 +87,11 @@ export class SessionManager {
   /** Where each component of the session is relayed: `rtp=kernel rtcp=userspace(latching)`. */
   kernelPlacement(session: Session): string {
     return this.#offload.describe(session);
+  }
+
+  /** Where one component of the session is relayed (the admin API). */
+  placement(session: Session, component: Component): Placement {
+    return this.#offload.placement(session, component);
   }
 
   /** Brings the counters of kernel-forwarded streams up to date (before Q, G, I answer). */
@@ -189,6 +194,22 @@ export class SessionManager {
       if (kind === 'exact') break;
     }
     return handled;
+  }
+
+  /**
+   * The admin API's DELETE: destroys every session of the call, whatever its references (as X
+   * does for all calls). Returns how many were destroyed.
+   */
+  deleteCall(callId: string): number {
+    const list = this.#byCall.get(callId) ?? [];
+    const sessions = [...list];
+    for (const session of sessions) this.destroy(session, 'admin');
+    return sessions.length;
+  }
+
+  /** The live sessions of one call, in creation order. */
+  sessionsOf(callId: string): readonly Session[] {
+    return this.#byCall.get(callId) ?? [];
   }
 
   /** X: destroy every session. */

@@ -31,7 +31,6 @@ export type UserspaceReason =
   | 'forwarding'
   | 'wildcard';
 
-type Component = 'rtp' | 'rtcp';
 const COMPONENTS: readonly Component[] = ['rtp', 'rtcp'];
 
 /** A component in the kernel: its two directions and the endpoints they were installed for. */
@@ -56,7 +55,18 @@ export interface OffloadFigures {
   readonly offloads: number;
   /** Components moved back to userspace (or out with their session) since start. */
   readonly withdrawals: number;
+  /** Packets the kernel forwarded since start. */
+  readonly packets: number;
+  /** Their bytes, UDP payload. */
+  readonly bytes: number;
 }
+
+/** Where a stream component is relayed, and why not in the kernel. */
+export type Placement =
+  | { readonly path: 'kernel' }
+  | { readonly path: 'userspace'; readonly reason: UserspaceReason | 'pending' };
+
+export type Component = 'rtp' | 'rtcp';
 
 export class SessionOffload {
   readonly #opts: OffloadOptions;
@@ -64,13 +74,21 @@ export class SessionOffload {
   #streams = 0;
   #offloads = 0;
   #withdrawals = 0;
+  #packets = 0;
+  #bytes = 0;
 
   constructor(options: OffloadOptions) {
     this.#opts = options;
   }
 
   figures(): OffloadFigures {
-    return { streams: this.#streams, offloads: this.#offloads, withdrawals: this.#withdrawals };
+    return {
+      streams: this.#streams,
+      offloads: this.#offloads,
+      withdrawals: this.#withdrawals,
+      packets: this.#packets,
+      bytes: this.#bytes,
+    };
   }
 
   /** Whether any component of the session is in the kernel. */
@@ -132,9 +150,17 @@ export class SessionOffload {
   /** `rtp=kernel rtcp=userspace(latching)`: where each component of the session is relayed. */
   describe(session: Session): string {
     return COMPONENTS.map((component) => {
-      if (this.#state.get(session)?.has(component) === true) return `${component}=kernel`;
-      return `${component}=userspace(${this.#reason(session, component) ?? 'pending'})`;
+      const placement = this.placement(session, component);
+      return placement.path === 'kernel'
+        ? `${component}=kernel`
+        : `${component}=userspace(${placement.reason})`;
     }).join(' ');
+  }
+
+  /** Where the component is relayed; `pending` while its move to the kernel is on its way. */
+  placement(session: Session, component: Component): Placement {
+    if (this.#state.get(session)?.has(component) === true) return { path: 'kernel' };
+    return { path: 'userspace', reason: this.#reason(session, component) ?? 'pending' };
   }
 
   /** Why the component stays in userspace; undefined when the kernel may forward it. */
@@ -187,6 +213,8 @@ export class SessionOffload {
   /** The kernel forwarded `packets` of the party `stream` faces. */
   #counted(stream: MediaStream, packets: number, bytes: number): void {
     stream.addKernelTraffic(packets, bytes);
+    this.#packets += packets;
+    this.#bytes += bytes;
     const stats = this.#opts.stats;
     stats.npktsRcvd += packets;
     stats.npktsRelayed += packets;

@@ -48,8 +48,12 @@ export function sessionCounter(session: Session, t1: Side, name: string): Counte
   return { value: counter.read(session, t1), float: counter.float };
 }
 
+type NumericStat = {
+  [K in keyof GlobalStats]: GlobalStats[K] extends number ? K : never;
+}[keyof GlobalStats];
+
 /** Global counters by their G name; `true` marks the two floating ones. */
-const GLOBAL_COUNTERS: Readonly<Record<string, readonly [keyof GlobalStats, boolean]>> = {
+const GLOBAL_COUNTERS: Readonly<Record<string, readonly [NumericStat, boolean]>> = {
   nsess_created: ['nsessCreated', false],
   nsess_destroyed: ['nsessDestroyed', false],
   nsess_timeout: ['nsessTimeout', false],

@@ -3,17 +3,21 @@
  * counters they add to (docs/protocol.md 10.1, sippy/rtpproxy src/rtpp_session.c at session end) and the
  * fields of the one `session ended` log line.
  */
-import type { GlobalStats } from '../util/stats.ts';
+import type { GlobalStats, SessionEndCause } from '../util/stats.ts';
 import type { Session, SessionEnd } from './session.ts';
 
-/** Why a session ended, as the session-end log says. */
-export type EndReason = 'delete' | 'delete-all' | 'timeout' | 'shutdown';
+/** Why a session ended (util/stats.ts). */
+export type EndReason = SessionEndCause;
 
 /** Adds a closed session's figures to the global counters. */
 export function foldSessionEnd(stats: GlobalStats, end: SessionEnd, reason: EndReason): void {
   stats.nsessDestroyed += 1;
   stats.totalDuration += end.duration;
   if (reason === 'timeout') stats.nsessTimeout += 1;
+  stats.endedBy[reason] += 1;
+  stats.endedBytesIn += end.streams.bytesIn;
+  stats.endedIgnored += end.streams.ignored;
+  stats.endedSendErrors += end.streams.sendErrors;
   if (end.complete) {
     if (end.rtpDirections === 0) stats.nsessNortp += 1;
     else if (end.rtpDirections === 1) stats.nsessOwrtp += 1;

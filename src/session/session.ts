@@ -180,6 +180,14 @@ interface SessionTraffic {
   readonly ignored: number;
 }
 
+/** Counters summed over a session's four streams (util/stats.ts `ended*`). */
+interface StreamTotals {
+  /** Bytes (UDP payload) accepted from both parties, RTP and RTCP. */
+  readonly bytesIn: number;
+  readonly ignored: number;
+  readonly sendErrors: number;
+}
+
 /** What `Session.close()` hands back: folded into the global stats and the session-end log. */
 export interface SessionEnd {
   /** Seconds from creation to close. */
@@ -194,6 +202,8 @@ export interface SessionEnd {
   /** RTP analysis of each leg that has one, leg 0 first. */
   readonly rtpAnalysis: readonly RtpStatsView[];
   readonly traffic: SessionTraffic;
+  /** Sums over the four streams, for the metrics. */
+  readonly streams: StreamTotals;
   /** One per leg: resolves when its recording is flushed, closed and moved. */
   readonly recordings: readonly Promise<void>[];
 }
@@ -374,6 +384,11 @@ export class Session implements ActivitySink {
         relayed: sum((s) => s.nrelayed),
         dropped: sum((s) => s.ndropped),
         ignored: sum((s) => s.nignored),
+      },
+      streams: {
+        bytesIn: sum((s) => s.nbytesIn),
+        ignored: sum((s) => s.nignored),
+        sendErrors: sum((s) => s.nsendErrors),
       },
       recordings,
     };

@@ -28,3 +28,8 @@ export function canonicalAddress(address: string): string {
 export function sameAddress(a: string, b: string): boolean {
   return a === b || canonicalAddress(a) === canonicalAddress(b);
 }
+
+/** `host:port`, or `[host]:port` for an IPv6 address. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${String(port)}` : `${host}:${String(port)}`;
+}

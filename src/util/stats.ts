@@ -1,4 +1,10 @@
 /**
+ * Why a session ended, as the session-end log says: D, X, the admin API's DELETE, its idle
+ * timeout, or the daemon's stop.
+ */
+export type SessionEndCause = 'delete' | 'delete-all' | 'admin' | 'timeout' | 'shutdown';
+
+/**
  * Global counters behind G, I and Q (docs/protocol.md 10.2, 10.3). Plain numbers on one object, so the
  * packet path pays a property increment and nothing else.
  */
@@ -36,4 +42,20 @@ export class GlobalStats {
   rtpaPerrs = 0;
   /** Packets received per second, recomputed once a second from npktsRcvd. */
   ppsIn = 0;
+  // Not G counters: what ended sessions' streams counted, for the metrics (docs/metrics.md),
+  // which add the live sessions' counters to them.
+  /** Bytes (UDP payload) accepted from the parties. */
+  endedBytesIn = 0;
+  /** Packets refused by the source check. */
+  endedIgnored = 0;
+  /** Send errors on the media sockets. */
+  endedSendErrors = 0;
+  /** Sessions ended, by why they ended. */
+  readonly endedBy: Record<SessionEndCause, number> = {
+    delete: 0,
+    'delete-all': 0,
+    admin: 0,
+    timeout: 0,
+    shutdown: 0,
+  };
 }

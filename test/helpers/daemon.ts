@@ -96,9 +96,12 @@ export async function startDaemon(
           { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) },
         )
       : pino({ level: 'silent' });
-  const daemon = new Daemon(config, logger, {
+  const daemon: Daemon = new Daemon(config, logger, {
     onDrained: () => onDrained(),
     onStdioEof: () => undefined,
+    onDrainRequested: () => {
+      daemon.drain();
+    },
     onFatal: (err) => {
       t.fail(`daemon: ${err.message}`);
     },

@@ -6,9 +6,16 @@ import { createRelayStreams, localStream, MainThreadMedia } from '../../src/medi
 import type { RelayStream } from '../../src/media/relay.ts';
 import type { ActivitySink, MediaStream, SessionStreams } from '../../src/media/stream.ts';
 import type { GlobalStats } from '../../src/util/stats.ts';
+import type { Family } from '../../src/base/net.ts';
+import type { PortUsage } from '../../src/media/port-allocator.ts';
 
 export class FakeMedia extends MainThreadMedia {
   override readonly capacity = 1000;
+
+  override portUsage(): Readonly<Record<Family, PortUsage>> {
+    const usage = { capacity: this.capacity, inUse: 0, leastFree: this.capacity };
+    return { 4: usage, 6: usage };
+  }
   nextPort = 30000;
   failBinds = false;
   readonly #stats: GlobalStats;

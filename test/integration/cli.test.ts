@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { CAPABILITIES } from '../../src/control/capabilities.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 const RUN_DEADLINE_MS = 20_000;
@@ -178,6 +179,27 @@ t.test(
       t.match(r.stderr, /refusing to run as root with a network control socket \(tcp6?:/);
       t.match(r.stderr, /-u USER/);
     }
+  },
+);
+
+t.test(
+  'as root without -u or -F the admin API is refused like a network control socket',
+  { skip: process.getuid?.() !== 0 && 'needs root' },
+  async (t) => {
+    const dir = tempDir(t, 'cli-root-http');
+    const r = await runCli(t, [
+      '-f',
+      '-s',
+      `unix:${dir}/ctl.sock`,
+      '--http',
+      '127.0.0.1:0',
+      '-l',
+      '127.0.0.1',
+      '-p',
+      '/dev/null',
+    ]);
+    t.equal(r.code, 1);
+    t.match(r.stderr, /refusing to run as root with the admin API \(--http 127\.0\.0\.1:0\)/);
   },
 );
 

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +93,18 @@ t.teardown(() => {
   busy.close();
 });
 const busyPort = busy.address().port;
+// A TCP port that is taken for the whole file (the admin listener's).
+const busyTcp = net.createServer();
+await new Promise<void>((resolve, reject) => {
+  busyTcp.once('error', reject);
+  busyTcp.listen(0, '127.0.0.1', () => {
+    resolve();
+  });
+});
+t.teardown(() => {
+  busyTcp.close();
+});
+const busyTcpPort = (busyTcp.address() as net.AddressInfo).port;
 
 /** Runs that would start a daemon if the error were missed: foreground, no pid file, no root check. */
 const SAFE = ['-f', '-F', '-p', '/dev/null', ...portWindow(33)] as const;
@@ -200,6 +213,26 @@ const rows: readonly (readonly [what: string, args: readonly string[], stderr: R
     'a control port that is taken',
     [...SAFE, '-s', `udp:127.0.0.1:${String(busyPort)}`],
     /rtpproxy: cannot start: cannot bind control socket udp:127\.0\.0\.1:[0-9]+: .*EADDRINUSE/,
+  ],
+  [
+    '--http with a host name',
+    [...SAFE, ...UDP, '--http', 'localhost:9090'],
+    /--http: expected ADDR:PORT with a numeric address \(IPv6 in brackets\)/,
+  ],
+  [
+    '--http with an IPv6 address without brackets',
+    [...SAFE, ...UDP, '--http', '::1:9090'],
+    /--http: expected ADDR:PORT/,
+  ],
+  [
+    '--http with a port above 65535',
+    [...SAFE, ...UDP, '--http', '127.0.0.1:70000'],
+    /--http: expected ADDR:PORT/,
+  ],
+  [
+    'an admin port that is taken',
+    [...SAFE, ...UDP, ...NO_WORKERS, '--http', `127.0.0.1:${String(busyTcpPort)}`],
+    /rtpproxy: cannot start: cannot listen on 127\.0\.0\.1:[0-9]+ \(--http\): .*EADDRINUSE/,
   ],
   [
     'a regular file where the unix socket goes',

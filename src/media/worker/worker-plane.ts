@@ -16,7 +16,9 @@ import {
   type MediaPlaneOptions,
   portTables,
   type PortTables,
+  portUsageOf,
 } from '../plane.ts';
+import type { PortUsage } from '../port-allocator.ts';
 import type { ActivitySink, MediaStream, SessionStreams } from '../stream.ts';
 import type { OwnEndpoints } from '../own-endpoints.ts';
 import { routeSource, type UdpPair } from '../udp-pair.ts';
@@ -57,6 +59,10 @@ export class WorkerMediaPlane implements MediaPlane {
 
   get capacity(): number {
     return this.#allocators[4].capacity;
+  }
+
+  portUsage(): Readonly<Record<Family, PortUsage>> {
+    return portUsageOf(this.#allocators);
   }
 
   /** Number of media workers. */

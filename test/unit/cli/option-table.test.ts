@@ -21,7 +21,7 @@ t.test('the usage text is unchanged', async (t) => {
       '\t  [--bridge_symmetric] [--no_resolve] [--no_redirect] [--overload_prot]',
       '\t  [--kamailio_notify] [--workers N] [--no_connect_media] [--config file]',
       '\t  [--no_strict_source] [--dso file] [--nft auto|on|off]',
-      '\t  [--kernel auto|on|off]',
+      '\t  [--kernel auto|on|off] [--http ADDR:PORT]',
       '\trtpproxy -v | -V | -C',
     ].join('\n'),
   );

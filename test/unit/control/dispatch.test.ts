@@ -187,7 +187,7 @@ class FakeManager implements DispatchManager {
   }
 
   kernelFigures(): OffloadFigures {
-    return { streams: 0, offloads: 0, withdrawals: 0 };
+    return { streams: 0, offloads: 0, withdrawals: 0, packets: 0, bytes: 0 };
   }
 
   kernelPlacement(): string {

@@ -18,11 +18,17 @@ import {
   MAX_LEARNT_ADDRESSES,
   type OfferRequest,
 } from '../../../src/session/manager.ts';
-import type { LocalChoice } from '../../../src/base/net.ts';
+import type { Family, LocalChoice } from '../../../src/base/net.ts';
+import type { PortUsage } from '../../../src/media/port-allocator.ts';
 import { GlobalStats } from '../../../src/util/stats.ts';
 
 class RecordingMedia extends MainThreadMedia implements MediaPlane {
   readonly capacity = 1000;
+
+  portUsage(): Readonly<Record<Family, PortUsage>> {
+    const usage = { capacity: this.capacity, inUse: 0, leastFree: this.capacity };
+    return { 4: usage, 6: usage };
+  }
   readonly binds: string[] = [];
   route: string | undefined = '10.9.9.9';
   #next = 30000;
