@@ -2,7 +2,8 @@
  * rtpproxyctl (docs/operations.md, "rtpproxyctl") run as a child process against a real daemon on
  * every control socket kind it speaks (udp, udp6, unix, cunix, tcp): info, stats, alloc and
  * update, delete with tags, raw queries, --json output, and the exit statuses (0 done, 1 failed,
- * 2 usage) with their one-line messages.
+ * 2 usage) with their one-line messages; then list, show, delete without tags and drain through
+ * the daemon's admin API (`--http`, docs/admin-api.md).
  */
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -11,7 +12,7 @@ import t, { type Test } from 'tap';
 import { GLOBAL_COUNTER_NAMES } from '../../src/session/query.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { freeUdpPort, portWindow, uniqueCall } from '../helpers/udp.ts';
+import { freeUdpPort, Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
 const BIN = path.join(import.meta.dirname, '../../bin/rtpproxyctl.js');
 /** How long one run of the tool may take (it starts from the sources through tsx). */
@@ -356,4 +357,179 @@ t.test('rtpproxyctl usage errors exit 2 with one line; --help exits 0', async (t
   t.match(help.stdout, /^Usage: rtpproxyctl /);
   t.match(help.stdout, /Exit status: 0 done/);
   t.equal(help.stderr, '');
+});
+
+t.test('rtpproxyctl list, show, delete and drain through the admin API', async (t) => {
+  const d = await startDaemon(t, ['-l', '127.0.0.1', ...WINDOW, '--http', '127.0.0.1:0']);
+  const port = d.daemon.httpPort;
+  if (port === undefined) throw new Error('the daemon has no admin listener');
+  const http = `http://127.0.0.1:${String(port)}`;
+  const udp = `udp:127.0.0.1:${String(d.controlPort)}`;
+  const admin = (args: readonly string[]) => ['-s', udp, '--http', http, ...args];
+
+  // An answered call with one packet relayed each way, and an offer still waiting for its answer.
+  const a = await Peer.open(t);
+  const b = await Peer.open(t);
+  const call = uniqueCall('ctl-admin-active');
+  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
+  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
+  const packet = rtpPacket({ seq: 1, ssrc: 0x1234 });
+  await a.send(packet, toA);
+  await b.expect(packet, toB);
+  await b.send(packet, toB);
+  await a.expect(packet, toA);
+  const setup = uniqueCall('ctl-admin-setup');
+  await d.port(`U ${setup.id} 127.0.0.1 4000 ${setup.from}`);
+
+  interface Leg {
+    side: string;
+    local: { address: string; port: number };
+    remote: { address: string; port: number } | null;
+    latched: boolean;
+    packetsIn: number;
+    relayed: number;
+  }
+  interface Summary {
+    callId: string;
+    tag: string;
+    state: string;
+    kernel: boolean;
+    ageSeconds: number;
+    idleSeconds: number;
+    legs: Leg[];
+  }
+  interface List {
+    total: number;
+    offset: number;
+    limit: number;
+    sessions: Summary[];
+  }
+
+  t.test('list as JSON, with filters and paging', async (t) => {
+    const all = JSON.parse(await ok(t, admin(['--json', 'list']))) as List;
+    t.equal(all.total, 2);
+    t.equal(all.offset, 0);
+    t.equal(all.limit, 100);
+    const active = all.sessions.find((s) => s.callId === call.id);
+    t.match(active, { tag: call.from, state: 'active', kernel: false });
+    t.same(
+      active?.legs.map((l) => [l.side, l.local.port, l.remote?.port]),
+      [
+        ['callee', toB, b.port],
+        ['caller', toA, a.port],
+      ],
+      'legs[0] faces the callee, legs[1] the caller',
+    );
+    t.equal(typeof active?.ageSeconds, 'number');
+    const waiting = JSON.parse(
+      await ok(t, admin(['list', '--json', '--state', 'setup', '--callid', 'ctladminsetup'])),
+    ) as List;
+    t.equal(waiting.total, 1);
+    t.equal(waiting.sessions[0]?.callId, setup.id);
+    t.equal(waiting.sessions[0]?.state, 'setup');
+    const page = JSON.parse(
+      await ok(t, admin(['list', '--json', '--limit', '1', '--offset', '1'])),
+    ) as List;
+    t.equal(page.total, 2);
+    t.equal(page.sessions.length, 1);
+    const none = JSON.parse(await ok(t, admin(['list', '--json', '--min-age', '3600']))) as List;
+    t.equal(none.total, 0, 'nothing is an hour old');
+    const kernel = JSON.parse(await ok(t, admin(['list', '--json', '--kernel', 'yes']))) as List;
+    t.equal(kernel.total, 0, 'nothing in the kernel with --nft off');
+  });
+
+  t.test('list as a table', async (t) => {
+    const lines = (await ok(t, admin(['list']))).trimEnd().split('\n');
+    t.match(
+      lines[0],
+      /^CALL-ID +TAG +STATE +AGE +IDLE +KERNEL +CALLER REMOTE +CALLEE REMOTE +PACKETS +RELAYED$/,
+    );
+    t.equal(lines.length, 4, 'header, two sessions, footer');
+    const row = lines.find((l) => l.startsWith(call.id)) ?? '';
+    t.match(
+      row,
+      new RegExp(
+        `^${call.id} +${call.from} +active +[0-9]+ +[0-9]+ +no +127\\.0\\.0\\.1:${String(a.port)} +127\\.0\\.0\\.1:${String(b.port)} +[0-9]+ +[0-9]+$`,
+      ),
+    );
+    t.match(
+      lines.find((l) => l.startsWith(setup.id)),
+      / setup /,
+    );
+    t.equal(lines[3], 'sessions 1-2 of 2 matching');
+  });
+
+  t.test('show one call in full, as JSON and as text', async (t) => {
+    const doc = JSON.parse(await ok(t, admin(['--json', 'show', call.id]))) as {
+      callId: string;
+      sessions: {
+        tag: string;
+        legs: {
+          side: string;
+          local: { port: number };
+          ttlSeconds: number;
+          recording: boolean;
+          rtp: {
+            remote: { port: number } | null;
+            path: string;
+            packetsIn: number;
+            relayed: number;
+          };
+          rtcp: { packetsIn: number };
+        }[];
+      }[];
+    };
+    t.equal(doc.callId, call.id);
+    t.equal(doc.sessions.length, 1);
+    const [callee, caller] = doc.sessions[0]?.legs ?? [];
+    t.match(caller, { side: 'caller', local: { port: toA }, recording: false });
+    t.match(caller?.rtp, { remote: { port: a.port }, path: 'userspace', packetsIn: 1 });
+    t.match(callee?.rtp, { remote: { port: b.port }, packetsIn: 1 });
+    t.equal(caller?.rtcp.packetsIn, 0);
+    t.equal(typeof callee?.ttlSeconds, 'number');
+    const text = await ok(t, admin(['show', call.id]));
+    t.match(text, new RegExp(`^session ${call.id} tag ${call.from}\n {2}state active, `));
+    t.match(
+      text,
+      new RegExp(`^ {2}caller leg: local 127\\.0\\.0\\.1:${String(toA)}, ttl [0-9]+ s$`, 'm'),
+    );
+    t.match(
+      text,
+      new RegExp(`^ {2}callee leg: local 127\\.0\\.0\\.1:${String(toB)}, ttl [0-9]+ s$`, 'm'),
+    );
+    t.match(
+      text,
+      new RegExp(`rtp {2}remote 127\\.0\\.0\\.1:${String(a.port)} \\(latched\\), path userspace`),
+    );
+    t.match(text, /in 1 packets [0-9]+ bytes, relayed 1, dropped 0/);
+    t.match(text, /rtpa received 1, duplicates 0, lost 0/);
+    await fails(
+      t,
+      admin(['show', 'no-such-call@nowhere']),
+      1,
+      /^rtpproxyctl: show failed: HTTP 404: .+\n$/,
+    );
+  });
+
+  t.test('delete without tags ends every session of the call', async (t) => {
+    t.equal(await ok(t, admin(['delete', setup.id])), `deleted 1 session of ${setup.id}\n`);
+    t.equal(await d.command(`Q ${setup.id} ${setup.from}`), 'E50\n', 'the session is gone');
+    await fails(t, admin(['delete', setup.id]), 1, /^rtpproxyctl: delete failed: HTTP 404: .+\n$/);
+  });
+
+  t.test('drain refuses new sessions and keeps the call', async (t) => {
+    const doc = JSON.parse(await ok(t, admin(['--json', 'drain']))) as {
+      draining: boolean;
+      sessions: number;
+    };
+    t.same(doc, { draining: true, sessions: 1 });
+    const health = await fetch(`${http}/health`, { signal: AbortSignal.timeout(5000) });
+    t.equal(health.status, 503);
+    t.match(await health.json(), { status: 'draining', draining: true, sessions: 1 });
+    t.match(
+      await d.command(`Q ${call.id} ${call.from} ${call.to}`),
+      /^[0-9]+ /,
+      'the call goes on',
+    );
+  });
 });
