@@ -14,7 +14,7 @@ const LAYERS = {
   notify: ['base', 'util'],
   record: ['media', 'base', 'util'],
   play: ['media', 'base', 'util'],
-  tools: ['record', 'media', 'base', 'util'],
+  tools: ['control', 'session', 'record', 'media', 'base', 'util'],
   session: ['record', 'play', 'media', 'base', 'util'],
   control: ['session', 'media', 'notify', 'base', 'util'],
 };

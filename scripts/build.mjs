@@ -2,7 +2,7 @@
 // `npm run build` (run by `npm ci` and `npm install` as `prepare`): the installed programs' code.
 //
 // Each program is bundled by esbuild into one CommonJS file in dist/ (the daemon, its media
-// worker, the two tools): one file to read and compile at start instead of some eighty modules and
+// worker, the three tools): one file to read and compile at start instead of some eighty modules and
 // their dependencies. Type checking is `npm run typecheck`'s job; esbuild only strips the types.
 //
 // The daemon's bundle then gets a V8 code cache (dist/rtpproxy.cjs.cache): the build starts the
@@ -31,6 +31,7 @@ const PROGRAMS = [
   { entry: 'src/media/worker/media-worker.ts', out: 'media-worker.cjs' },
   { entry: 'src/tools/makeann.ts', out: 'makeann.cjs' },
   { entry: 'src/tools/extract.ts', out: 'extract.cjs' },
+  { entry: 'src/tools/ctl.ts', out: 'ctl.cjs' },
 ];
 
 /** How long the cache-writing daemon may take to answer and to exit. */

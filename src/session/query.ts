@@ -85,6 +85,9 @@ const GLOBAL_COUNTERS: Readonly<Record<string, readonly [NumericStat, boolean]>>
   pps_in: ['ppsIn', true],
 };
 
+/** Every global counter's G name, in the order docs/protocol.md 10.3 lists them. */
+export const GLOBAL_COUNTER_NAMES: readonly string[] = Object.freeze(Object.keys(GLOBAL_COUNTERS));
+
 /** The global counter `name`; undefined when no counter has that name. */
 export function globalCounter(stats: GlobalStats, name: string): CounterValue | undefined {
   if (!Object.hasOwn(GLOBAL_COUNTERS, name)) return undefined;

@@ -4,7 +4,7 @@
  * bin/rtpproxy.js runs dist/ when it is up to date. The other tests run the sources (package.json's
  * tap config sets RTPPROXY_FROM_SOURCE=1), so this one builds its own copy, in a directory that
  * holds the bin scripts, package.json and dist/ but no src/: only the compiled code can run there.
- * It checks the daemon (pid file, V, -v, a session relayed by a media worker, SIGTERM) and the two
+ * It checks the daemon (pid file, V, -v, a session relayed by a media worker, SIGTERM) and the three
  * tools.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -135,7 +135,7 @@ t.test('the compiled daemon and tools run without the sources', async (t) => {
   });
   t.match(capabilities.stdout, /^Basic version: 20040107\n/, '-v runs compiled');
 
-  for (const tool of ['rtpproxy-makeann', 'rtpproxy-extract']) {
+  for (const tool of ['rtpproxy-makeann', 'rtpproxy-extract', 'rtpproxyctl']) {
     const { stdout } = await run(process.execPath, [join(dir, 'bin', `${tool}.js`), '-h'], {
       env: installedEnv(),
       timeout: DEADLINE_MS,
