@@ -7,6 +7,9 @@ import type { CommandHandler, CountedReply } from './socket-types.ts';
 /** Reply used when the handler breaks its never-rejects contract: E89 is NOMEM_9, "internal error". */
 export const INTERNAL_ERROR_REPLY = 'E89\n';
 
+/** What {@link CommandRunner.run} resolves with for a command left unanswered (CountedReply). */
+export const NO_ANSWER = '';
+
 /** What the composition root needs from every control listener. */
 export interface ControlListener {
   /** Binds (or starts reading); rejects with an Error naming the socket spec. */
@@ -53,11 +56,14 @@ export class CommandRunner {
 
   /**
    * Queues one command line (no cookie, no framing LF) and resolves with its reply. Never rejects.
-   * `origin`: where it came from, handed to the handler.
+   * `origin`: where it came from, handed to the handler. `mayLeaveUnanswered`: the socket can leave
+   * a command unanswered, and then resolves with {@link NO_ANSWER} for an `unanswered` reply.
    */
-  run(line: string, origin?: CommandOrigin): Promise<string> {
+  run(line: string, origin?: CommandOrigin, mayLeaveUnanswered = false): Promise<string> {
     const receivedAt = this.#now();
-    const result = this.#tail.then(() => this.#execute(line, origin, receivedAt));
+    const result = this.#tail.then(() =>
+      this.#execute(line, origin, receivedAt, mayLeaveUnanswered),
+    );
     this.#tail = result.then(
       () => undefined,
       () => undefined,
@@ -79,6 +85,7 @@ export class CommandRunner {
     line: string,
     origin: CommandOrigin | undefined,
     receivedAt: number,
+    mayLeaveUnanswered: boolean,
   ): Promise<string> {
     // Counted before running, so `G ncmds_rcvd` includes itself but not its own reply (5.3).
     this.#stats.ncmdsRcvd++;
@@ -91,7 +98,7 @@ export class CommandRunner {
         reply = value;
         failed = ERROR_REPLY.test(reply);
       } else if (isCountedReply(value)) {
-        reply = value.text;
+        reply = value.unanswered === true && mayLeaveUnanswered ? NO_ANSWER : value.text;
         failed = value.failed;
       } else throw new TypeError(`handler resolved with ${typeof value}`);
     } catch (err) {
@@ -99,12 +106,16 @@ export class CommandRunner {
       reply = INTERNAL_ERROR_REPLY;
       failed = true;
     }
-    this.#stats.ncmdsRepld++;
     if (failed) {
       this.#stats.ncmdsErrs++;
     } else {
       this.#stats.ncmdsSuccd++;
     }
+    if (reply === NO_ANSWER) {
+      this.#log.debug('leaving the command unanswered');
+      return reply;
+    }
+    this.#stats.ncmdsRepld++;
     this.#log.debug({ reply }, 'sending reply');
     return reply;
   }
