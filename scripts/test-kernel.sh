@@ -6,9 +6,10 @@
 #
 # Usage: scripts/test-kernel.sh [TAP FILES...]
 # By default: every suite whose daemons relay media (the Sippy conformance corpus, the relay,
-# recording, playback, expiry and counter suites, the Kamailio interop suite); the suites that only
-# exercise the command line, the service wrapper or the control transports run once, in the
-# main pass.
+# recording, playback, expiry and counter suites, the Kamailio interop suite over udp and unix);
+# the suites that only exercise the command line, the service wrapper or the control transports,
+# and the scale-out interop test (which daemon Kamailio picks, not how it relays), run once, in
+# the main pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,7 @@ if [ $# -eq 0 ]; then
     session-fork session-log session-ttl topology workers; do
     [ -f "test/integration/$name.test.ts" ] && set -- "$@" "test/integration/$name.test.ts"
   done
-  set -- "$@" "test/interop/*.test.ts"
+  set -- "$@" test/interop/kamailio-udp.test.ts test/interop/kamailio-unix.test.ts
 fi
 echo "== kernel pass (--kernel on, network namespace $ns)"
 ip netns exec "$ns" env RTPPROXY_TEST_KERNEL="$ns" npx tap "$@"

@@ -44,6 +44,7 @@ const DEFAULT_QUERY = ['ttl', 'npkts_ina', 'npkts_ino', 'nrelayed', 'ndropped'] 
 export type DispatchManager = Pick<
   SessionManager,
   | 'size'
+  | 'draining'
   | 'find'
   | 'update'
   | 'lookup'
@@ -111,7 +112,12 @@ export class Dispatcher {
     try {
       return await this.#execute(parsed.command, origin, receivedAt ?? this.#d.now());
     } catch (error) {
-      if (error instanceof RelayError) return errorReply(RELAY_ECODES[error.code]);
+      if (error instanceof RelayError) {
+        const text = errorReply(RELAY_ECODES[error.code]);
+        // Draining: a new session is left unanswered where the socket allows it, so that the SIP
+        // proxy takes this daemon out of its set and offers the call to another (socket-types.ts).
+        return error.code === 'ERR_SHUTTING_DOWN' ? { text, failed: true, unanswered: true } : text;
+      }
       this.#d.logger.error({ err: error, line }, 'command failed unexpectedly');
       return errorReply('NOMEM_9');
     }
@@ -144,7 +150,8 @@ export class Dispatcher {
     const { manager, stats } = this.#d;
     switch (cmd.op) {
       case 'version':
-        return `${BASE_VERSION}\n`;
+        // Draining: the SIP proxy's periodic V must not take this daemon back into its set.
+        return manager.draining ? errorReply('SLOWSHTDN') : `${BASE_VERSION}\n`;
       case 'version-feature':
         return isCapabilitySupported(cmd.date, this.#d.config) ? '1\n' : '0\n';
       case 'update':

@@ -4,7 +4,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { CommandOrigin } from '../base/net.ts';
-import type { CommandRunner } from './runner.ts';
+import { NO_ANSWER, type CommandRunner } from './runner.ts';
 
 /** Input buffer of a line-framed stream connection; a line (with its LF) must fit (docs/protocol.md 2.8). */
 const STREAM_LINE_BUFFER = 8192;
@@ -21,8 +21,11 @@ export const MAX_PENDING_PER_CONNECTION = 16;
  */
 export const STREAM_REPLY_BUFFER = 64 * 1024;
 
-/** Why a channel stopped reading: its input ended, or a line did not fit the buffer. */
-export type FinishReason = 'eof' | 'overflow';
+/**
+ * Why a channel stopped reading: its input ended, a line did not fit the buffer, or a command was
+ * left unanswered (the connection must close instead of its reply).
+ */
+export type FinishReason = 'eof' | 'overflow' | 'unanswered';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -39,6 +42,7 @@ export class LineChannel {
   readonly #runner: CommandRunner;
   readonly #onFinished: (reason: FinishReason) => void;
   readonly #origin: CommandOrigin | undefined;
+  readonly #mayLeaveUnanswered: boolean;
   /** Bytes read and not yet submitted: whole lines held back while blocked, then a partial line. */
   #buffer: Buffer = EMPTY;
   #pending = 0;
@@ -49,19 +53,27 @@ export class LineChannel {
   #pumpScheduled = false;
   #stopped = false;
   #disposed = false;
+  /** A command was left unanswered: no reply is written after it. */
+  #unanswered = false;
 
+  /**
+   * `mayLeaveUnanswered`: the output is a connection that closes instead of replying to a command
+   * left unanswered (cunix, tcp); stdio replies to every command.
+   */
   constructor(
     input: Readable,
     output: Writable,
     runner: CommandRunner,
     onFinished: (reason: FinishReason) => void,
     origin?: CommandOrigin,
+    mayLeaveUnanswered = false,
   ) {
     this.#input = input;
     this.#output = output;
     this.#runner = runner;
     this.#onFinished = onFinished;
     this.#origin = origin;
+    this.#mayLeaveUnanswered = mayLeaveUnanswered;
   }
 
   /** Complete command lines received so far. */
@@ -164,14 +176,21 @@ export class LineChannel {
   #submit(line: string): void {
     // Submitted at once, so the runner sees commands in arrival order across all sockets; the
     // write chain keeps this connection's replies in command order.
-    const reply = this.#runner.run(line, this.#origin);
+    const reply = this.#runner.run(line, this.#origin, this.#mayLeaveUnanswered);
     this.#pending++;
     this.#commands++;
     this.#lastCommandAt = performance.now();
     this.#writes = this.#writes.then(async () => {
       const text = await reply;
       this.#pending--;
-      if (this.#disposed) return;
+      if (this.#disposed || this.#unanswered) return;
+      if (text === NO_ANSWER) {
+        // The client reads the closed connection as the failed exchange; the replies of commands
+        // it sent after this one are not written either.
+        this.#unanswered = true;
+        this.#stop('unanswered');
+        return;
+      }
       try {
         if (this.#output.writable) this.#output.write(Buffer.from(text, 'latin1'));
       } catch {

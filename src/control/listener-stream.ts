@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { CommandOrigin } from '../base/net.ts';
 import { ConnectionTable, STREAM_IDLE_EVICT_MS } from './connection-table.ts';
 import { LineChannel } from './line-channel.ts';
-import type { CommandRunner, ControlListener } from './runner.ts';
+import { NO_ANSWER, type CommandRunner, type ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
 import { errorMessage } from '../util/error-message.ts';
 
@@ -244,13 +244,13 @@ export class StreamControlListener implements ControlListener {
             { socket: this.#name() },
             'control command line too long, closing connection',
           );
-          // Nothing more will be read, so do not wait for the peer to close its side.
-          socket.end(() => socket.destroy());
-        } else {
-          socket.end();
         }
+        // Nothing more will be read, so do not wait for the peer to close its side.
+        if (reason === 'eof') socket.end();
+        else socket.end(() => socket.destroy());
       },
       this.#originOf(socket),
+      true,
     );
     this.#connections.attach(socket, channel);
     // A connection that never sends a command must not keep a slot: Kamailio and OpenSIPS send
@@ -292,9 +292,11 @@ export class StreamControlListener implements ControlListener {
       socket.setTimeout(0);
       // Any further data is read and discarded: no 'data' listener is left.
       const command = chunk.subarray(0, MAX_UNIX_COMMAND).toString('latin1');
-      void this.#runner.run(command).then((reply) => {
+      void this.#runner.run(command, undefined, true).then((reply) => {
         if (!socket.writable) return;
-        socket.end(Buffer.from(reply, 'latin1'), () => socket.destroy());
+        // Left unanswered: the connection closes without a reply.
+        const bytes = Buffer.from(reply === NO_ANSWER ? '' : reply, 'latin1');
+        socket.end(bytes, () => socket.destroy());
       });
     });
   }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { OwnEndpoints } from '../media/own-endpoints.ts';
 import type { CommandOrigin } from '../base/net.ts';
 import type { ReplyCache } from './reply-cache.ts';
-import type { CommandRunner, ControlListener } from './runner.ts';
+import { NO_ANSWER, type CommandRunner, type ControlListener } from './runner.ts';
 import { formatSocketSpec } from './socket-spec.ts';
 import { InFlight } from '../util/in-flight.ts';
 
@@ -228,9 +228,12 @@ export class UdpControlListener implements ControlListener {
         });
         return;
       case 'miss':
-        // The source address is where a `%%CC_SELF%%` notify target connects back to (8.3).
-        void this.#runner.run(line, this.#origin(rinfo)).then((reply) => {
-          const bytes = Buffer.from(`${cookie} ${reply}`, 'latin1');
+        // The source address is where a `%%CC_SELF%%` notify target connects back to (8.3). A
+        // command left unanswered gets an empty datagram, which Kamailio and OpenSIPS read as a
+        // failed exchange (their retransmissions get it again, from the cache).
+        void this.#runner.run(line, this.#origin(rinfo), true).then((reply) => {
+          const bytes =
+            reply === NO_ANSWER ? Buffer.alloc(0) : Buffer.from(`${cookie} ${reply}`, 'latin1');
           this.#cache.complete(cookie, bytes);
           this.#send(bytes, rinfo);
         });

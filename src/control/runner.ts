@@ -7,6 +7,9 @@ import type { CommandHandler, CountedReply } from './socket-types.ts';
 /** Reply used when the handler breaks its never-rejects contract: E89 is NOMEM_9, "internal error". */
 export const INTERNAL_ERROR_REPLY = 'E89\n';
 
+/** What {@link CommandRunner.run} resolves with for a command left unanswered (CountedReply). */
+export const NO_ANSWER = '';
+
 /** What the composition root needs from every control listener. */
 export interface ControlListener {
   /** Binds (or starts reading); rejects with an Error naming the socket spec. */
@@ -18,8 +21,8 @@ export interface ControlListener {
 const ERROR_REPLY = /^E[0-9]/;
 
 /**
- * Told of every answered command: its line, its reply and the seconds from its arrival to its
- * reply (queueing included).
+ * Told of every command: its line, its reply (the one it would have had when left unanswered)
+ * and the seconds from its arrival to its outcome (queueing included).
  */
 export type CommandObserver = (line: string, reply: string, seconds: number) => void;
 
@@ -65,11 +68,14 @@ export class CommandRunner {
 
   /**
    * Queues one command line (no cookie, no framing LF) and resolves with its reply. Never rejects.
-   * `origin`: where it came from, handed to the handler.
+   * `origin`: where it came from, handed to the handler. `mayLeaveUnanswered`: the socket can leave
+   * a command unanswered, and then resolves with {@link NO_ANSWER} for an `unanswered` reply.
    */
-  run(line: string, origin?: CommandOrigin): Promise<string> {
+  run(line: string, origin?: CommandOrigin, mayLeaveUnanswered = false): Promise<string> {
     const receivedAt = this.#now();
-    const result = this.#tail.then(() => this.#execute(line, origin, receivedAt));
+    const result = this.#tail.then(() =>
+      this.#execute(line, origin, receivedAt, mayLeaveUnanswered),
+    );
     this.#tail = result.then(
       () => undefined,
       () => undefined,
@@ -91,34 +97,44 @@ export class CommandRunner {
     line: string,
     origin: CommandOrigin | undefined,
     receivedAt: number,
+    mayLeaveUnanswered: boolean,
   ): Promise<string> {
     // Counted before running, so `G ncmds_rcvd` includes itself but not its own reply (5.3).
     this.#stats.ncmdsRcvd++;
     this.#log.debug({ line }, 'received command');
     let reply: string;
     let failed: boolean;
+    /** What the command's outcome was, even when it is left unanswered (the metrics). */
+    let outcome: string;
     try {
       const value: unknown = await this.#handler(line, origin, receivedAt);
       if (typeof value === 'string') {
         reply = value;
+        outcome = value;
         failed = ERROR_REPLY.test(reply);
       } else if (isCountedReply(value)) {
-        reply = value.text;
+        reply = value.unanswered === true && mayLeaveUnanswered ? NO_ANSWER : value.text;
+        outcome = value.text;
         failed = value.failed;
       } else throw new TypeError(`handler resolved with ${typeof value}`);
     } catch (err) {
       this.#log.error({ err, line }, 'command handler failed');
       reply = INTERNAL_ERROR_REPLY;
+      outcome = reply;
       failed = true;
     }
-    this.#stats.ncmdsRepld++;
+    this.#observer?.(line, outcome, (this.#now() - receivedAt) / 1000);
     if (failed) {
       this.#stats.ncmdsErrs++;
     } else {
       this.#stats.ncmdsSuccd++;
     }
+    if (reply === NO_ANSWER) {
+      this.#log.debug('leaving the command unanswered');
+      return reply;
+    }
+    this.#stats.ncmdsRepld++;
     this.#log.debug({ reply }, 'sending reply');
-    this.#observer?.(line, reply, (this.#now() - receivedAt) / 1000);
     return reply;
   }
 }

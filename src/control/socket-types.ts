@@ -8,6 +8,14 @@ import type { CommandOrigin } from '../base/net.ts';
 export interface CountedReply {
   readonly text: string;
   readonly failed: boolean;
+  /**
+   * Left unanswered where the socket allows it: a draining daemon's refusal of a new session. A
+   * datagram socket sends an empty datagram and a stream socket closes the connection instead of
+   * replying, so that Kamailio and OpenSIPS, which fail the call on an error reply, take the daemon
+   * out of their set and offer the call to another (docs/protocol.md 2.10). `text` is the reply
+   * where the socket cannot (stdio).
+   */
+  readonly unanswered?: boolean;
 }
 
 /**

@@ -93,11 +93,16 @@ async function execute(inv: CtlInvocation, io: CtlIo): Promise<void> {
   const action = inv.action;
   switch (action.verb) {
     case 'info': {
-      const version = checkReply('V', await command('V'));
+      // A draining daemon answers V with E99 (docs/operations.md, "Drain"), and is still shown.
+      const v = (await command('V')).trim();
+      const draining = v === `E${String(ECODES.SLOWSHTDN.code)}`;
+      const version = draining ? v : checkReply('V', v);
       const reply = checkReply('I', await command('Il'));
       const info = parseInfo(reply);
-      if (Object.values(info).every((v) => v === null)) throw unexpected('Il', reply);
-      print({ version, ...info }, () => formatInfo(version, info));
+      if (Object.values(info).every((x) => x === null)) throw unexpected('Il', reply);
+      print({ version: draining ? null : version, draining, ...info }, () =>
+        formatInfo(draining ? 'draining (V answers E99)' : version, info),
+      );
       return;
     }
     case 'stats': {

@@ -4,6 +4,7 @@
  * status for good and bad requests, and DELETE and POST /drain act on the relay.
  */
 import t from 'tap';
+import { UdpControlClient } from '../helpers/control.ts';
 import { parseSamples } from '../helpers/metrics.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
 import { Peer, portFree, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
@@ -339,8 +340,18 @@ t.test('GET /health and POST /drain', async (t) => {
   t.equal(unavailable, 503);
   t.match(draining, { status: 'draining', draining: true, sessions: 1 });
   t.equal((await scrape(d)).get('rtpproxy_draining'), 1);
+  // A new call is left unanswered on udp (docs/operations.md, "Drain"): an empty datagram.
   const other = uniqueCall('drain');
-  t.equal(await d.command(`U ${other.id} 127.0.0.1 7000 ${other.from}`), 'E99\n');
+  const client = await UdpControlClient.open(d.controlPort, '127.0.0.1');
+  t.teardown(() => client.close());
+  await client.sendRaw(`drain-1 U ${other.id} 127.0.0.1 7000 ${other.from}`);
+  t.equal(await client.receive(), '', 'an empty datagram');
+  t.equal(await d.command('G nsess_created'), '1\n', 'no session created while draining');
+  t.equal(
+    (await scrape(d)).get('rtpproxy_commands_total{verb="U",result="E99"}'),
+    1,
+    'the refused offer counted as E99',
+  );
   // The call in progress keeps its media.
   const p = rtpPacket({ seq: 1, ssrc: 0xd });
   await c.a.send(p, c.toA);

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { type ChildDaemon, spawnDaemon, waitReady } from '../helpers/child-daemon.ts';
-import { udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
+import { UdpControlClient, udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freeUdpPort } from '../helpers/udp.ts';
 
@@ -110,8 +110,12 @@ t.test(
     d.child.kill('SIGHUP');
     // The handler logs before it starts the drain, in the same tick: that line is the sync point.
     await waitUntil(() => d.stderr().includes('"reason":"SIGHUP"'), 'SIGHUP handled', DEADLINE_MS);
-    const refused = await udpCommand(port, '127.0.0.1', 'U drain-new 127.0.0.1 5002 ft2');
-    t.match(refused, /^E[0-9]+/, 'new session refused while draining');
+    // Refused without an answer (an empty datagram), so that the SIP proxy asks another daemon.
+    const client = await UdpControlClient.open(port, '127.0.0.1');
+    t.teardown(() => client.close());
+    await client.sendRaw('c1 U drain-new 127.0.0.1 5002 ft2');
+    t.equal(await client.receive(), '', 'new session refused while draining');
+    t.equal(await client.command('V'), 'E99\n', 'V answers E99 while draining');
     t.equal(d.child.exitCode, null, 'still running while a session is left');
 
     t.equal(await udpCommand(port, '127.0.0.1', 'D drain-call ft1'), '0\n', 'last session deleted');

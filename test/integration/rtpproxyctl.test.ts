@@ -531,5 +531,9 @@ t.test('rtpproxyctl list, show, delete and drain through the admin API', async (
       /^[0-9]+ /,
       'the call goes on',
     );
+    // V answers E99 while draining: info says so and still shows the figures.
+    const info = JSON.parse(await ok(t, admin(['--json', 'info']))) as Record<string, unknown>;
+    t.match(info, { version: null, draining: true, activeSessions: 1 });
+    t.match(await ok(t, admin(['info'])), /^protocol version +draining \(V answers E99\)\n/);
   });
 });

@@ -61,12 +61,12 @@ t.test(
       DEADLINE_MS,
     );
     t.equal(d.child.exitCode, null, 'still running while a session is left');
-    t.match(
+    t.equal(
       await unixCommand(sock, 'U eof-new 127.0.0.1 5002 ft2'),
-      /^E99/,
-      'a new session is refused (E99, as during a SIGHUP drain)',
+      '',
+      'a new session is refused without a reply, as during a SIGHUP drain',
     );
-    t.equal(await unixCommand(sock, 'V'), '20040107\n', 'other commands are answered');
+    t.equal(await unixCommand(sock, 'V'), 'E99\n', 'V answers E99, as during a SIGHUP drain');
     t.equal(await unixCommand(sock, 'D eof-call ft1'), '0\n', 'the last session deleted');
     t.equal(await withTimeout(d.exited, DEADLINE_MS, 'exit after the drain'), 0, 'exit status 0');
   },

@@ -178,6 +178,11 @@ export class Proc {
     return this.#exit;
   }
 
+  /** Sends `signal` to the group and returns at once (SIGHUP, say). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.#exit === undefined) killGroup(this.child, signal);
+  }
+
   /** Sends `signal` to the group, then SIGKILL after `graceMs`; resolves once the leader exited. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 3000): Promise<Exit> {
     if (this.#exit !== undefined) return this.#exit;
@@ -286,6 +291,8 @@ export interface DaemonOptions {
   readonly portMin: number;
   readonly portMax: number;
   readonly recordDir: string;
+  /** `-T`: idle timeout of a call, in seconds (the daemon's default otherwise). */
+  readonly ttl?: number;
 }
 
 export class RtpproxyDaemon {
@@ -311,6 +318,7 @@ export class RtpproxyDaemon {
     ];
     if (options.unixSocket !== undefined) args.push('-s', `unix:${options.unixSocket}`);
     args.push('-l', options.listen, '-m', String(options.portMin), '-M', String(options.portMax));
+    if (options.ttl !== undefined) args.push('-T', String(options.ttl));
     args.push('-d', 'INFO', '-p', '/dev/null', '-r', options.recordDir, '-P');
     const proc = new Proc(t, name, process.execPath, args);
     const daemon = new RtpproxyDaemon(proc, options);
@@ -376,8 +384,14 @@ export class RtpproxyDaemon {
 
 export interface KamailioOptions {
   readonly port: number;
-  /** The rtpproxy_sock of set 0: `udp:127.0.0.1:PORT` or `unix:PATH`. */
+  /**
+   * The rtpproxy_sock of set 0: `udp:127.0.0.1:PORT` or `unix:PATH`, or several daemons with
+   * their weights (`udp:127.0.0.1:P1=2 udp:127.0.0.1:P2=1`).
+   */
   readonly rtpproxySock: string;
+  /** rtpproxy_disable_tout and rtpproxy_retr (default: the module's, 60 s and 5). */
+  readonly disableTimeout?: number;
+  readonly retries?: number;
   /** Set 1 (bridge mode), `udp:HOST:PORT`. */
   readonly bridgeSock?: string;
   readonly prompt?: string;
@@ -402,6 +416,10 @@ export class Kamailio {
       args.push('-A', `BRIDGE_SOCK="1 == ${options.bridgeSock}"`);
     }
     if (options.prompt !== undefined) args.push('-A', `PROMPT="${options.prompt}"`);
+    if (options.disableTimeout !== undefined) {
+      args.push('-A', `RTPPROXY_DISABLE_TOUT=${String(options.disableTimeout)}`);
+    }
+    if (options.retries !== undefined) args.push('-A', `RTPPROXY_RETR=${String(options.retries)}`);
     args.push('-l', `udp:127.0.0.1:${String(options.port)}`);
     args.push(
       '-w',

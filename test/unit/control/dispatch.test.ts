@@ -17,7 +17,7 @@ import { parseOptions } from '../../../src/cli/options.ts';
 import { type DispatchManager, Dispatcher } from '../../../src/control/dispatch.ts';
 import { ECODES } from '../../../src/control/ecodes.ts';
 import { parseContextOf } from '../../../src/control/parse-context.ts';
-import { CommandRunner } from '../../../src/control/runner.ts';
+import { CommandRunner, NO_ANSWER } from '../../../src/control/runner.ts';
 import { RELAY_ERROR_CODES, RelayError, type RelayErrorCode } from '../../../src/session/errors.ts';
 import type { FoundSession, LegAnswer, OfferRequest } from '../../../src/session/manager.ts';
 import type { OffloadFigures } from '../../../src/session/offload.ts';
@@ -63,6 +63,7 @@ class FakeManager implements DispatchManager {
   session: Session | undefined;
   /** Thrown by update() when set. */
   failWith: Error | undefined;
+  draining = false;
 
   constructor(stats: GlobalStats, callId = 'c', tag = 'ft') {
     this.stats = stats;
@@ -327,12 +328,38 @@ t.test('every RelayError code comes back as its E-code', async (t) => {
     ERR_RECORDING: 50,
     ERR_COPY: 65,
   };
-  const { fake, dispatcher } = setup();
+  const { fake, dispatcher, runner } = setup();
   for (const code of Object.keys(RELAY_ERROR_CODES) as RelayErrorCode[]) {
     fake.failWith = new RelayError(code);
-    t.equal(await dispatcher.handle('U c 192.0.2.1 5000 ft'), `E${String(want[code])}\n`, code);
+    // Through the runner for a socket that cannot leave a command unanswered (stdio).
+    t.equal(await runner.run('U c 192.0.2.1 5000 ft'), `E${String(want[code])}\n`, code);
   }
+  fake.failWith = new RelayError('ERR_SHUTTING_DOWN');
+  t.strictSame(
+    await dispatcher.handle('U c 192.0.2.1 5000 ft'),
+    { text: 'E99\n', failed: true, unanswered: true },
+    'a new session while draining: E99, left unanswered where the socket can',
+  );
 });
+
+t.test(
+  'draining: V answers E99, a new session is left unanswered, the rest is served',
+  async (t) => {
+    const { fake, stats, runner } = setup();
+    await runner.run('U c 192.0.2.1 5000 ft');
+    fake.draining = true;
+    t.equal(await runner.run('V'), 'E99\n', 'V: E99, so that the SIP proxy keeps the daemon out');
+    t.equal(await runner.run('VF 20050322', undefined, true), '1\n', 'VF as usual');
+    fake.failWith = new RelayError('ERR_SHUTTING_DOWN');
+    const before = { repld: stats.ncmdsRepld, errs: stats.ncmdsErrs };
+    t.equal(await runner.run('U new 192.0.2.1 5000 ft', undefined, true), NO_ANSWER, 'no answer');
+    t.equal(stats.ncmdsRepld, before.repld, 'no reply counted (ncmds_repld)');
+    t.equal(stats.ncmdsErrs, before.errs + 1, 'an error counted (ncmds_errs)');
+    t.equal(await runner.run('U new 192.0.2.1 5000 ft'), 'E99\n', 'E99 where it must answer');
+    fake.failWith = undefined;
+    t.equal(await runner.run('L c 192.0.2.1 5002 ft tt', undefined, true), '23822\n', 'L as usual');
+  },
+);
 
 t.test('an unexpected error is logged and answered with the internal error code', async (t) => {
   const { fake, dispatcher } = setup();
