@@ -227,3 +227,19 @@ export async function freeUdpPort(): Promise<number> {
   await new Promise<void>((resolve) => socket.close(resolve));
   return port;
 }
+
+/** Whether this host can bind ::1 (some CI containers have no IPv6 loopback). */
+export async function canBindIPv6Loopback(): Promise<boolean> {
+  const socket = dgram.createSocket('udp6');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '::1', resolve);
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.close();
+  }
+}

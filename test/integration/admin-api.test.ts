@@ -6,34 +6,12 @@
 import t from 'tap';
 import { UdpControlClient } from '../helpers/control.ts';
 import { parseSamples } from '../helpers/metrics.ts';
-import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
+import { type RunningDaemon, startDaemon } from '../helpers/daemon.ts';
+import { newCall, offer } from '../helpers/calls.ts';
 import { Peer, portFree, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 import type { SessionDetail, SessionSummary } from '../../src/admin/sessions.ts';
 
 const args = ['-l', '127.0.0.1', ...portWindow(80), '--http', '127.0.0.1:0'];
-
-interface Call {
-  readonly call: { id: string; from: string; to: string };
-  readonly a: Peer;
-  readonly b: Peer;
-  /** Daemon port A sends to (it relays to B), and the one B sends to. */
-  readonly toA: number;
-  readonly toB: number;
-}
-
-async function offer(t: Teardown, d: RunningDaemon, name: string) {
-  const a = await Peer.open(t);
-  const call = uniqueCall(name);
-  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-  return { call, a, toB };
-}
-
-async function newCall(t: Teardown, d: RunningDaemon, name = 'admin'): Promise<Call> {
-  const { call, a, toB } = await offer(t, d, name);
-  const b = await Peer.open(t);
-  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
-  return { call, a, b, toA, toB };
-}
 
 interface HttpReply {
   readonly status: number;

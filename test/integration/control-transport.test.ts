@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -30,6 +29,7 @@ import {
   withTimeout,
 } from '../helpers/control.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { canBindIPv6Loopback } from '../helpers/udp.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -157,21 +157,6 @@ async function streamClient(
   const client = await StreamControlClient.connect(target);
   t.teardown(() => client.close());
   return client;
-}
-
-async function canBindIPv6Loopback(): Promise<boolean> {
-  const socket = dgram.createSocket('udp6');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '::1', resolve);
-    });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    socket.close();
-  }
 }
 
 function socketHandles(): string[] {

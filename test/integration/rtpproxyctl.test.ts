@@ -12,7 +12,14 @@ import t, { type Test } from 'tap';
 import { GLOBAL_COUNTER_NAMES } from '../../src/session/query.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { freeUdpPort, Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import {
+  canBindIPv6Loopback,
+  freeUdpPort,
+  Peer,
+  portWindow,
+  rtpPacket,
+  uniqueCall,
+} from '../helpers/udp.ts';
 
 const BIN = path.join(import.meta.dirname, '../../bin/rtpproxyctl.js');
 /** How long one run of the tool may take (it starts from the sources through tsx). */
@@ -82,21 +89,6 @@ async function fails(
   else t.match(r.stderr, message);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
   return r;
-}
-
-async function canBindIPv6Loopback(): Promise<boolean> {
-  const socket = dgram.createSocket('udp6');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, '::1', resolve);
-    });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    socket.close();
-  }
 }
 
 const ipv6 = await canBindIPv6Loopback();

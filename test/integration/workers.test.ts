@@ -8,33 +8,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
-import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
+import { type Call, newCall } from '../helpers/calls.ts';
+import { startDaemon } from '../helpers/daemon.ts';
 import { CONNECTION_CHECK_MS } from '../../src/media/relay.ts';
 import { readPcapFile } from '../helpers/pcap-reader.ts';
-import { Peer, portFree, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
+import { Peer, portFree, portWindow, rtpPacket } from '../helpers/udp.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const WORKER_COUNTS = [0, 1, 3] as const;
 /** Sessions of the multi-session case: more than the most workers, so every worker gets some. */
 const SESSIONS = 4;
-
-interface Call {
-  readonly call: { id: string; from: string; to: string };
-  readonly a: Peer;
-  readonly b: Peer;
-  /** Daemon port A sends to (it relays to B), and the one B sends to. */
-  readonly toA: number;
-  readonly toB: number;
-}
-
-async function newCall(t: Teardown, d: RunningDaemon): Promise<Call> {
-  const a = await Peer.open(t);
-  const b = await Peer.open(t);
-  const call = uniqueCall('workers');
-  const toB = await d.port(`U ${call.id} 127.0.0.1 ${String(a.port)} ${call.from}`);
-  const toA = await d.port(`L ${call.id} 127.0.0.1 ${String(b.port)} ${call.from} ${call.to}`);
-  return { call, a, b, toA, toB };
-}
 
 for (const [index, workers] of WORKER_COUNTS.entries()) {
   const args = [
@@ -52,7 +35,7 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
     async (t) => {
       const d = await startDaemon(t, args);
       const calls: Call[] = [];
-      for (let i = 0; i < SESSIONS; i += 1) calls.push(await newCall(t, d));
+      for (let i = 0; i < SESSIONS; i += 1) calls.push(await newCall(t, d, 'workers'));
       for (const [i, c] of calls.entries()) {
         for (let seq = 1; seq <= 3; seq += 1) {
           const pa = rtpPacket({ seq, ssrc: 0x1000 + i });
@@ -94,7 +77,7 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
     `--workers ${String(workers)}: latching follows the real source, then a moved one`,
     async (t) => {
       const d = await startDaemon(t, args);
-      const { call, a, b, toA, toB } = await newCall(t, d);
+      const { call, a, b, toA, toB } = await newCall(t, d, 'workers');
       // A's packets come from another port than it signalled (NAT): B's answer must go there.
       // The first packet latches the leg, the second connects its socket to that source.
       const natA = await Peer.open(t);
@@ -137,7 +120,7 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
   t.test(`--workers ${String(workers)}: R records every packet of the leg`, async (t) => {
     const dir = tempDir(t, 'workers');
     const d = await startDaemon(t, [...args, '-r', dir, '-P']);
-    const { call, a, b, toA, toB } = await newCall(t, d);
+    const { call, a, b, toA, toB } = await newCall(t, d, 'workers');
     t.equal(await d.command(`R ${call.id} ${call.from} ${call.to}`), '0\n');
     const sent: Buffer[] = [];
     for (let seq = 1; seq <= 5; seq += 1) {
@@ -174,8 +157,8 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
         '--workers',
         String(workers),
       ]);
-      const live = await newCall(t, d);
-      const idle = await newCall(t, d);
+      const live = await newCall(t, d, 'workers');
+      const idle = await newCall(t, d, 'workers');
       // 4 s of packets every 200 ms on one call: well past its 2 s timer, bounded by count.
       for (let seq = 1; seq <= 20; seq += 1) {
         const p = rtpPacket({ seq, ssrc: 0x99 });
