@@ -2,6 +2,7 @@
  * Test-side pcap reader and checksum verifier, written independently of src/record/pcap.ts so the
  * tests do not check the encoder against itself.
  */
+import { existsSync, readFileSync } from 'node:fs';
 
 /** RFC 1071: the 16-bit ones'-complement sum of big-endian words (odd byte padded with zero). */
 function internetSum(...parts: Buffer[]): number {
@@ -157,4 +158,17 @@ export function readPcapFile(file: Buffer): { global: PcapGlobal; records: Decod
   }
   if (at !== file.length) throw new Error('trailing bytes');
   return { global, records };
+}
+
+/**
+ * Records in the pcap file at `path` so far: 0 while it is missing or its header is still being
+ * written, and while a record is only partly written (a file the daemon is writing).
+ */
+export function pcapRecordsSoFar(path: string): number {
+  if (!existsSync(path)) return 0;
+  try {
+    return readPcapFile(readFileSync(path)).records.length;
+  } catch {
+    return 0;
+  }
 }

@@ -159,6 +159,20 @@ async function senderFor(t: Test, kind: string, args: string[], dir: string): Pr
   }
 }
 
+/**
+ * A Q reply that differs from the golden one only by a `ttl` a few seconds lower: the idle sweep
+ * runs once a second, and a slow host can let it tick between the U and the Q of the corpus.
+ */
+function ttlTickedDown(line: string, got: string, want: string): boolean {
+  if (!/^Q/i.test(line)) return false;
+  const ttl = /^(?:ttl=)?(\d+)/;
+  const g = ttl.exec(got);
+  const w = ttl.exec(want);
+  if (g?.[1] === undefined || w?.[1] === undefined) return false;
+  const behind = Number(w[1]) - Number(g[1]);
+  return behind >= 1 && behind <= 3 && got.slice(g[0].length) === want.slice(w[0].length);
+}
+
 for (const kind of ['udp', 'udp6', 'unix', 'cunix', 'tcp', 'tcp6', 'stdio', 'stdioc']) {
   for (const set of OPTION_SETS) {
     t.test(
@@ -171,7 +185,7 @@ for (const kind of ['udp', 'udp6', 'unix', 'cunix', 'tcp', 'tcp6', 'stdio', 'std
         for (const [i, line] of INPUT.entries()) {
           const want = expected(i + 1, set);
           const got = await send(line);
-          if (got !== want) {
+          if (got !== want && !ttlTickedDown(line, got, want)) {
             mismatches.push(
               `line ${String(i + 1)} ${JSON.stringify(line.slice(0, 60))}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`,
             );

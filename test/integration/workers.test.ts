@@ -4,14 +4,14 @@
  * ports free as soon as D is answered, recording, and idle expiry, with media on the main thread
  * (0), on one worker, and spread over three.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
 import { type Call, newCall } from '../helpers/calls.ts';
 import { startDaemon } from '../helpers/daemon.ts';
 import { CONNECTION_CHECK_MS } from '../../src/media/relay.ts';
-import { readPcapFile } from '../helpers/pcap-reader.ts';
+import { pcapRecordsSoFar, readPcapFile } from '../helpers/pcap-reader.ts';
 import { Peer, portFree, portWindow, rtpPacket } from '../helpers/udp.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -131,10 +131,7 @@ for (const [index, workers] of WORKER_COUNTS.entries()) {
     }
     t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0\n');
     const file = path.join(dir, `${call.id}=${call.from}.o.rtp`);
-    await waitUntil(
-      () => existsSync(file) && readPcapFile(readFileSync(file)).records.length === sent.length,
-      'every packet recorded',
-    );
+    await waitUntil(() => pcapRecordsSoFar(file) === sent.length, 'every packet recorded');
     const { records } = readPcapFile(readFileSync(file));
     records.forEach((r, i) => {
       t.same(r.payload, sent[i]);
