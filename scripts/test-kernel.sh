@@ -5,11 +5,13 @@
 # namespace only. Skips with a reason when it cannot create one (not root, no ip or nft).
 #
 # Usage: scripts/test-kernel.sh [TAP FILES...]
-# By default: every suite whose daemons relay media (the Sippy conformance corpus, the relay,
-# recording, playback, expiry and counter suites, the Kamailio interop suite over udp and unix);
-# the suites that only exercise the command line, the service wrapper or the control transports,
-# and the scale-out interop test (which daemon Kamailio picks, not how it relays), run once, in
-# the main pass.
+# By default: the suites whose calls latch and relay media, where the kernel path takes streams
+# over (the relay, counter, expiry, recording, playback, re-packetizing, fork, stranger, topology
+# and worker suites, and the Kamailio interop suite over udp). The suites of the control plane run
+# once, in the main pass: the command line, the service wrapper, the control transports, the
+# Sippy conformance corpus (commands and replies, no media), notifications, port allocation,
+# recording faults and signals, the session log, own endpoints, the same interop calls over unix,
+# and the scale-out interop test (which daemon Kamailio picks, not how it relays).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +32,11 @@ ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
 
 if [ $# -eq 0 ]; then
   set --
-  for name in command-parser copy-remote counters expiry notify own-endpoints play \
-    play-load port-allocation record-faults record-signals recording relay repacketize rtp-bleed \
-    session-fork session-log session-ttl topology workers; do
+  for name in counters expiry play recording relay repacketize rtp-bleed session-fork \
+    session-ttl topology workers; do
     [ -f "test/integration/$name.test.ts" ] && set -- "$@" "test/integration/$name.test.ts"
   done
-  set -- "$@" test/interop/kamailio-udp.test.ts test/interop/kamailio-unix.test.ts
+  set -- "$@" test/interop/kamailio-udp.test.ts
 fi
 echo "== kernel pass (--kernel on, network namespace $ns)"
 ip netns exec "$ns" env RTPPROXY_TEST_KERNEL="$ns" npx tap "$@"

@@ -10,6 +10,9 @@ import dgram from 'node:dgram';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { GLOBAL_COUNTER_NAMES } from '../../src/session/query.ts';
+import { runCtl } from '../../src/tools/ctl.ts';
+import type { CtlEnv } from '../../src/tools/ctl-args.ts';
+import { withTimeout } from '../helpers/control.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import {
@@ -22,7 +25,7 @@ import {
 } from '../helpers/udp.ts';
 
 const BIN = path.join(import.meta.dirname, '../../bin/rtpproxyctl.js');
-/** How long one run of the tool may take (it starts from the sources through tsx). */
+/** How long one run of the tool may take (a child process starts from the sources through tsx). */
 const RUN_DEADLINE_MS = 30_000;
 const WINDOW = portWindow(91);
 const WINDOW_MIN = Number(WINDOW[1]);
@@ -35,11 +38,39 @@ interface Run {
 }
 
 /**
+ * Runs the tool in this process (its `runCtl`, what bin/rtpproxyctl.js runs) with `args`, without
+ * the tool's environment variables unless `env` gives them: a child process per run would spend a
+ * second starting from the sources. The daemon under test runs in this process too, and the tool
+ * never blocks the event loop. The program itself is run by {@link spawnCtl}.
+ */
+async function ctl(args: readonly string[], env: CtlEnv = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    out: (line: string) => {
+      stdout += `${line}\n`;
+    },
+    err: (line: string) => {
+      stderr += `${line}\n`;
+    },
+  };
+  const status = await withTimeout(
+    runCtl(args, io, env),
+    RUN_DEADLINE_MS,
+    `rtpproxyctl ${args.join(' ')}`,
+  );
+  return { status, stdout, stderr };
+}
+
+/**
  * Runs bin/rtpproxyctl.js with `args`, without tap's NODE_OPTIONS and without the tool's own
  * environment variables unless `env` gives them. Never blocks the event loop: the daemon under
  * test runs in this process.
  */
-function ctl(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<Run> {
+function spawnCtl(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<Run> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   delete childEnv['NODE_OPTIONS'];
   if (env['RTPPROXY_SOCKET'] === undefined) delete childEnv['RTPPROXY_SOCKET'];
@@ -349,6 +380,29 @@ t.test('rtpproxyctl usage errors exit 2 with one line; --help exits 0', async (t
   t.match(help.stdout, /^Usage: rtpproxyctl /);
   t.match(help.stdout, /Exit status: 0 done/);
   t.equal(help.stderr, '');
+});
+
+t.test('the program: exit statuses and one line on stderr from bin/rtpproxyctl.js', async (t) => {
+  const dir = tempDir(t, 'ctl-bin');
+  const unix = path.join(dir, 'ctl.sock');
+  await startDaemon(t, ['-l', '127.0.0.1', ...WINDOW, '-s', `unix:${unix}`]);
+  const done = await spawnCtl(['-s', unix, 'query', 'V']);
+  t.same(done, { status: 0, stdout: '20040107\n', stderr: '' }, 'done: 0');
+  const help = await spawnCtl(['--help']);
+  t.equal(help.status, 0, '--help: 0');
+  t.match(help.stdout, /^Usage: rtpproxyctl /);
+  const usage = await spawnCtl(['frobnicate']);
+  t.equal(usage.status, 2, 'usage error: 2');
+  t.match(usage.stderr, /^rtpproxyctl: unknown verb 'frobnicate'[^\n]*\n$/);
+  const port = await freeUdpPort();
+  const failed = await spawnCtl(['-s', `udp:127.0.0.1:${String(port)}`, 'info']);
+  t.equal(failed.status, 1, 'failed operation: 1');
+  t.equal(
+    failed.stderr,
+    `rtpproxyctl: cannot reach udp:127.0.0.1:${String(port)}: connection refused (is the daemon running?)\n`,
+  );
+  const env = await spawnCtl(['query', 'V'], { RTPPROXY_SOCKET: unix });
+  t.equal(env.stdout, '20040107\n', 'RTPPROXY_SOCKET from the environment');
 });
 
 t.test('rtpproxyctl list, show, delete and drain through the admin API', async (t) => {
