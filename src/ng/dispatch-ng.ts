@@ -20,6 +20,7 @@ import {
   type ParsedSdp,
   parseSdp,
   rewriteSdp,
+  type SdpStream,
   type StreamAnswer,
   unsupportedTransport,
 } from './sdp.ts';
@@ -37,7 +38,7 @@ type NgManager = Pick<
   SessionManager,
   | 'update'
   | 'lookup'
-  | 'delete'
+  | 'destroy'
   | 'deleteCall'
   | 'sessionsOf'
   | 'sessions'
@@ -104,7 +105,8 @@ const UNSUPPORTED_COMMANDS: Readonly<Record<string, string>> = {
 interface SessionMeta {
   readonly type: string;
   readonly protocol: string;
-  toTag: string | undefined;
+  /** The tag of the party the session's tag does not name, once an offer or answer gave it. */
+  otherTag: string | undefined;
 }
 
 /** ICE handling the relay gives: the candidates go, it is no ICE agent. */
@@ -224,7 +226,7 @@ export class NgDispatcher {
         if (answer === undefined) {
           throw new NgError(`media ${String(stream.index)} of the answer was not offered`);
         }
-        this.#remember(answer, stream.type, stream.protocol, op === 'answer' ? toTag : undefined);
+        this.#remember(answer.session, stream, [fromTag, toTag]);
         answers.push(streamAnswer(answer, stream.index, origin));
       }
     } catch (error) {
@@ -267,10 +269,25 @@ export class NgDispatcher {
     return { kind: 'family', family: chosen };
   }
 
-  #remember(answer: LegAnswer, type: string, protocol: string, toTag: string | undefined): void {
-    const meta = this.#meta.get(answer.session);
-    if (meta === undefined) this.#meta.set(answer.session, { type, protocol, toTag });
-    else if (toTag !== undefined) meta.toTag = toTag;
+  /** What `query` and `delete` need of a session: its media, and the other party's tag. */
+  #remember(session: Session, stream: SdpStream, tags: readonly (string | undefined)[]): void {
+    const base = splitTag(session.tag).base;
+    const otherTag = tags.find((tag) => tag !== undefined && tag !== base);
+    const meta = this.#meta.get(session);
+    if (meta === undefined) {
+      this.#meta.set(session, { type: stream.type, protocol: stream.protocol, otherTag });
+    } else if (otherTag !== undefined) meta.otherTag = otherTag;
+  }
+
+  /**
+   * The sessions of a call that belong to the party with this tag, as rtpengine finds a
+   * monologue: the session's own tag (with its `;N`), or the other party's tag an offer or
+   * answer gave.
+   */
+  #partySessions(sessions: readonly Session[], tag: string): Session[] {
+    return sessions.filter(
+      (s) => splitTag(s.tag).base === tag || s.tag === tag || this.#meta.get(s)?.otherTag === tag,
+    );
   }
 
   async #delete(request: NgRequest): Promise<Dict> {
@@ -283,10 +300,18 @@ export class NgDispatcher {
       await manager.kernelCounts();
       stats = this.#callStats(sessions, request);
     }
-    const found =
-      request.fromTag === undefined
-        ? manager.deleteCall(callId) > 0
-        : manager.delete(callId, request.fromTag, request.toTag, false);
+    // rtpengine's order: the to-tag's party when given, else (or failing that) the from-tag's;
+    // deleting one party's sessions ends the call with the other party too. Kamailio's module
+    // sends no to-tag unless asked, and the from-tag of a BYE may be either party's.
+    let found: boolean;
+    if (request.fromTag === undefined) found = manager.deleteCall(callId) > 0;
+    else {
+      let selected =
+        request.toTag === undefined ? [] : this.#partySessions(sessions, request.toTag);
+      if (selected.length === 0) selected = this.#partySessions(sessions, request.fromTag);
+      for (const session of selected) manager.destroy(session, 'delete');
+      found = selected.length > 0;
+    }
     const notFound = "Call-ID not found or tags didn't match";
     if (!found) {
       // rtpengine answers ok with a warning unless asked to fail (`fatal`).
@@ -313,7 +338,7 @@ export class NgDispatcher {
     for (const session of sessions) {
       const { base, index } = splitTag(session.tag);
       const meta = this.#meta.get(session);
-      const toTag = meta?.toTag ?? request.toTag ?? '';
+      const toTag = meta?.otherTag ?? request.toTag ?? '';
       // Leg 1 faces the party whose tag is the session's, leg 0 the other one.
       const parties = [
         [base, session.legs[1]],

@@ -134,6 +134,38 @@ t.test('ng', async (t) => {
     });
   });
 
+  t.test("delete with either party's from-tag alone ends the call (a late offer)", async (t) => {
+    for (const byeFrom of ['caller', 'callee'] as const) {
+      const call = uniqueCall('nglate');
+      const caller = await Peer.open(t);
+      const callee = await Peer.open(t);
+      // The offer came in the callee's 200 OK: its from-tag is the callee's, its to-tag the caller's.
+      const offer = await ng.request({
+        command: 'offer',
+        'call-id': call.id,
+        'from-tag': call.to,
+        'to-tag': call.from,
+        sdp: partySdp(callee.port),
+      });
+      t.equal(offer['result'], 'ok');
+      const answer = await ng.request({
+        command: 'answer',
+        'call-id': call.id,
+        'from-tag': call.to,
+        'to-tag': call.from,
+        sdp: partySdp(caller.port),
+      });
+      t.equal(answer['result'], 'ok');
+      const tag = byeFrom === 'caller' ? call.from : call.to;
+      const deleted = await ng.request({ command: 'delete', 'call-id': call.id, 'from-tag': tag });
+      t.strictSame(Object.keys(deleted).includes('warning'), false, `BYE from the ${byeFrom}`);
+      t.equal(deleted['result'], 'ok');
+      t.match(await ng.request({ command: 'query', 'call-id': call.id }), {
+        'error-reason': 'Unknown call-id',
+      });
+    }
+  });
+
   t.test('a retransmitted cookie is answered from the cache, not run again', async (t) => {
     const call = uniqueCall('ngretrans');
     const caller = await Peer.open(t);
