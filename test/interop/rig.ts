@@ -37,8 +37,11 @@ import {
 
 export interface RigConfig {
   readonly name: string;
-  /** How Kamailio reaches the daemon. */
-  readonly control: 'udp' | 'unix';
+  /**
+   * How Kamailio reaches the daemon: its rtpproxy module over the UDP or the unix control socket,
+   * or its rtpengine module over the ng protocol.
+   */
+  readonly control: 'udp' | 'unix' | 'ng';
   readonly uacIp: string;
   readonly uasIp: string;
   /** The daemon's media window (`-m`/`-M`) on 127.0.0.1. */
@@ -137,9 +140,11 @@ export class Rig {
     mkdirSync(recordDir);
     const controlPort = await freeUdpPort(DAEMON_IP);
     const unixSocket = join(dir, 'rtpproxy.sock');
+    const ngPort = config.control === 'ng' ? await freeUdpPort(DAEMON_IP) : undefined;
     const daemon = await RtpproxyDaemon.start(t, `rtpproxy(${config.name})`, {
       controlPort,
       ...(config.control === 'unix' ? { unixSocket } : {}),
+      ...(ngPort === undefined ? {} : { ngPort }),
       listen: DAEMON_IP,
       portMin: config.portMin,
       portMax: config.portMax,
@@ -184,7 +189,8 @@ export class Rig {
       rtpproxySock:
         config.control === 'unix'
           ? `unix:${unixSocket}`
-          : `udp:${DAEMON_IP}:${String(controlPort)}`,
+          : `udp:${DAEMON_IP}:${String(ngPort ?? controlPort)}`,
+      ...(ngPort === undefined ? {} : { ng: true }),
       ...(bridgeDaemon === undefined
         ? {}
         : { bridgeSock: `udp:${DAEMON_IP}:${String(bridgeDaemon.options.controlPort)}` }),
