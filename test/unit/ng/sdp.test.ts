@@ -1,4 +1,5 @@
 import t from 'tap';
+import fc from 'fast-check';
 import {
   parseSdp,
   rewriteSdp,
@@ -202,3 +203,36 @@ for (const [name, text, error] of malformed) {
     t.strictSame(parseSdp(text), { ok: false, error });
   });
 }
+
+t.test('parseSdp and rewriteSdp never throw, whatever the lines', async (t) => {
+  const line = fc.oneof(
+    fc.constantFrom(
+      'v=0',
+      'o=- 1 1 IN IP4 192.0.2.1',
+      'c=IN IP4 192.0.2.1',
+      'c=IN IP6 ::',
+      'c=IN IP4 host.example',
+      'm=audio 4000 RTP/AVP 0',
+      'm=video 0 RTP/AVP 96',
+      'm=audio 99999999999999999999 RTP/AVP 0',
+      'a=rtcp:4001',
+      'a=candidate:1 1 UDP 1 192.0.2.1 4000 typ host',
+      'a=sendonly',
+    ),
+    fc.string({ maxLength: 20 }).map((s) => `a=${s}`),
+    fc.string({ maxLength: 20 }),
+  );
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 12 }), (lines) => {
+      const got = parseSdp(sdp('v=0', ...lines));
+      if (!got.ok) return true;
+      const answers = got.sdp.streams.filter((s) => !s.disabled).map((s) => relay(s.index, 35000));
+      return (
+        typeof rewriteSdp(got.sdp, answers, { replaceOrigin: true, rejectRtcpMux: true }) ===
+        'string'
+      );
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('no input threw');
+});
