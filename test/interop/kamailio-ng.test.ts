@@ -18,5 +18,13 @@ await runSuite(t, {
   portMin: 48900,
   portMax: 49199,
   concurrentCalls: 10,
-  scenarios: ['basic', 'concurrent', 'reinvite', 'late-offer', 'cancel-early-media', 'rejected'],
+  scenarios: [
+    'basic',
+    'concurrent',
+    'reinvite',
+    'late-offer',
+    'cancel-early-media',
+    'rejected',
+    'ng-rtpstat',
+  ],
 });
