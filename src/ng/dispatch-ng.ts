@@ -46,6 +46,8 @@ type NgManager = Pick<
   | 'hasLocalFamily'
   | 'kernelCounts'
   | 'ended'
+  | 'recordCall'
+  | 'stopRecordingCall'
 >;
 
 export interface NgDispatcherDeps {
@@ -81,9 +83,7 @@ const RELAY_REASONS: Readonly<Record<RelayErrorCode, string>> = {
 
 /** Commands of rtpengine that the relay does not carry out, with the reason it answers. */
 const UNSUPPORTED_COMMANDS: Readonly<Record<string, string>> = {
-  'start recording': 'recording over ng is not supported: use the rtpproxy protocol (R, C) or -a',
-  'stop recording': 'recording over ng is not supported: use the rtpproxy protocol (N)',
-  'pause recording': 'recording over ng is not supported',
+  'pause recording': 'pausing a recording is not supported: stop recording, then start it again',
   'play media': 'playback over ng is not supported: use the rtpproxy protocol (P)',
   'stop media': 'playback over ng is not supported: use the rtpproxy protocol (S)',
   'block media': 'blocking media is not supported',
@@ -174,6 +174,9 @@ export class NgDispatcher {
         return this.#list(request);
       case 'statistics':
         return this.#statistics();
+      case 'start recording':
+      case 'stop recording':
+        return this.#recording(request, request.command === 'start recording');
       default: {
         const reason = UNSUPPORTED_COMMANDS[request.command];
         return errorDict(reason ?? 'Unrecognized command');
@@ -318,6 +321,25 @@ export class NgDispatcher {
       return request.flags.has('fatal') ? errorDict(notFound) : { result: 'ok', warning: notFound };
     }
     return { result: 'ok', ...stats };
+  }
+
+  /**
+   * `start recording`: both legs of every session of the call, one file per leg in the recording
+   * directory (`-r`, docs/recording.md), as `R` does; `stop recording` stops them.
+   */
+  async #recording(request: NgRequest, start: boolean): Promise<Dict> {
+    const { manager } = this.#d;
+    const callId = request.callId;
+    if (callId === undefined) return errorDict('No call-id in message');
+    if (manager.sessionsOf(callId).length === 0) return errorDict('Unknown call-id');
+    if (!start) {
+      manager.stopRecordingCall(callId);
+      return { result: 'ok' };
+    }
+    const count = await manager.recordCall(callId);
+    return count > 0
+      ? { result: 'ok' }
+      : errorDict('recording is not available: start the relay with a recording directory (-r)');
   }
 
   async #query(request: NgRequest): Promise<Dict> {

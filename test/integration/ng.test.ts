@@ -3,9 +3,12 @@
  * speaks it: offer and answer with real SDP, media relayed both ways, query, list, delete,
  * retransmissions, malformed input, refusals, and an rtpproxy-protocol call beside it.
  */
+import { readdirSync } from 'node:fs';
 import t from 'tap';
+import { waitUntil } from '../helpers/control.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
 import { mediaPort, NgClient, type NgReplyDict, sdpOf } from '../helpers/ng.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall, waitPortsFree } from '../helpers/udp.ts';
 
 interface Rig {
@@ -238,9 +241,9 @@ t.test('ng', async (t) => {
       ['no SDP', { ...base }, /No SDP body in message/],
       ['malformed SDP', { ...base, sdp: 'hello' }, /Failed to parse SDP/],
       [
-        'recording',
-        { command: 'start recording', 'call-id': call.id },
-        /recording over ng is not supported/,
+        'pause recording',
+        { command: 'pause recording', 'call-id': call.id },
+        /pausing a recording is not supported/,
       ],
       [
         'answer without offer',
@@ -277,7 +280,54 @@ t.test('ng', async (t) => {
     t.match(await d.command(`Q ${ngCall.id} ${ngCall.from};1`), /^[0-9]+ 0 0 0 0\n$/);
     const stats = await ng.request({ command: 'statistics' });
     t.match(stats, { result: 'ok', statistics: { currentstatistics: { sessionstotal: Number } } });
+    // This daemon has no recording directory: start recording says so.
+    t.match(await ng.request({ command: 'start recording', 'call-id': ngCall.id }), {
+      result: 'error',
+      'error-reason': /recording directory \(-r\)/,
+    });
     t.equal(await d.command(`D ${rtpCall.id} ${rtpCall.from}`), '0\n');
     t.equal((await ng.request({ command: 'delete', 'call-id': ngCall.id }))['result'], 'ok');
   });
+});
+
+t.test('start recording and stop recording write both legs of the call (-r)', async (t) => {
+  const dir = tempDir(t, 'ngrec');
+  const d = await startDaemon(t, [
+    '-l',
+    '127.0.0.1',
+    '-s',
+    'ng:udp:127.0.0.1:0',
+    '-r',
+    dir,
+    ...portWindow(91),
+  ]);
+  const port = d.daemon.controlPort(1);
+  if (port === undefined) throw new Error('no ng port');
+  const ng = await NgClient.open(t, port);
+  const call = uniqueCall('ngrec');
+  const caller = await Peer.open(t);
+  const callee = await Peer.open(t);
+  const base = { 'call-id': call.id, 'from-tag': call.from };
+  const offer = await ng.request({ ...base, command: 'offer', sdp: partySdp(caller.port) });
+  const answer = await ng.request({
+    ...base,
+    command: 'answer',
+    'to-tag': call.to,
+    sdp: partySdp(callee.port),
+  });
+  const toCallee = mediaPort(text(offer, 'sdp'));
+  const toCaller = mediaPort(text(answer, 'sdp'));
+  t.strictSame(await ng.request({ ...base, command: 'start recording' }), { result: 'ok' });
+  const packet = rtpPacket({ seq: 1, ssrc: 0x3333 });
+  await caller.send(packet, toCaller);
+  await callee.expect(packet, toCallee);
+  await callee.send(packet, toCallee);
+  await caller.expect(packet, toCaller);
+  t.strictSame(await ng.request({ ...base, command: 'stop recording' }), { result: 'ok' });
+  await waitUntil(() => readdirSync(dir).length >= 2, 'a recording of each leg');
+  t.ok(
+    readdirSync(dir).every((name) => name.startsWith(call.id)),
+    'named after the call',
+  );
+  t.equal((await ng.request({ ...base, command: 'delete' }))['result'], 'ok');
 });

@@ -55,7 +55,18 @@ class FakeManager {
     hasLocalFamily: (family: number) => family === 4 || family === 6,
     kernelCounts: () => Promise.resolve(),
     ended: () => Promise.resolve(),
+    recordCall: (callId: string) => {
+      this.recorded.push(callId);
+      return Promise.resolve(this.recordable ? 2 * (this.sessions.get(callId)?.length ?? 0) : 0);
+    },
+    stopRecordingCall: (callId: string) => {
+      this.stopped.push(callId);
+      return 0;
+    },
   };
+  recordable = true;
+  readonly recorded: string[] = [];
+  readonly stopped: string[] = [];
 }
 
 function dispatcher(fake: FakeManager, bridge = false): NgDispatcher {
@@ -247,4 +258,22 @@ t.test('handle() answers any bytes with a dictionary and never rejects', async (
     { numRuns: 500 },
   );
   t.pass('every input got a dictionary with a result');
+});
+
+t.test('start and stop recording: the whole call, as R and N do', async (t) => {
+  const fake = new FakeManager();
+  const d = dispatcher(fake);
+  await run(d, { command: 'offer', 'call-id': 'cr', 'from-tag': 'ft', sdp: SDP });
+  t.strictSame(await run(d, { command: 'start recording', 'call-id': 'cr' }), { result: 'ok' });
+  t.strictSame(await run(d, { command: 'stop recording', 'call-id': 'cr' }), { result: 'ok' });
+  t.strictSame([fake.recorded, fake.stopped], [['cr'], ['cr']]);
+  t.strictSame(await run(d, { command: 'start recording', 'call-id': 'nosuch' }), {
+    result: 'error',
+    'error-reason': 'Unknown call-id',
+  });
+  fake.recordable = false;
+  t.match(await run(d, { command: 'start recording', 'call-id': 'cr' }), {
+    result: 'error',
+    'error-reason': /recording directory \(-r\)/,
+  });
 });
