@@ -218,11 +218,7 @@ export class NgDispatcher {
           remote,
           ...asymmetry(request),
           weak: false,
-          local: this.#localChoice(
-            request,
-            remote,
-            stream.remote.kind === 'hold' ? undefined : stream.remote.family,
-          ),
+          local: this.#localChoice(request, remote, stream.remote.family),
           newPorts: false,
         };
         const answer = op === 'offer' ? await manager.update(offer) : await manager.lookup(offer);

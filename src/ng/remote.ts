@@ -18,12 +18,9 @@ import type { SdpStream } from './sdp.ts';
 export function remoteFor(stream: SdpStream, request: NgRequest): RemoteSpec {
   const remote = stream.remote;
   if (remote.kind === 'hold') return { kind: 'hold' };
+  // A name: nothing is looked up; the leg learns its party from packets.
+  if (remote.kind === 'unknown') return { kind: 'ignored' };
   const received = receivedFrom(request);
-  if (remote.kind === 'unknown') {
-    return received?.family === remote.family
-      ? { kind: 'address', address: received.address, port: stream.port, family: received.family }
-      : { kind: 'ignored' };
-  }
   let address = remote.address;
   if (received?.family === remote.family) {
     if (request.flags.has('sip source address')) address = received.address;

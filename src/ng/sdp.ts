@@ -9,7 +9,7 @@ import { parse, write, type MediaDescription, type SessionDescription } from 'sd
 /** Where a media section's party receives, as its SDP says. */
 type StreamRemote =
   /** c= all zeros: the party holds the stream (old-style hold). */
-  | { readonly kind: 'hold' }
+  | { readonly kind: 'hold'; readonly family: 4 | 6 }
   /** A numeric address (and the m= port). */
   | { readonly kind: 'address'; readonly address: string; readonly family: 4 | 6 }
   /** A name, or no c= at all: the relay learns the party from its packets. */
@@ -117,7 +117,9 @@ function remoteOf(connection: { version: number; ip: string } | undefined): Stre
   const ip = connection.ip;
   const ipFamily = addressFamily(ip);
   if (ipFamily === undefined) return { kind: 'unknown', family };
-  return isWildcard(ip) ? { kind: 'hold' } : { kind: 'address', address: ip, family: ipFamily };
+  return isWildcard(ip)
+    ? { kind: 'hold', family: ipFamily }
+    : { kind: 'address', address: ip, family: ipFamily };
 }
 
 /**

@@ -277,3 +277,17 @@ t.test('start and stop recording: the whole call, as R and N do', async (t) => {
     'error-reason': /recording directory \(-r\)/,
   });
 });
+
+t.test('an IPv6 stream on hold binds on the IPv6 address', async (t) => {
+  const fake = new FakeManager();
+  const reply = await run(dispatcher(fake), {
+    command: 'offer',
+    'call-id': 'ch',
+    'from-tag': 'ft',
+    sdp: SDP.replace(/IN IP4 192\.0\.2\.10/g, 'IN IP6 ::'),
+  });
+  t.equal(reply['result'], 'ok');
+  t.strictSame(fake.calls[0]?.req.remote, { kind: 'hold' });
+  t.strictSame(fake.calls[0]?.req.local, { kind: 'family', family: 6 });
+  t.match(reply['sdp'], /^c=IN IP6 ::\r$/m, 'the hold goes on');
+});

@@ -53,8 +53,14 @@ const cases: readonly (readonly [string, SdpStream, NgRequest, object])[] = [
     request(['sip source address'], '203.0.113.9'),
     { address: '203.0.113.9' },
   ],
-  ['hold', stream({ kind: 'hold' }), request([], '203.0.113.9'), { kind: 'hold' }],
+  ['hold', stream({ kind: 'hold', family: 4 }), request([], '203.0.113.9'), { kind: 'hold' }],
   ['a name in c=', stream({ kind: 'unknown', family: 4 }), request([]), { kind: 'ignored' }],
+  [
+    'a name in c=, received from given',
+    stream({ kind: 'unknown', family: 4 }),
+    request([], '203.0.113.9'),
+    { kind: 'ignored' },
+  ],
 ];
 
 for (const [name, s, r, want] of cases) {

@@ -127,7 +127,7 @@ t.test('hold: an all-zero c= is a held stream and stays all zeros', async (t) =>
     'a=sendonly',
   );
   const s = parsed(text);
-  t.strictSame(s.streams[0]?.remote, { kind: 'hold' });
+  t.strictSame(s.streams[0]?.remote, { kind: 'hold', family: 4 });
   const out = rewriteSdp(s, [relay(1, 35000)], plain);
   t.notMatch(out, /203\.0\.113\.5/);
   t.match(out, /^m=audio 35000 RTP\/AVP 0\r$/m);
