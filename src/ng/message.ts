@@ -61,6 +61,7 @@ export function parseNgRequest(value: NgValue): ParsedNg {
   // Kamailio sends its flags as one `rtpp-flags` string when the daemon is to parse them.
   const rtppFlags = bytesText(dict.get('rtpp flags'));
   if (rtppFlags !== undefined) mergeRtppFlags(rtppFlags, dict, flags);
+  const prefixed = prefixedFlags(flags);
   const received = textList(dict.get('received from'));
   const limit = dict.get('limit');
   const mediaNumber = dict.get('media number');
@@ -77,23 +78,61 @@ export function parseNgRequest(value: NgValue): ParsedNg {
     ...optional('viaBranch', text('via branch')),
     ...optional('sdp', text('sdp')),
     flags,
-    replace: new Set(textList(dict.get('replace')).map(normalizeName)),
+    replace: new Set([...textList(dict.get('replace')).map(normalizeName), ...prefixed.replace]),
     direction: textList(dict.get('direction')),
     ...optional('ice', normalized('ice')),
     ...optional('addressFamily', text('address family')?.toUpperCase()),
     ...(received.length === 2 && received[0] !== undefined && received[1] !== undefined
       ? { receivedFrom: { family: received[0].toUpperCase(), address: received[1] } }
       : {}),
-    ...optional('transportProtocol', text('transport protocol')),
-    rtcpMux: textList(dict.get('rtcp mux')).map(normalizeName),
-    sdes: textList(dict.get('sdes')).map(normalizeName),
+    ...optional('transportProtocol', text('transport protocol') ?? prefixed.transport),
+    rtcpMux: [...textList(dict.get('rtcp mux')).map(normalizeName), ...prefixed.rtcpMux],
+    sdes: [...textList(dict.get('sdes')).map(normalizeName), ...prefixed.sdes],
     ...optional('dtls', normalized('dtls')),
-    codec: hasEntries(dict.get('codec')),
+    codec: hasEntries(dict.get('codec')) || prefixed.codec,
     ...optional('limit', integer(limit)),
     ...optional('label', text('label')),
     ...optional('mediaNumber', integer(mediaNumber)),
   };
   return { ok: true, request };
+}
+
+/** Transport names a flag may be, as rtpengine reads them (normalized). */
+const TRANSPORTS: ReadonlySet<string> = new Set([
+  'rtp/avp',
+  'rtp/avpf',
+  'rtp/savp',
+  'rtp/savpf',
+  'udp/tls/rtp/savp',
+  'udp/tls/rtp/savpf',
+]);
+
+/**
+ * What rtpengine reads from the words of `flags` besides plain flags: `replace-X`, `SDES-X`,
+ * `rtcp-mux-X`, `codec-...` and a transport name (`RTP/SAVP`) stand for the list keys.
+ */
+function prefixedFlags(flags: ReadonlySet<string>): {
+  replace: string[];
+  sdes: string[];
+  rtcpMux: string[];
+  codec: boolean;
+  transport: string | undefined;
+} {
+  const out = {
+    replace: [] as string[],
+    sdes: [] as string[],
+    rtcpMux: [] as string[],
+    codec: false,
+    transport: undefined as string | undefined,
+  };
+  for (const flag of flags) {
+    if (flag.startsWith('replace ')) out.replace.push(flag.slice('replace '.length));
+    else if (flag.startsWith('sdes ')) out.sdes.push(flag.slice('sdes '.length));
+    else if (flag.startsWith('rtcp mux ')) out.rtcpMux.push(flag.slice('rtcp mux '.length));
+    else if (flag.startsWith('codec ')) out.codec = true;
+    else if (TRANSPORTS.has(flag)) out.transport ??= flag.toUpperCase();
+  }
+  return out;
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {

@@ -84,3 +84,18 @@ for (const [name, dict, error] of bad) {
     t.strictSame(parse(dict), { ok: false, error });
   });
 }
+
+t.test('flags that stand for list keys, as rtpengine reads them', async (t) => {
+  const got = parse({
+    command: 'offer',
+    flags: ['replace-origin', 'SDES-off', 'rtcp-mux-demux', 'RTP/SAVP'],
+  });
+  if (!got.ok) throw new Error(got.error);
+  t.ok(got.request.replace.has('origin'));
+  t.strictSame(got.request.sdes, ['off']);
+  t.strictSame(got.request.rtcpMux, ['demux']);
+  t.equal(got.request.transportProtocol, 'RTP/SAVP');
+  t.equal(got.request.codec, false);
+  const codec = parse({ command: 'offer', 'rtpp-flags': 'codec-strip-PCMA' });
+  t.equal(codec.ok && codec.request.codec, true);
+});
