@@ -304,6 +304,8 @@ export class Daemon implements DaemonHandle {
           media.sync();
           const reply = await dispatcher.handle(body, origin, receivedAt);
           await media.flush();
+          const seconds = (performance.now() - receivedAt) / 1000;
+          this.#admin?.metrics.observeNg(reply.command, reply.failed, seconds);
           return reply;
         },
         () => crash,

@@ -29,6 +29,8 @@ import {
 export interface NgReply {
   readonly reply: Buffer;
   readonly failed: boolean;
+  /** The request's command, normalized (`start recording`); empty when it had none. */
+  readonly command: string;
 }
 
 type Dict = Record<string, NgOut>;
@@ -132,16 +134,25 @@ export class NgDispatcher {
     origin?: CommandOrigin,
     receivedAt?: number,
   ): Promise<NgReply> => {
-    const reply = await this.#reply(body, origin, receivedAt ?? this.#d.now());
-    return { reply: encodeBencode(reply), failed: reply['result'] === 'error' };
+    const decoded = decodeBencode(body);
+    const parsed = decoded.ok
+      ? parseNgRequest(decoded.value)
+      : ({ ok: false, error: 'Could not decode bencode dictionary' } as const);
+    const reply = parsed.ok
+      ? await this.#reply(parsed.request, origin, receivedAt ?? this.#d.now())
+      : errorDict(parsed.error);
+    return {
+      reply: encodeBencode(reply),
+      failed: reply['result'] === 'error',
+      command: parsed.ok ? parsed.request.command : '',
+    };
   };
 
-  async #reply(body: Buffer, origin: CommandOrigin | undefined, receivedAt: number): Promise<Dict> {
-    const decoded = decodeBencode(body);
-    if (!decoded.ok) return errorDict('Could not decode bencode dictionary');
-    const parsed = parseNgRequest(decoded.value);
-    if (!parsed.ok) return errorDict(parsed.error);
-    const request = parsed.request;
+  async #reply(
+    request: NgRequest,
+    origin: CommandOrigin | undefined,
+    receivedAt: number,
+  ): Promise<Dict> {
     try {
       return await this.#execute(request, origin, receivedAt);
     } catch (error) {

@@ -331,3 +331,27 @@ t.test('start recording and stop recording write both legs of the call (-r)', as
   );
   t.equal((await ng.request({ ...base, command: 'delete' }))['result'], 'ok');
 });
+
+t.test('the --http metrics count ng requests by command and result', async (t) => {
+  const d = await startDaemon(t, [
+    '-l',
+    '127.0.0.1',
+    '-s',
+    'ng:udp:127.0.0.1:0',
+    '--http',
+    '127.0.0.1:0',
+    ...portWindow(92),
+  ]);
+  const port = d.daemon.controlPort(1);
+  if (port === undefined) throw new Error('no ng port');
+  const ng = await NgClient.open(t, port);
+  await ng.request({ command: 'ping' });
+  await ng.request({ command: 'query', 'call-id': 'nosuch' });
+  await ng.request({ command: 'frobnicate' });
+  const res = await fetch(`http://127.0.0.1:${String(d.daemon.httpPort)}/metrics`);
+  const text = await res.text();
+  t.match(text, /^rtpproxy_commands_total\{verb="ng_ping",result="ok"\} 1$/m);
+  t.match(text, /^rtpproxy_commands_total\{verb="ng_query",result="error"\} 1$/m);
+  t.match(text, /^rtpproxy_commands_total\{verb="ng_other",result="error"\} 1$/m);
+  t.match(text, /^rtpproxy_command_duration_seconds_count\{verb="ng_ping"\} 1$/m);
+});
