@@ -17,6 +17,7 @@ const LAYERS = {
   tools: ['control', 'session', 'record', 'media', 'base', 'util'],
   session: ['record', 'play', 'media', 'base', 'util'],
   control: ['session', 'media', 'notify', 'base', 'util'],
+  ng: ['control', 'session', 'media', 'base', 'util'],
 };
 /** The places above every folder of LAYERS: the composition root and the command line. */
 const TOP = { daemon: ['**/daemon.ts', '**/daemon-types.ts'], cli: ['**/cli/**'] };
@@ -56,6 +57,7 @@ const PURE_FILES = {
   control: ['src/control/{tokenize,parse,modifiers,reply,ecodes,commands}.ts'],
   media: ['src/media/{rtp,rtp-stats,resizer}.ts'],
   record: ['src/record/pcap.ts'],
+  ng: ['src/ng/{bencode,message,sdp,remote}.ts'],
 };
 
 export default defineConfig(

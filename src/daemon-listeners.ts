@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from './base/config.ts';
 import { controlSocketExposure } from './control/exposure.ts';
 import { StdioControlListener, StreamControlListener } from './control/listener-stream.ts';
-import { UdpControlListener } from './control/listener-udp.ts';
+import { type DatagramFraming, UdpControlListener } from './control/listener-udp.ts';
 import type { ReplyCache } from './control/reply-cache.ts';
 import type { CommandRunner, ControlListener } from './control/runner.ts';
 import { formatSocketSpec } from './control/socket-spec.ts';
@@ -29,6 +29,11 @@ export interface ListenerDeps {
   readonly own: OwnEndpoints;
   /** The end of stdin ends the daemon (see {@link stdinEndsDaemon}). */
   readonly onStdioEof: () => void;
+  /**
+   * The ng protocol's framing and its reply cache (its cookies are not the rtpproxy protocol's);
+   * given when an ng socket is configured.
+   */
+  readonly ng?: { readonly framing: DatagramFraming; readonly cache: ReplyCache };
 }
 
 /** The listener of one control socket, not yet listening. */
@@ -41,6 +46,19 @@ export function createControlListener(
     case 'udp':
     case 'udp6':
       return new UdpControlListener({ spec, runner, cache, log, own });
+    case 'ng-udp':
+    case 'ng-udp6': {
+      const ng = deps.ng;
+      if (ng === undefined) throw new Error('the ng protocol was not loaded');
+      return new UdpControlListener({
+        spec,
+        runner,
+        cache: ng.cache,
+        log,
+        own,
+        framing: ng.framing,
+      });
+    }
     case 'stdio':
     case 'stdioc':
       return new StdioControlListener({

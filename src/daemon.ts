@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config, HttpListen } from './base/config.ts';
 import { Dispatcher } from './control/dispatch.ts';
 import { parseContextOf } from './control/parse-context.ts';
+import type { DatagramFraming } from './control/listener-udp.ts';
 import { ReplyCache } from './control/reply-cache.ts';
 import { CommandRunner } from './control/runner.ts';
 import type { CountedReply } from './control/socket-types.ts';
@@ -40,6 +41,8 @@ export class Daemon implements DaemonHandle {
   readonly #hooks: DaemonHooks;
   readonly #runner: CommandRunner;
   readonly #cache: ReplyCache;
+  /** The ng sockets' reply cache, once an ng socket is configured. */
+  #ngCache: ReplyCache | undefined;
   readonly #listeners: BoundListener[] = [];
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #players: LazyPlayback;
@@ -227,6 +230,7 @@ export class Daemon implements DaemonHandle {
     // Before the control sockets, so that the metrics count every command.
     if (this.#config.http !== undefined) await this.#openAdmin(this.#config.http);
     const log = this.#logger.child({ mod: 'control' });
+    const ng = await this.#openNg();
     for (const spec of this.#config.controlSockets) {
       const listener = createControlListener(spec, {
         config: this.#config,
@@ -237,6 +241,7 @@ export class Daemon implements DaemonHandle {
         onStdioEof: () => {
           this.#hooks.onStdioEof();
         },
+        ...(ng === undefined ? {} : { ng }),
       });
       this.#listeners.push(listener);
       await listener.listen();
@@ -269,6 +274,45 @@ export class Daemon implements DaemonHandle {
     }, WARM_UP_DELAY_MS);
     warmUp.unref();
     this.#timers.push(warmUp);
+  }
+
+  /**
+   * The ng protocol (docs/ng.md) when an `ng:` socket is configured: its dispatcher, run through
+   * the command queue like every other command, its framing and its reply cache. Loaded only then:
+   * it brings the bencode and SDP libraries.
+   */
+  async #openNg(): Promise<{ framing: DatagramFraming; cache: ReplyCache } | undefined> {
+    const sockets = this.#config.controlSockets;
+    if (!sockets.some((s) => s.kind === 'ng-udp' || s.kind === 'ng-udp6')) return undefined;
+    const { NgDispatcher, ngFraming, encodeBencode } = await import('./daemon-ng.ts');
+    const first = this.#config.addresses[0];
+    const dispatcher = new NgDispatcher({
+      manager: this.manager,
+      stats: this.stats,
+      bridge: this.#config.bridge,
+      defaultFamily: first?.family ?? 4,
+      now: () => performance.now(),
+      wallNow: () => Date.now(),
+      logger: this.#logger.child({ mod: 'ng' }),
+    });
+    const media = this.#media;
+    const crash = encodeBencode({ result: 'error', 'error-reason': 'internal error' });
+    const framing = ngFraming((body, origin) =>
+      this.#runner.runTask(
+        async (receivedAt) => {
+          // As for the rtpproxy protocol: the media workers' news first, freed ports before the reply.
+          media.sync();
+          const reply = await dispatcher.handle(body, origin, receivedAt);
+          await media.flush();
+          const seconds = (performance.now() - receivedAt) / 1000;
+          this.#admin?.metrics.observeNg(reply.command, reply.failed, seconds);
+          return reply;
+        },
+        () => crash,
+      ),
+    );
+    this.#ngCache = new ReplyCache({ now: () => performance.now() });
+    return { framing, cache: this.#ngCache };
   }
 
   /**
@@ -340,6 +384,7 @@ export class Daemon implements DaemonHandle {
     await this.#runner.drain();
     await Promise.all([...this.#listeners.map((l) => l.close()), this.#admin?.close()]);
     this.#cache.close();
+    this.#ngCache?.close();
     // Media workers stop receiving and hand over the packets they recorded before the recorders
     // close: a recording then holds every packet the parties were sent.
     await this.#media.stopReceiving();

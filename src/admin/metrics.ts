@@ -54,6 +54,18 @@ const COMMAND_BUCKETS = [
 ];
 
 const VERBS = Object.keys(COMMAND_SPECS);
+/** The ng commands with a verb label of their own (docs/ng.md). */
+const NG_VERBS: ReadonlySet<string> = new Set([
+  'ping',
+  'offer',
+  'answer',
+  'delete',
+  'query',
+  'list',
+  'statistics',
+  'start recording',
+  'stop recording',
+]);
 const ERROR_CODES = new Set<number>(Object.values(ECODES).map((e) => e.code));
 const ERROR_REPLY = /^E(\d+)/;
 const OVERLOAD_REPLY = `E${String(ECODES.OVERLOAD.code)}`;
@@ -307,6 +319,16 @@ export class DaemonMetrics {
     this.#commands.labels({ verb, result }).inc();
     this.#duration.labels({ verb }).observe(seconds);
     if (result === OVERLOAD_REPLY) this.#overloadRefusals.inc();
+  };
+
+  /**
+   * An ng request answered (docs/ng.md): verb `ng_COMMAND` for the commands the relay knows
+   * (`ng_other` for the rest, so the label stays bounded), result `ok` or `error`.
+   */
+  readonly observeNg = (command: string, failed: boolean, seconds: number): void => {
+    const verb = NG_VERBS.has(command) ? `ng_${command.replace(/ /g, '_')}` : 'ng_other';
+    this.#commands.labels({ verb, result: failed ? 'error' : 'ok' }).inc();
+    this.#duration.labels({ verb }).observe(seconds);
   };
 
   /** The text exposition. */

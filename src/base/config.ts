@@ -9,6 +9,8 @@ import type { Family } from './net.ts';
 export type ControlSocketSpec =
   | { readonly kind: 'unix' | 'cunix'; readonly path: string }
   | { readonly kind: 'udp' | 'udp6'; readonly host: string; readonly port: number }
+  /** The ng protocol's (rtpengine's) `ng:udp:` and `ng:udp6:` sockets (docs/ng.md). */
+  | { readonly kind: 'ng-udp' | 'ng-udp6'; readonly host: string; readonly port: number }
   | { readonly kind: 'tcp' | 'tcp6'; readonly host: string; readonly port: number }
   | { readonly kind: 'stdio' | 'stdioc' };
 

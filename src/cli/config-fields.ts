@@ -66,14 +66,7 @@ export function buildControlSockets(raw: RawOptions, fail: Fail): ControlSocketS
     if ((spec.kind === 'stdio' || spec.kind === 'stdioc') && !raw.foreground) {
       fail('-s', `the ${spec.kind}: control socket needs -f (stay in the foreground)`);
     }
-    if (
-      raw.noResolve &&
-      (spec.kind === 'udp' ||
-        spec.kind === 'udp6' ||
-        spec.kind === 'tcp' ||
-        spec.kind === 'tcp6') &&
-      isIP(spec.host) === 0
-    ) {
+    if (raw.noResolve && 'host' in spec && isIP(spec.host) === 0) {
       fail(
         '-s',
         `${JSON.stringify(spec.host)} in ${JSON.stringify(text)} is not a numeric address, and --no_resolve forbids name lookups`,

@@ -13,17 +13,16 @@ import { isErrnoException } from './process-io.ts';
 /**
  * The reference's superuser check: as root without `-u USER` (a group alone does not count) it
  * refuses a udp:/udp6: control socket and warns otherwise, unless `-F`. The rule is about remote
- * control, not the transport, so a tcp:/tcp6: control socket is refused as well, and so is the
- * admin API (`--http`), which can delete calls and drain the daemon.
+ * control, not the transport, so a tcp:/tcp6: or ng: control socket is refused as well, and so is
+ * the admin API (`--http`), which can delete calls and drain the daemon.
  */
 export function checkRoot(
   config: Config,
   uid: number | undefined,
 ): { refuse?: string; warn?: string } {
   if (config.allowRoot || uid !== 0 || config.user !== undefined) return {};
-  const remote = config.controlSockets.find(
-    (s) => s.kind === 'udp' || s.kind === 'udp6' || s.kind === 'tcp' || s.kind === 'tcp6',
-  );
+  // Every socket with a host is a network socket: udp, udp6, tcp, tcp6, ng:udp, ng:udp6.
+  const remote = config.controlSockets.find((s) => 'host' in s);
   const http =
     config.http === undefined
       ? undefined

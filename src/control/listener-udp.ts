@@ -31,11 +31,51 @@ const OWN_MEDIA_LOG_MS = 60_000;
 /** How long close() waits for replies already handed to the socket. */
 const CLOSE_SEND_WAIT_MS = 1000;
 
-/** A `udp:` or `udp6:` control socket spec. */
+/** A datagram control socket spec: `udp:`/`udp6:`, or the ng protocol's `ng:udp:`/`ng:udp6:`. */
 export interface UdpControlSpec {
-  readonly kind: 'udp' | 'udp6';
+  readonly kind: 'udp' | 'udp6' | 'ng-udp' | 'ng-udp6';
   readonly host: string;
   readonly port: number;
+}
+
+/**
+ * How a datagram socket's payload is framed and run: the rtpproxy protocol's (the default) or the
+ * ng protocol's. Both put a cookie and a space before the command and the reply; the listener
+ * keeps the cookie, the reply cache and the sockets, the framing the rest.
+ */
+export interface DatagramFraming {
+  /** Bytes of a datagram that are read; the rest is dropped. */
+  readonly maxBytes: number;
+  /** The cookie and the command after it; undefined when there is no cookie. */
+  split(data: Buffer): { readonly cookie: string; readonly body: Buffer } | undefined;
+  /**
+   * Runs a command (through the runner's queue); resolves with the reply after the cookie, or
+   * undefined to leave it unanswered (an empty datagram).
+   */
+  run(body: Buffer, origin: CommandOrigin): Promise<Buffer | undefined>;
+  /** The reply to a datagram without a usable cookie (none, or too long): sent without cookie. */
+  uncookied(): Promise<Buffer>;
+}
+
+/** The rtpproxy protocol's framing (docs/protocol.md 2.4, 2.5). */
+function rtpproxyFraming(runner: CommandRunner): DatagramFraming {
+  return {
+    maxBytes: MAX_DATAGRAM_COMMAND,
+    split: (data) => {
+      // latin1 maps each byte to one char, so NUL and high bytes reach the parser unchanged.
+      const parts = splitCookie(data.toString('latin1'));
+      return parts === undefined
+        ? undefined
+        : { cookie: parts.cookie, body: Buffer.from(parts.line, 'latin1') };
+    },
+    // The source address is where a `%%CC_SELF%%` notify target connects back to (8.3).
+    run: (body, origin) =>
+      runner
+        .run(body.toString('latin1'), origin, true)
+        .then((reply) => (reply === NO_ANSWER ? undefined : Buffer.from(reply, 'latin1'))),
+    // No usable cookie to echo: the parser answers E5 to the empty line.
+    uncookied: () => runner.run('').then((reply) => Buffer.from(reply, 'latin1')),
+  };
 }
 
 /** Collaborators of {@link UdpControlListener}. */
@@ -50,6 +90,8 @@ export interface UdpControlListenerOptions {
    * misdirected here, never a command (docs/architecture.md, "Own endpoints").
    */
   readonly own?: OwnEndpoints;
+  /** The protocol's framing; the rtpproxy protocol's by default. */
+  readonly framing?: DatagramFraming;
 }
 
 // Separator bytes of the tokenizer (docs/protocol.md 2.4), as latin1 characters.
@@ -77,6 +119,7 @@ export function splitCookie(text: string): { cookie: string; line: string } | un
 export class UdpControlListener implements ControlListener {
   readonly #spec: UdpControlSpec;
   readonly #runner: CommandRunner;
+  readonly #framing: DatagramFraming;
   readonly #cache: ReplyCache;
   readonly #log: Logger;
   readonly #own: OwnEndpoints | undefined;
@@ -97,10 +140,13 @@ export class UdpControlListener implements ControlListener {
   constructor(options: UdpControlListenerOptions) {
     this.#spec = options.spec;
     this.#runner = options.runner;
+    this.#framing = options.framing ?? rtpproxyFraming(options.runner);
     this.#cache = options.cache;
     this.#log = options.log;
     this.#own = options.own;
-    this.#socket = dgram.createSocket(options.spec.kind === 'udp6' ? 'udp6' : 'udp4');
+    this.#socket = dgram.createSocket(
+      options.spec.kind === 'udp6' || options.spec.kind === 'ng-udp6' ? 'udp6' : 'udp4',
+    );
     // Attached before bind: an unhandled 'error' would crash the daemon.
     this.#socket.on('error', (err) => {
       if (this.#listening) this.#log.error({ err, socket: this.#name() }, 'control socket error');
@@ -196,25 +242,18 @@ export class UdpControlListener implements ControlListener {
       this.#dropOwnMedia(rinfo);
       return;
     }
-    const data = msg.length > MAX_DATAGRAM_COMMAND ? msg.subarray(0, MAX_DATAGRAM_COMMAND) : msg;
-    // latin1 maps each byte to one char, so NUL and high bytes reach the parser unchanged.
-    const parts = splitCookie(data.toString('latin1'));
-    if (parts === undefined) {
-      // No token, so no cookie to echo: the parser answers E5 to the empty line.
-      void this.#runner.run('').then((reply) => {
-        this.#send(Buffer.from(reply, 'latin1'), rinfo);
+    const framing = this.#framing;
+    const data = msg.length > framing.maxBytes ? msg.subarray(0, framing.maxBytes) : msg;
+    const parts = framing.split(data);
+    if (parts === undefined || parts.cookie.length > MAX_COOKIE_LENGTH) {
+      if (parts !== undefined) this.#noteLongCookie(parts.cookie.length, rinfo);
+      // Answered without a cookie, neither run nor cached.
+      void framing.uncookied().then((reply) => {
+        this.#send(reply, rinfo);
       });
       return;
     }
-    const { cookie, line } = parts;
-    if (cookie.length > MAX_COOKIE_LENGTH) {
-      this.#noteLongCookie(cookie.length, rinfo);
-      // Answered like a datagram without a usable cookie: the parser answers E5 to the empty line.
-      void this.#runner.run('').then((reply) => {
-        this.#send(Buffer.from(reply, 'latin1'), rinfo);
-      });
-      return;
-    }
+    const { cookie, body } = parts;
     const claim = this.#cache.claim(cookie);
     switch (claim.kind) {
       case 'hit':
@@ -228,12 +267,13 @@ export class UdpControlListener implements ControlListener {
         });
         return;
       case 'miss':
-        // The source address is where a `%%CC_SELF%%` notify target connects back to (8.3). A
-        // command left unanswered gets an empty datagram, which Kamailio and OpenSIPS read as a
+        // A command left unanswered gets an empty datagram, which Kamailio and OpenSIPS read as a
         // failed exchange (their retransmissions get it again, from the cache).
-        void this.#runner.run(line, this.#origin(rinfo), true).then((reply) => {
+        void framing.run(body, this.#origin(rinfo)).then((reply) => {
           const bytes =
-            reply === NO_ANSWER ? Buffer.alloc(0) : Buffer.from(`${cookie} ${reply}`, 'latin1');
+            reply === undefined
+              ? Buffer.alloc(0)
+              : Buffer.concat([Buffer.from(`${cookie} `, 'latin1'), reply]);
           this.#cache.complete(cookie, bytes);
           this.#send(bytes, rinfo);
         });
@@ -254,7 +294,7 @@ export class UdpControlListener implements ControlListener {
         limit: MAX_COOKIE_LENGTH,
         refused: this.#longCookies,
       },
-      'control command refused with E5: cookie too long (count is refusals since the last such line)',
+      'control command refused: cookie too long (count is refusals since the last such line)',
     );
     this.#longCookieLoggedAt = now;
     this.#longCookies = 0;

@@ -73,14 +73,51 @@ export class CommandRunner {
    */
   run(line: string, origin?: CommandOrigin, mayLeaveUnanswered = false): Promise<string> {
     const receivedAt = this.#now();
-    const result = this.#tail.then(() =>
-      this.#execute(line, origin, receivedAt, mayLeaveUnanswered),
-    );
+    return this.#enqueue(() => this.#execute(line, origin, receivedAt, mayLeaveUnanswered));
+  }
+
+  /**
+   * Queues a command of another protocol (ng) behind the same queue, so that it runs one at a
+   * time with every other command, and counts it like one. `task` gets the command's arrival time
+   * and resolves with its reply and whether it failed; it must not reject (a rejection is logged,
+   * counted as an error and answered with `onCrash()`).
+   */
+  runTask<T>(
+    task: (receivedAt: number) => Promise<{ readonly reply: T; readonly failed: boolean }>,
+    onCrash: () => T,
+  ): Promise<T> {
+    const receivedAt = this.#now();
+    return this.#enqueue(async () => {
+      this.#stats.ncmdsRcvd++;
+      let result: { readonly reply: T; readonly failed: boolean };
+      try {
+        result = await task(receivedAt);
+      } catch (err) {
+        this.#log.error({ err }, 'command task failed');
+        result = { reply: onCrash(), failed: true };
+      }
+      this.#count(result.failed);
+      return result.reply;
+    });
+  }
+
+  #enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(work);
     this.#tail = result.then(
       () => undefined,
       () => undefined,
     );
     return result;
+  }
+
+  /** The command counters of one command: replied to, and succeeded or failed. */
+  #count(failed: boolean, replied = true): void {
+    if (replied) this.#stats.ncmdsRepld++;
+    if (failed) {
+      this.#stats.ncmdsErrs++;
+    } else {
+      this.#stats.ncmdsSuccd++;
+    }
   }
 
   /** Counts a retransmission answered from the reply cache (`ncmds_rcvd_ndups`). */
@@ -124,16 +161,12 @@ export class CommandRunner {
       failed = true;
     }
     this.#observer?.(line, outcome, (this.#now() - receivedAt) / 1000);
-    if (failed) {
-      this.#stats.ncmdsErrs++;
-    } else {
-      this.#stats.ncmdsSuccd++;
-    }
     if (reply === NO_ANSWER) {
+      this.#count(failed, false);
       this.#log.debug('leaving the command unanswered');
       return reply;
     }
-    this.#stats.ncmdsRepld++;
+    this.#count(failed);
     this.#log.debug({ reply }, 'sending reply');
     return reply;
   }

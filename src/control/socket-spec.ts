@@ -4,7 +4,7 @@ import type { ControlSocketSpec } from '../base/config.ts';
 /** Port used when a `udp:`/`tcp:` control socket gives none (docs/protocol.md 2.1). */
 export const DEFAULT_CONTROL_PORT = 22222;
 
-type InetKind = 'udp' | 'udp6' | 'tcp' | 'tcp6';
+type InetKind = 'udp' | 'udp6' | 'tcp' | 'tcp6' | 'ng-udp' | 'ng-udp6';
 
 /**
  * Longest unix socket path in bytes: `sun_path` holds 108 bytes on Linux, the terminating NUL
@@ -41,6 +41,14 @@ export function parseSocketSpec(text: string): ControlSocketSpec | { error: stri
   for (const kind of INET_KINDS) {
     if (text.startsWith(`${kind}:`)) return inetSpec(kind, text.slice(kind.length + 1), text);
   }
+  // The ng protocol (docs/ng.md): `ng:udp:HOST[:PORT]`, `ng:udp6:HOST[:PORT]`.
+  if (text.startsWith('ng:')) {
+    for (const kind of ['udp', 'udp6'] as const) {
+      const prefix = `ng:${kind}:`;
+      if (text.startsWith(prefix)) return inetSpec(`ng-${kind}`, text.slice(prefix.length), text);
+    }
+    return { error: `the ng protocol listens on ng:udp:HOST:PORT or ng:udp6:[HOST]:PORT` };
+  }
   // The reference treats anything without a known prefix as a unix: path.
   return unixSpec('unix', text, text);
 }
@@ -55,9 +63,13 @@ export function formatSocketSpec(spec: ControlSocketSpec): string {
     case 'udp6':
     case 'tcp':
     case 'tcp6':
+    case 'ng-udp':
+    case 'ng-udp6': {
+      const kind = spec.kind.startsWith('ng-') ? `ng:${spec.kind.slice(3)}` : spec.kind;
       return spec.host.includes(':')
-        ? `${spec.kind}:[${spec.host}]:${String(spec.port)}`
-        : `${spec.kind}:${spec.host}:${String(spec.port)}`;
+        ? `${kind}:[${spec.host}]:${String(spec.port)}`
+        : `${kind}:${spec.host}:${String(spec.port)}`;
+    }
     case 'stdio':
     case 'stdioc':
       return `${spec.kind}:`;
@@ -107,16 +119,17 @@ function inetSpec(
     }
   }
   if (host === '') return { error: `empty host in ${JSON.stringify(text)}` };
-  const v6 = kind === 'udp6' || kind === 'tcp6';
+  const label = kind.startsWith('ng-') ? `ng:${kind.slice(3)}` : kind;
+  const v6 = kind === 'udp6' || kind === 'tcp6' || kind === 'ng-udp6';
   if (host === '*') host = v6 ? '::' : '0.0.0.0';
   // Caught here rather than at bind time, where the message would not say why.
   if (v6 && (isIPv4(host) || (host.includes(':') && !isIPv6(host)))) {
     return {
-      error: `bad IPv6 address ${JSON.stringify(host)} in ${JSON.stringify(text)} (the port is split at the last colon: give one, e.g. ${kind}:[::1]:${String(DEFAULT_CONTROL_PORT)})`,
+      error: `bad IPv6 address ${JSON.stringify(host)} in ${JSON.stringify(text)} (the port is split at the last colon: give one, e.g. ${label}:[::1]:${String(DEFAULT_CONTROL_PORT)})`,
     };
   }
   if (!v6 && isIPv6(host)) {
-    return { error: `IPv6 address in ${JSON.stringify(text)}: use ${kind}6:` };
+    return { error: `IPv6 address in ${JSON.stringify(text)}: use ${label}6:` };
   }
   let port = DEFAULT_CONTROL_PORT;
   // An empty port (`udp:HOST:`) means the default, as in the reference.

@@ -354,6 +354,27 @@ export class SessionManager {
     return count;
   }
 
+  /**
+   * ng's `start recording` (docs/ng.md): both legs of every session of the call, one file per
+   * leg; how many legs record now (0 without `-r`).
+   */
+  async recordCall(callId: string): Promise<number> {
+    const sessions = [...this.sessionsOf(callId)];
+    const legs = sessions.flatMap((session) => [
+      { session, leg: 0 as const },
+      { session, leg: 1 as const },
+    ]);
+    const count = this.#recording.record(legs, false);
+    await this.#toUserspace(sessions);
+    return count;
+  }
+
+  /** ng's `stop recording`: stops the recorders of both legs of every session of the call. */
+  stopRecordingCall(callId: string): number {
+    const selected = this.sessionsOf(callId).map((session) => ({ session, leg: 1 as const }));
+    return this.#recording.stop(selected, true);
+  }
+
   /** C with a file name: record the leg facing T1 into `name` under the recording directory. */
   async copyToFile(found: FoundSession, name: string, single: boolean): Promise<void> {
     this.#recording.copyToFile(found, name, single);

@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseSocketSpec } from '../control/socket-spec.ts';
-import { isConnectable, type ConnectableSpec } from './ctl-client.ts';
+import { isConnectable, unconnectable, type ConnectableSpec } from './ctl-client.ts';
 
 /** The control socket when neither `-s` nor RTPPROXY_SOCKET names one: the README's start command. */
 const DEFAULT_SOCKET = 'udp:127.0.0.1:22222';
@@ -270,7 +270,7 @@ function checkInvocation(
     return { usage: `bad control socket ${JSON.stringify(socketText)}: ${spec.error}` };
   }
   if (!isConnectable(spec)) {
-    return { usage: `${spec.kind}: is the daemon's own stdin, not a socket to connect to` };
+    return { usage: unconnectable(spec) ?? `${spec.kind}: cannot be connected to` };
   }
   if ('port' in spec && spec.port === 0) {
     return { usage: `bad control socket ${JSON.stringify(socketText)}: port 0` };

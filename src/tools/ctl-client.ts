@@ -16,12 +16,37 @@ export class CtlError extends Error {
   override readonly name = 'CtlError';
 }
 
-/** A control socket the tool can connect to: every `-s` kind but the daemon's own stdio. */
-export type ConnectableSpec = Exclude<ControlSocketSpec, { kind: 'stdio' | 'stdioc' }>;
+/**
+ * A control socket the tool can connect to: every `-s` kind of the rtpproxy protocol but the
+ * daemon's own stdio (`ng:` sockets speak rtpengine's protocol).
+ */
+export type ConnectableSpec = Exclude<
+  ControlSocketSpec,
+  { kind: 'stdio' | 'stdioc' | 'ng-udp' | 'ng-udp6' }
+>;
 
-/** Whether the tool can connect to `spec`: every kind but `stdio:` and `stdioc:`. */
+/** Why the tool cannot connect to `spec`, or undefined when it can. */
+export function unconnectable(spec: ControlSocketSpec): string | undefined {
+  switch (spec.kind) {
+    case 'stdio':
+    case 'stdioc':
+      return `${spec.kind}: is the daemon's own stdin, not a socket to connect to`;
+    case 'ng-udp':
+    case 'ng-udp6':
+      return 'an ng: socket speaks the ng protocol (docs/ng.md); give an rtpproxy control socket';
+    case 'unix':
+    case 'cunix':
+    case 'udp':
+    case 'udp6':
+    case 'tcp':
+    case 'tcp6':
+      return undefined;
+  }
+}
+
+/** Whether the tool can connect to `spec` (see {@link unconnectable}). */
 export function isConnectable(spec: ControlSocketSpec): spec is ConnectableSpec {
-  return spec.kind !== 'stdio' && spec.kind !== 'stdioc';
+  return unconnectable(spec) === undefined;
 }
 
 /**

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { udpCommand, waitUntil, withTimeout } from '../helpers/control.ts';
+import { NgClient, sdpOf } from '../helpers/ng.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freeUdpPort, Peer, portWindow, rtpPacket, uniqueCall } from '../helpers/udp.ts';
 
@@ -52,6 +53,7 @@ t.test('the compiled daemon and tools run without the sources', async (t) => {
 
   const pidFile = join(dir, 'rtpproxy.pid');
   const port = await freeUdpPort();
+  const ngPort = await freeUdpPort();
   const child = spawn(
     process.execPath,
     [
@@ -63,6 +65,8 @@ t.test('the compiled daemon and tools run without the sources', async (t) => {
       '-F',
       '-s',
       `udp:127.0.0.1:${String(port)}`,
+      '-s',
+      `ng:udp:127.0.0.1:${String(ngPort)}`,
       '-l',
       '127.0.0.1',
       ...portWindow(60),
@@ -118,6 +122,25 @@ t.test('the compiled daemon and tools run without the sources', async (t) => {
     DEADLINE_MS,
   );
   t.pass('the media worker started');
+
+  // The ng protocol's libraries (bencode, sdp-transform) are in the bundle.
+  const ng = await NgClient.open(t, ngPort);
+  const ngCall = uniqueCall('compiledng');
+  const ngOffer = await ng.request({
+    command: 'offer',
+    'call-id': ngCall.id,
+    'from-tag': ngCall.from,
+    sdp: sdpOf(
+      'v=0',
+      'o=- 1 1 IN IP4 127.0.0.1',
+      's=-',
+      'c=IN IP4 127.0.0.1',
+      't=0 0',
+      `m=audio ${String(a.port)} RTP/AVP 0`,
+    ),
+  });
+  t.equal(ngOffer['result'], 'ok', 'an ng offer answered by the compiled daemon');
+  t.match(ngOffer['sdp'], /^m=audio 4[0-9]{4} RTP\/AVP 0\r$/m, 'with the relay port in the SDP');
 
   child.kill('SIGTERM');
   t.equal(await withTimeout(exited, DEADLINE_MS, 'exit after SIGTERM'), 0, 'exit status 0');

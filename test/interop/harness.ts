@@ -25,6 +25,8 @@ import { udpCommand } from '../helpers/control.ts';
 import { nftArgs } from '../helpers/kernel-mode.ts';
 
 const KAMAILIO_CFG = fileURLToPath(new URL('kamailio.cfg', import.meta.url));
+/** Kamailio with its rtpengine module, driving the daemon over the ng protocol. */
+const KAMAILIO_NG_CFG = fileURLToPath(new URL('kamailio-ng.cfg', import.meta.url));
 const SCENARIO_DIR = fileURLToPath(new URL('scenarios/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/rtpproxy.js', import.meta.url));
 
@@ -286,6 +288,8 @@ export interface DaemonOptions {
   readonly controlPort: number;
   /** Also listen on this unix control socket. */
   readonly unixSocket?: string;
+  /** Also listen for the ng protocol on this UDP port (`-s ng:udp:127.0.0.1:PORT`). */
+  readonly ngPort?: number;
   /** `-l` value: `127.0.0.1`, or `A/B` for bridge mode. */
   readonly listen: string;
   readonly portMin: number;
@@ -317,6 +321,7 @@ export class RtpproxyDaemon {
       `udp:127.0.0.1:${String(options.controlPort)}`,
     ];
     if (options.unixSocket !== undefined) args.push('-s', `unix:${options.unixSocket}`);
+    if (options.ngPort !== undefined) args.push('-s', `ng:udp:127.0.0.1:${String(options.ngPort)}`);
     args.push('-l', options.listen, '-m', String(options.portMin), '-M', String(options.portMax));
     if (options.ttl !== undefined) args.push('-T', String(options.ttl));
     args.push('-d', 'INFO', '-p', '/dev/null', '-r', options.recordDir, '-P');
@@ -386,12 +391,14 @@ export interface KamailioOptions {
   readonly port: number;
   /**
    * The rtpproxy_sock of set 0: `udp:127.0.0.1:PORT` or `unix:PATH`, or several daemons with
-   * their weights (`udp:127.0.0.1:P1=2 udp:127.0.0.1:P2=1`).
+   * their weights (`udp:127.0.0.1:P1=2 udp:127.0.0.1:P2=1`); the ng port with `ng`.
    */
   readonly rtpproxySock: string;
   /** rtpproxy_disable_tout and rtpproxy_retr (default: the module's, 60 s and 5). */
   readonly disableTimeout?: number;
   readonly retries?: number;
+  /** Drive the daemon with the rtpengine module over the ng protocol (kamailio-ng.cfg). */
+  readonly ng?: boolean;
   /** Set 1 (bridge mode), `udp:HOST:PORT`. */
   readonly bridgeSock?: string;
   readonly prompt?: string;
@@ -411,7 +418,8 @@ export class Kamailio {
 
   static async start(t: Teardown, name: string, options: KamailioOptions): Promise<Kamailio> {
     mkdirSync(options.workDir, { recursive: true });
-    const args = ['-DD', '-E', '-f', KAMAILIO_CFG, '-A', `RTPPROXY_SOCK="${options.rtpproxySock}"`];
+    const cfg = options.ng === true ? KAMAILIO_NG_CFG : KAMAILIO_CFG;
+    const args = ['-DD', '-E', '-f', cfg, '-A', `RTPPROXY_SOCK="${options.rtpproxySock}"`];
     if (options.bridgeSock !== undefined) {
       args.push('-A', `BRIDGE_SOCK="1 == ${options.bridgeSock}"`);
     }

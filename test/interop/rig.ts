@@ -38,8 +38,11 @@ import {
 
 export interface RigConfig {
   readonly name: string;
-  /** How Kamailio reaches the daemon. */
-  readonly control: 'udp' | 'unix';
+  /**
+   * How Kamailio reaches the daemon: its rtpproxy module over the UDP or the unix control socket,
+   * or its rtpengine module over the ng protocol.
+   */
+  readonly control: 'udp' | 'unix' | 'ng';
   readonly uacIp: string;
   readonly uasIp: string;
   /** The daemon's media window (`-m`/`-M`) on 127.0.0.1. */
@@ -173,9 +176,11 @@ export class Rig {
     const controlPort = await freeUdpPort(DAEMON_IP);
     const unixSocket = join(dir, 'rtpproxy.sock');
     const ttl = config.ttl === undefined ? {} : { ttl: config.ttl };
+    const ngPort = config.control === 'ng' ? await freeUdpPort(DAEMON_IP) : undefined;
     const daemon = await RtpproxyDaemon.start(t, `rtpproxy(${config.name})`, {
       controlPort,
       ...(config.control === 'unix' ? { unixSocket } : {}),
+      ...(ngPort === undefined ? {} : { ngPort }),
       listen: DAEMON_IP,
       portMin: config.set?.[0]?.portMin ?? config.portMin,
       portMax: config.set?.[0]?.portMax ?? config.portMax,
@@ -241,7 +246,8 @@ export class Rig {
 
     const kamailio = await Kamailio.start(t, `kamailio(${config.name})`, {
       port: await freeUdpPort(DAEMON_IP),
-      rtpproxySock,
+      rtpproxySock: ngPort === undefined ? rtpproxySock : `udp:${DAEMON_IP}:${String(ngPort)}`,
+      ...(ngPort === undefined ? {} : { ng: true }),
       ...(config.kamailio === undefined
         ? {}
         : { disableTimeout: config.kamailio.disableTimeout, retries: config.kamailio.retries }),

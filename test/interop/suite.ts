@@ -28,6 +28,7 @@ type ScenarioName =
   | 'manage'
   | 'recording'
   | 'rtpstat'
+  | 'ng-rtpstat'
   | 'playback'
   | 'bridge';
 
@@ -336,6 +337,39 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         const note = `${String(m.unmatched)} unmatched, ${String(run.dropped)} not captured`;
         t.ok(m.unmatched <= run.dropped, `every recorded packet is one the callee sent (${note})`);
       }
+    });
+  },
+
+  'ng-rtpstat': async (t, rig) => {
+    await t.test("$rtpstat over ng: the daemon's query totals reach the SIP side", async (t) => {
+      const run = await rig.call(t, {
+        title: 'ng rtpstat',
+        service: 'stat',
+        uac: 'uac',
+        uas: 'uas',
+      });
+      const [v] = checkCalls(t, run, {
+        calls: 1,
+        minPackets: MIN_PACKETS,
+        uasSdpIn: 'INVITE',
+        uacSdpIn: '200/INVITE',
+      });
+      if (v === undefined) return;
+      const bye = v.toUas.find((m) => m.method === 'BYE');
+      const stat = bye?.headers.get('x-rtp-stat')?.[0];
+      // What Kamailio's rtpengine module prints from the query reply's totals.
+      const m =
+        /^RTP: (\d+) bytes, (\d+) packets, (\d+) errors; RTCP: (\d+) bytes, (\d+) packets, (\d+) errors$/.exec(
+          stat ?? '',
+        );
+      t.ok(m !== null, `X-RTP-Stat is the module's totals line: ${String(stat)}`, {
+        headers: bye === undefined ? [] : [...bye.headers],
+      });
+      if (m === null) return;
+      const [bytes, packets, errors] = m.slice(1, 4).map(Number) as [number, number, number];
+      t.ok(packets >= 2 * MIN_PACKETS, `RTP packets from both parties: ${String(packets)}`);
+      t.ok(bytes >= packets * 172, `RTP bytes: ${String(bytes)}`);
+      t.equal(errors, 0, 'no RTP errors');
     });
   },
 

@@ -135,3 +135,40 @@ t.test(
     t.equal(stats.ncmdsRepld, 2);
   },
 );
+
+t.test('commandRunner.runTask() waits in the same queue and counts like a command', async (t) => {
+  const stats = new GlobalStats();
+  const gate = deferred();
+  const order: string[] = [];
+  const runner = new CommandRunner(
+    async (line) => {
+      order.push(line);
+      return gate.promise;
+    },
+    stats,
+    silent,
+  );
+  const first = runner.run('V');
+  const task = runner.runTask(
+    async () => {
+      order.push('task');
+      return { reply: 'ng reply', failed: true };
+    },
+    () => 'crash',
+  );
+  const crash = runner.runTask(
+    () => Promise.reject(new Error('boom')),
+    () => 'crash',
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  t.strictSame(order, ['V'], 'the task waits for the command before it');
+  gate.resolve('20040107\n');
+  t.equal(await first, '20040107\n');
+  t.equal(await task, 'ng reply');
+  t.equal(await crash, 'crash', 'a task that rejects is answered by onCrash');
+  t.strictSame(order, ['V', 'task']);
+  t.equal(stats.ncmdsRcvd, 3);
+  t.equal(stats.ncmdsRepld, 3);
+  t.equal(stats.ncmdsErrs, 2);
+  t.equal(stats.ncmdsSuccd, 1);
+});

@@ -28,6 +28,11 @@ const ok: readonly (readonly [text: string, want: object])[] = [
   ['tcp6:*:22', { kind: 'tcp6', host: '::', port: 22 }],
   ['stdio:', { kind: 'stdio' }],
   ['stdioc:', { kind: 'stdioc' }],
+  ['ng:udp:127.0.0.1:2223', { kind: 'ng-udp', host: '127.0.0.1', port: 2223 }],
+  ['ng:udp:127.0.0.1:0', { kind: 'ng-udp', host: '127.0.0.1', port: 0 }],
+  ['ng:udp:*', { kind: 'ng-udp', host: '0.0.0.0', port: 22222 }],
+  ['ng:udp6:[::1]:2223', { kind: 'ng-udp6', host: '::1', port: 2223 }],
+  ['ng:udp6:*:9', { kind: 'ng-udp6', host: '::', port: 9 }],
 ];
 
 for (const [text, want] of ok) {
@@ -55,6 +60,11 @@ const bad: readonly (readonly [text: string, match: RegExp])[] = [
   ['systemd:', /not supported/],
   ['fd:3', /not supported/],
   ['stdio:x', /takes no argument/],
+  ['ng:tcp:127.0.0.1:5', /ng:udp:HOST:PORT/],
+  ['ng:', /ng:udp:HOST:PORT/],
+  ['ng:udp:::1:5', /use ng:udp6:/],
+  ['ng:udp6:127.0.0.1:5', /bad IPv6 address.*ng:udp6:\[::1\]/],
+  ['ng:udp:127.0.0.1:70000', /bad port/],
 ];
 
 for (const [text, match] of bad) {
@@ -74,6 +84,8 @@ t.test('formatSocketSpec() round-trips through parseSocketSpec()', async (t) => 
     'tcp6:[::]:1',
     'stdio:',
     'stdioc:',
+    'ng:udp:127.0.0.1:2223',
+    'ng:udp6:[::1]:2223',
   ]) {
     const spec = parseSocketSpec(text);
     if ('error' in spec) {

@@ -1,0 +1,357 @@
+/**
+ * The ng protocol (docs/ng.md) against a real daemon on loopback, as Kamailio's rtpengine module
+ * speaks it: offer and answer with real SDP, media relayed both ways, query, list, delete,
+ * retransmissions, malformed input, refusals, and an rtpproxy-protocol call beside it.
+ */
+import { readdirSync } from 'node:fs';
+import t from 'tap';
+import { waitUntil } from '../helpers/control.ts';
+import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
+import { mediaPort, NgClient, type NgReplyDict, sdpOf } from '../helpers/ng.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { Peer, portWindow, rtpPacket, uniqueCall, waitPortsFree } from '../helpers/udp.ts';
+
+interface Rig {
+  readonly d: RunningDaemon;
+  readonly ng: NgClient;
+}
+
+async function rig(test: Teardown): Promise<Rig> {
+  const d = await startDaemon(test, [
+    '-l',
+    '127.0.0.1',
+    '-s',
+    'ng:udp:127.0.0.1:0',
+    ...portWindow(90),
+  ]);
+  const port = d.daemon.controlPort(1);
+  if (port === undefined) throw new Error('no ng port');
+  return { d, ng: await NgClient.open(test, port) };
+}
+
+/** One party's SDP: audio on `port`, optionally a disabled video stream. */
+function partySdp(port: number, extra: string[] = []): string {
+  return sdpOf(
+    'v=0',
+    'o=- 3937005870 3937005870 IN IP4 127.0.0.1',
+    's=call',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    `m=audio ${String(port)} RTP/AVP 0 101`,
+    'a=rtpmap:0 PCMU/8000',
+    'a=rtpmap:101 telephone-event/8000',
+    `a=rtcp:${String(port + 1)}`,
+    'a=sendrecv',
+    ...extra,
+  );
+}
+
+function text(reply: NgReplyDict, key: string): string {
+  const value = reply[key];
+  if (typeof value !== 'string') throw new Error(`no ${key} in ${JSON.stringify(reply)}`);
+  return value;
+}
+
+t.test('ng', async (t) => {
+  const { d, ng } = await rig(t);
+
+  t.test('ping answers pong', async (t) => {
+    t.strictSame(await ng.request({ command: 'ping' }), { result: 'pong' });
+  });
+
+  t.test('offer, answer, media both ways, query, list, delete', async (t) => {
+    const call = uniqueCall('ngcall');
+    const caller = await Peer.open(t);
+    const callee = await Peer.open(t);
+    const offer = await ng.request({
+      command: 'offer',
+      'call-id': call.id,
+      'from-tag': call.from,
+      sdp: partySdp(caller.port, ['m=video 0 RTP/AVP 96']),
+      flags: ['trust-address'],
+      replace: ['origin'],
+      'received-from': ['IP4', '127.0.0.1'],
+    });
+    t.equal(offer['result'], 'ok', JSON.stringify(offer));
+    const offerSdp = text(offer, 'sdp');
+    const toCallee = mediaPort(offerSdp, 1);
+    t.match(offerSdp, /^o=- 3937005870 3937005870 IN IP4 127\.0\.0\.1\r$/m);
+    t.match(
+      offerSdp,
+      new RegExp(`^a=rtcp:${String(toCallee + 1)} IN IP4 127\\.0\\.0\\.1\\r$`, 'm'),
+    );
+    t.equal(mediaPort(offerSdp, 2), 0, 'the disabled stream stays disabled');
+    t.not(toCallee, caller.port);
+
+    const answer = await ng.request({
+      command: 'answer',
+      'call-id': call.id,
+      'from-tag': call.from,
+      'to-tag': call.to,
+      sdp: partySdp(callee.port, ['m=video 0 RTP/AVP 96']),
+    });
+    t.equal(answer['result'], 'ok', JSON.stringify(answer));
+    const toCaller = mediaPort(text(answer, 'sdp'), 1);
+
+    for (let seq = 1; seq <= 3; seq += 1) {
+      const fromCaller = rtpPacket({ seq, ssrc: 0x1111 });
+      await caller.send(fromCaller, toCaller);
+      await callee.expect(fromCaller, toCallee);
+      const fromCallee = rtpPacket({ seq, ssrc: 0x2222, fill: 0x55 });
+      await callee.send(fromCallee, toCallee);
+      await caller.expect(fromCallee, toCaller);
+    }
+
+    const query = await ng.request({ command: 'query', 'call-id': call.id, 'from-tag': call.from });
+    t.equal(query['result'], 'ok');
+    t.type(query['created'], 'number');
+    t.match(query['totals'], {
+      RTP: { packets: 6, bytes: 6 * 172, errors: 0 },
+      RTCP: { packets: 0 },
+    });
+    t.match(query['tags'], { [call.from]: { tag: call.from }, [call.to]: { tag: call.to } });
+
+    const list = await ng.request({ command: 'list' });
+    t.ok((list['calls'] as string[]).includes(call.id));
+
+    const deleted = await ng.request({
+      command: 'delete',
+      'call-id': call.id,
+      'from-tag': call.from,
+      'to-tag': call.to,
+    });
+    t.equal(deleted['result'], 'ok');
+    t.match(deleted['totals'], { RTP: { packets: 6 } });
+    await waitPortsFree([toCallee, toCallee + 1, toCaller, toCaller + 1], 'the call ports let go');
+    t.strictSame(await ng.request({ command: 'query', 'call-id': call.id }), {
+      result: 'error',
+      'error-reason': 'Unknown call-id',
+    });
+    t.strictSame(await ng.request({ command: 'delete', 'call-id': call.id }), {
+      result: 'ok',
+      warning: "Call-ID not found or tags didn't match",
+    });
+    t.strictSame(await ng.request({ command: 'delete', 'call-id': call.id, flags: ['fatal'] }), {
+      result: 'error',
+      'error-reason': "Call-ID not found or tags didn't match",
+    });
+  });
+
+  t.test("delete with either party's from-tag alone ends the call (a late offer)", async (t) => {
+    for (const byeFrom of ['caller', 'callee'] as const) {
+      const call = uniqueCall('nglate');
+      const caller = await Peer.open(t);
+      const callee = await Peer.open(t);
+      // The offer came in the callee's 200 OK: its from-tag is the callee's, its to-tag the caller's.
+      const offer = await ng.request({
+        command: 'offer',
+        'call-id': call.id,
+        'from-tag': call.to,
+        'to-tag': call.from,
+        sdp: partySdp(callee.port),
+      });
+      t.equal(offer['result'], 'ok');
+      const answer = await ng.request({
+        command: 'answer',
+        'call-id': call.id,
+        'from-tag': call.to,
+        'to-tag': call.from,
+        sdp: partySdp(caller.port),
+      });
+      t.equal(answer['result'], 'ok');
+      const tag = byeFrom === 'caller' ? call.from : call.to;
+      const deleted = await ng.request({ command: 'delete', 'call-id': call.id, 'from-tag': tag });
+      t.strictSame(Object.keys(deleted).includes('warning'), false, `BYE from the ${byeFrom}`);
+      t.equal(deleted['result'], 'ok');
+      t.match(await ng.request({ command: 'query', 'call-id': call.id }), {
+        'error-reason': 'Unknown call-id',
+      });
+    }
+  });
+
+  t.test('a retransmitted cookie is answered from the cache, not run again', async (t) => {
+    const call = uniqueCall('ngretrans');
+    const caller = await Peer.open(t);
+    const before = await d.command('G nsess_created ncmds_rcvd_ndups');
+    const cookie = NgClient.cookie();
+    const request = {
+      command: 'offer',
+      'call-id': call.id,
+      'from-tag': call.from,
+      sdp: partySdp(caller.port),
+    };
+    const first = await ng.request(request, cookie);
+    const again = await ng.request(request, cookie);
+    t.strictSame(again, first);
+    const [created, dups] = before.trim().split(' ').map(Number);
+    t.equal(
+      await d.command('G nsess_created ncmds_rcvd_ndups'),
+      `${String((created ?? 0) + 1)} ${String((dups ?? 0) + 1)}\n`,
+    );
+    await ng.request({ command: 'delete', 'call-id': call.id });
+  });
+
+  t.test('malformed messages get an error, and the daemon goes on', async (t) => {
+    const cookie = NgClient.cookie();
+    const bad: readonly (readonly [string, string, string])[] = [
+      ['bad bencode', 'd7:command4:pin', 'Could not decode bencode dictionary'],
+      ['not a dictionary', 'l4:pinge', 'Could not decode bencode dictionary'],
+      ['no command', 'd7:call-id1:xe', 'Dictionary contains no key "command"'],
+      ['unknown command', 'd7:command4:frobe', 'Unrecognized command'],
+    ];
+    for (const [name, body, reason] of bad) {
+      const reply = await ng.raw(Buffer.from(`${cookie}${name.length.toString()} ${body}`));
+      t.equal(
+        reply.toString('latin1'),
+        `${cookie}${name.length.toString()} d12:error-reason${String(reason.length)}:${reason}6:result5:errore`,
+        name,
+      );
+    }
+    const noSpace = await ng.raw(Buffer.from('d7:command4:pinge'));
+    t.match(
+      noSpace.toString('latin1'),
+      /^d12:error-reason.*6:result5:errore$/,
+      'no cookie: an error without one',
+    );
+    t.strictSame(await ng.request({ command: 'ping' }), { result: 'pong' });
+  });
+
+  t.test('what the relay cannot do is refused by name', async (t) => {
+    const call = uniqueCall('ngrefuse');
+    const base = { command: 'offer', 'call-id': call.id, 'from-tag': call.from };
+    const srtp = partySdp(40000).replace('RTP/AVP', 'RTP/SAVP');
+    const refusals: readonly (readonly [string, Record<string, unknown>, RegExp])[] = [
+      ['SRTP', { ...base, sdp: srtp }, /SRTP\/DTLS is not supported/],
+      [
+        'transcoding',
+        { ...base, sdp: partySdp(40000), codec: { transcode: ['PCMA'] } },
+        /codec manipulation/,
+      ],
+      ['ICE=force', { ...base, sdp: partySdp(40000), ICE: 'force' }, /ICE=force is not supported/],
+      [
+        'rtcp-mux demux',
+        { ...base, sdp: partySdp(40000), 'rtcp-mux': ['demux'] },
+        /rtcp-mux demux/,
+      ],
+      [
+        'transport conversion',
+        { ...base, sdp: partySdp(40000), 'transport-protocol': 'RTP/SAVP' },
+        /transport-protocol conversion/,
+      ],
+      ['no SDP', { ...base }, /No SDP body in message/],
+      ['malformed SDP', { ...base, sdp: 'hello' }, /Failed to parse SDP/],
+      [
+        'pause recording',
+        { command: 'pause recording', 'call-id': call.id },
+        /pausing a recording is not supported/,
+      ],
+      [
+        'answer without offer',
+        { ...base, command: 'answer', 'to-tag': 'x', sdp: partySdp(40000) },
+        /Unknown call-id/,
+      ],
+    ];
+    for (const [name, request, reason] of refusals) {
+      const reply = await ng.request(request);
+      t.equal(reply['result'], 'error', name);
+      t.match(reply['error-reason'], reason, name);
+    }
+    const calls = (await ng.request({ command: 'list' }))['calls'] as string[];
+    t.notOk(calls.includes(call.id), 'no refused offer left a session');
+  });
+
+  t.test('an rtpproxy-protocol call beside an ng call on the same daemon', async (t) => {
+    const ngCall = uniqueCall('ngside');
+    const rtpCall = uniqueCall('rtpside');
+    const a = await Peer.open(t);
+    const b = await Peer.open(t);
+    const offer = await ng.request({
+      command: 'offer',
+      'call-id': ngCall.id,
+      'from-tag': ngCall.from,
+      sdp: partySdp(a.port),
+    });
+    t.equal(offer['result'], 'ok');
+    const uPort = await d.port(`U ${rtpCall.id} 127.0.0.1 ${String(b.port)} ${rtpCall.from}`);
+    t.not(uPort, mediaPort(text(offer, 'sdp')));
+    const calls = (await ng.request({ command: 'list' }))['calls'] as string[];
+    t.ok(calls.includes(ngCall.id) && calls.includes(rtpCall.id), 'list shows both');
+    // The ng call's session answers the rtpproxy protocol's Q, as Kamailio's module tags it.
+    t.match(await d.command(`Q ${ngCall.id} ${ngCall.from};1`), /^[0-9]+ 0 0 0 0\n$/);
+    const stats = await ng.request({ command: 'statistics' });
+    t.match(stats, { result: 'ok', statistics: { currentstatistics: { sessionstotal: Number } } });
+    // This daemon has no recording directory: start recording says so.
+    t.match(await ng.request({ command: 'start recording', 'call-id': ngCall.id }), {
+      result: 'error',
+      'error-reason': /recording directory \(-r\)/,
+    });
+    t.equal(await d.command(`D ${rtpCall.id} ${rtpCall.from}`), '0\n');
+    t.equal((await ng.request({ command: 'delete', 'call-id': ngCall.id }))['result'], 'ok');
+  });
+});
+
+t.test('start recording and stop recording write both legs of the call (-r)', async (t) => {
+  const dir = tempDir(t, 'ngrec');
+  const d = await startDaemon(t, [
+    '-l',
+    '127.0.0.1',
+    '-s',
+    'ng:udp:127.0.0.1:0',
+    '-r',
+    dir,
+    ...portWindow(91),
+  ]);
+  const port = d.daemon.controlPort(1);
+  if (port === undefined) throw new Error('no ng port');
+  const ng = await NgClient.open(t, port);
+  const call = uniqueCall('ngrec');
+  const caller = await Peer.open(t);
+  const callee = await Peer.open(t);
+  const base = { 'call-id': call.id, 'from-tag': call.from };
+  const offer = await ng.request({ ...base, command: 'offer', sdp: partySdp(caller.port) });
+  const answer = await ng.request({
+    ...base,
+    command: 'answer',
+    'to-tag': call.to,
+    sdp: partySdp(callee.port),
+  });
+  const toCallee = mediaPort(text(offer, 'sdp'));
+  const toCaller = mediaPort(text(answer, 'sdp'));
+  t.strictSame(await ng.request({ ...base, command: 'start recording' }), { result: 'ok' });
+  const packet = rtpPacket({ seq: 1, ssrc: 0x3333 });
+  await caller.send(packet, toCaller);
+  await callee.expect(packet, toCallee);
+  await callee.send(packet, toCallee);
+  await caller.expect(packet, toCaller);
+  t.strictSame(await ng.request({ ...base, command: 'stop recording' }), { result: 'ok' });
+  await waitUntil(() => readdirSync(dir).length >= 2, 'a recording of each leg');
+  t.ok(
+    readdirSync(dir).every((name) => name.startsWith(call.id)),
+    'named after the call',
+  );
+  t.equal((await ng.request({ ...base, command: 'delete' }))['result'], 'ok');
+});
+
+t.test('the --http metrics count ng requests by command and result', async (t) => {
+  const d = await startDaemon(t, [
+    '-l',
+    '127.0.0.1',
+    '-s',
+    'ng:udp:127.0.0.1:0',
+    '--http',
+    '127.0.0.1:0',
+    ...portWindow(92),
+  ]);
+  const port = d.daemon.controlPort(1);
+  if (port === undefined) throw new Error('no ng port');
+  const ng = await NgClient.open(t, port);
+  await ng.request({ command: 'ping' });
+  await ng.request({ command: 'query', 'call-id': 'nosuch' });
+  await ng.request({ command: 'frobnicate' });
+  const res = await fetch(`http://127.0.0.1:${String(d.daemon.httpPort)}/metrics`);
+  const text = await res.text();
+  t.match(text, /^rtpproxy_commands_total\{verb="ng_ping",result="ok"\} 1$/m);
+  t.match(text, /^rtpproxy_commands_total\{verb="ng_query",result="error"\} 1$/m);
+  t.match(text, /^rtpproxy_commands_total\{verb="ng_other",result="error"\} 1$/m);
+  t.match(text, /^rtpproxy_command_duration_seconds_count\{verb="ng_ping"\} 1$/m);
+});

@@ -1,0 +1,30 @@
+/**
+ * Kamailio's rtpengine module drives our daemon over the ng protocol (docs/ng.md) while SIPp
+ * places real calls with real RTP through both: the SDP Kamailio gets back from offer and answer
+ * points at the daemon, and the media goes through it both ways. Needs kamailio (with
+ * rtpengine.so), sipp (sip-tester) and tcpdump, and root for the capture; see suite.ts for what
+ * happens without them. Own addresses and port window, so it runs beside the other files.
+ */
+import t from 'tap';
+import { runSuite } from './suite.ts';
+
+t.setTimeout(300_000);
+
+await runSuite(t, {
+  name: 'ng',
+  control: 'ng',
+  uacIp: '127.0.0.9',
+  uasIp: '127.0.0.10',
+  portMin: 48900,
+  portMax: 49199,
+  concurrentCalls: 10,
+  scenarios: [
+    'basic',
+    'concurrent',
+    'reinvite',
+    'late-offer',
+    'cancel-early-media',
+    'rejected',
+    'ng-rtpstat',
+  ],
+});

@@ -1,0 +1,293 @@
+import fc from 'fast-check';
+import { pino } from 'pino';
+import t from 'tap';
+import type { LocalChoice } from '../../../src/base/net.ts';
+import { RelayError } from '../../../src/session/errors.ts';
+import type { LegAnswer, OfferRequest } from '../../../src/session/manager.ts';
+import type { Session } from '../../../src/session/session.ts';
+import {
+  decodeBencode,
+  encodeBencode,
+  isDict,
+  bytesText,
+  type NgOut,
+} from '../../../src/ng/bencode.ts';
+import { NgDispatcher } from '../../../src/ng/dispatch-ng.ts';
+import { GlobalStats } from '../../../src/util/stats.ts';
+
+/** A manager that records the U and L it is asked for and answers port 30000 + 2n. */
+class FakeManager {
+  readonly calls: { op: 'update' | 'lookup'; req: OfferRequest }[] = [];
+  readonly sessions = new Map<string, Session[]>();
+  failAt: number | undefined;
+  deletedCalls: string[] = [];
+
+  answer(op: 'update' | 'lookup', req: OfferRequest): LegAnswer {
+    this.calls.push({ op, req });
+    if (this.failAt === this.calls.length) throw new RelayError('ERR_NO_PORTS_NEW');
+    const session = { tag: req.tag1, callId: req.callId, createdAt: 0 } as unknown as Session;
+    if (op === 'update') {
+      this.sessions.set(req.callId, [...(this.sessions.get(req.callId) ?? []), session]);
+    }
+    return {
+      session,
+      forwardLeg: 1,
+      port: 30000 + 2 * this.calls.length,
+      address: req.local.kind === 'family' && req.local.family === 6 ? '2001:db8::5' : '192.0.2.5',
+      family: req.local.kind === 'family' && req.local.family === 6 ? 6 : 4,
+      wildcard: false,
+    };
+  }
+
+  readonly manager = {
+    update: (req: OfferRequest) => Promise.resolve(this.answer('update', req)),
+    lookup: (req: OfferRequest) => Promise.resolve(this.answer('lookup', req)),
+    destroy: () => undefined,
+    deleteCall: (callId: string) => {
+      this.deletedCalls.push(callId);
+      const n = this.sessions.get(callId)?.length ?? 0;
+      this.sessions.delete(callId);
+      return n;
+    },
+    sessionsOf: (callId: string) => this.sessions.get(callId) ?? [],
+    sessions: () => [...this.sessions.values()].flat()[Symbol.iterator](),
+    size: 0,
+    hasLocalFamily: (family: number) => family === 4 || family === 6,
+    kernelCounts: () => Promise.resolve(),
+    ended: () => Promise.resolve(),
+    recordCall: (callId: string) => {
+      this.recorded.push(callId);
+      return Promise.resolve(this.recordable ? 2 * (this.sessions.get(callId)?.length ?? 0) : 0);
+    },
+    stopRecordingCall: (callId: string) => {
+      this.stopped.push(callId);
+      return 0;
+    },
+  };
+  recordable = true;
+  readonly recorded: string[] = [];
+  readonly stopped: string[] = [];
+}
+
+function dispatcher(fake: FakeManager, bridge = false): NgDispatcher {
+  return new NgDispatcher({
+    manager: fake.manager,
+    stats: new GlobalStats(),
+    bridge,
+    defaultFamily: 4,
+    now: () => 0,
+    wallNow: () => 0,
+    logger: pino({ level: 'silent' }),
+  });
+}
+
+async function run(d: NgDispatcher, dict: NgOut): Promise<Record<string, string>> {
+  const { reply } = await d.handle(encodeBencode(dict));
+  const decoded = decodeBencode(reply);
+  if (!decoded.ok || !isDict(decoded.value)) throw new Error('reply is no dictionary');
+  return Object.fromEntries(
+    [...decoded.value].map(([k, v]) => [
+      k,
+      bytesText(v) ?? (typeof v === 'number' ? String(v) : ''),
+    ]),
+  );
+}
+
+const SDP = [
+  'v=0',
+  'o=- 1 1 IN IP4 192.0.2.10',
+  's=-',
+  'c=IN IP4 192.0.2.10',
+  't=0 0',
+  'm=audio 4000 RTP/AVP 0',
+  'm=video 0 RTP/AVP 96',
+  'm=video 4002 RTP/AVP 96',
+  '',
+].join('\r\n');
+
+t.test('offer: one U per active section, tagged ;N, the SDP address and port', async (t) => {
+  const fake = new FakeManager();
+  const reply = await run(dispatcher(fake), {
+    command: 'offer',
+    'call-id': 'c1',
+    'from-tag': 'ft',
+    sdp: SDP,
+  });
+  t.equal(reply['result'], 'ok');
+  t.strictSame(
+    fake.calls.map((c) => [c.op, c.req.tag1, c.req.tag2, c.req.remote, c.req.local]),
+    [
+      [
+        'update',
+        'ft;1',
+        undefined,
+        { kind: 'address', address: '192.0.2.10', port: 4000, family: 4 },
+        { kind: 'default' },
+      ],
+      [
+        'update',
+        'ft;3',
+        undefined,
+        { kind: 'address', address: '192.0.2.10', port: 4002, family: 4 },
+        { kind: 'default' },
+      ],
+    ],
+  );
+  t.match(
+    reply['sdp'],
+    /m=audio 30002 RTP\/AVP 0\r\nm=video 0 RTP\/AVP 96\r\nm=video 30004 RTP\/AVP 96/,
+  );
+});
+
+t.test('answer: one L per section with both tags', async (t) => {
+  const fake = new FakeManager();
+  const d = dispatcher(fake);
+  await run(d, { command: 'offer', 'call-id': 'c1', 'from-tag': 'ft', sdp: SDP });
+  const reply = await run(d, {
+    command: 'answer',
+    'call-id': 'c1',
+    'from-tag': 'ft',
+    'to-tag': 'tt',
+    sdp: SDP,
+  });
+  t.equal(reply['result'], 'ok');
+  t.strictSame(
+    fake.calls.slice(2).map((c) => [c.op, c.req.tag1, c.req.tag2]),
+    [
+      ['lookup', 'ft;1', 'tt;1'],
+      ['lookup', 'ft;3', 'tt;3'],
+    ],
+  );
+});
+
+t.test('symmetric/asymmetric flags, IPv6, bridge-mode direction', async (t) => {
+  const fake = new FakeManager();
+  await run(dispatcher(fake), {
+    command: 'offer',
+    'call-id': 'c6',
+    'from-tag': 'ft',
+    flags: ['asymmetric'],
+    sdp: SDP.replace(/IN IP4 192\.0\.2\.10/g, 'IN IP6 2001:db8::10'),
+  });
+  t.equal(fake.calls[0]?.req.asymmetric, true);
+  t.strictSame(fake.calls[0]?.req.local, { kind: 'family', family: 6 });
+  const bridged = new FakeManager();
+  await run(dispatcher(bridged, true), {
+    command: 'offer',
+    'call-id': 'cb',
+    'from-tag': 'ft',
+    direction: ['external', 'internal'],
+    sdp: SDP,
+  });
+  t.strictSame(bridged.calls[0]?.req.local, {
+    kind: 'interfaces',
+    first: 'e',
+    second: 'i',
+  } satisfies LocalChoice);
+  t.match(
+    await run(dispatcher(new FakeManager(), true), {
+      command: 'offer',
+      'call-id': 'cx',
+      'from-tag': 'ft',
+      direction: ['pub', 'priv'],
+      sdp: SDP,
+    }),
+    { result: 'error', 'error-reason': /unknown interface "pub"/ },
+  );
+});
+
+t.test(
+  'no ports for the second section: rtpengine text, and the new call is removed',
+  async (t) => {
+    const fake = new FakeManager();
+    fake.failAt = 2;
+    const reply = await run(dispatcher(fake), {
+      command: 'offer',
+      'call-id': 'c2',
+      'from-tag': 'ft',
+      sdp: SDP,
+    });
+    t.strictSame(reply, { result: 'error', 'error-reason': 'Ran out of ports' });
+    t.strictSame(fake.deletedCalls, ['c2']);
+  },
+);
+
+t.test('missing keys get rtpengine texts', async (t) => {
+  const d = dispatcher(new FakeManager());
+  const cases: readonly (readonly [NgOut, string])[] = [
+    [{ command: 'offer', 'call-id': 'c', 'from-tag': 'f' }, 'No SDP body in message'],
+    [{ command: 'offer', 'from-tag': 'f', sdp: SDP }, 'No call-id in message'],
+    [{ command: 'offer', 'call-id': 'c', sdp: SDP }, 'No from-tag in message'],
+    [{ command: 'answer', 'call-id': 'c', 'from-tag': 'f', sdp: SDP }, 'No to-tag in message'],
+    [
+      { command: 'answer', 'call-id': 'nosuch', 'from-tag': 'f', 'to-tag': 't', sdp: SDP },
+      'Unknown call-id',
+    ],
+    [{ command: 'query' }, 'No call-id in message'],
+    [{ command: 'list', limit: -1 }, 'invalid limit, must be >= 0'],
+  ];
+  for (const [dict, reason] of cases) {
+    t.strictSame(await run(d, dict), { result: 'error', 'error-reason': reason }, reason);
+  }
+});
+
+t.test('handle() answers any bytes with a dictionary and never rejects', async (t) => {
+  const d = dispatcher(new FakeManager());
+  const pieces = fc.oneof(
+    fc.constantFrom(
+      'd',
+      'l',
+      'e',
+      'i',
+      '7:command',
+      '5:offer',
+      '4:ping',
+      '3:sdp',
+      '1:',
+      'i-1e',
+      '0:',
+    ),
+    fc.string({ maxLength: 6 }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(pieces, { maxLength: 20 }), async (parts) => {
+      const { reply } = await d.handle(Buffer.from(parts.join(''), 'latin1'));
+      const decoded = decodeBencode(reply);
+      return decoded.ok && isDict(decoded.value) && decoded.value.has('result');
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('every input got a dictionary with a result');
+});
+
+t.test('start and stop recording: the whole call, as R and N do', async (t) => {
+  const fake = new FakeManager();
+  const d = dispatcher(fake);
+  await run(d, { command: 'offer', 'call-id': 'cr', 'from-tag': 'ft', sdp: SDP });
+  t.strictSame(await run(d, { command: 'start recording', 'call-id': 'cr' }), { result: 'ok' });
+  t.strictSame(await run(d, { command: 'stop recording', 'call-id': 'cr' }), { result: 'ok' });
+  t.strictSame([fake.recorded, fake.stopped], [['cr'], ['cr']]);
+  t.strictSame(await run(d, { command: 'start recording', 'call-id': 'nosuch' }), {
+    result: 'error',
+    'error-reason': 'Unknown call-id',
+  });
+  fake.recordable = false;
+  t.match(await run(d, { command: 'start recording', 'call-id': 'cr' }), {
+    result: 'error',
+    'error-reason': /recording directory \(-r\)/,
+  });
+});
+
+t.test('an IPv6 stream on hold binds on the IPv6 address', async (t) => {
+  const fake = new FakeManager();
+  const reply = await run(dispatcher(fake), {
+    command: 'offer',
+    'call-id': 'ch',
+    'from-tag': 'ft',
+    sdp: SDP.replace(/IN IP4 192\.0\.2\.10/g, 'IN IP6 ::'),
+  });
+  t.equal(reply['result'], 'ok');
+  t.strictSame(fake.calls[0]?.req.remote, { kind: 'hold' });
+  t.strictSame(fake.calls[0]?.req.local, { kind: 'family', family: 6 });
+  t.match(reply['sdp'], /^c=IN IP6 ::\r$/m, 'the hold goes on');
+});
