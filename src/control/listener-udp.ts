@@ -134,6 +134,8 @@ export class UdpControlListener implements ControlListener {
   #closing: Promise<void> | undefined;
   /** Replies handed to the socket whose send has not completed yet. */
   readonly #sending = new InFlight();
+  /** The socket was closed (close() waited for the replies in flight, or gave up on them). */
+  #socketClosed = false;
   #longCookies = 0;
   #longCookieLoggedAt = -Infinity;
 
@@ -198,8 +200,8 @@ export class UdpControlListener implements ControlListener {
   }
 
   /**
-   * Closes the socket once the replies already handed to it are sent (at most
-   * {@link CLOSE_SEND_WAIT_MS}); replies of commands still running are dropped. Idempotent.
+   * Closes the socket once the replies of the commands received so far are sent (at most
+   * {@link CLOSE_SEND_WAIT_MS}; the daemon lets every queued command finish first). Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
@@ -217,6 +219,7 @@ export class UdpControlListener implements ControlListener {
   }
 
   #closeSocket(resolve: () => void): void {
+    this.#socketClosed = true;
     try {
       this.#socket.close(() => {
         resolve();
@@ -268,14 +271,18 @@ export class UdpControlListener implements ControlListener {
         return;
       case 'miss':
         // A command left unanswered gets an empty datagram, which Kamailio and OpenSIPS read as a
-        // failed exchange (their retransmissions get it again, from the cache).
+        // failed exchange (their retransmissions get it again, from the cache). Its reply counts
+        // as being sent from now on: close() waits for it, as it waits for replies handed to the
+        // socket (a D that ends a drain closes the sockets right after it ran).
+        this.#sending.begin();
         void framing.run(body, this.#origin(rinfo)).then((reply) => {
           const bytes =
             reply === undefined
               ? Buffer.alloc(0)
               : Buffer.concat([Buffer.from(`${cookie} `, 'latin1'), reply]);
           this.#cache.complete(cookie, bytes);
-          this.#send(bytes, rinfo);
+          this.#transmit(bytes, rinfo);
+          this.#sending.end();
         });
         return;
     }
@@ -319,6 +326,15 @@ export class UdpControlListener implements ControlListener {
 
   #send(bytes: Buffer, to: dgram.RemoteInfo): void {
     if (this.#closed) {
+      this.#log.debug({ socket: this.#name() }, 'control socket closed, reply dropped');
+      return;
+    }
+    this.#transmit(bytes, to);
+  }
+
+  /** Hands a reply to the socket unless it is closed already (close() waits for what is sent). */
+  #transmit(bytes: Buffer, to: dgram.RemoteInfo): void {
+    if (this.#socketClosed) {
       this.#log.debug({ socket: this.#name() }, 'control socket closed, reply dropped');
       return;
     }
