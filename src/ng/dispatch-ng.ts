@@ -14,6 +14,7 @@ import type { MediaStream } from '../media/stream.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { isWildcard } from '../util/net.ts';
 import { decodeBencode, encodeBencode, type NgOut } from './bencode.ts';
+import { PendingDeletes } from './delete-delay.ts';
 import { type NgRequest, parseNgRequest } from './message.ts';
 import { remoteFor } from './remote.ts';
 import {
@@ -122,10 +123,12 @@ export class NgDispatcher {
   readonly #d: NgDispatcherDeps;
   readonly #meta = new WeakMap<Session, SessionMeta>();
   readonly #startedAt: number;
+  readonly #pendingDeletes: PendingDeletes;
 
   constructor(deps: NgDispatcherDeps) {
     this.#d = deps;
     this.#startedAt = deps.wallNow();
+    this.#pendingDeletes = new PendingDeletes((session) => deps.manager.destroy(session, 'delete'));
   }
 
   /** One request (the datagram after its cookie); resolves with the encoded reply. */
@@ -216,6 +219,8 @@ export class NgDispatcher {
     if (refusal !== undefined) return errorDict(refusal);
     const existed = manager.sessionsOf(callId).length > 0;
     if (op === 'answer' && !existed) return errorDict('Unknown call-id');
+    // An offer or answer keeps a call whose delete is pending (delete-delay.ts).
+    this.#pendingDeletes.cancel(callId);
     const answers: StreamAnswer[] = [];
     try {
       for (const stream of sdp.streams) {
@@ -313,15 +318,15 @@ export class NgDispatcher {
     // rtpengine's order: the to-tag's party when given, else (or failing that) the from-tag's;
     // deleting one party's sessions ends the call with the other party too. Kamailio's module
     // sends no to-tag unless asked, and the from-tag of a BYE may be either party's.
-    let found: boolean;
-    if (request.fromTag === undefined) found = manager.deleteCall(callId) > 0;
-    else {
-      let selected =
-        request.toTag === undefined ? [] : this.#partySessions(sessions, request.toTag);
+    let selected: readonly Session[] = sessions;
+    if (request.fromTag !== undefined) {
+      selected = request.toTag === undefined ? [] : this.#partySessions(sessions, request.toTag);
       if (selected.length === 0) selected = this.#partySessions(sessions, request.fromTag);
-      for (const session of selected) manager.destroy(session, 'delete');
-      found = selected.length > 0;
     }
+    const found = selected.length > 0;
+    const delay = request.deleteDelay ?? 0;
+    if (found && delay > 0) this.#pendingDeletes.schedule(callId, selected, delay);
+    else for (const session of [...selected]) manager.destroy(session, 'delete');
     const notFound = "Call-ID not found or tags didn't match";
     if (!found) {
       // rtpengine answers ok with a warning unless asked to fail (`fatal`).

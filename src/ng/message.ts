@@ -42,6 +42,8 @@ export interface NgRequest {
   readonly label?: string;
   /** `media number` of `query` and the media commands (ours: which `;N` session). */
   readonly mediaNumber?: number;
+  /** `delete delay` of `delete`, in seconds. */
+  readonly deleteDelay?: number;
 }
 
 export type ParsedNg = { ok: true; request: NgRequest } | { ok: false; error: string };
@@ -93,6 +95,7 @@ export function parseNgRequest(value: NgValue): ParsedNg {
     ...optional('limit', integer(limit)),
     ...optional('label', text('label')),
     ...optional('mediaNumber', integer(mediaNumber)),
+    ...optional('deleteDelay', integer(dict.get('delete delay'))),
   };
   return { ok: true, request };
 }

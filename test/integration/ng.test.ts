@@ -169,6 +169,85 @@ t.test('ng', async (t) => {
     }
   });
 
+  t.test('delete-delay keeps the call relaying for the delay; an offer keeps it', async (t) => {
+    const setUp = async (): Promise<{
+      call: ReturnType<typeof uniqueCall>;
+      relay: () => Promise<void>;
+      ports: number[];
+    }> => {
+      const call = uniqueCall('ngdelay');
+      const caller = await Peer.open(t);
+      const callee = await Peer.open(t);
+      const offer = await ng.request({
+        command: 'offer',
+        'call-id': call.id,
+        'from-tag': call.from,
+        sdp: partySdp(caller.port),
+      });
+      const toCallee = mediaPort(text(offer, 'sdp'), 1);
+      const answer = await ng.request({
+        command: 'answer',
+        'call-id': call.id,
+        'from-tag': call.from,
+        'to-tag': call.to,
+        sdp: partySdp(callee.port),
+      });
+      const toCaller = mediaPort(text(answer, 'sdp'), 1);
+      let seq = 0;
+      const relay = async (): Promise<void> => {
+        seq += 1;
+        const fromCaller = rtpPacket({ seq, ssrc: 0x3333 });
+        await caller.send(fromCaller, toCaller);
+        await callee.expect(fromCaller, toCallee);
+        const fromCallee = rtpPacket({ seq, ssrc: 0x4444, fill: 0x66 });
+        await callee.send(fromCallee, toCallee);
+        await caller.expect(fromCallee, toCaller);
+      };
+      await relay();
+      return { call, relay, ports: [toCallee, toCallee + 1, toCaller, toCaller + 1] };
+    };
+    const known = async (callId: string): Promise<boolean> =>
+      (await ng.request({ command: 'query', 'call-id': callId }))['result'] === 'ok';
+
+    const first = await setUp();
+    const deleted = await ng.request({
+      command: 'delete',
+      'call-id': first.call.id,
+      'from-tag': first.call.from,
+      'delete-delay': 1,
+    });
+    t.equal(deleted['result'], 'ok', JSON.stringify(deleted));
+    t.match(deleted['totals'], { RTP: { packets: 2 } }, 'the reply carries the statistics now');
+    t.ok(await known(first.call.id), 'the call is still there right after the delete');
+    await first.relay();
+    t.pass('media is still relayed during the delay');
+    await waitPortsFree(first.ports, 'the call ends when the delay runs out');
+    t.notOk(await known(first.call.id), 'then the call is gone');
+
+    // rtpp-flags form; a re-INVITE's offer during the delay calls the delete off.
+    const second = await setUp();
+    const delayed = await ng.request({
+      command: 'delete',
+      'call-id': second.call.id,
+      'from-tag': second.call.from,
+      'rtpp-flags': 'delete-delay=1',
+    });
+    t.equal(delayed['result'], 'ok');
+    const reoffer = await ng.request({
+      command: 'offer',
+      'call-id': second.call.id,
+      'from-tag': second.call.from,
+      'to-tag': second.call.to,
+      sdp: partySdp(9),
+    });
+    t.equal(reoffer['result'], 'ok', JSON.stringify(reoffer));
+    await new Promise<void>((resolve) => setTimeout(resolve, 1500));
+    t.ok(await known(second.call.id), 'the offer kept the call past the delay');
+    const now = await ng.request({ command: 'delete', 'call-id': second.call.id });
+    t.equal(now['result'], 'ok');
+    t.notOk(await known(second.call.id), 'a delete without a delay ends it at once');
+  });
+
   t.test('a retransmitted cookie is answered from the cache, not run again', async (t) => {
     const call = uniqueCall('ngretrans');
     const caller = await Peer.open(t);

@@ -67,6 +67,15 @@ t.test('rtpp-flags: words are flags, key=value pairs are keys', async (t) => {
   t.strictSame(got.request.direction, ['internal', 'external']);
 });
 
+t.test('delete-delay: an integer, as a key or in rtpp-flags', async (t) => {
+  const key = parse({ command: 'delete', 'delete-delay': 5 });
+  t.equal(key.ok && key.request.deleteDelay, 5);
+  const flag = parse({ command: 'delete', 'rtpp-flags': 'delete-delay=7' });
+  t.equal(flag.ok && flag.request.deleteDelay, 7);
+  const junk = parse({ command: 'delete', 'delete delay': 'soon' });
+  t.equal(junk.ok && junk.request.deleteDelay, undefined, 'not a number: no delay');
+});
+
 t.test('codec manipulation is noticed', async (t) => {
   const got = parse({ command: 'offer', codec: { transcode: ['PCMA'] } });
   t.equal(got.ok && got.request.codec, true);
