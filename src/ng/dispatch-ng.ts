@@ -271,7 +271,8 @@ export class NgDispatcher {
     const family = remote.kind === 'address' ? remote.family : sdpFamily;
     const wanted =
       request.addressFamily === 'IP6' ? 6 : request.addressFamily === 'IP4' ? 4 : undefined;
-    if (wanted !== undefined && family !== undefined && wanted !== family) {
+    const converted = sdpFamily !== undefined && family !== sdpFamily; // a `media address`
+    if (converted || (wanted !== undefined && family !== undefined && wanted !== family)) {
       throw new NgError(
         'address family conversion (IPv4 to IPv6 or back) is not supported over ng: run in bridge mode with one address of each family and use direction',
       );

@@ -42,6 +42,8 @@ export interface NgRequest {
   readonly label?: string;
   /** `media number` of `query` and the media commands (ours: which `;N` session). */
   readonly mediaNumber?: number;
+  /** `media address`: overrides the SDP's address and `received from`. */
+  readonly mediaAddress?: string;
   /** `delete delay` of `delete`, in seconds. */
   readonly deleteDelay?: number;
 }
@@ -95,6 +97,7 @@ export function parseNgRequest(value: NgValue): ParsedNg {
     ...optional('limit', integer(limit)),
     ...optional('label', text('label')),
     ...optional('mediaNumber', integer(mediaNumber)),
+    ...optional('mediaAddress', text('media address')),
     ...optional('deleteDelay', integer(dict.get('delete delay'))),
   };
   return { ok: true, request };

@@ -8,10 +8,10 @@ import type { NgRequest } from './message.ts';
 import type { SdpStream } from './sdp.ts';
 
 /**
- * The SDP's address, unless the request says otherwise: with `SIP-source-address` the `received
- * from` address (the SIP message's source) replaces it; without `trust-address`, a private or
- * link-local SDP address is replaced by a public `received from` address of the same family (a
- * phone behind NAT writes its private address). The port is always the SDP's: latching follows a
+ * The SDP's address, unless the request says otherwise: `media address` replaces it; with
+ * `SIP-source-address` the `received from` address (the SIP message's source) does; without
+ * `trust-address`, a private or link-local SDP address is replaced by a public `received from`
+ * address of the same family (a phone behind NAT writes its private address). The port is always the SDP's: latching follows a
  * NAT's port. A held stream is held, a stream without a numeric address learns its party from
  * packets.
  */
@@ -20,7 +20,13 @@ export function remoteFor(stream: SdpStream, request: NgRequest): RemoteSpec {
   if (remote.kind === 'hold') return { kind: 'hold' };
   // A name: nothing is looked up; the leg learns its party from packets.
   if (remote.kind === 'unknown') return { kind: 'ignored' };
-  const received = receivedFrom(request);
+  // `media address` overrides both the SDP and `received from` (rtpengine's
+  // ng_control_protocol.md); one of the other family is refused by the caller (no conversion).
+  const media = numericAddress(request.mediaAddress);
+  if (media !== undefined) {
+    return { kind: 'address', address: media.address, port: stream.port, family: media.family };
+  }
+  const received = numericAddress(request.receivedFrom?.address);
   let address = remote.address;
   if (received?.family === remote.family) {
     if (request.flags.has('sip source address')) address = received.address;
@@ -35,9 +41,10 @@ export function remoteFor(stream: SdpStream, request: NgRequest): RemoteSpec {
   return { kind: 'address', address, port: stream.port, family: remote.family };
 }
 
-/** `received from` as an address and its family, when it is a numeric address. */
-function receivedFrom(request: NgRequest): { address: string; family: 4 | 6 } | undefined {
-  const address = request.receivedFrom?.address;
+/** A numeric address with its family; undefined for none or a name. */
+function numericAddress(
+  address: string | undefined,
+): { address: string; family: 4 | 6 } | undefined {
   if (address === undefined) return undefined;
   if (isV4(address)) return { address, family: 4 };
   if (isV6(address)) return { address, family: 6 };

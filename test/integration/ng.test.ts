@@ -317,6 +317,11 @@ t.test('ng', async (t) => {
         { ...base, sdp: partySdp(40000), 'transport-protocol': 'RTP/SAVP' },
         /transport-protocol conversion/,
       ],
+      [
+        'media address of the other family',
+        { ...base, sdp: partySdp(40000), 'media-address': '::1' },
+        /address family conversion/,
+      ],
       ['no SDP', { ...base }, /No SDP body in message/],
       ['malformed SDP', { ...base, sdp: 'hello' }, /Failed to parse SDP/],
       [

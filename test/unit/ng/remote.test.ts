@@ -53,6 +53,24 @@ const cases: readonly (readonly [string, SdpStream, NgRequest, object])[] = [
     request(['sip source address'], '203.0.113.9'),
     { address: '203.0.113.9' },
   ],
+  [
+    'media address over the SDP and received from, even with trust-address',
+    privateSdp,
+    { ...request(['trust address'], '203.0.113.9'), mediaAddress: '198.51.100.77' },
+    { address: '198.51.100.77', family: 4, port: 4000 },
+  ],
+  [
+    'media address of the other family (the dispatcher refuses it)',
+    publicSdp,
+    { ...request([]), mediaAddress: '2001:db8::7' },
+    { address: '2001:db8::7', family: 6 },
+  ],
+  [
+    'a media address that is no address is ignored',
+    publicSdp,
+    { ...request([]), mediaAddress: 'media.example.com' },
+    { address: '198.51.100.20' },
+  ],
   ['hold', stream({ kind: 'hold', family: 4 }), request([], '203.0.113.9'), { kind: 'hold' }],
   ['a name in c=', stream({ kind: 'unknown', family: 4 }), request([]), { kind: 'ignored' }],
   [
