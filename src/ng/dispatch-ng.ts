@@ -116,6 +116,8 @@ interface SessionMeta {
 const ICE_REMOVED: ReadonlySet<string> = new Set(['remove', 'default']);
 const RTCP_MUX_OK: ReadonlySet<string> = new Set(['accept', 'reject']);
 
+const NO_RECORDING = 'recording is not available: start the relay with a recording directory (-r)';
+
 class NgError extends Error {}
 
 /** Runs ng requests; `handle` never rejects. */
@@ -253,7 +255,8 @@ export class NgDispatcher {
       replaceOrigin: request.replace.has('origin'),
       rejectRtcpMux: request.rtcpMux.includes('reject'),
     });
-    return { result: 'ok', sdp: Buffer.from(text, 'latin1') };
+    const warning = await this.#recordCall(request.recordCall, callId);
+    return { result: 'ok', sdp: Buffer.from(text, 'latin1'), ...(warning ? { warning } : {}) };
   }
 
   /**
@@ -350,9 +353,18 @@ export class NgDispatcher {
       return { result: 'ok' };
     }
     const count = await manager.recordCall(callId);
-    return count > 0
-      ? { result: 'ok' }
-      : errorDict('recording is not available: start the relay with a recording directory (-r)');
+    return count > 0 ? { result: 'ok' } : errorDict(NO_RECORDING);
+  }
+
+  /**
+   * An offer's or answer's `record call`: on starts recording the call as `start recording` does,
+   * off stops it. The call goes on when the relay cannot record (no `-r`): a warning says so.
+   */
+  async #recordCall(record: boolean | undefined, callId: string): Promise<string | undefined> {
+    const { manager } = this.#d;
+    if (record === false) manager.stopRecordingCall(callId);
+    if (record !== true) return undefined;
+    return (await manager.recordCall(callId)) > 0 ? undefined : NO_RECORDING;
   }
 
   async #query(request: NgRequest): Promise<Dict> {

@@ -42,6 +42,8 @@ export interface NgRequest {
   readonly label?: string;
   /** `media number` of `query` and the media commands (ours: which `;N` session). */
   readonly mediaNumber?: number;
+  /** `record call` (`yes`/`on`/`start`: true, `no`/`off`/`stop`: false), or the `record-call` flag. */
+  readonly recordCall?: boolean;
   /** `media address`: overrides the SDP's address and `received from`. */
   readonly mediaAddress?: string;
   /** `delete delay` of `delete`, in seconds. */
@@ -98,6 +100,7 @@ export function parseNgRequest(value: NgValue): ParsedNg {
     ...optional('label', text('label')),
     ...optional('mediaNumber', integer(mediaNumber)),
     ...optional('mediaAddress', text('media address')),
+    ...optional('recordCall', recordCall(normalized('record call'), flags)),
     ...optional('deleteDelay', integer(dict.get('delete delay'))),
   };
   return { ok: true, request };
@@ -174,6 +177,13 @@ function integer(value: NgValue | undefined): number | undefined {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
   const text = bytesText(value);
   return text !== undefined && /^-?[0-9]{1,15}$/.test(text) ? Number(text) : undefined;
+}
+
+/** `record call`'s value as rtpengine reads it; the bare flag means `on`. */
+function recordCall(value: string | undefined, flags: ReadonlySet<string>): boolean | undefined {
+  if (value === 'yes' || value === 'on' || value === 'start') return true;
+  if (value === 'no' || value === 'off' || value === 'stop') return false;
+  return flags.has('record call') ? true : undefined;
 }
 
 function hasEntries(value: NgValue | undefined): boolean {

@@ -248,6 +248,21 @@ t.test('ng', async (t) => {
     t.notOk(await known(second.call.id), 'a delete without a delay ends it at once');
   });
 
+  t.test('record-call without -r: the call goes on, with a warning', async (t) => {
+    const call = uniqueCall('ngnorec');
+    const offer = await ng.request({
+      command: 'offer',
+      'call-id': call.id,
+      'from-tag': call.from,
+      flags: ['record-call'],
+      sdp: partySdp(40000),
+    });
+    t.equal(offer['result'], 'ok');
+    t.match(offer['warning'], /recording is not available/);
+    t.match(text(offer, 'sdp'), /^m=audio \d+ RTP\/AVP/m);
+    t.equal((await ng.request({ command: 'delete', 'call-id': call.id }))['result'], 'ok');
+  });
+
   t.test('a retransmitted cookie is answered from the cache, not run again', async (t) => {
     const call = uniqueCall('ngretrans');
     const caller = await Peer.open(t);
@@ -414,6 +429,23 @@ t.test('start recording and stop recording write both legs of the call (-r)', as
     'named after the call',
   );
   t.equal((await ng.request({ ...base, command: 'delete' }))['result'], 'ok');
+
+  // record-call in the offer starts the recording with the call, as start recording does.
+  const recorded = uniqueCall('ngreccall');
+  const withFlag = await ng.request({
+    command: 'offer',
+    'call-id': recorded.id,
+    'from-tag': recorded.from,
+    'record-call': 'yes',
+    sdp: partySdp(caller.port),
+  });
+  t.equal(withFlag['result'], 'ok');
+  t.notOk('warning' in withFlag, 'no warning with -r');
+  await waitUntil(
+    () => readdirSync(dir).filter((name) => name.startsWith(recorded.id)).length >= 2,
+    'record-call opened a recording of each leg',
+  );
+  t.equal((await ng.request({ command: 'delete', 'call-id': recorded.id }))['result'], 'ok');
 });
 
 t.test('the --http metrics count ng requests by command and result', async (t) => {

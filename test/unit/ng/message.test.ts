@@ -76,6 +76,19 @@ t.test('delete-delay: an integer, as a key or in rtpp-flags', async (t) => {
   t.equal(junk.ok && junk.request.deleteDelay, undefined, 'not a number: no delay');
 });
 
+t.test('record-call: yes/on/start, no/off/stop, or the bare flag', async (t) => {
+  const value = (dict: NgOut): boolean | undefined => {
+    const got = parse(dict);
+    return got.ok ? got.request.recordCall : undefined;
+  };
+  t.equal(value({ command: 'offer', 'record-call': 'yes' }), true);
+  t.equal(value({ command: 'offer', 'record call': 'ON' }), true);
+  t.equal(value({ command: 'offer', 'rtpp-flags': 'record-call=off' }), false);
+  t.equal(value({ command: 'offer', flags: ['record-call'] }), true);
+  t.equal(value({ command: 'offer', 'record-call': 'maybe' }), undefined);
+  t.equal(value({ command: 'offer' }), undefined);
+});
+
 t.test('codec manipulation is noticed', async (t) => {
   const got = parse({ command: 'offer', codec: { transcode: ['PCMA'] } });
   t.equal(got.ok && got.request.codec, true);
