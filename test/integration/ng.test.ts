@@ -52,6 +52,51 @@ function text(reply: NgReplyDict, key: string): string {
   return value;
 }
 
+interface AnsweredCall {
+  readonly call: ReturnType<typeof uniqueCall>;
+  /** The daemon's ports facing each party. */
+  readonly toCaller: number;
+  readonly toCallee: number;
+  /** The four media ports of the call. */
+  readonly ports: readonly number[];
+  /** One RTP packet each way, checked on arrival. */
+  readonly relay: () => Promise<void>;
+}
+
+/** An ng call offered and answered between two peers on loopback. */
+async function answeredCall(test: Teardown, ng: NgClient, prefix: string): Promise<AnsweredCall> {
+  const call = uniqueCall(prefix);
+  const caller = await Peer.open(test);
+  const callee = await Peer.open(test);
+  const base = { 'call-id': call.id, 'from-tag': call.from };
+  const offer = await ng.request({ ...base, command: 'offer', sdp: partySdp(caller.port) });
+  const toCallee = mediaPort(text(offer, 'sdp'), 1);
+  const answer = await ng.request({
+    ...base,
+    command: 'answer',
+    'to-tag': call.to,
+    sdp: partySdp(callee.port),
+  });
+  const toCaller = mediaPort(text(answer, 'sdp'), 1);
+  let seq = 0;
+  const relay = async (): Promise<void> => {
+    seq += 1;
+    const fromCaller = rtpPacket({ seq, ssrc: 0x3333 });
+    await caller.send(fromCaller, toCaller);
+    await callee.expect(fromCaller, toCallee);
+    const fromCallee = rtpPacket({ seq, ssrc: 0x4444, fill: 0x66 });
+    await callee.send(fromCallee, toCallee);
+    await caller.expect(fromCallee, toCaller);
+  };
+  return {
+    call,
+    toCaller,
+    toCallee,
+    ports: [toCallee, toCallee + 1, toCaller, toCaller + 1],
+    relay,
+  };
+}
+
 t.test('ng', async (t) => {
   const { d, ng } = await rig(t);
 
@@ -170,46 +215,11 @@ t.test('ng', async (t) => {
   });
 
   t.test('delete-delay keeps the call relaying for the delay; an offer keeps it', async (t) => {
-    const setUp = async (): Promise<{
-      call: ReturnType<typeof uniqueCall>;
-      relay: () => Promise<void>;
-      ports: number[];
-    }> => {
-      const call = uniqueCall('ngdelay');
-      const caller = await Peer.open(t);
-      const callee = await Peer.open(t);
-      const offer = await ng.request({
-        command: 'offer',
-        'call-id': call.id,
-        'from-tag': call.from,
-        sdp: partySdp(caller.port),
-      });
-      const toCallee = mediaPort(text(offer, 'sdp'), 1);
-      const answer = await ng.request({
-        command: 'answer',
-        'call-id': call.id,
-        'from-tag': call.from,
-        'to-tag': call.to,
-        sdp: partySdp(callee.port),
-      });
-      const toCaller = mediaPort(text(answer, 'sdp'), 1);
-      let seq = 0;
-      const relay = async (): Promise<void> => {
-        seq += 1;
-        const fromCaller = rtpPacket({ seq, ssrc: 0x3333 });
-        await caller.send(fromCaller, toCaller);
-        await callee.expect(fromCaller, toCallee);
-        const fromCallee = rtpPacket({ seq, ssrc: 0x4444, fill: 0x66 });
-        await callee.send(fromCallee, toCallee);
-        await caller.expect(fromCallee, toCaller);
-      };
-      await relay();
-      return { call, relay, ports: [toCallee, toCallee + 1, toCaller, toCaller + 1] };
-    };
     const known = async (callId: string): Promise<boolean> =>
       (await ng.request({ command: 'query', 'call-id': callId }))['result'] === 'ok';
 
-    const first = await setUp();
+    const first = await answeredCall(t, ng, 'ngdelay');
+    await first.relay();
     const deleted = await ng.request({
       command: 'delete',
       'call-id': first.call.id,
@@ -225,7 +235,8 @@ t.test('ng', async (t) => {
     t.notOk(await known(first.call.id), 'then the call is gone');
 
     // rtpp-flags form; a re-INVITE's offer during the delay calls the delete off.
-    const second = await setUp();
+    const second = await answeredCall(t, ng, 'ngdelay');
+    await second.relay();
     const delayed = await ng.request({
       command: 'delete',
       'call-id': second.call.id,
@@ -403,25 +414,10 @@ t.test('start recording and stop recording write both legs of the call (-r)', as
   const port = d.daemon.controlPort(1);
   if (port === undefined) throw new Error('no ng port');
   const ng = await NgClient.open(t, port);
-  const call = uniqueCall('ngrec');
-  const caller = await Peer.open(t);
-  const callee = await Peer.open(t);
+  const { call, relay } = await answeredCall(t, ng, 'ngrec');
   const base = { 'call-id': call.id, 'from-tag': call.from };
-  const offer = await ng.request({ ...base, command: 'offer', sdp: partySdp(caller.port) });
-  const answer = await ng.request({
-    ...base,
-    command: 'answer',
-    'to-tag': call.to,
-    sdp: partySdp(callee.port),
-  });
-  const toCallee = mediaPort(text(offer, 'sdp'));
-  const toCaller = mediaPort(text(answer, 'sdp'));
   t.strictSame(await ng.request({ ...base, command: 'start recording' }), { result: 'ok' });
-  const packet = rtpPacket({ seq: 1, ssrc: 0x3333 });
-  await caller.send(packet, toCaller);
-  await callee.expect(packet, toCallee);
-  await callee.send(packet, toCallee);
-  await caller.expect(packet, toCaller);
+  await relay();
   t.strictSame(await ng.request({ ...base, command: 'stop recording' }), { result: 'ok' });
   await waitUntil(() => readdirSync(dir).length >= 2, 'a recording of each leg');
   t.ok(
@@ -437,7 +433,7 @@ t.test('start recording and stop recording write both legs of the call (-r)', as
     'call-id': recorded.id,
     'from-tag': recorded.from,
     'record-call': 'yes',
-    sdp: partySdp(caller.port),
+    sdp: partySdp(40000),
   });
   t.equal(withFlag['result'], 'ok');
   t.notOk('warning' in withFlag, 'no warning with -r');
