@@ -41,6 +41,38 @@ t.test('what Kamailio sends for an offer', async (t) => {
   t.equal(r.codec, false);
 });
 
+t.test("what OpenSIPS's rtpengine module sends (modules/rtpengine/rtpengine.c)", async (t) => {
+  // rtpengine_offer("trust-address replace-origin RTP/AVP address-family=IP4 media-address=...")
+  const offer = parse({
+    sdp: 'v=0\r\n',
+    'call-id': 'c2@host',
+    'received-from': ['IP4', '192.0.2.9'],
+    'from-tag': 'ft2',
+    command: 'offer',
+    flags: ['trust-address'],
+    replace: ['origin'],
+    'transport-protocol': 'RTP/AVP',
+    'address family': 'IP4',
+    'media-address': '198.51.100.3',
+  });
+  if (!offer.ok) throw new Error(offer.error);
+  t.equal(offer.request.command, 'offer');
+  t.ok(offer.request.flags.has('trust address'));
+  t.ok(offer.request.replace.has('origin'));
+  t.equal(offer.request.transportProtocol, 'RTP/AVP');
+  t.equal(offer.request.addressFamily, 'IP4');
+  t.equal(offer.request.mediaAddress, '198.51.100.3');
+  t.strictSame(offer.request.receivedFrom, { family: 'IP4', address: '192.0.2.9' });
+  // rtpengine_delete("delete-delay=10"): an integer key.
+  const del = parse({
+    'call-id': 'c2@host',
+    'from-tag': 'ft2',
+    command: 'delete',
+    'delete-delay': 10,
+  });
+  t.equal(del.ok && del.request.deleteDelay, 10);
+});
+
 t.test('keys with spaces, hyphens and underscores are the same key', async (t) => {
   const got = parse({
     command: 'start_recording',
