@@ -10,11 +10,13 @@ import type { CommandOrigin, Family, LocalChoice, RemoteSpec } from '../base/net
 import { RelayError, type RelayErrorCode } from '../session/errors.ts';
 import type { LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
 import type { Session } from '../session/session.ts';
+import type { FoundSession } from '../session/manager-types.ts';
 import type { MediaStream } from '../media/stream.ts';
 import type { GlobalStats } from '../util/stats.ts';
 import { isWildcard } from '../util/net.ts';
 import { decodeBencode, encodeBencode, type NgOut } from './bencode.ts';
 import { PendingDeletes } from './delete-delay.ts';
+import { playPlan, promptPayloadTypes } from './media-ng.ts';
 import { type NgRequest, parseNgRequest } from './message.ts';
 import { remoteFor } from './remote.ts';
 import {
@@ -51,6 +53,8 @@ type NgManager = Pick<
   | 'ended'
   | 'recordCall'
   | 'stopRecordingCall'
+  | 'play'
+  | 'stopPlayback'
 >;
 
 export interface NgDispatcherDeps {
@@ -87,8 +91,6 @@ const RELAY_REASONS: Readonly<Record<RelayErrorCode, string>> = {
 /** Commands of rtpengine that the relay does not carry out, with the reason it answers. */
 const UNSUPPORTED_COMMANDS: Readonly<Record<string, string>> = {
   'pause recording': 'pausing a recording is not supported: stop recording, then start it again',
-  'play media': 'playback over ng is not supported: use the rtpproxy protocol (P)',
-  'stop media': 'playback over ng is not supported: use the rtpproxy protocol (S)',
   'block media': 'blocking media is not supported',
   'unblock media': 'blocking media is not supported',
   'silence media': 'silencing media is not supported',
@@ -110,6 +112,8 @@ interface SessionMeta {
   readonly protocol: string;
   /** The tag of the party the session's tag does not name, once an offer or answer gave it. */
   otherTag: string | undefined;
+  /** Each party's payload types and packet time, from the SDP it sent (for `play media`). */
+  readonly media: Map<string, { payloadTypes: readonly number[]; ptime: number | undefined }>;
 }
 
 /** ICE handling the relay gives: the candidates go, it is no ICE agent. */
@@ -193,6 +197,10 @@ export class NgDispatcher {
       case 'start recording':
       case 'stop recording':
         return this.#recording(request, request.command === 'start recording');
+      case 'play media':
+        return this.#playMedia(request);
+      case 'stop media':
+        return this.#stopMedia(request);
       default: {
         const reason = UNSUPPORTED_COMMANDS[request.command];
         return errorDict(reason ?? 'Unrecognized command');
@@ -243,7 +251,7 @@ export class NgDispatcher {
         if (answer === undefined) {
           throw new NgError(`media ${String(stream.index)} of the answer was not offered`);
         }
-        this.#remember(answer.session, stream, [fromTag, toTag]);
+        this.#remember(answer.session, stream, [fromTag, toTag], op === 'offer' ? fromTag : toTag);
         answers.push(streamAnswer(answer, stream.index, origin));
       }
     } catch (error) {
@@ -288,14 +296,26 @@ export class NgDispatcher {
     return { kind: 'family', family: chosen };
   }
 
-  /** What `query` and `delete` need of a session: its media, and the other party's tag. */
-  #remember(session: Session, stream: SdpStream, tags: readonly (string | undefined)[]): void {
+  /**
+   * What `query`, `delete` and `play media` need of a session: its media, the other party's tag,
+   * and what the party that sent this SDP (`owner`) receives.
+   */
+  #remember(
+    session: Session,
+    stream: SdpStream,
+    tags: readonly (string | undefined)[],
+    owner: string | undefined,
+  ): void {
     const base = splitTag(session.tag).base;
     const otherTag = tags.find((tag) => tag !== undefined && tag !== base);
-    const meta = this.#meta.get(session);
+    let meta = this.#meta.get(session);
     if (meta === undefined) {
-      this.#meta.set(session, { type: stream.type, protocol: stream.protocol, otherTag });
+      meta = { type: stream.type, protocol: stream.protocol, otherTag, media: new Map() };
+      this.#meta.set(session, meta);
     } else if (otherTag !== undefined) meta.otherTag = otherTag;
+    if (owner !== undefined) {
+      meta.media.set(owner, { payloadTypes: stream.payloadTypes, ptime: stream.ptime });
+    }
   }
 
   /**
@@ -365,6 +385,92 @@ export class NgDispatcher {
     if (record === false) manager.stopRecordingCall(callId);
     if (record !== true) return undefined;
     return (await manager.recordCall(callId)) > 0 ? undefined : NO_RECORDING;
+  }
+
+  /**
+   * The audio sessions a media command acts on, each with the leg facing the selected party and
+   * that party's tag: the `from-tag`'s party, or with `all` every party (rtpengine's
+   * `media_block_match`), or the error-reason.
+   */
+  #mediaTargets(
+    request: NgRequest,
+  ): { targets: { found: FoundSession; party: string }[] } | { error: string } {
+    const callId = request.callId;
+    if (callId === undefined) return { error: 'No call-id in message' };
+    const sessions = this.#d.manager
+      .sessionsOf(callId)
+      .filter((s) => (this.#meta.get(s)?.type ?? 'audio') === 'audio');
+    if (sessions.length === 0) return { error: 'Unknown call-ID' };
+    const targets: { found: FoundSession; party: string }[] = [];
+    for (const session of sessions) {
+      const own = splitTag(session.tag).base;
+      const other = this.#meta.get(session)?.otherTag;
+      const parties = request.all
+        ? [own, other]
+        : request.fromTag === undefined
+          ? []
+          : this.#partySessions([session], request.fromTag).length > 0
+            ? [request.fromTag]
+            : [];
+      for (const party of parties) {
+        if (party === undefined) continue;
+        const facesOwn = party === own || party === session.tag;
+        targets.push({ found: { session, legT1: facesOwn ? 1 : 0 }, party });
+      }
+    }
+    if (targets.length > 0) return { targets };
+    if (!request.all && request.fromTag === undefined) {
+      return { error: 'No participant party specified' };
+    }
+    return { error: 'From-tag given, but no such tag exists' };
+  }
+
+  /**
+   * `play media`: the prompt `file` (docs/ng.md) to the selected party, `repeat-times` times,
+   * in the first of its payload types a prompt file exists for; the reply's `duration` is one
+   * play, ms, as rtpengine's.
+   */
+  async #playMedia(request: NgRequest): Promise<Dict> {
+    const plan = playPlan(request.player);
+    if ('error' in plan) return errorDict(plan.error);
+    const selected = this.#mediaTargets(request);
+    if ('error' in selected) return errorDict(selected.error);
+    let duration: number | undefined;
+    for (const { found, party } of selected.targets) {
+      const meta = this.#meta.get(found.session);
+      const sdp = meta?.media.get(party);
+      const payloadTypes = promptPayloadTypes(plan, sdp?.payloadTypes ?? []);
+      try {
+        const ms = await this.#d.manager.play(
+          found,
+          plan.name,
+          payloadTypes,
+          plan.count,
+          sdp?.ptime ?? -1,
+        );
+        duration ??= ms;
+      } catch (error) {
+        if (!(error instanceof RelayError)) throw error;
+        const pts = payloadTypes.join(' ');
+        return errorDict(
+          error.code === 'ERR_PROMPT_TOO_LARGE'
+            ? `Failed to start media playback: ${error.message}`
+            : `Failed to start media playback: no prompt file ${plan.name}.PT for payload types ${pts === '' ? '(none known)' : pts}`,
+        );
+      }
+    }
+    return { result: 'ok', ...(duration === undefined ? {} : { duration }) };
+  }
+
+  /** `stop media`: stops what plays to the selected party; rtpengine's error when nothing does. */
+  #stopMedia(request: NgRequest): Dict {
+    const selected = this.#mediaTargets(request);
+    if ('error' in selected) return errorDict(selected.error);
+    let stopped = false;
+    for (const { found } of selected.targets) {
+      if (this.#d.manager.stopPlayback(found)) stopped = true;
+    }
+    return stopped ? { result: 'ok' } : errorDict('Not currently playing media');
   }
 
   async #query(request: NgRequest): Promise<Dict> {

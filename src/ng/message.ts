@@ -48,6 +48,22 @@ export interface NgRequest {
   readonly mediaAddress?: string;
   /** `delete delay` of `delete`, in seconds. */
   readonly deleteDelay?: number;
+  /** `all` (key or flag): a media command for every party of the call. */
+  readonly all: boolean;
+  /** The media keys of `play media`. */
+  readonly player: PlayerKeys;
+}
+
+/** What `play media` may carry (rtpengine's docs/ng_control_protocol.md). */
+export interface PlayerKeys {
+  readonly file?: string;
+  /** `blob` or `blob64` given. */
+  readonly blob: boolean;
+  /** `db-id` given. */
+  readonly dbId: boolean;
+  readonly repeatTimes?: number;
+  readonly repeatDuration?: number;
+  readonly startPos?: number;
 }
 
 export type ParsedNg = { ok: true; request: NgRequest } | { ok: false; error: string };
@@ -102,6 +118,15 @@ export function parseNgRequest(value: NgValue): ParsedNg {
     ...optional('mediaAddress', text('media address')),
     ...optional('recordCall', recordCall(normalized('record call'), flags)),
     ...optional('deleteDelay', integer(dict.get('delete delay'))),
+    all: flags.has('all') || normalized('all') === 'all',
+    player: {
+      ...optional('file', text('file')),
+      blob: dict.has('blob') || dict.has('blob64'),
+      dbId: dict.has('db id'),
+      ...optional('repeatTimes', integer(dict.get('repeat times'))),
+      ...optional('repeatDuration', integer(dict.get('repeat duration'))),
+      ...optional('startPos', integer(dict.get('start pos'))),
+    },
   };
   return { ok: true, request };
 }

@@ -25,6 +25,10 @@ export interface SdpStream {
   /** Port 0: a disabled or refused stream, which gets no session. */
   readonly disabled: boolean;
   readonly remote: StreamRemote;
+  /** The m= line's payload types, in the sender's order of preference (numeric ones only). */
+  readonly payloadTypes: readonly number[];
+  /** `a=ptime`, ms; undefined without one. */
+  readonly ptime: number | undefined;
 }
 
 /** A parsed SDP and its streams. */
@@ -105,6 +109,8 @@ export function parseSdp(text: string): Parsed {
       port,
       disabled,
       remote: remoteOf(connection),
+      payloadTypes: payloadTypesOf(media.payloads),
+      ptime: typeof media.ptime === 'number' && media.ptime > 0 ? media.ptime : undefined,
     });
   }
   const originLine = lines.find((l) => l.startsWith('o='));
@@ -218,4 +224,14 @@ function removeMediaIce(media: MediaDescription): void {
   delete media.iceOptions;
   delete media.endOfCandidates;
   delete media.remoteCandidates;
+}
+
+/** The numeric payload types of an m= line's format list (`udptl` has `t38`, which is none). */
+function payloadTypesOf(formats: string | number | undefined): number[] {
+  if (formats === undefined) return [];
+  return String(formats)
+    .split(' ')
+    .filter((f) => /^[0-9]{1,3}$/.test(f))
+    .map(Number)
+    .filter((pt) => pt <= 127);
 }

@@ -413,20 +413,28 @@ export class SessionManager {
     return this.#recording.stop(this.#prefixLegs(callId, tag1, tag2), bothLegs);
   }
 
-  /** P (docs/protocol.md 3.6, 7): plays a prompt to the T1 party `count` times (playback.ts). */
+  /**
+   * P (docs/protocol.md 3.6, 7): plays a prompt to the T1 party `count` times (playback.ts);
+   * resolves with the length of one play, ms.
+   */
   async play(
     found: FoundSession,
     prompt: string,
     codecs: readonly number[] | 'session',
     count: number,
-  ): Promise<void> {
-    await this.#playback.play(found, prompt, codecs, count);
+    packetMs?: number,
+  ): Promise<number> {
+    const duration = await this.#playback.play(found, prompt, codecs, count, packetMs);
     await this.#toUserspace([found.session]);
+    return duration;
   }
 
-  /** S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if any. */
-  stopPlayback(found: FoundSession): void {
-    this.#playback.stop(found);
+  /**
+   * S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if
+   * any; false when nothing played there.
+   */
+  stopPlayback(found: FoundSession): boolean {
+    return this.#playback.stop(found);
   }
 
   /** Sessions of the call selected by the prefix rule, with the leg facing T1 (1 via T1, 0 via T2). */

@@ -28,24 +28,26 @@ export class SessionPlayback {
    * `NAME.PT` found for the payload types (or, for `'session'`, the `c` list and packet time stored
    * on the leg facing T1) `count` times (negative: until stopped) out of that leg. Count 0 only
    * stops. The reference's order: stop first, then E35 for `session` without a stored list, then E60.
+   * `packetMs` is the packet time for a list of payload types (<= 0: the player's default). Resolves
+   * with the length of one play of the prompt, ms (0 when nothing plays).
    */
   async play(
     found: FoundSession,
     prompt: string,
     codecs: readonly number[] | 'session',
     count: number,
-  ): Promise<void> {
+    packetMs = -1,
+  ): Promise<number> {
     const { session, legT1 } = found;
     const leg = session.legs[legT1];
     this.stop(found);
     let payloadTypes = codecs;
-    let packetMs = -1;
     if (payloadTypes === 'session') {
       if (leg.codecs === undefined) throw new RelayError('ERR_NO_SESSION_CODECS');
       payloadTypes = leg.codecs;
       packetMs = leg.packetTimeMs;
     }
-    if (count === 0) return;
+    if (count === 0) return 0;
     const players = this.#deps.players;
     if (players === undefined) throw new RelayError('ERR_PLAYBACK', 'playback is not available');
     let source: Awaited<ReturnType<typeof players.findPrompt>>;
@@ -86,10 +88,15 @@ export class SessionPlayback {
       },
       'prompt playing',
     );
+    const { payloadBytes, packetMs: ms } = source.framing;
+    return Math.ceil(source.data.length / payloadBytes) * ms;
   }
 
-  /** S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if any. */
-  stop(found: FoundSession): void {
-    this.#deps.players?.stop(found.session.legs[found.legT1].rtp);
+  /**
+   * S (docs/protocol.md 3.7), and the first step of P: stops the player of the leg facing T1, if
+   * any; false when nothing played there.
+   */
+  stop(found: FoundSession): boolean {
+    return this.#deps.players?.stop(found.session.legs[found.legT1].rtp) ?? false;
   }
 }

@@ -3,7 +3,8 @@
  * speaks it: offer and answer with real SDP, media relayed both ways, query, list, delete,
  * retransmissions, malformed input, refusals, and an rtpproxy-protocol call beside it.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
@@ -54,6 +55,8 @@ function text(reply: NgReplyDict, key: string): string {
 
 interface AnsweredCall {
   readonly call: ReturnType<typeof uniqueCall>;
+  readonly caller: Peer;
+  readonly callee: Peer;
   /** The daemon's ports facing each party. */
   readonly toCaller: number;
   readonly toCallee: number;
@@ -90,6 +93,8 @@ async function answeredCall(test: Teardown, ng: NgClient, prefix: string): Promi
   };
   return {
     call,
+    caller,
+    callee,
     toCaller,
     toCallee,
     ports: [toCallee, toCallee + 1, toCaller, toCaller + 1],
@@ -272,6 +277,67 @@ t.test('ng', async (t) => {
     t.match(offer['warning'], /recording is not available/);
     t.match(text(offer, 'sdp'), /^m=audio \d+ RTP\/AVP/m);
     t.equal((await ng.request({ command: 'delete', 'call-id': call.id }))['result'], 'ok');
+  });
+
+  t.test('play media plays a prompt to the party, stop media stops it', async (t) => {
+    const dir = tempDir(t, 'ngplay');
+    // PCMU at the player's default 10 ms: 80 bytes a packet; four packets, each recognizable.
+    const prompt = Buffer.alloc(4 * 80, 0);
+    for (let i = 0; i < prompt.length; i += 1) prompt[i] = (i * 7 + Math.floor(i / 80)) & 0xff;
+    writeFileSync(path.join(dir, 'hello.0'), prompt);
+    const { call, caller, toCaller, relay } = await answeredCall(t, ng, 'ngplay');
+    await relay();
+    const base = { 'call-id': call.id, 'from-tag': call.from, file: path.join(dir, 'hello') };
+
+    const played = await ng.request({ ...base, command: 'play media' });
+    t.strictSame(played, { duration: 40, result: 'ok' }, 'one play lasts 40 ms');
+    const heard = [];
+    for (let i = 0; i < 4; i += 1) heard.push(await caller.receive());
+    t.ok(
+      heard.every((p) => p.port === toCaller && p.data.length === 12 + 80),
+      'four RTP packets from the daemon port facing the caller',
+    );
+    t.ok(
+      Buffer.concat(heard.map((p) => p.data.subarray(12))).equals(prompt),
+      "the caller heard the prompt's bytes, in order",
+    );
+    t.ok(
+      heard.every((p) => (p.data[1] ?? 0) % 128 === 0),
+      'as PCMU, the payload type the caller offered first',
+    );
+
+    const looping = await ng.request({ ...base, command: 'play media', 'repeat-times': 1000 });
+    t.equal(looping['result'], 'ok');
+    await caller.receive();
+    t.strictSame(await ng.request({ ...base, command: 'stop media' }), { result: 'ok' });
+    // What was in flight arrives; then nothing more of the prompt, and the call relays again.
+    for (let i = 0; i < 5; i += 1) {
+      try {
+        await caller.receive(100);
+      } catch {
+        break;
+      }
+    }
+    await caller.expectNothing(200);
+    await relay();
+    t.pass('relaying resumed after stop media');
+    t.strictSame(await ng.request({ ...base, command: 'stop media' }), {
+      result: 'error',
+      'error-reason': 'Not currently playing media',
+    });
+
+    const missing = await ng.request({
+      ...base,
+      command: 'play media',
+      file: path.join(dir, 'nope'),
+    });
+    t.equal(missing['result'], 'error');
+    t.match(
+      missing['error-reason'],
+      /^Failed to start media playback: no prompt file .*nope\.PT for payload types 0 101$/,
+    );
+    await relay();
+    t.pass('the call still relays after a failed play media');
   });
 
   t.test('a retransmitted cookie is answered from the cache, not run again', async (t) => {

@@ -165,13 +165,14 @@ class FakeManager implements DispatchManager {
     prompt: string,
     codecs: readonly number[] | 'session',
     count: number,
-  ): Promise<void> {
+  ): Promise<number> {
     this.calls.push(['play', label(found), prompt, codecs, count]);
     return Promise.reject(new RelayError('ERR_PLAYBACK'));
   }
 
-  stopPlayback(found: FoundSession): void {
+  stopPlayback(found: FoundSession): boolean {
     this.calls.push(['stopPlayback', label(found)]);
+    return false;
   }
 
   hasLocalFamily(family: Family): boolean {

@@ -4,6 +4,7 @@ import t from 'tap';
 import type { LocalChoice } from '../../../src/base/net.ts';
 import { RelayError } from '../../../src/session/errors.ts';
 import type { LegAnswer, OfferRequest } from '../../../src/session/manager.ts';
+import type { FoundSession } from '../../../src/session/manager-types.ts';
 import type { Session } from '../../../src/session/session.ts';
 import {
   decodeBencode,
@@ -25,7 +26,10 @@ class FakeManager {
   answer(op: 'update' | 'lookup', req: OfferRequest): LegAnswer {
     this.calls.push({ op, req });
     if (this.failAt === this.calls.length) throw new RelayError('ERR_NO_PORTS_NEW');
-    const session = { tag: req.tag1, callId: req.callId, createdAt: 0 } as unknown as Session;
+    const existing = this.sessions.get(req.callId)?.find((s) => s.tag === req.tag1);
+    const session =
+      (op === 'lookup' ? existing : undefined) ??
+      ({ tag: req.tag1, callId: req.callId, createdAt: 0 } as unknown as Session);
     if (op === 'update') {
       this.sessions.set(req.callId, [...(this.sessions.get(req.callId) ?? []), session]);
     }
@@ -63,7 +67,24 @@ class FakeManager {
       this.stopped.push(callId);
       return 0;
     },
+    play: (
+      found: FoundSession,
+      prompt: string,
+      codecs: readonly number[] | 'session',
+      count: number,
+      packetMs?: number,
+    ) => {
+      if (this.noPrompt) return Promise.reject(new RelayError('ERR_PLAYBACK'));
+      this.played.push([found.session.tag, found.legT1, prompt, codecs, count, packetMs]);
+      this.playing.add(`${found.session.tag}/${String(found.legT1)}`);
+      return Promise.resolve(1234);
+    },
+    stopPlayback: (found: FoundSession) =>
+      this.playing.delete(`${found.session.tag}/${String(found.legT1)}`),
   };
+  noPrompt = false;
+  readonly played: unknown[][] = [];
+  readonly playing = new Set<string>();
   recordable = true;
   readonly recorded: string[] = [];
   readonly stopped: string[] = [];
@@ -291,3 +312,96 @@ t.test('an IPv6 stream on hold binds on the IPv6 address', async (t) => {
   t.strictSame(fake.calls[0]?.req.local, { kind: 'family', family: 6 });
   t.match(reply['sdp'], /^c=IN IP6 ::\r$/m, 'the hold goes on');
 });
+
+t.test(
+  'play media and stop media: the selected party hears a prompt in its own codecs',
+  async (t) => {
+    const fake = new FakeManager();
+    const d = dispatcher(fake);
+    const callerSdp = SDP.replace('RTP/AVP 0\r\n', 'RTP/AVP 8 0 101\r\na=ptime:20\r\n');
+    const calleeSdp = SDP.replace('RTP/AVP 0\r\n', 'RTP/AVP 0 101\r\n');
+    await run(d, { command: 'offer', 'call-id': 'c9', 'from-tag': 'ft', sdp: callerSdp });
+    await run(d, {
+      command: 'answer',
+      'call-id': 'c9',
+      'from-tag': 'ft',
+      'to-tag': 'tt',
+      sdp: calleeSdp,
+    });
+    const base = { 'call-id': 'c9', file: '/prompts/hello' };
+
+    const toCaller = await run(d, { ...base, command: 'play media', 'from-tag': 'ft' });
+    t.strictSame(toCaller, { duration: '1234', result: 'ok' });
+    // The caller is the session's own party: leg 1 faces it; its codecs and ptime, audio only.
+    t.strictSame(fake.played.shift(), ['ft;1', 1, '/prompts/hello', [8, 0, 101], 1, 20]);
+    t.equal(fake.played.length, 0, 'the video stream plays nothing');
+
+    await run(d, {
+      ...base,
+      command: 'play media',
+      'from-tag': 'tt',
+      'repeat-times': 3,
+      file: '/prompts/hello.8',
+    });
+    t.strictSame(
+      fake.played.shift(),
+      ['ft;1', 0, '/prompts/hello', [0, 101], 3, -1],
+      'the callee does not take 8',
+    );
+    await run(d, { ...base, command: 'play media', 'from-tag': 'ft', file: '/prompts/hello.0' });
+    t.strictSame(fake.played.shift()?.[3], [0, 8, 101], 'the file name asks for 0 first');
+
+    t.strictSame(await run(d, { 'call-id': 'c9', command: 'stop media', 'from-tag': 'tt' }), {
+      result: 'ok',
+    });
+    t.strictSame(await run(d, { 'call-id': 'c9', command: 'stop media', 'from-tag': 'tt' }), {
+      'error-reason': 'Not currently playing media',
+      result: 'error',
+    });
+    await run(d, { ...base, command: 'play media', all: 'all' });
+    t.strictSame(
+      fake.played.splice(0).map((p) => [p[0], p[1]]),
+      [
+        ['ft;1', 1],
+        ['ft;1', 0],
+      ],
+      'all: both parties',
+    );
+
+    const errors: readonly (readonly [NgOut, string])[] = [
+      [{ command: 'play media', file: 'x' }, 'No call-id in message'],
+      [{ ...base, command: 'play media', 'call-id': 'nope', 'from-tag': 'ft' }, 'Unknown call-ID'],
+      [{ ...base, command: 'play media' }, 'No participant party specified'],
+      [
+        { ...base, command: 'play media', 'from-tag': 'zz' },
+        'From-tag given, but no such tag exists',
+      ],
+      [{ 'call-id': 'c9', command: 'play media', 'from-tag': 'ft' }, 'No media file specified'],
+      [
+        { ...base, command: 'play media', 'from-tag': 'ft', blob: 'RIFF' },
+        'media blobs are not supported: give a prompt file (file), docs/playback.md',
+      ],
+      [
+        { ...base, command: 'play media', 'from-tag': 'ft', 'db-id': 5 },
+        'media from a database (db-id) is not supported',
+      ],
+      [
+        { ...base, command: 'play media', 'from-tag': 'ft', 'repeat-times': 0 },
+        'repeat-times must be 1 or more',
+      ],
+      [
+        { ...base, command: 'play media', 'from-tag': 'ft', 'start-pos': 2000 },
+        'start-pos is not supported',
+      ],
+    ];
+    for (const [dict, reason] of errors) {
+      t.strictSame(await run(d, dict), { 'error-reason': reason, result: 'error' }, reason);
+    }
+    fake.noPrompt = true;
+    t.strictSame(await run(d, { ...base, command: 'play media', 'from-tag': 'tt' }), {
+      'error-reason':
+        'Failed to start media playback: no prompt file /prompts/hello.PT for payload types 0 101',
+      result: 'error',
+    });
+  },
+);

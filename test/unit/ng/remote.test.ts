@@ -10,6 +10,8 @@ const stream = (remote: SdpStream['remote']): SdpStream => ({
   port: 4000,
   disabled: false,
   remote,
+  payloadTypes: [0],
+  ptime: undefined,
 });
 
 const request = (flags: string[], received?: string): NgRequest => ({
@@ -20,6 +22,8 @@ const request = (flags: string[], received?: string): NgRequest => ({
   rtcpMux: [],
   sdes: [],
   codec: false,
+  all: false,
+  player: { blob: false, dbId: false },
   ...(received === undefined ? {} : { receivedFrom: { family: 'IP4', address: received } }),
 });
 
