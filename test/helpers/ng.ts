@@ -25,7 +25,11 @@ export class NgClient {
     this.#host = host;
   }
 
-  static async open(t: Teardown, port: number, host = '127.0.0.1'): Promise<NgClient> {
+  static async open(
+    t: Pick<Teardown, 'teardown'>,
+    port: number,
+    host = '127.0.0.1',
+  ): Promise<NgClient> {
     const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -58,9 +62,13 @@ export class NgClient {
   }
 
   /** One request; resolves with the reply dictionary (its cookie checked). */
-  async request(dict: Record<string, unknown>, cookie = NgClient.cookie()): Promise<NgReplyDict> {
+  async request(
+    dict: Record<string, unknown>,
+    cookie = NgClient.cookie(),
+    ms = 5000,
+  ): Promise<NgReplyDict> {
     const data = Buffer.concat([Buffer.from(`${cookie} `), Buffer.from(bencode.encode(dict))]);
-    const reply = await this.raw(data);
+    const reply = await this.raw(data, ms);
     const prefix = Buffer.from(`${cookie} `);
     if (!reply.subarray(0, prefix.length).equals(prefix)) {
       throw new Error(`reply without the cookie ${cookie}: ${reply.toString('latin1')}`);
@@ -70,10 +78,11 @@ export class NgClient {
 }
 
 /**
- * A bencoded reply dictionary, strings as UTF-8 text. Decoded to bytes and converted here: the
- * package's own string decoding (`decode(data, 'utf8')`) fails on dictionaries in 4.0.1.
+ * A bencoded dictionary (a reply, or a request seen on the wire), strings as UTF-8 text. Decoded
+ * to bytes and converted here: the package's own string decoding (`decode(data, 'utf8')`) fails on
+ * dictionaries in 4.0.1. Throws on anything else.
  */
-function decodeNg(data: Buffer): NgReplyDict {
+export function decodeNg(data: Buffer): NgReplyDict {
   const value = toText(bencode.decode(data));
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new Error(`not a dictionary: ${data.toString('latin1')}`);

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { udpCommand } from '../helpers/control.ts';
 import { nftArgs } from '../helpers/kernel-mode.ts';
+import { NgClient } from '../helpers/ng.ts';
 
 const KAMAILIO_CFG = fileURLToPath(new URL('kamailio.cfg', import.meta.url));
 /** Kamailio with its rtpengine module, driving the daemon over the ng protocol. */
@@ -299,7 +300,35 @@ export interface DaemonOptions {
   readonly ttl?: number;
 }
 
-export class RtpproxyDaemon {
+/**
+ * What the rig needs of the relay under test: ours (RtpproxyDaemon) or the reference rtpengine
+ * (RtpengineDaemon), so that the same calls and the same wire checks run against both.
+ */
+export interface Relay {
+  readonly proc: Proc;
+  /** `controlPort` is the port Kamailio's commands go to (rtpengine: its ng port). */
+  readonly options: DaemonOptions;
+  /** Calls (ours: sessions) the relay holds now. */
+  activeSessions(): Promise<number>;
+  /** Sessions created and packets relayed so far. */
+  figures(): Promise<{ created: number; relayed: number }>;
+  /** Polls until no session is left; resolves with the last count seen. */
+  drained(ms?: number): Promise<number>;
+  stop(): Promise<Exit>;
+}
+
+/** Polls `count` until it is 0 or `ms` ran out; resolves with the last value. */
+async function pollToZero(count: () => Promise<number>, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  let active = await count();
+  while (active !== 0 && Date.now() < end) {
+    await sleep(100);
+    active = await count();
+  }
+  return active;
+}
+
+export class RtpproxyDaemon implements Relay {
   readonly proc: Proc;
   readonly options: DaemonOptions;
 
@@ -368,15 +397,112 @@ export class RtpproxyDaemon {
     return out;
   }
 
+  /** `G nsess_created npkts_relayed`. */
+  async figures(): Promise<{ created: number; relayed: number }> {
+    const g = await this.counters('nsess_created', 'npkts_relayed');
+    return { created: g.nsess_created, relayed: g.npkts_relayed };
+  }
+
   /** Polls `I` until no session is left; resolves with the last count seen. */
-  async drained(ms = 5000): Promise<number> {
-    const end = Date.now() + ms;
-    let active = await this.activeSessions();
-    while (active !== 0 && Date.now() < end) {
-      await sleep(100);
-      active = await this.activeSessions();
+  drained(ms = 5000): Promise<number> {
+    return pollToZero(() => this.activeSessions(), ms);
+  }
+
+  stop(): Promise<Exit> {
+    return this.proc.stop('SIGTERM', 5000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference: rtpengine
+
+/**
+ * Debian's rtpengine (`rtpengine-daemon`) in userspace (`--table=-1`, no kernel module), on the
+ * ng port `options.controlPort`, with no configuration file and no delete delay, so that a call
+ * ends when Kamailio deletes it, as ours does. Its figures come over ng: `list` (calls now) and
+ * `statistics` (`managedsessions`, `relayedpackets`).
+ */
+export class RtpengineDaemon implements Relay {
+  readonly proc: Proc;
+  readonly options: DaemonOptions;
+  readonly #ng: NgClient;
+
+  private constructor(proc: Proc, options: DaemonOptions, ng: NgClient) {
+    this.proc = proc;
+    this.options = options;
+    this.#ng = ng;
+  }
+
+  /** The binary, or undefined when rtpengine-daemon is not installed. */
+  static binary(): string | undefined {
+    return findTool('rtpengine');
+  }
+
+  static async start(t: Teardown, name: string, options: DaemonOptions): Promise<RtpengineDaemon> {
+    const bin = RtpengineDaemon.binary();
+    if (bin === undefined) {
+      throw new Error('rtpengine is not installed (apt-get install rtpengine-daemon)');
     }
-    return active;
+    const args = [
+      '--config-file=none',
+      '--foreground',
+      '--log-stderr',
+      '--log-level=5',
+      '--table=-1',
+      `--listen-ng=127.0.0.1:${String(options.controlPort)}`,
+      `--port-min=${String(options.portMin)}`,
+      `--port-max=${String(options.portMax)}`,
+      '--delete-delay=0',
+      `--recording-dir=${options.recordDir}`,
+    ];
+    // `-l A/B` becomes two named interfaces, as ng's `direction` names them (docs/ng.md).
+    const [internal, external] = options.listen.split('/');
+    if (external === undefined) args.push(`--interface=${String(internal)}`);
+    else args.push(`--interface=internal/${String(internal)}`, `--interface=external/${external}`);
+    const proc = new Proc(t, name, bin, args);
+    const ng = await NgClient.open(t, options.controlPort);
+    const daemon = new RtpengineDaemon(proc, options, ng);
+    const end = Date.now() + 20_000;
+    for (;;) {
+      if (!proc.running()) throw new Error(`${name} exited at start:\n${proc.tail()}`);
+      try {
+        if ((await ng.request({ command: 'ping' }, NgClient.cookie(), 300))['result'] === 'pong') {
+          return daemon;
+        }
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > end) {
+        throw new Error(`timeout: ${name} never answered ping:\n${proc.tail()}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  async activeSessions(): Promise<number> {
+    const reply = await this.#ng.request({ command: 'list', limit: 1000 });
+    const calls = reply['calls'];
+    if (!Array.isArray(calls)) throw new Error(`list answered ${JSON.stringify(reply)}`);
+    return calls.length;
+  }
+
+  async figures(): Promise<{ created: number; relayed: number }> {
+    const reply = await this.#ng.request({ command: 'statistics' });
+    const stats = reply['statistics'];
+    const total =
+      typeof stats === 'object' && !Array.isArray(stats) ? stats['totalstatistics'] : undefined;
+    const get = (key: string): number => {
+      const v = typeof total === 'object' && !Array.isArray(total) ? total[key] : undefined;
+      if (typeof v !== 'number') {
+        throw new Error(`statistics without ${key}: ${JSON.stringify(reply)}`);
+      }
+      return v;
+    };
+    return { created: get('managedsessions'), relayed: get('relayedpackets') };
+  }
+
+  drained(ms = 5000): Promise<number> {
+    return pollToZero(() => this.activeSessions(), ms);
   }
 
   stop(): Promise<Exit> {

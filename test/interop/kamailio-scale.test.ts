@@ -6,7 +6,7 @@
  * (sip-tester) and tcpdump, and root for the capture, as the other interop files.
  */
 import t from 'tap';
-import { deadline, sleep, unavailable, type RtpproxyDaemon } from './harness.ts';
+import { deadline, sleep, unavailable, type Relay } from './harness.ts';
 import { checkCalls, DAEMON_IP, Rig, type CallView, type Expect, type SetMember } from './rig.ts';
 
 // About 40 s of calls; the bound is for a loaded machine.
@@ -56,7 +56,7 @@ function placement(views: readonly CallView[]): number[] {
   return counts;
 }
 
-const url = (d: RtpproxyDaemon): string => `udp:${DAEMON_IP}:${String(d.options.controlPort)}`;
+const url = (d: Relay): string => `udp:${DAEMON_IP}:${String(d.options.controlPort)}`;
 
 /** The nodes Kamailio disabled since `mark`. */
 function disabledSince(rig: Rig, mark: number): string[] {

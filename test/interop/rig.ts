@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { inKernelPass } from '../helpers/kernel-mode.ts';
+import { decodeNg, type NgReplyDict } from '../helpers/ng.ts';
 import {
   Capture,
   deadline,
@@ -22,6 +23,7 @@ import {
   PROMPT_BYTES,
   readPcap,
   removeDir,
+  RtpengineDaemon,
   RtpproxyDaemon,
   rtpId,
   sleep,
@@ -32,6 +34,7 @@ import {
   type Exit,
   type Packet,
   type Proc,
+  type Relay,
   type Sdp,
   type SipMessage,
 } from './harness.ts';
@@ -43,6 +46,11 @@ export interface RigConfig {
    * or its rtpengine module over the ng protocol.
    */
   readonly control: 'udp' | 'unix' | 'ng';
+  /**
+   * The relay under test: ours (the default), or the reference rtpengine (Debian's
+   * rtpengine-daemon, userspace), which Kamailio then drives over ng (`control: 'ng'`).
+   */
+  readonly relay?: 'ours' | 'rtpengine';
   readonly uacIp: string;
   readonly uasIp: string;
   /** The daemon's media window (`-m`/`-M`) on 127.0.0.1. */
@@ -94,7 +102,10 @@ export interface CallSpec {
   readonly shared?: boolean;
 }
 
-/** A control command Kamailio sent and the reply it got (UDP control socket only). */
+/**
+ * A control command Kamailio sent and the reply it got (UDP control socket, or the ng socket: then
+ * `verb` is the ng command, `ng` the request dictionary).
+ */
 export interface ControlExchange {
   /** The control port of the daemon it went to. */
   readonly port: number;
@@ -102,24 +113,25 @@ export interface ControlExchange {
   readonly verb: string;
   readonly callId: string;
   readonly reply: string | undefined;
+  readonly ng?: NgReplyDict;
 }
 
 export class Rig {
   readonly config: RigConfig;
   readonly dir: string;
   /** The first daemon of set 0, as started. */
-  readonly daemon: RtpproxyDaemon;
+  readonly daemon: Relay;
   readonly kamailio: Kamailio;
   readonly controlPort: number;
-  readonly bridgeDaemon: RtpproxyDaemon | undefined;
+  readonly bridgeDaemon: Relay | undefined;
   /** Why bridge mode is not tested (undefined: it is). */
   readonly bridgeSkip: string | undefined;
   /** Why playback is not tested (undefined: it is). */
   readonly playbackSkip: string | undefined;
   readonly prompt: string;
   readonly recordDir: string;
-  readonly #members: RtpproxyDaemon[];
-  readonly #running: RtpproxyDaemon[];
+  readonly #members: Relay[];
+  readonly #running: Relay[];
   readonly #t: Test;
   #runs = 0;
 
@@ -127,11 +139,11 @@ export class Rig {
     t: Test;
     config: RigConfig;
     dir: string;
-    members: RtpproxyDaemon[];
-    running: RtpproxyDaemon[];
+    members: Relay[];
+    running: Relay[];
     kamailio: Kamailio;
     controlPort: number;
-    bridgeDaemon: RtpproxyDaemon | undefined;
+    bridgeDaemon: Relay | undefined;
     bridgeSkip: string | undefined;
     playbackSkip: string | undefined;
     prompt: string;
@@ -158,7 +170,7 @@ export class Rig {
     const dir = tempDir(`rtpproxy-interop-${config.name}-`);
     // Registered first, so it runs first: stop everything in order (Kamailio talks to the
     // daemons), keep the logs, and remove the files unless something failed.
-    const running: { kamailio?: Kamailio; daemons: RtpproxyDaemon[] } = { daemons: [] };
+    const running: { kamailio?: Kamailio; daemons: Relay[] } = { daemons: [] };
     t.teardown(async () => {
       await running.kamailio?.stop();
       for (const d of running.daemons) await d.stop();
@@ -177,16 +189,27 @@ export class Rig {
     const unixSocket = join(dir, 'rtpproxy.sock');
     const ttl = config.ttl === undefined ? {} : { ttl: config.ttl };
     const ngPort = config.control === 'ng' ? await freeUdpPort(DAEMON_IP) : undefined;
-    const daemon = await RtpproxyDaemon.start(t, `rtpproxy(${config.name})`, {
-      controlPort,
-      ...(config.control === 'unix' ? { unixSocket } : {}),
-      ...(ngPort === undefined ? {} : { ngPort }),
-      listen: DAEMON_IP,
-      portMin: config.set?.[0]?.portMin ?? config.portMin,
-      portMax: config.set?.[0]?.portMax ?? config.portMax,
-      recordDir,
-      ...ttl,
-    });
+    const reference = config.relay === 'rtpengine';
+    if (reference && ngPort === undefined) throw new Error('rtpengine is driven over ng only');
+    const daemon: Relay =
+      reference && ngPort !== undefined
+        ? await RtpengineDaemon.start(t, `rtpengine(${config.name})`, {
+            controlPort: ngPort,
+            listen: DAEMON_IP,
+            portMin: config.portMin,
+            portMax: config.portMax,
+            recordDir,
+          })
+        : await RtpproxyDaemon.start(t, `rtpproxy(${config.name})`, {
+            controlPort,
+            ...(config.control === 'unix' ? { unixSocket } : {}),
+            ...(ngPort === undefined ? {} : { ngPort }),
+            listen: DAEMON_IP,
+            portMin: config.set?.[0]?.portMin ?? config.portMin,
+            portMax: config.set?.[0]?.portMax ?? config.portMax,
+            recordDir,
+            ...ttl,
+          });
     running.daemons.push(daemon);
     // The other members of set 0.
     const members = [daemon];
@@ -202,8 +225,7 @@ export class Rig {
       running.daemons.push(peer);
       members.push(peer);
     }
-    const udpSock = (d: RtpproxyDaemon): string =>
-      `udp:${DAEMON_IP}:${String(d.options.controlPort)}`;
+    const udpSock = (d: Relay): string => `udp:${DAEMON_IP}:${String(d.options.controlPort)}`;
     const set = config.set;
     const rtpproxySock =
       set !== undefined
@@ -216,24 +238,45 @@ export class Rig {
     const prompt = join(dir, 'prompt');
     writeFileSync(`${prompt}.0`, Buffer.alloc(PROMPT_BYTES, PROMPT_BYTE));
     let playbackSkip: string | undefined = 'not probed in this file';
-    if (config.playback === true) playbackSkip = await probePlayback(daemon, prompt);
+    if (config.playback === true) {
+      playbackSkip =
+        daemon instanceof RtpproxyDaemon
+          ? await probePlayback(daemon, prompt)
+          : 'rtpengine plays media files through ffmpeg, not the prompts of this suite';
+    }
 
     // Bridge mode (issue 3): a second daemon with an internal and an external address.
-    let bridgeDaemon: RtpproxyDaemon | undefined;
+    let bridgeDaemon: Relay | undefined;
     let bridgeSkip: string | undefined = 'not probed in this file';
+    let bridgeNgPort: number | undefined;
     if (config.bridge !== undefined) {
       const bridge = config.bridge;
       const bridgePort = await freeUdpPort(DAEMON_IP);
+      bridgeNgPort = ngPort === undefined ? undefined : await freeUdpPort(DAEMON_IP);
+      const options = {
+        listen: `${DAEMON_IP}/${bridge.external}`,
+        portMin: bridge.portMin,
+        portMax: bridge.portMax,
+        recordDir,
+      };
       try {
-        bridgeDaemon = await RtpproxyDaemon.start(t, `rtpproxy-bridge(${config.name})`, {
-          controlPort: bridgePort,
-          listen: `${DAEMON_IP}/${bridge.external}`,
-          portMin: bridge.portMin,
-          portMax: bridge.portMax,
-          recordDir,
-        });
-        running.daemons.push(bridgeDaemon);
-        bridgeSkip = await probeBridge(bridgeDaemon, bridge.external);
+        if (reference && bridgeNgPort !== undefined) {
+          bridgeDaemon = await RtpengineDaemon.start(t, `rtpengine-bridge(${config.name})`, {
+            ...options,
+            controlPort: bridgeNgPort,
+          });
+          running.daemons.push(bridgeDaemon);
+          bridgeSkip = undefined;
+        } else {
+          const ours = await RtpproxyDaemon.start(t, `rtpproxy-bridge(${config.name})`, {
+            ...options,
+            controlPort: bridgePort,
+            ...(bridgeNgPort === undefined ? {} : { ngPort: bridgeNgPort }),
+          });
+          bridgeDaemon = ours;
+          running.daemons.push(ours);
+          bridgeSkip = await probeBridge(ours, bridge.external);
+        }
       } catch (err) {
         const first = err instanceof Error ? err.message.split('\n')[0] : String(err);
         bridgeSkip = `bridge mode is not available (issue 3): the daemon does not start with -l A/B: ${String(first)}`;
@@ -253,7 +296,9 @@ export class Rig {
         : { disableTimeout: config.kamailio.disableTimeout, retries: config.kamailio.retries }),
       ...(bridgeDaemon === undefined
         ? {}
-        : { bridgeSock: `udp:${DAEMON_IP}:${String(bridgeDaemon.options.controlPort)}` }),
+        : {
+            bridgeSock: `udp:${DAEMON_IP}:${String(bridgeNgPort ?? bridgeDaemon.options.controlPort)}`,
+          }),
       prompt,
       workDir: join(dir, 'kamailio'),
     });
@@ -276,7 +321,7 @@ export class Rig {
   }
 
   /** The daemons of set 0 now, in rtpproxy_sock order (a restarted one replaces its old self). */
-  get members(): readonly RtpproxyDaemon[] {
+  get members(): readonly Relay[] {
     return this.#members;
   }
 
@@ -286,7 +331,7 @@ export class Rig {
    */
   async restart(index: number): Promise<RtpproxyDaemon> {
     const old = this.#members[index];
-    if (old === undefined) throw new Error(`no member ${String(index)}`);
+    if (!(old instanceof RtpproxyDaemon)) throw new Error(`no daemon of ours at ${String(index)}`);
     if (old.proc.running()) throw new Error(`${old.proc.name} is still running`);
     const again = await RtpproxyDaemon.start(this.#t, `${old.proc.name}-again`, old.options);
     this.#running.push(again);
@@ -325,7 +370,10 @@ export class Rig {
       uasIp,
       ...(this.config.bridge === undefined ? [] : [this.config.bridge.external]),
     ];
-    const ports = daemons.map((d) => `port ${String(d.options.controlPort)}`);
+    const ports = daemons.flatMap((d) => [
+      `port ${String(d.options.controlPort)}`,
+      ...(d.options.ngPort === undefined ? [] : [`port ${String(d.options.ngPort)}`]),
+    ]);
     const filter = `udp and (${[...hosts.map((h) => `host ${h}`), ...ports].join(' or ')})`;
     const capture = await Capture.start(
       t,
@@ -427,16 +475,13 @@ export class Rig {
 }
 
 /**
- * A daemon's sessions created and packets relayed so far (`G`); undefined when it does not run
- * (stopped, or it ends its drain during the call).
+ * A relay's sessions created and packets relayed so far; undefined when it does not run (stopped,
+ * or it ends its drain during the call).
  */
-async function figures(
-  d: RtpproxyDaemon,
-): Promise<{ created: number; relayed: number } | undefined> {
+async function figures(d: Relay): Promise<{ created: number; relayed: number } | undefined> {
   if (!d.proc.running()) return undefined;
   try {
-    const g = await d.counters('nsess_created', 'npkts_relayed');
-    return { created: g.nsess_created, relayed: g.npkts_relayed };
+    return await d.figures();
   } catch {
     return undefined;
   }
@@ -502,7 +547,7 @@ export class CallRun {
   readonly spec: CallSpec;
   readonly dir: string;
   /** The daemons the calls could go to (set 0, or the bridge daemon). */
-  readonly daemons: readonly RtpproxyDaemon[];
+  readonly daemons: readonly Relay[];
   /** Sessions each of them created during the run (undefined: it was not running at one end). */
   readonly createdBy: readonly (number | undefined)[];
   readonly uac: Proc;
@@ -551,7 +596,12 @@ export class CallRun {
     this.kamailioMark = fields.kamailioMark;
     const sip: SipMessage[] = [];
     const rtp: Packet[] = [];
-    const ctrl = new Set(this.daemons.map((d) => d.options.controlPort));
+    const ctrl = new Set(
+      this.daemons.flatMap((d) => [
+        d.options.controlPort,
+        d.options.ngPort ?? d.options.controlPort,
+      ]),
+    );
     const commands = new Map<string, { port: number; command: string }>();
     const replies = new Map<string, string>();
     for (const p of this.packets) {
@@ -571,6 +621,18 @@ export class CallRun {
     this.sip = sip;
     this.rtp = rtp;
     this.control = [...commands].map(([cookie, { port, command }]) => {
+      const ng = ngRequest(command);
+      if (ng !== undefined) {
+        const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+        return {
+          port,
+          command,
+          verb: text(ng['command']),
+          callId: text(ng['call-id']),
+          reply: replies.get(cookie),
+          ng,
+        };
+      }
       const tokens = command.split(/\s+/);
       return {
         port,
@@ -651,6 +713,16 @@ export class CallRun {
   }
 }
 
+/** An ng request dictionary (`d...e`), or undefined for an rtpproxy protocol command. */
+function ngRequest(command: string): NgReplyDict | undefined {
+  if (!command.startsWith('d')) return undefined;
+  try {
+    return decodeNg(Buffer.from(command, 'latin1'));
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Expect {
   readonly calls: number;
   /** RTP relayed in both directions, at least this many packets each way per call. */
@@ -687,16 +759,9 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
   t.equal(ids.length, expect.calls, `${String(expect.calls)} call(s) on the wire`, diag);
   const shared = run.spec.shared === true;
   if (!shared) {
-    t.equal(
-      run.sessionsCreated,
-      expect.calls,
-      'the daemon created one session per call (G nsess_created)',
-    );
-    t.equal(
-      run.activeAfter,
-      0,
-      'the daemon has no session left afterwards (I: active sessions: 0)',
-    );
+    // Ours: G nsess_created and I; rtpengine: statistics' managedsessions and list.
+    t.equal(run.sessionsCreated, expect.calls, 'the relay created one session per call');
+    t.equal(run.activeAfter, 0, 'the relay has no session left afterwards');
   }
   const allowed = expect.allowProblems;
   t.same(
@@ -820,10 +885,7 @@ export function checkCalls(t: Test, run: CallRun, expect: Expect): CallView[] {
   }
   if (expect.minPackets > 0 && !shared) {
     const want = 2 * expect.minPackets * expect.calls;
-    t.ok(
-      run.relayed >= want,
-      `the daemon counted ${String(run.relayed)} relayed packets (G npkts_relayed)`,
-    );
+    t.ok(run.relayed >= want, `the relay counted ${String(run.relayed)} relayed packets`);
   }
   return views;
 }

@@ -298,7 +298,7 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     });
   },
 
-  recording: async (t, rig) => {
+  recording: async (t, rig, config) => {
     await t.test('start_recording(): a recording with packets appears under -r', async (t) => {
       const run = await rig.call(t, {
         title: 'recording',
@@ -327,6 +327,26 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         best !== undefined && best.packets >= MIN_PACKETS,
         `a recording holds the call's packets (${files.map((f) => `${f.file}: ${String(f.packets)}`).join(', ')})`,
       );
+      if (config.control === 'ng') {
+        // Over ng, start recording records both legs of the call (docs/ng.md): one file holds
+        // what the caller put on the wire, another what the callee did, packet for packet.
+        const f = run.flows(v);
+        for (const [who, sent] of [
+          ['caller', f.callerToDaemon],
+          ['callee', f.calleeToDaemon],
+        ] as const) {
+          const matches = rtp.map((file) => {
+            const recorded = file.payloads.filter(isRtp).map((payload) => ({ payload }));
+            return { file: file.file, n: recorded.length, m: matchRelayed(recorded, sent) };
+          });
+          // SIPp sends the same SSRC and sequence numbers both ways: the bytes tell the files apart.
+          const found = matches.find(
+            (x) => x.n >= MIN_PACKETS && x.m.unmatched <= run.dropped && x.m.changed === 0,
+          );
+          t.ok(found, `a recording holds what the ${who} sent, byte for byte`, { matches });
+        }
+        return;
+      }
       // start_recording() in the 200 OK records the party that sent it: the callee. What is in the
       // file is what the callee put on the wire, packet for packet.
       if (best !== undefined) {
@@ -417,12 +437,13 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     });
   },
 
-  playback: async (t, rig) => {
+  playback: async (t, rig, config) => {
     for (const [fn, service, hearer] of [
       ['rtpproxy_stream2uac', 'p2uac', 'caller'],
       ['rtpproxy_stream2uas', 'p2uas', 'callee'],
     ] as const) {
-      const title = `${fn}(): the prompt reaches the ${hearer}`;
+      const call = config.control === 'ng' ? `play_media(from-tag of the ${hearer})` : `${fn}()`;
+      const title = `${call}: the prompt reaches the ${hearer}`;
       if (rig.playbackSkip !== undefined) {
         await t.test(title, { skip: rig.playbackSkip }, () => undefined);
         continue;
@@ -467,7 +488,11 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     for (const flags of ['ie', 'ei'] as const) {
       const sides =
         flags === 'ie' ? 'caller internal, callee external' : 'caller external, callee internal';
-      const title = `bridge mode: rtpproxy_offer/answer("${flags}"), ${sides}`;
+      const how =
+        config.control === 'ng'
+          ? `rtpengine_manage() with direction`
+          : `rtpproxy_offer/answer("${flags}")`;
+      const title = `bridge mode: ${how}, ${sides}`;
       if (rig.bridgeSkip !== undefined || config.bridge === undefined) {
         await t.test(
           title,
@@ -493,15 +518,31 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
           callerSideAddress: flags === 'ie' ? DAEMON_IP : external,
           calleeSideAddress: flags === 'ie' ? external : DAEMON_IP,
         });
-        const offers = (v?.control ?? [])
-          .filter((c) => c.verb === 'U' || c.verb === 'L')
-          .map((c) => c.command);
-        const mods = flags.toUpperCase();
-        t.ok(
-          offers.length >= 2 && offers.every((c) => new RegExp(`^[UL]${mods}`).test(c)),
-          `Kamailio sent U and L with the ${mods} modifiers`,
-          { offers },
-        );
+        if (config.control === 'ng') {
+          // rtpengine_manage("direction=... direction=..."): the party that sent the SDP first.
+          const sent = (v?.control ?? []).filter((c) => c.verb === 'offer' || c.verb === 'answer');
+          const [caller, callee] =
+            flags === 'ie' ? ['internal', 'external'] : ['external', 'internal'];
+          t.ok(
+            sent.length >= 2 &&
+              sent.every((c) => {
+                const want = c.verb === 'offer' ? [caller, callee] : [callee, caller];
+                return JSON.stringify(c.ng?.['direction']) === JSON.stringify(want);
+              }),
+            `Kamailio sent offer (${caller}, ${callee}) and answer (${callee}, ${caller}) directions`,
+            { sent: sent.map((c) => [c.verb, c.ng?.['direction']]) },
+          );
+        } else {
+          const offers = (v?.control ?? [])
+            .filter((c) => c.verb === 'U' || c.verb === 'L')
+            .map((c) => c.command);
+          const mods = flags.toUpperCase();
+          t.ok(
+            offers.length >= 2 && offers.every((c) => new RegExp(`^[UL]${mods}`).test(c)),
+            `Kamailio sent U and L with the ${mods} modifiers`,
+            { offers },
+          );
+        }
       });
     }
   },
