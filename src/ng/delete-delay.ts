@@ -7,7 +7,7 @@
 import type { Session } from '../session/session.ts';
 
 /** The longest delay honoured, in seconds; longer ones are shortened to it. */
-export const MAX_DELETE_DELAY_S = 3600;
+const MAX_DELETE_DELAY_S = 3600;
 
 /** One timer per call with a pending delete. */
 export class PendingDeletes {
