@@ -66,6 +66,20 @@ interface AnsweredCall {
   readonly relay: () => Promise<void>;
 }
 
+/** One RTP packet each way through the daemon's ports, each checked on arrival. */
+async function exchange(
+  legs: { caller: Peer; callee: Peer; toCaller: number; toCallee: number },
+  seq: number,
+): Promise<void> {
+  const { caller, callee, toCaller, toCallee } = legs;
+  const fromCaller = rtpPacket({ seq, ssrc: 0x1111 });
+  await caller.send(fromCaller, toCaller);
+  await callee.expect(fromCaller, toCallee);
+  const fromCallee = rtpPacket({ seq, ssrc: 0x2222, fill: 0x55 });
+  await callee.send(fromCallee, toCallee);
+  await caller.expect(fromCallee, toCaller);
+}
+
 /** An ng call offered and answered between two peers on loopback. */
 async function answeredCall(test: Teardown, ng: NgClient, prefix: string): Promise<AnsweredCall> {
   const call = uniqueCall(prefix);
@@ -84,12 +98,7 @@ async function answeredCall(test: Teardown, ng: NgClient, prefix: string): Promi
   let seq = 0;
   const relay = async (): Promise<void> => {
     seq += 1;
-    const fromCaller = rtpPacket({ seq, ssrc: 0x3333 });
-    await caller.send(fromCaller, toCaller);
-    await callee.expect(fromCaller, toCallee);
-    const fromCallee = rtpPacket({ seq, ssrc: 0x4444, fill: 0x66 });
-    await callee.send(fromCallee, toCallee);
-    await caller.expect(fromCallee, toCaller);
+    await exchange({ caller, callee, toCaller, toCallee }, seq);
   };
   return {
     call,
@@ -144,12 +153,7 @@ t.test('ng', async (t) => {
     const toCaller = mediaPort(text(answer, 'sdp'), 1);
 
     for (let seq = 1; seq <= 3; seq += 1) {
-      const fromCaller = rtpPacket({ seq, ssrc: 0x1111 });
-      await caller.send(fromCaller, toCaller);
-      await callee.expect(fromCaller, toCallee);
-      const fromCallee = rtpPacket({ seq, ssrc: 0x2222, fill: 0x55 });
-      await callee.send(fromCallee, toCallee);
-      await caller.expect(fromCallee, toCaller);
+      await exchange({ caller, callee, toCaller, toCallee }, seq);
     }
 
     const query = await ng.request({ command: 'query', 'call-id': call.id, 'from-tag': call.from });

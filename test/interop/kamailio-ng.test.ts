@@ -9,7 +9,7 @@
  * windows, so it runs beside the other files.
  */
 import t from 'tap';
-import { runSuite } from './suite.ts';
+import { CALL_SCENARIOS, runSuite } from './suite.ts';
 
 t.setTimeout(300_000);
 
@@ -23,16 +23,5 @@ await runSuite(t, {
   bridge: { external: '127.0.0.11', portMin: 49800, portMax: 49899 },
   playback: true,
   concurrentCalls: 10,
-  scenarios: [
-    'basic',
-    'concurrent',
-    'reinvite',
-    'late-offer',
-    'cancel-early-media',
-    'rejected',
-    'ng-rtpstat',
-    'recording',
-    'playback',
-    'bridge',
-  ],
+  scenarios: [...CALL_SCENARIOS, 'ng-rtpstat', 'recording', 'playback', 'bridge'],
 });

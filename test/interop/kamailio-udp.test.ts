@@ -4,7 +4,7 @@
  * root for the capture; see suite.ts for what happens without them.
  */
 import t from 'tap';
-import { runSuite } from './suite.ts';
+import { CALL_SCENARIOS, runSuite } from './suite.ts';
 
 // About a minute of calls; the default per-file limit (package.json) is tighter than needed under load.
 t.setTimeout(300_000);
@@ -19,17 +19,5 @@ await runSuite(t, {
   bridge: { external: '127.0.0.6', portMin: 48500, portMax: 48599 },
   playback: true,
   concurrentCalls: 20,
-  scenarios: [
-    'basic',
-    'concurrent',
-    'reinvite',
-    'late-offer',
-    'cancel-early-media',
-    'rejected',
-    'manage',
-    'recording',
-    'rtpstat',
-    'playback',
-    'bridge',
-  ],
+  scenarios: [...CALL_SCENARIOS, 'manage', 'recording', 'rtpstat', 'playback', 'bridge'],
 });

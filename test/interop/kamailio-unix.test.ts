@@ -4,7 +4,7 @@
  * files run side by side.
  */
 import t from 'tap';
-import { runSuite } from './suite.ts';
+import { CALL_SCENARIOS, runSuite } from './suite.ts';
 
 // About a minute of calls; the default per-file limit (package.json) is tighter than needed under load.
 t.setTimeout(300_000);
@@ -17,15 +17,5 @@ await runSuite(t, {
   portMin: 48600,
   portMax: 48899,
   concurrentCalls: 20,
-  scenarios: [
-    'basic',
-    'concurrent',
-    'reinvite',
-    'late-offer',
-    'cancel-early-media',
-    'rejected',
-    'manage',
-    'recording',
-    'rtpstat',
-  ],
+  scenarios: [...CALL_SCENARIOS, 'manage', 'recording', 'rtpstat'],
 });

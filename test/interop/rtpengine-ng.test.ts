@@ -12,7 +12,7 @@
  */
 import t from 'tap';
 import { RtpengineDaemon } from './harness.ts';
-import { runSuite } from './suite.ts';
+import { CALL_SCENARIOS, runSuite } from './suite.ts';
 
 t.setTimeout(300_000);
 
@@ -32,15 +32,6 @@ if (RtpengineDaemon.binary() === undefined) {
     portMax: 49999,
     bridge: { external: '127.0.0.14', portMin: 48300, portMax: 48399 },
     concurrentCalls: 10,
-    scenarios: [
-      'basic',
-      'concurrent',
-      'reinvite',
-      'late-offer',
-      'cancel-early-media',
-      'rejected',
-      'ng-rtpstat',
-      'bridge',
-    ],
+    scenarios: [...CALL_SCENARIOS, 'ng-rtpstat', 'bridge'],
   });
 }

@@ -32,6 +32,16 @@ type ScenarioName =
   | 'playback'
   | 'bridge';
 
+/** The calls every control kind runs: offer/answer, concurrency, re-INVITE, late offer, CANCEL, 486. */
+export const CALL_SCENARIOS = [
+  'basic',
+  'concurrent',
+  'reinvite',
+  'late-offer',
+  'cancel-early-media',
+  'rejected',
+] as const satisfies readonly ScenarioName[];
+
 export interface SuiteConfig extends RigConfig {
   readonly scenarios: readonly ScenarioName[];
   /** Calls in the concurrency scenario. */
