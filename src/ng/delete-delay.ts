@@ -44,9 +44,4 @@ export class PendingDeletes {
     clearTimeout(pending.timer);
     this.#byCall.delete(callId);
   }
-
-  /** Whether the call has a pending delete. */
-  has(callId: string): boolean {
-    return this.#byCall.has(callId);
-  }
 }

@@ -11,9 +11,9 @@ import type { SdpStream } from './sdp.ts';
  * The SDP's address, unless the request says otherwise: `media address` replaces it; with
  * `SIP-source-address` the `received from` address (the SIP message's source) does; without
  * `trust-address`, a private or link-local SDP address is replaced by a public `received from`
- * address of the same family (a phone behind NAT writes its private address). The port is always the SDP's: latching follows a
- * NAT's port. A held stream is held, a stream without a numeric address learns its party from
- * packets.
+ * address of the same family (a phone behind NAT writes its private address). The port is always
+ * the SDP's: latching follows a NAT's port. A held stream is held, a stream without a numeric
+ * address learns its party from packets.
  */
 export function remoteFor(stream: SdpStream, request: NgRequest): RemoteSpec {
   const remote = stream.remote;
