@@ -1,5 +1,6 @@
 /**
- * One interop rig: our daemon, Kamailio driving it (over the UDP or the unix control socket) and,
+ * One interop rig: our daemon (or, to compare, the reference rtpengine over ng), Kamailio driving
+ * it (over the UDP or the unix control socket, or ng) and,
  * per scenario, a SIPp caller and callee with tcpdump capturing everything they and the daemon
  * exchange. `Rig.call()` runs one scenario and returns what the wire showed; `checkCalls()` holds
  * the checks every scenario shares (SDP points at the daemon, RTP relayed both ways, no session
