@@ -1,8 +1,7 @@
 /**
  * One interop rig: our daemon (or, to compare, the reference rtpengine over ng), Kamailio driving
- * it (over the UDP or the unix control socket, or ng) and,
- * per scenario, a SIPp caller and callee with tcpdump capturing everything they and the daemon
- * exchange. `Rig.call()` runs one scenario and returns what the wire showed; `checkCalls()` holds
+ * it (over the UDP or the unix control socket, or ng) and, per scenario, a SIPp caller and callee
+ * with tcpdump capturing everything they and the daemon exchange. `Rig.call()` runs one scenario and returns what the wire showed; `checkCalls()` holds
  * the checks every scenario shares (SDP points at the daemon, RTP relayed both ways, no session
  * left, Kamailio logged no error). With `set`, Kamailio's set 0 holds several daemons, each with its
  * own media window and weight, and a call's checks count them all.
