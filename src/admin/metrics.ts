@@ -65,6 +65,10 @@ const NG_VERBS: ReadonlySet<string> = new Set([
   'statistics',
   'start recording',
   'stop recording',
+  'play media',
+  'stop media',
+  'block media',
+  'unblock media',
 ]);
 const ERROR_CODES = new Set<number>(Object.values(ECODES).map((e) => e.code));
 const ERROR_REPLY = /^E(\d+)/;

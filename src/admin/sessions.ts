@@ -66,6 +66,8 @@ interface LegDetail {
   readonly weak: boolean;
   readonly recording: boolean;
   readonly playing: boolean;
+  /** The leg's party is blocked (ng `block media`): the RTP it sends is dropped. */
+  readonly blocked: boolean;
   readonly rtp: StreamDetail;
   readonly rtcp: StreamDetail;
 }
@@ -227,6 +229,7 @@ export function detail(session: Session, ctx: SessionViewContext): SessionDetail
     weak: leg.weak,
     recording: leg.recorder !== undefined,
     playing: leg.rtp.playing,
+    blocked: leg.rtp.blocked,
     rtp: stream(leg.rtp, 'rtp'),
     rtcp: stream(leg.rtcp, 'rtcp'),
   });

@@ -58,6 +58,11 @@ export class RelayStream extends RelaySocket implements MediaStream {
    * the other party sends towards it are dropped, not recorded and not relayed.
    */
   playing = false;
+  /**
+   * This stream's party is blocked (ng `block media`, docs/ng.md): the RTP it sends is dropped,
+   * not recorded and not relayed.
+   */
+  blocked = false;
 
   /** Bytes (UDP payload) of the accepted packets. */
   nbytesIn = 0;
@@ -218,8 +223,9 @@ export class RelayStream extends RelaySocket implements MediaStream {
   #relay(msg: Buffer, from: Endpoint | undefined): void {
     const stats = this.#settings.stats;
     const out = this.peer;
-    // The one per-packet playback check (docs/protocol.md 4.8): muted towards a party hearing a prompt.
-    if (out?.playing === true) {
+    // The per-packet mute checks: towards a party hearing a prompt (docs/protocol.md 4.8), or
+    // from a blocked party (docs/ng.md).
+    if (out?.playing === true || this.blocked) {
       this.ndropped += 1;
       stats.npktsDiscard += 1;
       return;

@@ -71,6 +71,8 @@ export interface MediaStream extends StreamCounters {
   tap: PacketTap | undefined;
   /** A prompt plays out of this stream: the other party's packets towards it are dropped. */
   playing: boolean;
+  /** The party of this stream is blocked (ng `block media`): the RTP it sends is dropped. */
+  blocked: boolean;
   /** Told when a packet reaches the relay stage; the owning session sets itself here. */
   activity: ActivitySink;
   readonly remoteAddress: string | undefined;

@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { CommandOrigin, Family, LocalChoice, RemoteSpec } from '../base/net.ts';
+import type { Side } from '../base/side.ts';
 import { RelayError, type RelayErrorCode } from '../session/errors.ts';
 import type { LegAnswer, OfferRequest, SessionManager } from '../session/manager.ts';
 import type { Session } from '../session/session.ts';
@@ -55,6 +56,7 @@ type NgManager = Pick<
   | 'stopRecordingCall'
   | 'play'
   | 'stopPlayback'
+  | 'blockMedia'
 >;
 
 export interface NgDispatcherDeps {
@@ -91,8 +93,6 @@ const RELAY_REASONS: Readonly<Record<RelayErrorCode, string>> = {
 /** Commands of rtpengine that the relay does not carry out, with the reason it answers. */
 const UNSUPPORTED_COMMANDS: Readonly<Record<string, string>> = {
   'pause recording': 'pausing a recording is not supported: stop recording, then start it again',
-  'block media': 'blocking media is not supported',
-  'unblock media': 'blocking media is not supported',
   'silence media': 'silencing media is not supported',
   'unsilence media': 'silencing media is not supported',
   'block dtmf': 'DTMF handling is not supported',
@@ -121,6 +121,8 @@ const ICE_REMOVED: ReadonlySet<string> = new Set(['remove', 'default']);
 const RTCP_MUX_OK: ReadonlySet<string> = new Set(['accept', 'reject']);
 
 const NO_RECORDING = 'recording is not available: start the relay with a recording directory (-r)';
+
+const BOTH_SIDES: readonly Side[] = [0, 1];
 
 class NgError extends Error {}
 
@@ -201,6 +203,9 @@ export class NgDispatcher {
         return this.#playMedia(request);
       case 'stop media':
         return this.#stopMedia(request);
+      case 'block media':
+      case 'unblock media':
+        return this.#blockMedia(request, request.command === 'block media');
       default: {
         const reason = UNSUPPORTED_COMMANDS[request.command];
         return errorDict(reason ?? 'Unrecognized command');
@@ -388,18 +393,19 @@ export class NgDispatcher {
   }
 
   /**
-   * The audio sessions a media command acts on, each with the leg facing the selected party and
-   * that party's tag: the `from-tag`'s party, or with `all` every party (rtpengine's
-   * `media_block_match`), or the error-reason.
+   * The sessions a media command acts on (the audio ones unless `anyMedia`), each with the leg
+   * facing the selected party and that party's tag: the `from-tag`'s party, or with `all` every
+   * party (rtpengine's `media_block_match`), or the error-reason.
    */
   #mediaTargets(
     request: NgRequest,
+    anyMedia = false,
   ): { targets: { found: FoundSession; party: string }[] } | { error: string } {
     const callId = request.callId;
     if (callId === undefined) return { error: 'No call-id in message' };
     const sessions = this.#d.manager
       .sessionsOf(callId)
-      .filter((s) => (this.#meta.get(s)?.type ?? 'audio') === 'audio');
+      .filter((s) => anyMedia || (this.#meta.get(s)?.type ?? 'audio') === 'audio');
     if (sessions.length === 0) return { error: 'Unknown call-ID' };
     const targets: { found: FoundSession; party: string }[] = [];
     for (const session of sessions) {
@@ -471,6 +477,31 @@ export class NgDispatcher {
       if (this.#d.manager.stopPlayback(found)) stopped = true;
     }
     return stopped ? { result: 'ok' } : errorDict('Not currently playing media');
+  }
+
+  /**
+   * `block media` / `unblock media`: the RTP the `from-tag`'s party sends, in every media section,
+   * is dropped (or relayed again); without a from-tag, or with `all`, every party's, as rtpengine
+   * blocks the entire call. The reply follows the kernel's removal, so no packet after it passes.
+   */
+  async #blockMedia(request: NgRequest, blocked: boolean): Promise<Dict> {
+    let found: FoundSession[];
+    if (request.all || request.fromTag === undefined) {
+      // Both legs of every session, whether or not an answer named the other party yet.
+      const callId = request.callId;
+      if (callId === undefined) return errorDict('No call-id in message');
+      const sessions = this.#d.manager.sessionsOf(callId);
+      if (sessions.length === 0) return errorDict('Unknown call-ID');
+      found = sessions.flatMap((session) =>
+        BOTH_SIDES.map((legT1): FoundSession => ({ session, legT1 })),
+      );
+    } else {
+      const selected = this.#mediaTargets(request, true);
+      if ('error' in selected) return errorDict(selected.error);
+      found = selected.targets.map((target) => target.found);
+    }
+    await this.#d.manager.blockMedia(found, blocked);
+    return { result: 'ok' };
   }
 
   async #query(request: NgRequest): Promise<Dict> {

@@ -437,6 +437,16 @@ export class SessionManager {
     return this.#playback.stop(found);
   }
 
+  /**
+   * ng `block media` / `unblock media` (docs/ng.md): the RTP that the party facing each found leg
+   * sends is dropped, or relayed again. Resolves once a blocked stream has left the kernel, so
+   * that no packet after the reply passes; an unblocked one may go back to it.
+   */
+  async blockMedia(found: readonly FoundSession[], blocked: boolean): Promise<void> {
+    for (const { session, legT1 } of found) session.legs[legT1].rtp.blocked = blocked;
+    await this.#toUserspace(found.map((f) => f.session));
+  }
+
   /** Sessions of the call selected by the prefix rule, with the leg facing T1 (1 via T1, 0 via T2). */
   *#prefixLegs(callId: string, tag1: string, tag2: string | undefined): Generator<PrefixSelected> {
     for (const session of [...(this.#byCall.get(callId) ?? [])]) {

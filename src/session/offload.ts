@@ -24,6 +24,7 @@ export type UserspaceReason =
   | 'latching'
   | 'recording'
   | 'playing'
+  | 'blocked'
   | 'relatch'
   | 'asymmetric'
   | 'resizing'
@@ -174,6 +175,7 @@ export class SessionOffload {
     if (!isLatched(a) || !isLatched(b)) return 'latching';
     if (a.tap !== undefined || b.tap !== undefined) return 'recording';
     if (a.playing || b.playing) return 'playing';
+    if (a.blocked || b.blocked) return 'blocked';
     if (a.relatching || b.relatching) return 'relatch';
     if (a.asymmetric || b.asymmetric) return 'asymmetric';
     if (a.repacketizeMs !== undefined || b.repacketizeMs !== undefined) return 'resizing';

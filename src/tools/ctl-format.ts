@@ -233,6 +233,7 @@ function formatLeg(side: 'caller' | 'callee', leg: unknown): string[] {
     ['weak', field(leg, 'weak')],
     ['recording', field(leg, 'recording')],
     ['playing', field(leg, 'playing')],
+    ['blocked', field(leg, 'blocked')],
   ]
     .map(([name, value]) => `${String(name)} ${yesNo(value)}`)
     .join(', ');

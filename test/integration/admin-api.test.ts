@@ -238,6 +238,7 @@ t.test('GET /sessions/{callid}: both legs, counters, RTP analysis', async (t) =>
     weak: false,
     recording: false,
     playing: false,
+    blocked: false,
     rtp: {
       remote: { address: '127.0.0.1', port: c.a.port },
       latched: true,

@@ -17,6 +17,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { encodeBencode } from '../../src/ng/bencode.ts';
 import { readAdhocHeader } from '../../src/record/adhoc.ts';
 import { parseSamples } from '../helpers/metrics.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -70,6 +71,25 @@ function scrapeIn(ns: string, port: number): Promise<string> {
     `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`,
   ]);
 }
+/**
+ * One ng request (docs/ng.md) to the daemon's ng socket on `port` of namespace `ns`, sent from
+ * inside it; resolves with the reply's dictionary, as text. Each request has a cookie of its own:
+ * the daemon answers a cookie it has seen from its reply cache.
+ */
+let ngCookies = 0;
+function ngIn(ns: string, port: number, request: Record<string, string>): Promise<string> {
+  ngCookies += 1;
+  const cookie = Buffer.from(`k${String(ngCookies)} `);
+  const datagram = Buffer.concat([cookie, encodeBencode(request)]).toString('base64');
+  const script = [
+    "const s = require('node:dgram').createSocket('udp4');",
+    'const timer = setTimeout(() => process.exit(2), 5000);',
+    "s.on('message', (m) => { clearTimeout(timer); process.stdout.write(m.subarray(m.indexOf(32) + 1)); s.close(); });",
+    `s.send(Buffer.from('${datagram}', 'base64'), ${String(port)}, '127.0.0.1');`,
+  ].join(' ');
+  return runIn(ns, 'env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', script]);
+}
+
 /** How long an offload, a withdrawal or a counter read may take: sweeps run once a second. */
 const KERNEL_DEADLINE_MS = 15_000;
 /** The caller's and the callee's SSRC. */
@@ -813,6 +833,79 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
     );
     t.equal(await d.stop(), 0, 'clean exit');
   });
+
+  t.test(
+    'ng block media in mid-call: out of the kernel, nothing passes until unblock',
+    async (t) => {
+      const ngPort = 2223;
+      const d = await daemon(t, [
+        ...['-l', R4, '--kernel', 'on'],
+        ...['-s', `ng:udp:127.0.0.1:${String(ngPort)}`],
+      ]);
+      const [a, b] = await parties(t, 6650, 7650);
+      const { call, keys } = await kernelCall(t, d, 'block', a, b, { relay: R4 });
+      const fwd0 = await elements(relay, 'kfwd4');
+      // 20 ms apart, at most 20 s of it.
+      const stream = a.send({
+        to: call.toA.addr,
+        port: call.toA.port,
+        count: 1000,
+        intervalMs: 20,
+        ssrc: SSRC_A,
+        firstSeq: 2,
+      });
+      await waitFor('kernel-forwarded packets before block media', async () =>
+        packetsOf(await elements(relay, 'kfwd4'), keys[0]) - packetsOf(fwd0, keys[0]) >= 20
+          ? true
+          : undefined,
+      );
+      const party = { 'call-id': call.id, 'from-tag': call.from };
+      t.match(
+        await ngIn(relay, ngPort, { ...party, command: 'block media' }),
+        /6:result2:ok/,
+        'block media: ok',
+      );
+      const blocked = Date.now();
+      await waitState(d, call.id, { rtp: /^userspace\(blocked\)$/ }, 5000);
+      t.pass('Iv: rtp=userspace(blocked)');
+      await sleep(600);
+      const unblocking = Date.now();
+      t.match(
+        await ngIn(relay, ngPort, { ...party, command: 'unblock media' }),
+        /6:result2:ok/,
+        'unblock media: ok',
+      );
+      const unblocked = Date.now();
+      await waitState(d, call.id, { rtp: /^kernel$/ });
+      t.pass('unblocked: back in the kernel');
+      await sleep(600);
+      const result = await stream.stop();
+      const last = result.firstSeq + result.sent - 1;
+      const rb = await waitFor("the caller's last packet at the callee", async () => {
+        const r = await b.report();
+        return seqsOf(r, SSRC_A).includes(last) ? r : undefined;
+      });
+      const got = new Set(seqsOf(rb, SSRC_A));
+      const sentWhen = (range: (at: number) => boolean): number[] =>
+        result.sentAt.flatMap((at, i) => (range(at) ? [result.firstSeq + i] : []));
+      const whileBlocked = sentWhen((at) => at > blocked && at < unblocking);
+      t.ok(whileBlocked.length >= 10, `packets sent while blocked: ${String(whileBlocked.length)}`);
+      t.same(
+        whileBlocked.filter((seq) => got.has(seq)),
+        [],
+        'none of them reached the callee',
+      );
+      const afterUnblock = sentWhen((at) => at > unblocked);
+      t.ok(afterUnblock.length >= 10, `packets sent after unblock: ${String(afterUnblock.length)}`);
+      t.same(
+        afterUnblock.filter((seq) => !got.has(seq)),
+        [],
+        'every one of them reached the callee',
+      );
+      t.equal(await d.command(`D ${call.id} ${call.from} ${call.to}`), '0');
+      t.equal(await d.stop(), 0, 'clean exit');
+    },
+  );
 
   t.test('a third party gets nothing through', async (t) => {
     const d = await daemon(t, ['-l', R4, '--kernel', 'on']);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { waitUntil } from '../helpers/control.ts';
 import { type RunningDaemon, startDaemon, type Teardown } from '../helpers/daemon.ts';
+import { waitFor } from '../helpers/netns.ts';
 import { mediaPort, NgClient, type NgReplyDict, sdpOf } from '../helpers/ng.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { Peer, portWindow, rtpPacket, uniqueCall, waitPortsFree } from '../helpers/udp.ts';
@@ -17,13 +18,14 @@ interface Rig {
   readonly ng: NgClient;
 }
 
-async function rig(test: Teardown): Promise<Rig> {
+async function rig(test: Teardown, window = 90, extra: readonly string[] = []): Promise<Rig> {
   const d = await startDaemon(test, [
     '-l',
     '127.0.0.1',
     '-s',
     'ng:udp:127.0.0.1:0',
-    ...portWindow(90),
+    ...portWindow(window),
+    ...extra,
   ]);
   const port = d.daemon.controlPort(1);
   if (port === undefined) throw new Error('no ng port');
@@ -469,6 +471,67 @@ t.test('ng', async (t) => {
     t.equal((await ng.request({ command: 'delete', 'call-id': ngCall.id }))['result'], 'ok');
   });
 });
+
+/**
+ * block media and unblock media over real sockets, with media on a worker (the default here) and
+ * on the main thread: what the blocked party sends is dropped, what it is sent still arrives.
+ */
+for (const [workers, window] of [
+  ['1', 93],
+  ['0', 94],
+] as const) {
+  t.test(
+    `block media drops a party's RTP until unblock media (--workers ${workers})`,
+    async (t) => {
+      const { d, ng } = await rig(t, window, ['--workers', workers]);
+      const { call, caller, callee, toCaller, toCallee, relay } = await answeredCall(
+        t,
+        ng,
+        'ngblock',
+      );
+      await relay();
+      const ok = { result: 'ok' };
+      const party = { 'call-id': call.id, 'from-tag': call.from };
+      let seq = 100;
+      const fromCaller = (): Buffer => rtpPacket({ seq: (seq += 1), ssrc: 0x1111 });
+      const fromCallee = (): Buffer => rtpPacket({ seq: (seq += 1), ssrc: 0x2222, fill: 0x55 });
+
+      t.strictSame(await ng.request({ ...party, command: 'block media' }), ok);
+      const discarded = async (): Promise<number> => Number(await d.command('G npkts_discard'));
+      const before = await discarded();
+      await caller.send(fromCaller(), toCaller);
+      await callee.expectNothing(300);
+      t.pass("the blocked caller's RTP does not reach the callee");
+      const reply = fromCallee();
+      await callee.send(reply, toCallee);
+      await caller.expect(reply, toCaller);
+      t.pass('the blocked caller still hears the callee');
+      await waitFor('the dropped packet counted as discarded', async () =>
+        (await discarded()) > before ? true : undefined,
+      );
+
+      t.strictSame(await ng.request({ ...party, command: 'unblock media' }), ok);
+      await relay();
+      t.pass('unblock media: both ways again');
+
+      t.strictSame(await ng.request({ command: 'block media', 'call-id': call.id }), ok);
+      await caller.send(fromCaller(), toCaller);
+      await callee.send(fromCallee(), toCallee);
+      await callee.expectNothing(300);
+      await caller.expectNothing(100);
+      t.pass('without a from-tag the whole call is blocked');
+      t.strictSame(await ng.request({ command: 'unblock media', 'call-id': call.id }), ok);
+      await relay();
+      t.pass('and unblocked');
+
+      t.match(
+        await ng.request({ command: 'block media', 'call-id': call.id, 'from-tag': 'nobody' }),
+        { result: 'error', 'error-reason': 'From-tag given, but no such tag exists' },
+      );
+      t.equal((await ng.request({ ...party, command: 'delete' }))['result'], 'ok');
+    },
+  );
+}
 
 t.test('start recording and stop recording write both legs of the call (-r)', async (t) => {
   const dir = tempDir(t, 'ngrec');

@@ -226,6 +226,7 @@ interface StreamFlags {
   readonly complete: boolean;
   readonly asymmetric: boolean;
   readonly playing: boolean;
+  readonly blocked: boolean;
   /** A recorder runs: the worker posts every accepted packet back ('tap'). */
   readonly tap: boolean;
 }
@@ -251,6 +252,7 @@ export interface MirroredStream {
   complete: boolean;
   asymmetric: boolean;
   playing: boolean;
+  blocked: boolean;
   tap: PacketTap | undefined;
   prefill(address: string, port: number): void;
   repacketize(ms: number | undefined): void;
@@ -268,6 +270,7 @@ export function applyStreamChange(
   if (change.complete !== undefined) stream.complete = change.complete;
   if (change.asymmetric !== undefined) stream.asymmetric = change.asymmetric;
   if (change.playing !== undefined) stream.playing = change.playing;
+  if (change.blocked !== undefined) stream.blocked = change.blocked;
   if (change.tap !== undefined) stream.tap = change.tap ? tap() : undefined;
   if (change.prefill !== undefined) stream.prefill(change.prefill.address, change.prefill.port);
   if (change.resizeMs !== undefined) {

@@ -28,6 +28,7 @@ export class WorkerStream implements MediaStream {
   #complete = false;
   #asymmetric = false;
   #playing = false;
+  #blocked = false;
   #tap: PacketTap | undefined;
   #repacketizeMs: number | undefined;
   #bound = false;
@@ -118,6 +119,13 @@ export class WorkerStream implements MediaStream {
   set playing(value: boolean) {
     this.#change({ playing: value });
     this.#playing = value;
+  }
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+  set blocked(value: boolean) {
+    this.#change({ blocked: value });
+    this.#blocked = value;
   }
   get tap(): PacketTap | undefined {
     return this.#tap;

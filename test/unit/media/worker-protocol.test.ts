@@ -55,6 +55,10 @@ t.test('each flag is applied alone, the others stay', async (t) => {
   t.same([s.complete, s.asymmetric, s.playing], [true, true, true]);
   applyStreamChange(s, { complete: false }, () => tap);
   t.same([s.complete, s.asymmetric, s.playing], [false, true, true]);
+  applyStreamChange(s, { blocked: true }, () => tap);
+  t.same([s.complete, s.asymmetric, s.playing, s.blocked], [false, true, true, true]);
+  applyStreamChange(s, { playing: false }, () => tap);
+  t.same([s.playing, s.blocked], [false, true], 'the end of a prompt leaves a block alone');
 });
 
 t.test('tap: true installs the worker recorder, false removes it', async (t) => {

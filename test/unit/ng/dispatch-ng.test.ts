@@ -81,7 +81,16 @@ class FakeManager {
     },
     stopPlayback: (found: FoundSession) =>
       this.playing.delete(`${found.session.tag}/${String(found.legT1)}`),
+    blockMedia: (found: readonly FoundSession[], blocked: boolean) => {
+      for (const f of found) {
+        const key = `${f.session.tag}/${String(f.legT1)}`;
+        if (blocked) this.blocked.add(key);
+        else this.blocked.delete(key);
+      }
+      return Promise.resolve();
+    },
   };
+  readonly blocked = new Set<string>();
   noPrompt = false;
   readonly played: unknown[][] = [];
   readonly playing = new Set<string>();
@@ -311,6 +320,53 @@ t.test('an IPv6 stream on hold binds on the IPv6 address', async (t) => {
   t.strictSame(fake.calls[0]?.req.remote, { kind: 'hold' });
   t.strictSame(fake.calls[0]?.req.local, { kind: 'family', family: 6 });
   t.match(reply['sdp'], /^c=IN IP6 ::\r$/m, 'the hold goes on');
+});
+
+t.test('block media and unblock media: a party, or the whole call, in every section', async (t) => {
+  const fake = new FakeManager();
+  const d = dispatcher(fake);
+  await run(d, { command: 'offer', 'call-id': 'c7', 'from-tag': 'ft', sdp: SDP });
+  await run(d, { command: 'answer', 'call-id': 'c7', 'from-tag': 'ft', 'to-tag': 'tt', sdp: SDP });
+  const blocked = (): string[] => [...fake.blocked].sort();
+
+  const ok = { result: 'ok' };
+  t.strictSame(await run(d, { 'call-id': 'c7', command: 'block media', 'from-tag': 'tt' }), ok);
+  // The callee is the other party of both sessions (audio and video): leg 0 faces it.
+  t.strictSame(blocked(), ['ft;1/0', 'ft;3/0'], "the from-tag's party, video included");
+  t.strictSame(await run(d, { 'call-id': 'c7', command: 'unblock media', 'from-tag': 'tt' }), ok);
+  t.strictSame(blocked(), []);
+
+  t.strictSame(await run(d, { 'call-id': 'c7', command: 'block media' }), ok);
+  t.strictSame(
+    blocked(),
+    ['ft;1/0', 'ft;1/1', 'ft;3/0', 'ft;3/1'],
+    'no from-tag: the entire call, as rtpengine',
+  );
+  await run(d, { 'call-id': 'c7', command: 'unblock media', 'from-tag': 'ft' });
+  t.strictSame(blocked(), ['ft;1/0', 'ft;3/0'], 'unblocking one party leaves the other blocked');
+  await run(d, { 'call-id': 'c7', command: 'unblock media', all: 'all' });
+  t.strictSame(blocked(), []);
+
+  const errors: readonly (readonly [NgOut, string])[] = [
+    [{ command: 'block media', 'from-tag': 'ft' }, 'No call-id in message'],
+    [{ command: 'block media', 'call-id': 'nope' }, 'Unknown call-ID'],
+    [
+      { command: 'unblock media', 'call-id': 'c7', 'from-tag': 'zz' },
+      'From-tag given, but no such tag exists',
+    ],
+  ];
+  for (const [dict, reason] of errors) {
+    t.strictSame(await run(d, dict), { 'error-reason': reason, result: 'error' }, reason);
+  }
+  t.strictSame(blocked(), [], 'an error blocks nothing');
+
+  await run(d, { command: 'offer', 'call-id': 'c8', 'from-tag': 'f8', sdp: SDP });
+  t.strictSame(await run(d, { 'call-id': 'c8', command: 'block media', all: 'all' }), ok);
+  t.strictSame(
+    blocked(),
+    ['f8;1/0', 'f8;1/1', 'f8;3/0', 'f8;3/1'],
+    'the whole call before the answer: both legs, the callee not named yet',
+  );
 });
 
 t.test(

@@ -120,6 +120,7 @@ function legDetail(side: 'caller' | 'callee', port: number) {
     weak: side === 'callee',
     recording: true,
     playing: false,
+    blocked: false,
     rtp: stream(side === 'caller' ? 120 : 80, true),
     rtcp: { ...stream(3, false), remote: null, latched: false, path: 'kernel' },
   };
@@ -225,7 +226,7 @@ t.test('runCtl(show) URL-encodes the call-id and prints every session in detail'
     /^ {2}caller leg: local 127\.0\.0\.1:35002 \(advertised 198\.51\.100\.1\), ttl 58 s$/m,
   );
   t.match(text, /^ {2}callee leg: local 127\.0\.0\.1:35000/m);
-  t.match(text, /on hold no, weak yes, recording yes, playing no/, 'callee flags');
+  t.match(text, /on hold no, weak yes, recording yes, playing no, blocked no/, 'callee flags');
   t.match(text, /rtp {2}remote \[2001:db8::7\]:7000 \(latched\), path userspace \(recording\)/);
   t.match(text, /in 120 packets 20640 bytes, relayed 119, dropped 1, ignored 0, send errors 0/);
   t.match(text, /rtpa received 120, duplicates 0, lost 2, sent 122, parse errors 0/);
