@@ -1,12 +1,12 @@
 /**
  * Kamailio's rtpengine module drives our daemon over the ng protocol (docs/ng.md) while SIPp
  * places real calls with real RTP through both: the SDP Kamailio gets back from offer and answer
- * points at the daemon, and the media goes through it both ways. Beyond the calls of
- * rtpengine-ng.test.ts (the same scenarios against the reference), it runs what only this relay
- * does the same way: start_recording() (both legs into -r), play_media() of a prompt, and bridge
- * mode with `direction`. Needs kamailio (with rtpengine.so), sipp (sip-tester) and tcpdump, and
- * root for the capture; see suite.ts for what happens without them. Own addresses and port
- * windows, so it runs beside the other files.
+ * points at the daemon, and the media goes through it both ways. Beyond the calls it shares with
+ * rtpengine-ng.test.ts (the same scenarios against the reference, block_media() and bridge mode
+ * with `direction` included), it runs what only this relay does the same way: start_recording()
+ * (both legs into -r) and play_media() of a prompt. Needs kamailio (with rtpengine.so), sipp
+ * (sip-tester) and tcpdump, and root for the capture; see suite.ts for what happens without
+ * them. Own addresses and port windows, so it runs beside the other files.
  */
 import t from 'tap';
 import { CALL_SCENARIOS, runSuite } from './suite.ts';
@@ -23,5 +23,5 @@ await runSuite(t, {
   bridge: { external: '127.0.0.11', portMin: 49800, portMax: 49899 },
   playback: true,
   concurrentCalls: 10,
-  scenarios: [...CALL_SCENARIOS, 'ng-rtpstat', 'recording', 'playback', 'bridge'],
+  scenarios: [...CALL_SCENARIOS, 'ng-rtpstat', 'recording', 'playback', 'block', 'bridge'],
 });

@@ -5,8 +5,9 @@
  * media checks (SDP pointing at the relay, every RTP packet relayed unchanged both ways, no call
  * left) pass for both. Left out here, and run against ours only: start_recording() (rtpengine
  * writes its own spool format for its recording daemon), play_media() (rtpengine decodes audio
- * files with ffmpeg, ours plays prompts prepared per payload type). Bridge mode runs on both:
- * rtpengine with interfaces named "internal" and "external", ours with -l INTERNAL/EXTERNAL.
+ * files with ffmpeg, ours plays prompts prepared per payload type). block_media() of the caller
+ * runs on both. Bridge mode too: rtpengine with interfaces named "internal" and "external", ours
+ * with -l INTERNAL/EXTERNAL.
  * Needs rtpengine besides what the suite needs; without it the file fails as root (CI installs
  * it with .ci/run) and skips otherwise.
  */
@@ -32,6 +33,6 @@ if (RtpengineDaemon.binary() === undefined) {
     portMax: 49999,
     bridge: { external: '127.0.0.14', portMin: 48300, portMax: 48399 },
     concurrentCalls: 10,
-    scenarios: [...CALL_SCENARIOS, 'ng-rtpstat', 'bridge'],
+    scenarios: [...CALL_SCENARIOS, 'ng-rtpstat', 'block', 'bridge'],
   });
 }

@@ -30,6 +30,7 @@ type ScenarioName =
   | 'rtpstat'
   | 'ng-rtpstat'
   | 'playback'
+  | 'block'
   | 'bridge';
 
 /** The calls every control kind runs: offer/answer, concurrency, re-INVITE, late offer, CANCEL, 486. */
@@ -492,6 +493,48 @@ const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
         );
       });
     }
+  },
+
+  block: async (t, rig) => {
+    const title =
+      "block_media(from-tag of the caller): the callee hears none of the caller's RTP, the caller hears the callee";
+    await t.test(title, async (t) => {
+      const run = await rig.call(t, { title: 'block', service: 'block', uac: 'uac', uas: 'uas' });
+      const [v] = checkCalls(t, run, {
+        calls: 1,
+        minPackets: 0,
+        uasSdpIn: 'INVITE',
+        uacSdpIn: '200/INVITE',
+      });
+      if (v === undefined) return;
+      const callerTag = v.control.find((c) => c.verb === 'offer')?.ng?.['from-tag'];
+      const block = v.control.filter((c) => c.verb === 'block media');
+      t.ok(
+        block.length === 1 && callerTag !== undefined && block[0]?.ng?.['from-tag'] === callerTag,
+        "Kamailio sent block media once, with the caller's tag",
+        { control: v.control.map((c) => [c.verb, c.ng?.['from-tag']]) },
+      );
+      const f = run.flows(v);
+      const toCaller = matchRelayed(f.daemonToCaller, f.calleeToDaemon);
+      t.ok(
+        f.callerToDaemon.length >= MIN_PACKETS,
+        `caller -> relay: ${String(f.callerToDaemon.length)} RTP packets`,
+      );
+      t.equal(f.daemonToCallee.length, 0, 'relay -> callee: none, the caller is blocked');
+      t.ok(
+        f.calleeToDaemon.length >= MIN_PACKETS,
+        `callee -> relay: ${String(f.calleeToDaemon.length)} RTP packets`,
+      );
+      t.ok(
+        f.daemonToCaller.length >= MIN_PACKETS,
+        `relay -> caller (relayed): ${String(f.daemonToCaller.length)} RTP packets`,
+      );
+      t.ok(
+        toCaller.changed === 0 && toCaller.unmatched <= run.dropped,
+        'every packet the caller got came from the callee, unchanged',
+        { ...toCaller, notCaptured: run.dropped },
+      );
+    });
   },
 
   bridge: async (t, rig, config) => {
