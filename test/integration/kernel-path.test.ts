@@ -454,6 +454,35 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
   }
 
   /**
+   * A kernelCall on R4 whose caller then streams RTP (20 ms apart, at most 20 s of it, from
+   * sequence 2), once the kernel has forwarded 20 of its packets.
+   */
+  async function streamingKernelCall(
+    t: Test,
+    d: NsDaemon,
+    id: string,
+    a: Party,
+    b: Party,
+  ): Promise<{ call: Call; stream: ReturnType<Party['send']> }> {
+    const { call, keys } = await kernelCall(t, d, id, a, b, { relay: R4 });
+    const fwd0 = await elements(relay, 'kfwd4');
+    const stream = a.send({
+      to: call.toA.addr,
+      port: call.toA.port,
+      count: 1000,
+      intervalMs: 20,
+      ssrc: SSRC_A,
+      firstSeq: 2,
+    });
+    await waitFor(`kernel-forwarded packets of ${id}`, async () =>
+      packetsOf(await elements(relay, 'kfwd4'), keys[0]) - packetsOf(fwd0, keys[0]) >= 20
+        ? true
+        : undefined,
+    );
+    return { call, stream };
+  }
+
+  /**
    * The common body of the relaying subtests: after the kernel took the call, `n` packets each
    * way arrive complete, from the relay's ports, counted by the kfwd elements and never by the
    * relay's input; Q counts them.
@@ -787,22 +816,7 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
     const dir = tempDir(t, 'kpath-rec');
     const d = await daemon(t, ['-l', R4, '--kernel', 'on', '-r', dir]);
     const [a, b] = await parties(t, 6600, 7600);
-    const { call, keys } = await kernelCall(t, d, 'record', a, b, { relay: R4 });
-    const fwd0 = await elements(relay, 'kfwd4');
-    // 20 ms apart, at most 20 s of it.
-    const stream = a.send({
-      to: call.toA.addr,
-      port: call.toA.port,
-      count: 1000,
-      intervalMs: 20,
-      ssrc: SSRC_A,
-      firstSeq: 2,
-    });
-    await waitFor('kernel-forwarded packets before R', async () =>
-      packetsOf(await elements(relay, 'kfwd4'), keys[0]) - packetsOf(fwd0, keys[0]) >= 20
-        ? true
-        : undefined,
-    );
+    const { call, stream } = await streamingKernelCall(t, d, 'record', a, b);
     t.equal(await d.command(`R ${call.id} ${call.from} ${call.to}`), '0', 'R');
     const replied = Date.now();
     await waitState(d, call.id, { rtp: /^userspace\(recording\)$/ }, 5000);
@@ -843,22 +857,7 @@ t.test('kernel fast path through network namespaces', { skip }, async (t) => {
         ...['-s', `ng:udp:127.0.0.1:${String(ngPort)}`],
       ]);
       const [a, b] = await parties(t, 6650, 7650);
-      const { call, keys } = await kernelCall(t, d, 'block', a, b, { relay: R4 });
-      const fwd0 = await elements(relay, 'kfwd4');
-      // 20 ms apart, at most 20 s of it.
-      const stream = a.send({
-        to: call.toA.addr,
-        port: call.toA.port,
-        count: 1000,
-        intervalMs: 20,
-        ssrc: SSRC_A,
-        firstSeq: 2,
-      });
-      await waitFor('kernel-forwarded packets before block media', async () =>
-        packetsOf(await elements(relay, 'kfwd4'), keys[0]) - packetsOf(fwd0, keys[0]) >= 20
-          ? true
-          : undefined,
-      );
+      const { call, stream } = await streamingKernelCall(t, d, 'block', a, b);
       const party = { 'call-id': call.id, 'from-tag': call.from };
       t.match(
         await ngIn(relay, ngPort, { ...party, command: 'block media' }),
