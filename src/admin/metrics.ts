@@ -168,7 +168,8 @@ export class DaemonMetrics {
     );
     this.#labeledCounter(
       'rtpproxy_packets_dropped_total',
-      'Packets not relayed, by reason: no_destination (session or peer not known yet), source ' +
+      'Packets not relayed, by reason: no_destination (session or peer not known yet, or muted: ' +
+        'towards a party hearing a prompt, from a blocked party), source ' +
         '(refused by the source check), resizer (re-packetizer overflow), send_error.',
       'reason',
       () => {
