@@ -34,7 +34,7 @@ import type {
   KernelForwarder,
 } from '../base/forward.ts';
 import type { Family } from '../base/net.ts';
-import { makeRateLimiter } from '../util/logger.ts';
+import { type BatchOutcome, Batcher } from './batcher.ts';
 import type { NftJsonRun } from './runner.ts';
 
 /** The first mark id; ids run from here up, KERNEL_MARK_IDS of them. */
@@ -43,10 +43,6 @@ export const KERNEL_MARK_BASE = 0x72700000;
 const KERNEL_MARK_IDS = 0xfffff;
 /** IP and UDP header bytes the counters count beyond the UDP payload. */
 const HEADER_BYTES: Readonly<Record<Family, number>> = { 4: 28, 6: 48 };
-/** After a failed transaction, the next one (a rebuild) waits this long. */
-const RETRY_MS = 1000;
-/** One failure line per this window. */
-const FAILURE_LOG_MS = 60_000;
 
 /** The maps of the kernel path, by role and family. */
 const MAPS = {
@@ -227,27 +223,39 @@ export class KernelFlows implements KernelForwarder {
   readonly #unsettled = new Set<Flow>();
   readonly #free: number[] = [];
   #nextId = 1;
-  /** The transaction in flight, and the directions it adds. */
-  #busy: Promise<void> | undefined;
+  readonly #batcher: Batcher;
+  /** The directions the transaction in flight adds. */
   #inFlight = new Set<Flow>();
-  #scheduled = false;
   /** A caller of read() waits for every counter. */
   #readWanted = false;
-  /** Waiting for the next transaction to end. */
-  #waiters: (() => void)[] = [];
   /** A transaction failed: the next one rebuilds the maps from the flows. */
   #resync = false;
-  #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #ready = false;
-  readonly #failureLog: (key: string) => boolean;
-  committed = 0;
-  failed = 0;
+  /** Transactions that read every counter, since start. */
   reads = 0;
 
   constructor(options: KernelFlowsOptions) {
     this.#opts = options;
-    this.#failureLog = makeRateLimiter(FAILURE_LOG_MS, options.now);
+    this.#batcher = new Batcher(
+      { pending: () => this.#pending(), run: () => this.#run() },
+      {
+        logger: options.logger,
+        now: options.now,
+        table: options.table,
+        warning: 'kernel path update failed; rebuilding its maps',
+      },
+    );
+  }
+
+  /** Transactions committed since start. */
+  get committed(): number {
+    return this.#batcher.committed;
+  }
+
+  /** Transactions nft refused since start. */
+  get failed(): number {
+    return this.#batcher.failed;
   }
 
   /** The table with the kernel path's rules exists. */
@@ -262,7 +270,7 @@ export class KernelFlows implements KernelForwarder {
   /** The table was created with the kernel path's maps and chains: directions may go in. */
   start(): void {
     this.#ready = true;
-    this.#schedule();
+    this.#batcher.schedule();
   }
 
   /** Directions forwarded, or on their way in. */
@@ -277,7 +285,7 @@ export class KernelFlows implements KernelForwarder {
     const flow = new Flow(direction, id, traffic);
     this.#flows.set(id, flow);
     this.#unsettled.add(flow);
-    this.#schedule();
+    this.#batcher.schedule();
     return flow;
   }
 
@@ -291,29 +299,25 @@ export class KernelFlows implements KernelForwarder {
     if (handle.state === 'leaving') return;
     handle.state = 'leaving';
     this.#unsettled.add(handle);
-    this.#schedule();
+    this.#batcher.schedule();
   }
 
   settled(): Promise<void> {
     if (!this.ready) return Promise.resolve();
-    if (!this.#pending() && this.#busy === undefined) return Promise.resolve();
-    if (!this.#pending() && this.#busy !== undefined) return this.#busy;
-    return this.#nextTransaction();
+    return this.#batcher.settled();
   }
 
   read(): Promise<void> {
     if (!this.ready || this.#flows.size === 0) return Promise.resolve();
     this.#readWanted = true;
-    this.#schedule();
-    return this.#nextTransaction();
+    this.#batcher.schedule();
+    return this.#batcher.nextTransaction();
   }
 
   /** Stops: no transaction after the one in flight (the table goes with the daemon). */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    await this.#busy;
-    for (const wake of this.#waiters.splice(0)) wake();
+    await this.#batcher.stop();
   }
 
   #allocate(): number {
@@ -334,38 +338,13 @@ export class KernelFlows implements KernelForwarder {
     return this.#readWanted || this.#resync || this.#unsettled.size > 0;
   }
 
-  /** Resolves when the next transaction ends; at once when none will run. */
-  #nextTransaction(): Promise<void> {
-    if (!this.ready) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-    });
-  }
-
-  #schedule(): void {
-    if (!this.ready || this.#scheduled || this.#busy !== undefined) return;
-    if (this.#retryTimer !== undefined) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#flush();
-    });
-  }
-
-  #flush(): void {
-    if (!this.ready || !this.#pending()) {
-      for (const wake of this.#waiters.splice(0)) wake();
-      return;
-    }
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    const done = (this.#resync ? this.#rebuild() : this.#transaction()).then(() => {
-      this.#busy = undefined;
+  /** One transaction: a rebuild after a failure, else what was asked since the last one. */
+  async #run(): Promise<BatchOutcome> {
+    try {
+      return await (this.#resync ? this.#rebuild() : this.#transaction());
+    } finally {
       this.#inFlight = new Set();
-      if (this.#pending()) this.#schedule();
-      for (const wake of waiters) wake();
-    });
-    this.#busy = done;
+    }
   }
 
   #ref(): { family: string; table: string } {
@@ -373,7 +352,7 @@ export class KernelFlows implements KernelForwarder {
   }
 
   /** Reads what was asked for, removes the leaving directions, adds the new ones. */
-  async #transaction(): Promise<void> {
+  async #transaction(): Promise<BatchOutcome> {
     const table = this.#opts.table;
     const unsettled = [...this.#unsettled];
     const leaving = unsettled.filter((f) => f.state === 'leaving');
@@ -397,16 +376,13 @@ export class KernelFlows implements KernelForwarder {
       ...byMap('add', table, adding.map(hookOf)),
     ];
     const result = await this.#opts.run(commands);
-    if (!result.ok) {
-      this.#failedWith(result.message);
-      return;
-    }
-    this.committed += 1;
+    if (!result.ok) return this.#failedWith(result.message);
     if (readAll) this.reads += 1;
     this.#report(parseCounters(result.output));
     for (const flow of leaving) this.#forget(flow);
     // A direction removed while its elements were on their way in leaves with the next one.
     for (const flow of adding) this.#settle(flow);
+    return { ok: true };
   }
 
   /** A flow's elements are in: nothing left to do for it, unless it was removed meanwhile. */
@@ -421,7 +397,7 @@ export class KernelFlows implements KernelForwarder {
    * the directions that should be in are added again (their counters are kept, or created).
    * Directions that were leaving are left out; their counters stay until the table goes.
    */
-  async #rebuild(): Promise<void> {
+  async #rebuild(): Promise<BatchOutcome> {
     this.#readWanted = false;
     for (const flow of [...this.#flows.values()]) if (flow.state === 'leaving') this.#forget(flow);
     const keep = [...this.#flows.values()];
@@ -435,14 +411,11 @@ export class KernelFlows implements KernelForwarder {
       ...byMap('add', table, keep.map(hookOf)),
     ];
     const result = await this.#opts.run(commands);
-    if (!result.ok) {
-      this.#failedWith(result.message);
-      return;
-    }
-    this.committed += 1;
+    if (!result.ok) return this.#failedWith(result.message);
     this.#resync = false;
     this.#report(parseCounters(result.output));
     for (const flow of keep) this.#settle(flow);
+    return { ok: true };
   }
 
   /** Hands each direction the packets its counter counted since the previous reset. */
@@ -457,22 +430,11 @@ export class KernelFlows implements KernelForwarder {
 
   /**
    * The transaction changed nothing; what the maps hold is in doubt (someone else may have
-   * changed the table), so the next one rebuilds them, after a pause.
+   * changed the table), so the next one rebuilds them, after the batcher's pause.
    */
-  #failedWith(message: string): void {
-    this.failed += 1;
+  #failedWith(message: string): BatchOutcome {
     this.#resync = true;
-    if (this.#failureLog('batch')) {
-      this.#opts.logger.warn(
-        { table: this.#opts.table, reason: message, failed: this.failed },
-        'kernel path update failed; rebuilding its maps',
-      );
-    }
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#schedule();
-    }, RETRY_MS);
-    this.#retryTimer.unref();
+    return { ok: false, message };
   }
 }
 

@@ -2,14 +2,15 @@
  * The daemon's own nftables table (docs/architecture.md, "The nftables table"): one `inet` table
  * named after the instance, created at start (replacing a table of the same name that a crashed
  * instance left), removed at exit. Its chains and rules are fixed when it is created; afterwards
- * only map elements change, in batched transactions: whatever was set while a transaction ran goes
- * into the next one, so there is at most one `nft` child at a time, and a burst of calls costs one
- * transaction, not one per call. The exit status of each transaction is its acknowledgement.
+ * only map elements change, in batched transactions (batcher.ts): whatever was set while a
+ * transaction ran goes into the next one, so there is at most one `nft` child at a time, and a
+ * burst of calls costs one transaction, not one per call. The exit status of each transaction is
+ * its acknowledgement.
  *
  * Nothing here is on the packet path: set() only records the wish and returns.
  */
 import type { Logger } from 'pino';
-import { makeRateLimiter } from '../util/logger.ts';
+import { type BatchOutcome, Batcher } from './batcher.ts';
 import type { NftResult, NftRun } from './runner.ts';
 
 /** The address family of the table: IPv4 and IPv6 rules can share it. */
@@ -17,10 +18,8 @@ const NFT_FAMILY = 'inet';
 
 /** Lines of one transaction at most; the rest waits for the next. */
 const BATCH_MAX_LINES = 4000;
-/** After a failed transaction, the next one waits this long (the table may be gone). */
-const RETRY_MS = 1000;
-/** One failure line per this window. */
-const FAILURE_LOG_MS = 60_000;
+/** settled() waits for this many transactions at most. */
+const SETTLE_ROUNDS = 100;
 
 /** The table's contents: definition lines, and the maps whose elements it manages. */
 export interface NftTableOptions {
@@ -73,17 +72,12 @@ export class NftTable {
   readonly name: string;
   readonly #opts: NftTableOptions;
   readonly #maps = new Map<string, MapState>();
-  readonly #failureLog: (key: string) => boolean;
+  readonly #batcher: Batcher;
   #state: TableState = 'new';
-  /** The transaction in flight. */
-  #busy: Promise<void> | undefined;
-  #scheduled = false;
+  /** The creating transaction, while it runs: close() waits for it. */
+  #creating: Promise<unknown> | undefined;
   /** A transaction failed: the next one flushes the maps and adds every desired element. */
   #resync = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  /** Element transactions committed / failed since start. */
-  committedBatches = 0;
-  failedBatches = 0;
 
   constructor(options: NftTableOptions) {
     if (!isTableName(options.name)) throw new TypeError(`bad nftables table name ${options.name}`);
@@ -92,7 +86,25 @@ export class NftTable {
     for (const map of options.maps) {
       this.#maps.set(map, { desired: new Map(), committed: new Map(), dirty: new Set() });
     }
-    this.#failureLog = makeRateLimiter(FAILURE_LOG_MS, options.now);
+    this.#batcher = new Batcher(
+      { pending: () => this.#pending(), run: () => this.#transaction() },
+      {
+        logger: options.logger,
+        now: options.now,
+        table: options.name,
+        warning: 'nftables update failed; retrying with the whole maps',
+      },
+    );
+  }
+
+  /** Element transactions committed since start. */
+  get committedBatches(): number {
+    return this.#batcher.committed;
+  }
+
+  /** Element transactions nft refused since start. */
+  get failedBatches(): number {
+    return this.#batcher.failed;
   }
 
   /** The table exists and element changes reach it. */
@@ -129,15 +141,15 @@ export class NftTable {
       ].join('\n');
       const pending = this.#opts.run(script);
       // close() waits for it before it removes the table.
-      this.#busy = pending.then(() => undefined);
+      this.#creating = pending;
       result = await pending;
-      this.#busy = undefined;
+      this.#creating = undefined;
       if (result.ok || this.#isClosed()) break;
       refused ??= result.message;
     }
     if (this.#isClosed()) return { ...result, variant };
     this.#state = result.ok ? 'open' : 'failed';
-    if (result.ok) this.#schedule();
+    if (result.ok) this.#batcher.schedule();
     else for (const map of this.#maps.values()) map.desired.clear();
     return { ...result, variant, ...(result.ok && refused !== undefined ? { refused } : {}) };
   }
@@ -154,22 +166,15 @@ export class NftTable {
     if (value === undefined) state.desired.delete(key);
     else state.desired.set(key, value);
     state.dirty.add(key);
-    this.#schedule();
+    this.#batcher.schedule();
   }
 
-  /** Resolves once every change set so far is committed, or its transaction failed. */
-  async settled(): Promise<void> {
-    // Bounded: each round waits for one transaction, and a round only repeats when new changes
-    // came in meanwhile.
-    for (let round = 0; round < 100; round += 1) {
-      if (this.#scheduled) await new Promise((resolve) => setImmediate(resolve));
-      const busy = this.#busy;
-      if (busy === undefined) {
-        if (!this.#scheduled) return;
-        continue;
-      }
-      await busy;
-    }
+  /**
+   * Resolves once every change set so far is committed, or its transaction failed; bounded, as a
+   * transaction carries {@link BATCH_MAX_LINES} lines at most.
+   */
+  settled(): Promise<void> {
+    return this.#batcher.settled(SETTLE_ROUNDS);
   }
 
   /** Removes the table (after the transaction in flight). Idempotent. */
@@ -177,8 +182,8 @@ export class NftTable {
     const was = this.#state;
     if (was === 'closed') return;
     this.#state = 'closed';
-    clearTimeout(this.#retryTimer);
-    await this.#busy;
+    await this.#creating;
+    await this.#batcher.stop();
     if (was === 'new' || was === 'failed') return;
     const result = await this.#opts.run(`delete table ${NFT_FAMILY} ${this.name}\n`);
     if (!result.ok) {
@@ -194,18 +199,13 @@ export class NftTable {
     return this.#state === 'closed';
   }
 
-  #schedule(): void {
-    if (this.#state !== 'open' || this.#scheduled || this.#busy !== undefined) return;
-    if (this.#retryTimer !== undefined) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#flush();
-    });
+  #pending(): boolean {
+    if (this.#state !== 'open') return false;
+    return this.#resync || [...this.#maps.values()].some((m) => m.dirty.size > 0);
   }
 
-  #flush(): void {
-    if (this.#state !== 'open') return;
+  /** One transaction: the changed elements (at most {@link BATCH_MAX_LINES} lines), or all. */
+  async #transaction(): Promise<BatchOutcome | undefined> {
     const t = `${NFT_FAMILY} ${this.name}`;
     const lines: string[] = [];
     const changes: Change[] = [];
@@ -233,43 +233,26 @@ export class NftTable {
         }
       }
     }
-    if (lines.length === 0) return;
-    const done = this.#opts.run(`${lines.join('\n')}\n`).then((result) => {
-      this.#busy = undefined;
-      this.#settle(result, changes, resync);
-    });
-    this.#busy = done;
+    if (lines.length === 0) return undefined;
+    const result = await this.#opts.run(`${lines.join('\n')}\n`);
+    this.#settle(result, changes, resync);
+    return result;
   }
 
   #settle(result: NftResult, changes: readonly Change[], resync: boolean): void {
-    if (result.ok) {
-      this.committedBatches += 1;
-      if (resync) {
-        this.#resync = false;
-        for (const map of this.#maps.values()) map.committed = new Map();
-      }
-      for (const { map, key, value } of changes) {
-        if (value === undefined) map.committed.delete(key);
-        else map.committed.set(key, value);
-      }
-    } else {
-      this.failedBatches += 1;
+    if (!result.ok) {
       // The transaction left the kernel as it was; what the table holds is now in doubt (someone
       // else may have changed it), so the next transaction rebuilds the maps from what we want.
       this.#resync = true;
-      if (this.#failureLog('batch')) {
-        this.#opts.logger.warn(
-          { table: this.name, reason: result.message, failed: this.failedBatches },
-          'nftables update failed; retrying with the whole maps',
-        );
-      }
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.#schedule();
-      }, RETRY_MS);
-      this.#retryTimer.unref();
       return;
     }
-    if (this.#resync || [...this.#maps.values()].some((m) => m.dirty.size > 0)) this.#schedule();
+    if (resync) {
+      this.#resync = false;
+      for (const map of this.#maps.values()) map.committed = new Map();
+    }
+    for (const { map, key, value } of changes) {
+      if (value === undefined) map.committed.delete(key);
+      else map.committed.set(key, value);
+    }
   }
 }
