@@ -401,12 +401,9 @@ export class NgDispatcher {
     request: NgRequest,
     anyMedia = false,
   ): { targets: { found: FoundSession; party: string }[] } | { error: string } {
-    const callId = request.callId;
-    if (callId === undefined) return { error: 'No call-id in message' };
-    const sessions = this.#d.manager
-      .sessionsOf(callId)
-      .filter((s) => anyMedia || (this.#meta.get(s)?.type ?? 'audio') === 'audio');
-    if (sessions.length === 0) return { error: 'Unknown call-ID' };
+    const call = this.#mediaSessions(request, anyMedia);
+    if ('error' in call) return call;
+    const { sessions } = call;
     const targets: { found: FoundSession; party: string }[] = [];
     for (const session of sessions) {
       const own = splitTag(session.tag).base;
@@ -429,6 +426,19 @@ export class NgDispatcher {
       return { error: 'No participant party specified' };
     }
     return { error: 'From-tag given, but no such tag exists' };
+  }
+
+  /** The call's sessions a media command acts on (the audio ones unless `anyMedia`), or the error. */
+  #mediaSessions(
+    request: NgRequest,
+    anyMedia: boolean,
+  ): { sessions: readonly Session[] } | { error: string } {
+    const callId = request.callId;
+    if (callId === undefined) return { error: 'No call-id in message' };
+    const sessions = this.#d.manager
+      .sessionsOf(callId)
+      .filter((s) => anyMedia || (this.#meta.get(s)?.type ?? 'audio') === 'audio');
+    return sessions.length === 0 ? { error: 'Unknown call-ID' } : { sessions };
   }
 
   /**
@@ -488,11 +498,9 @@ export class NgDispatcher {
     let found: FoundSession[];
     if (request.all || request.fromTag === undefined) {
       // Both legs of every session, whether or not an answer named the other party yet.
-      const callId = request.callId;
-      if (callId === undefined) return errorDict('No call-id in message');
-      const sessions = this.#d.manager.sessionsOf(callId);
-      if (sessions.length === 0) return errorDict('Unknown call-ID');
-      found = sessions.flatMap((session) =>
+      const call = this.#mediaSessions(request, true);
+      if ('error' in call) return errorDict(call.error);
+      found = call.sessions.flatMap((session) =>
         BOTH_SIDES.map((legT1): FoundSession => ({ session, legT1 })),
       );
     } else {
